@@ -1,0 +1,48 @@
+"""cairn: versioned, content-addressed artifact storage for data pipelines."""
+
+from .artifact import Artifact
+from .cache import CleanupReport
+from .errors import (
+    CairnError,
+    Conflict,
+    Finalized,
+    IntegrityError,
+    InvalidName,
+    NotFound,
+    PermissionDenied,
+    ReferenceChanged,
+)
+from .gc import GCReport
+from .manifest import Chunk, Diff, Entry, Manifest
+from .names import Ref
+from .repository import Repository
+from .run import Run
+from .transfer import UploadStats
+from .verify import VerifyReport
+from .version import ArtifactVersion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact",
+    "ArtifactVersion",
+    "CairnError",
+    "Chunk",
+    "CleanupReport",
+    "Conflict",
+    "Diff",
+    "Entry",
+    "Finalized",
+    "GCReport",
+    "IntegrityError",
+    "InvalidName",
+    "Manifest",
+    "NotFound",
+    "PermissionDenied",
+    "Ref",
+    "ReferenceChanged",
+    "Repository",
+    "Run",
+    "UploadStats",
+    "VerifyReport",
+]

@@ -1,0 +1,176 @@
+"""`Artifact`: the client-side builder of a version (files, folders, new files, removals)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import CairnError, Conflict, NotFound
+from .manifest import Entry, Manifest
+from .names import check_name, check_path, join_path
+
+if TYPE_CHECKING:
+    from .version import ArtifactVersion
+
+
+class Artifact:
+    """Files to log as the next version of a collection `name` of type `type`.
+
+    A draft (from `ArtifactVersion.new_draft()`) starts from its parent's manifest: only
+    what is added or removed is hashed and stored when it is logged.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str = "dataset",
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self.name = check_name(name, kind="artifact name")
+        self.type = check_name(type, kind="artifact type")
+        self.description = description
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._files: dict[str, str] = {}  # logical path -> absolute local path
+        self._entries: dict[str, Entry] = {}  # logical path -> ready entry (references)
+        self._base: Manifest | None = None
+        self._parent: ArtifactVersion | None = None
+        self._removed: set[str] = set()
+        self._tmpdir: str | None = None
+
+    # -- adding ------------------------------------------------------------------------
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> Artifact:
+        """Add one local file at logical path `name` (default: its file name)."""
+        path = os.fspath(local_path)
+        if not os.path.isfile(path):
+            raise NotFound(f"cannot add {path!r}: no such file")
+        self._put(check_path(name or os.path.basename(path)), os.path.abspath(path))
+        return self
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> Artifact:
+        """Add every file below a local folder, under the prefix `name` (default: the root)."""
+        root = os.path.abspath(os.fspath(local_path))
+        if not os.path.isdir(root):
+            raise NotFound(f"cannot add {os.fspath(local_path)!r}: no such folder")
+        prefix = check_path(name) if name else None
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            rel = os.path.relpath(folder, root)
+            for f in sorted(files):
+                full = os.path.join(folder, f)
+                if not os.path.isfile(full):
+                    continue  # sockets, broken links
+                inner = f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}"
+                self._put(join_path(prefix, inner), full)
+        return self
+
+    @contextmanager
+    def new_file(
+        self, name: str, mode: str = "w", encoding: str | None = "utf-8"
+    ) -> Iterator[IO[Any]]:
+        """Write a file straight into the artifact: `with art.new_file("a.txt") as f: ...`."""
+        path = check_path(name)
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="cairn-new-")
+            weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
+        local = os.path.join(self._tmpdir, *path.split("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        if "b" in mode:
+            encoding = None
+        with open(local, mode, encoding=encoding) as f:
+            yield f
+        self._put(path, local)
+
+    def add_entry(self, entry: Entry) -> Artifact:
+        """Add a ready-made entry (a reference, or content already in the store)."""
+        self._check_free(entry.path, None)
+        self._entries[entry.path] = entry
+        self._removed.discard(entry.path)
+        return self
+
+    def remove(self, name: str) -> Artifact:
+        """Remove a file, or every file under a folder, from this artifact or draft."""
+        path = check_path(name)
+        below = path + "/"
+        hit = False
+        for table in (self._files, self._entries):
+            for p in [p for p in table if p == path or p.startswith(below)]:
+                del table[p]
+                hit = True
+        if self._base is not None:
+            for p in self._base:
+                if p == path or p.startswith(below):
+                    self._removed.add(p)
+                    hit = True
+        if not hit:
+            raise NotFound(f"cannot remove {path!r}: no such file or folder in {self.name}")
+        return self
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def parent(self) -> ArtifactVersion | None:
+        """The version a draft was made from."""
+        return self._parent
+
+    @property
+    def local_files(self) -> dict[str, str]:
+        return dict(self._files)
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        return dict(self._entries)
+
+    def base_entries(self) -> list[Entry]:
+        """Entries kept from the draft's parent (all of them minus removed and replaced)."""
+        if self._base is None:
+            return []
+        return [
+            e
+            for p, e in self._base.items()
+            if p not in self._removed and p not in self._files and p not in self._entries
+        ]
+
+    def __repr__(self) -> str:
+        kind = f"draft of {self._parent.ref}" if self._parent else "new"
+        return f"<Artifact {self.name} ({self.type}), {kind}, {len(self._files)} files added>"
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _put(self, path: str, local: str) -> None:
+        self._check_free(path, local)
+        self._files[path] = local
+        self._removed.discard(path)
+
+    def _check_free(self, path: str, local: str | None) -> None:
+        previous = self._files.get(path)
+        if previous is not None and previous != local:
+            raise Conflict(
+                f"{path!r} was already added from {previous!r}; remove it first to replace it"
+            )
+        if path in self._entries and local is not None:
+            raise Conflict(f"{path!r} was already added as a reference; remove it first")
+
+    @classmethod
+    def _draft(cls, parent: ArtifactVersion, manifest: Manifest) -> Artifact:
+        art = cls(
+            parent.name,
+            parent.type,
+            description=parent.description,
+            metadata=dict(parent.metadata),
+        )
+        art._base = manifest
+        art._parent = parent
+        return art
+
+
+def require_content(art: Artifact) -> None:
+    if not (art.local_files or art.entries or art.base_entries()):
+        raise CairnError(f"artifact {art.name} has no files; add some before logging it")

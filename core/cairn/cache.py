@@ -1,0 +1,176 @@
+"""The local download cache: one verified, read-only file per content digest.
+
+Every version shares it, so a file common to many versions is fetched once; checkouts
+hardlink from it where the filesystem allows and copy otherwise. An index records each
+file's size, mtime and last use: a cache file whose stamp changed is re-verified before
+it is trusted, and `cleanup` evicts the least recently used first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO
+
+import blake3
+
+from .errors import IntegrityError
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    files_removed: int
+    bytes_freed: int
+    bytes_kept: int
+
+
+class Cache:
+    def __init__(self, root: str):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        os.makedirs(os.path.join(self.root, "files"), exist_ok=True)
+        self._db = sqlite3.connect(
+            os.path.join(self.root, "index.db"), timeout=60, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (digest TEXT PRIMARY KEY, size INTEGER, "
+            "mtime_ns INTEGER, last_used REAL)"
+        )
+        self._lock = threading.Lock()
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.root, "files", digest[:2], digest[2:])
+
+    def has(self, digest: str, size: int) -> bool:
+        """True when a trusted copy of `digest` is cached (re-verified if its stamp moved)."""
+        path = self.path(digest)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, mtime_ns FROM files WHERE digest = ?", (digest,)
+            ).fetchone()
+        if row == (size, st.st_mtime_ns) and st.st_size == size:
+            return True
+        # unknown or changed since cached: trust it only if it still hashes right
+        if st.st_size == size and _hash_file(path) == digest:
+            self._record(digest, size, st.st_mtime_ns)
+            return True
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return False
+
+    def write(
+        self, digest: str, size: int, fill: Callable[[IO[bytes]], str], *, label: str = ""
+    ) -> str:
+        """Create the cache file for `digest` from `fill(fileobj) -> digest written`.
+
+        The bytes are verified before the file becomes visible; a mismatch raises
+        IntegrityError and leaves nothing behind.
+        """
+        final = self.path(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                got = fill(f)
+            if got != digest:
+                raise IntegrityError(
+                    f"{label or digest}: content read back does not match its digest "
+                    f"{digest} (got {got}); run `cairn verify`"
+                )
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._record(digest, size, os.stat(final).st_mtime_ns)
+        return final
+
+    def touch(self, digests: Iterable[str]) -> None:
+        now = time.time()
+        with self._lock, self._db:
+            self._db.executemany(
+                "UPDATE files SET last_used = ? WHERE digest = ?", [(now, d) for d in digests]
+            )
+
+    def _record(self, digest: str, size: int, mtime_ns: int) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                (digest, size, mtime_ns, time.time()),
+            )
+
+    def size(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM files").fetchone()[0])
+
+    def cleanup(self, max_bytes: int) -> CleanupReport:
+        """Evict least recently used files until the cache holds at most `max_bytes`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT digest, size FROM files ORDER BY last_used DESC"
+            ).fetchall()
+        kept, doomed = 0, []
+        for digest, size in rows:
+            if kept + size <= max_bytes:
+                kept += size
+            else:
+                doomed.append((digest, size))
+        for digest, _ in doomed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(digest))
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM files WHERE digest = ?", [(d,) for d, _ in doomed])
+        return CleanupReport(len(doomed), sum(s for _, s in doomed), kept)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _hash_file(path: str) -> str:
+    h = blake3.blake3()
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkout(source: str, dest: str, *, link: bool = True) -> None:
+    """Place `source` at `dest`: a hardlink when allowed (read-only), else a writable copy."""
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    try:
+        st_dest = os.lstat(dest)
+    except FileNotFoundError:
+        st_dest = None
+    if st_dest is not None:
+        st_src = os.stat(source)
+        if (st_dest.st_ino, st_dest.st_dev) == (st_src.st_ino, st_src.st_dev):
+            return
+        os.unlink(dest)
+    if link:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:
+            pass
+    tmp = f"{dest}.cairn-tmp"
+    with open(source, "rb") as src, open(tmp, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        copied = 0
+        while copied < size:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
+            if n == 0:
+                break
+            copied += n
+    os.replace(tmp, dest)

@@ -1,0 +1,136 @@
+"""Connecting to the catalog database: SQLite (WAL) or PostgreSQL, schema via Alembic.
+
+Write transactions are serialised where version numbers are handed out: on SQLite every
+write transaction is BEGIN IMMEDIATE; on PostgreSQL the collection row is locked
+FOR UPDATE. The GC guard keeps garbage collection and writers' existence checks apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
+
+from ..errors import CairnError
+from .schema import metadata
+
+# Alembic revision this code expects; bump with every migration.
+SCHEMA_HEAD = "0001"
+_GC_LOCK_KEY = 0x0CA1_2600
+
+
+class Catalog:
+    """A handle on the catalog database."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        if migrate:
+            ensure_schema(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that commits on success and rolls back on any error."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(cairn_write=True)
+            with conn.begin():
+                yield conn
+
+    def gc_guard(self, conn: Connection, *, exclusive: bool) -> None:
+        """Take the GC lock inside `conn`'s transaction (released when it ends).
+
+        Writers take it shared while they record the objects they rely on and check
+        which exist; GC takes it exclusive while it computes the live set and deletes.
+        On SQLite every write transaction is already exclusive.
+        """
+        if self.dialect == "postgresql":
+            fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            conn.execute(text(f"SELECT {fn}(:k)"), {"k": _GC_LOCK_KEY})
+
+    def lock_row(self, conn: Connection, table: Any, row_id: int) -> None:
+        """Lock one row until the transaction ends (a no-op on SQLite, already serial)."""
+        if self.dialect == "postgresql":
+            conn.execute(table.select().where(table.c.id == row_id).with_for_update())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def sqlite_url(home: str) -> str:
+    return f"sqlite:///{os.path.join(home, 'catalog.db')}"
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, poolclass=pool.NullPool, connect_args={"timeout": 300, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+    except ImportError as exc:
+        raise CairnError(
+            f"cannot open catalog {url.split('@')[-1]!r}: driver missing ({exc}); "
+            "install cairn[postgres]"
+        ) from exc
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own is too late)
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=300000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("cairn_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create or upgrade the schema with Alembic, unless it is already at head."""
+    with engine.connect() as conn:
+        current = _current_revision(conn)
+    if current == SCHEMA_HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).resolve().parent.parent / "migrations"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(here))
+    with engine.connect() as conn:
+        conn = conn.execution_options(cairn_write=True)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+
+
+def _current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    conn.rollback()
+    return row[0] if row else None
+
+
+__all__ = ["Catalog", "metadata", "sqlite_url", "ensure_schema"]

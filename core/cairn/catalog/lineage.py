@@ -1,0 +1,99 @@
+"""Runs and the lineage edges run -logged-> version and version -used by-> run."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from ..errors import NotFound
+from .records import version_query
+from .schema import parts, runs, usages, versions
+from .sql import insert_ignore, now
+
+
+def create_run(
+    conn: Connection,
+    project_id: int,
+    *,
+    name: str | None,
+    job_type: str | None,
+    group: str | None,
+    kind: str,
+    attributes: dict[str, Any],
+    run_id: str | None = None,
+) -> str:
+    """Create a run, or reuse the one with the same id (an orchestrator's task retry)."""
+    rid = run_id or uuid.uuid4().hex
+    insert_ignore(
+        conn,
+        runs,
+        {
+            "id": rid,
+            "project_id": project_id,
+            "name": name,
+            "job_type": job_type,
+            "group_name": group,
+            "kind": kind,
+            "attributes": attributes,
+            "state": "running",
+            "created_at": now(),
+        },
+        ["id"],
+    )
+    return rid
+
+
+def finish_run(conn: Connection, run_id: str, state: str) -> None:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=now()))
+
+
+def get_run(conn: Connection, run_id: str) -> Row:
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"run {run_id} not found")
+    return row
+
+
+def record_use(conn: Connection, run_id: str, version_id: int) -> None:
+    insert_ignore(
+        conn,
+        usages,
+        {"run_id": run_id, "version_id": version_id, "created_at": now()},
+        ["run_id", "version_id"],
+    )
+
+
+def users_of(conn: Connection, version_id: int) -> list[Row]:
+    q = (
+        select(runs)
+        .join(usages, usages.c.run_id == runs.c.id)
+        .where(usages.c.version_id == version_id)
+        .order_by(usages.c.created_at)
+    )
+    return list(conn.execute(q))
+
+
+def logged_by_run(conn: Connection, run_id: str) -> list[Row]:
+    q = version_query().where(versions.c.run_id == run_id).order_by(versions.c.id)
+    return list(conn.execute(q))
+
+
+def used_by_run(conn: Connection, run_id: str) -> list[Row]:
+    q = (
+        version_query()
+        .join(usages, usages.c.version_id == versions.c.id)
+        .where(usages.c.run_id == run_id)
+        .order_by(usages.c.created_at)
+    )
+    return list(conn.execute(q))
+
+
+def contributors_of(conn: Connection, version_id: int) -> list[Row]:
+    q = (
+        select(runs)
+        .where(runs.c.id.in_(select(parts.c.run_id).where(parts.c.version_id == version_id)))
+        .order_by(runs.c.created_at)
+    )
+    return list(conn.execute(q))

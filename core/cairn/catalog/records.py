@@ -1,0 +1,301 @@
+"""Projects, collections, versions, aliases and manifests in the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, and_, delete, func, select, update
+
+from ..errors import Conflict, NotFound
+from ..manifest import Manifest
+from ..names import LATEST, Ref
+from .schema import aliases, collections, manifests, projects, versions
+from .sql import insert_ignore, now
+
+PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
+
+
+def project_id(conn: Connection, name: str, *, create: bool = False) -> int:
+    if create:
+        insert_ignore(
+            conn,
+            projects,
+            {"name": name, "visibility": "private", "created_at": now()},
+            ["name"],
+        )
+    pid = conn.scalar(select(projects.c.id).where(projects.c.name == name))
+    if pid is None:
+        raise NotFound(f"project {name!r} not found; log an artifact to it to create it")
+    return int(pid)
+
+
+def collection(
+    conn: Connection, project: str, name: str, *, type: str | None = None, create: bool = False
+) -> Row:
+    """The collection row; with create=True it is made on first use."""
+    pid = project_id(conn, project, create=create)
+    if create and type:
+        insert_ignore(
+            conn,
+            collections,
+            {"project_id": pid, "name": name, "type": type, "created_at": now()},
+            ["project_id", "name"],
+        )
+    row = conn.execute(
+        select(collections).where(collections.c.project_id == pid, collections.c.name == name)
+    ).first()
+    if row is None:
+        raise NotFound(f"artifact {project}/{name} not found")
+    if type and row.type != type:
+        raise Conflict(
+            f"artifact {project}/{name} is of type {row.type!r}, not {type!r}; "
+            "use another name or the same type"
+        )
+    return row
+
+
+def list_collections(conn: Connection, project: str | None = None) -> list[Row]:
+    q = (
+        select(
+            projects.c.name.label("project"),
+            collections.c.name,
+            collections.c.type,
+            collections.c.id,
+            func.count(versions.c.id).label("versions"),
+        )
+        .join(collections, collections.c.project_id == projects.c.id)
+        .outerjoin(
+            versions,
+            and_(versions.c.collection_id == collections.c.id, versions.c.state != DELETED),
+        )
+        .group_by(projects.c.name, collections.c.name, collections.c.type, collections.c.id)
+        .order_by(projects.c.name, collections.c.name)
+    )
+    if project:
+        q = q.where(projects.c.name == project)
+    return list(conn.execute(q))
+
+
+def list_projects(conn: Connection) -> list[Row]:
+    return list(conn.execute(select(projects).order_by(projects.c.name)))
+
+
+# -- manifests ---------------------------------------------------------------------------
+
+
+def save_manifest(conn: Connection, manifest: Manifest) -> None:
+    insert_ignore(
+        conn,
+        manifests,
+        {
+            "digest": manifest.digest,
+            "body": manifest.compressed(),
+            "size": manifest.size,
+            "file_count": len(manifest),
+            "created_at": now(),
+        },
+        ["digest"],
+    )
+
+
+def load_manifest(conn: Connection, digest: str) -> Manifest:
+    body = conn.scalar(select(manifests.c.body).where(manifests.c.digest == digest))
+    if body is None:
+        raise NotFound(f"manifest {digest} is missing from the catalog")
+    return Manifest.from_bytes(body, expect_digest=digest)
+
+
+# -- versions ------------------------------------------------------------------------------
+
+
+def version_query() -> Select[Any]:
+    """Versions joined with their collection and project names."""
+    return (
+        select(
+            versions,
+            collections.c.name.label("collection"),
+            collections.c.type,
+            projects.c.name.label("project"),
+        )
+        .join(collections, collections.c.id == versions.c.collection_id)
+        .join(projects, projects.c.id == collections.c.project_id)
+    )
+
+
+def version_by_id(conn: Connection, version_id: int) -> Row:
+    row = conn.execute(version_query().where(versions.c.id == version_id)).first()
+    if row is None:
+        raise NotFound(f"version id {version_id} not found")
+    return row
+
+
+def resolve(conn: Connection, ref: Ref) -> Row:
+    """The version a ref names; DELETED versions are not found."""
+    coll = collection(conn, ref.project, ref.name)
+    q = version_query().where(versions.c.collection_id == coll.id)
+    if ref.index is not None:
+        q = q.where(versions.c.idx == ref.index)
+    else:
+        q = q.join(
+            aliases,
+            and_(aliases.c.version_id == versions.c.id, aliases.c.name == ref.selector),
+        )
+    row = conn.execute(q).first()
+    if row is None or row.state == DELETED:
+        raise NotFound(f"version {ref} not found")
+    return row
+
+
+def list_versions(
+    conn: Connection, collection_id: int, *, include_deleted: bool = False
+) -> list[Row]:
+    q = version_query().where(versions.c.collection_id == collection_id)
+    if not include_deleted:
+        q = q.where(versions.c.state != DELETED)
+    # newest first; PENDING (no index yet) on top
+    return list(conn.execute(q.order_by(versions.c.idx.desc().nulls_first(), versions.c.id.desc())))
+
+
+def aliases_of(conn: Connection, version_ids: Iterable[int]) -> dict[int, list[str]]:
+    ids = list(version_ids)
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        rows = conn.execute(
+            select(aliases.c.version_id, aliases.c.name)
+            .where(aliases.c.version_id.in_(ids))
+            .order_by(aliases.c.name)
+        )
+        for vid, name in rows:
+            out[vid].append(name)
+    return out
+
+
+def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:
+    return conn.execute(
+        version_query().where(
+            versions.c.collection_id == collection_id,
+            versions.c.digest == digest,
+            versions.c.state == COMMITTED,
+        )
+    ).first()
+
+
+def commit(
+    conn: Connection,
+    coll: Row,
+    manifest: Manifest,
+    *,
+    description: str | None,
+    metadata: dict[str, Any],
+    run_id: str | None,
+    pending_id: int | None = None,
+) -> tuple[int, bool]:
+    """Make `manifest` a committed version of `coll`; return (version id, created).
+
+    Runs inside the caller's write transaction, after every object is durably stored.
+    The collection row lock makes the identical-content check and the index bump atomic
+    (invariants 3 and 4).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(collections.c.id).where(collections.c.id == coll.id).with_for_update())
+    existing = committed_with_digest(conn, coll.id, manifest.digest)
+    if existing is not None:
+        return existing.id, False
+    index = int(
+        conn.execute(
+            select(collections.c.next_index).where(collections.c.id == coll.id)
+        ).scalar_one()
+    )
+    conn.execute(
+        update(collections).where(collections.c.id == coll.id).values(next_index=index + 1)
+    )
+    values = {
+        "idx": index,
+        "state": COMMITTED,
+        "digest": manifest.digest,
+        "size": manifest.size,
+        "file_count": len(manifest),
+        "committed_at": now(),
+    }
+    if pending_id is not None:
+        conn.execute(update(versions).where(versions.c.id == pending_id).values(**values))
+        version_id = pending_id
+    else:
+        version_id = conn.execute(
+            versions.insert()
+            .values(
+                collection_id=coll.id,
+                description=description,
+                metadata=metadata,
+                run_id=run_id,
+                created_at=now(),
+                **values,
+            )
+            .returning(versions.c.id)
+        ).scalar_one()
+    move_latest(conn, coll.id)
+    return int(version_id), True
+
+
+def move_latest(conn: Connection, collection_id: int) -> None:
+    """Point `latest` at the newest committed version (or drop it if there is none)."""
+    newest = conn.scalar(
+        select(versions.c.id)
+        .where(versions.c.collection_id == collection_id, versions.c.state == COMMITTED)
+        .order_by(versions.c.idx.desc())
+        .limit(1)
+    )
+    conn.execute(
+        delete(aliases).where(aliases.c.collection_id == collection_id, aliases.c.name == LATEST)
+    )
+    if newest is not None:
+        conn.execute(
+            aliases.insert().values(collection_id=collection_id, name=LATEST, version_id=newest)
+        )
+
+
+def set_alias(conn: Connection, collection_id: int, name: str, version_id: int) -> None:
+    conn.execute(
+        delete(aliases).where(aliases.c.collection_id == collection_id, aliases.c.name == name)
+    )
+    conn.execute(
+        aliases.insert().values(collection_id=collection_id, name=name, version_id=version_id)
+    )
+
+
+def remove_alias(conn: Connection, collection_id: int, name: str, version_id: int) -> None:
+    conn.execute(
+        delete(aliases).where(
+            aliases.c.collection_id == collection_id,
+            aliases.c.name == name,
+            aliases.c.version_id == version_id,
+        )
+    )
+
+
+def update_version(conn: Connection, version_id: int, **values: Any) -> None:
+    conn.execute(update(versions).where(versions.c.id == version_id).values(**values))
+
+
+def mark_deleted(conn: Connection, version: Row) -> None:
+    conn.execute(delete(aliases).where(aliases.c.version_id == version.id))
+    # an abandoned distributed id may be reused by a new attempt
+    conn.execute(
+        update(versions)
+        .where(versions.c.id == version.id)
+        .values(
+            state=DELETED,
+            distributed_id=None if version.state == PENDING else version.distributed_id,
+        )
+    )
+    move_latest(conn, version.collection_id)
+
+
+def live_manifest_digests(conn: Connection) -> set[str]:
+    rows = conn.execute(select(versions.c.digest).where(versions.c.state == COMMITTED).distinct())
+    return {r[0] for r in rows}
+
+
+def project_name(conn: Connection, pid: int) -> str:
+    return str(conn.scalar(select(projects.c.name).where(projects.c.id == pid)))

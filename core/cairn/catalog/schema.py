@@ -1,0 +1,139 @@
+"""Catalog tables (SQLAlchemy Core). docs/FORMAT.md describes each one; Alembic
+migrations under cairn/migrations create and upgrade them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+DIGEST = String(64)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("visibility", String(16), nullable=False, server_default="private"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("type", String(128), nullable=False),
+    # the next version index; bumped under a row lock so numbers stay gap-free
+    Column("next_index", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_collection_name"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("body", LargeBinary, nullable=False),  # zlib-compressed canonical JSON
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("job_type", String(128), nullable=True),
+    Column("group_name", String(256), nullable=True),
+    Column("kind", String(32), nullable=False, server_default="manual"),
+    Column("attributes", JSON, nullable=False),
+    Column("state", String(16), nullable=False, server_default="running"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("collection_id", Integer, ForeignKey("collections.id"), nullable=False),
+    Column("idx", Integer, nullable=True),  # None while PENDING
+    Column("state", String(16), nullable=False),
+    Column("digest", DIGEST, nullable=True),  # manifest digest; None while PENDING
+    Column("description", Text, nullable=True),
+    Column("metadata", JSON, nullable=False),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("file_count", Integer, nullable=False, server_default="0"),
+    Column("distributed_id", String(256), nullable=True),
+    Column("run_id", String(64), ForeignKey("runs.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("collection_id", "idx", name="uq_version_index"),
+    UniqueConstraint("collection_id", "distributed_id", name="uq_version_distributed"),
+)
+Index("ix_versions_digest", versions.c.collection_id, versions.c.digest)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+)
+
+usages = Table(
+    "usages",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id"), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_usages_version", usages.c.version_id)
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("writer_id", String(256), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("entry", JSON, nullable=False),
+    Column("digest", DIGEST, nullable=True),
+    Column("run_id", String(64), ForeignKey("runs.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_parts_path", parts.c.version_id, parts.c.path)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    # a manifest whose objects the writer relies on (a draft's parent), if any
+    Column("manifest_digest", DIGEST, nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+lease_objects = Table(
+    "lease_objects",
+    metadata,
+    Column("lease_id", String(64), ForeignKey("leases.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+)

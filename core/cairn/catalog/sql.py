@@ -1,0 +1,25 @@
+"""Small SQL building blocks shared by the catalog modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def insert_ignore(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]] | dict[str, Any], keys: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = mod.insert(table).on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt, [rows] if isinstance(rows, dict) else list(rows))

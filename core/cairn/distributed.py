@@ -1,0 +1,140 @@
+"""Distributed versions: many writers upsert parts of one PENDING version, one finishes it.
+
+Parts are keyed by (version, writer, path): a retried writer replaces its own part, two
+writers claiming one path must agree on its content (DESIGN invariant 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Row, select
+
+from .artifact import Artifact
+from .catalog import parts, records
+from .catalog.schema import versions
+from .catalog.sql import insert_ignore, now
+from .errors import CairnError, Finalized
+from .manifest import Manifest
+from .names import LATEST, check_alias, check_name
+from .staging import stage, write_manifest
+
+if TYPE_CHECKING:
+    from .repository import Repository
+    from .run import Run
+    from .version import ArtifactVersion
+
+
+def upsert(
+    repo: Repository,
+    art: Artifact,
+    project: str,
+    distributed_id: str,
+    writer_id: str | None,
+    run: Run | None,
+) -> ArtifactVersion:
+    check_name(project, kind="project")
+    writer = writer_id or (run.id if run else None)
+    if not writer:
+        raise CairnError("upsert needs a writer_id (or a run) so a retry can replace its part")
+    with repo.catalog.write() as conn:
+        coll = records.collection(conn, project, art.name, type=art.type, create=True)
+        _pending(repo, conn, coll, distributed_id, create=True)
+    with stage(repo, art) as staged, repo.catalog.write() as conn:
+        pending = _pending(repo, conn, coll, distributed_id, create=False)
+        parts.replace_writer_parts(
+            conn, pending.id, writer, staged.entries, run.id if run else None
+        )
+    return repo._version_by_id(pending.id)
+
+
+def finish(
+    repo: Repository,
+    art: Artifact,
+    project: str,
+    distributed_id: str,
+    aliases: Sequence[str],
+    run: Run | None,
+) -> ArtifactVersion:
+    check_name(project, kind="project")
+    wanted = [check_alias(a) for a in aliases if a != LATEST]
+    with repo.catalog.read() as conn:
+        coll = records.collection(conn, project, art.name, type=art.type)
+        _pending(repo, conn, coll, distributed_id, create=False)
+    with stage(repo, art) as staged:
+        with repo.catalog.write() as conn:
+            pending = _pending(repo, conn, coll, distributed_id, create=False)
+            if staged.entries:
+                parts.replace_writer_parts(
+                    conn, pending.id, "__finish__", staged.entries, run.id if run else None
+                )
+            entries = parts.entries_of(conn, pending.id)
+        if not entries:
+            raise CairnError(
+                f"cannot finish {project}/{art.name} ({distributed_id}): no writer upserted "
+                "any part and the finishing artifact has no files"
+            )
+        manifest = Manifest(entries)
+        write_manifest(repo, manifest)
+        with repo.catalog.write() as conn:
+            pending = _pending(repo, conn, coll, distributed_id, create=False)
+            records.save_manifest(conn, manifest)
+            metadata = {**(pending.metadata or {}), **art.metadata}
+            records.update_version(
+                conn,
+                pending.id,
+                description=art.description or pending.description,
+                metadata=metadata,
+                run_id=run.id if run else pending.run_id,
+            )
+            version_id, created = records.commit(
+                conn,
+                coll,
+                manifest,
+                description=None,
+                metadata={},
+                run_id=None,
+                pending_id=pending.id,
+            )
+            if not created:
+                # identical to a committed version: that one stands, this id is spent
+                records.update_version(conn, pending.id, state=records.DELETED)
+            for a in wanted:
+                records.set_alias(conn, coll.id, a, version_id)
+    return repo._version_by_id(version_id)
+
+
+def _pending(
+    repo: Repository, conn: Connection, coll: Row, distributed_id: str, *, create: bool
+) -> Row:
+    """The PENDING version for `distributed_id`, locked for this transaction."""
+    if create:
+        insert_ignore(
+            conn,
+            versions,
+            {
+                "collection_id": coll.id,
+                "state": records.PENDING,
+                "distributed_id": distributed_id,
+                "metadata": {},
+                "created_at": now(),
+            },
+            ["collection_id", "distributed_id"],
+        )
+    q = select(versions).where(
+        versions.c.collection_id == coll.id, versions.c.distributed_id == distributed_id
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    if row is None:
+        raise CairnError(
+            f"no pending version {distributed_id!r} of {coll.name}: no writer upserted a part"
+        )
+    if row.state != records.PENDING:
+        raise Finalized(
+            f"version {distributed_id!r} of {coll.name} was already finished; it takes no "
+            "more parts (use a new distributed_id for a new version)"
+        )
+    return row

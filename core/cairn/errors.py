@@ -1,0 +1,35 @@
+"""The errors cairn raises. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class CairnError(Exception):
+    """Base class of every error cairn raises on purpose."""
+
+
+class NotFound(CairnError):
+    """A project, collection, version, alias, file or run does not exist."""
+
+
+class InvalidName(CairnError, ValueError):
+    """A name, alias, ref or manifest path is malformed or would escape its root."""
+
+
+class Conflict(CairnError):
+    """Two writers disagree (same path, different content) or a state forbids the change."""
+
+
+class Finalized(CairnError):
+    """A distributed version was already committed; it takes no more parts."""
+
+
+class IntegrityError(CairnError):
+    """Bytes read back do not match their recorded digest, or an object is missing."""
+
+
+class ReferenceChanged(IntegrityError):
+    """A referenced object changed at its source since it was logged."""
+
+
+class PermissionDenied(CairnError):
+    """The caller lacks the right the operation needs on a project."""

@@ -1,0 +1,101 @@
+"""Validation of names, aliases, refs and manifest paths (DESIGN invariant 10)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidName
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
+LATEST = "latest"
+
+
+def check_name(value: str, *, kind: str = "name") -> str:
+    """Return `value` if it is a valid project, collection, type or alias name."""
+    if not isinstance(value, str) or not _NAME.match(value) or value in (".", ".."):
+        raise InvalidName(
+            f"invalid {kind} {value!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_alias(value: str) -> str:
+    """Aliases are names that cannot be mistaken for a version number."""
+    check_name(value, kind="alias")
+    if _VERSION.match(value):
+        raise InvalidName(f"invalid alias {value!r}: names like v3 are version numbers")
+    return value
+
+
+def check_path(value: str) -> str:
+    """Return a normalised logical path inside an artifact, or raise InvalidName.
+
+    Paths use '/' separators, are relative, and never contain '..', '.', empty
+    segments, backslashes or NUL: a path must not be able to escape a download root
+    or a store prefix.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidName("invalid path '': a file in an artifact needs a name")
+    bad = None
+    if "\x00" in value:
+        bad = "contains NUL"
+    elif "\\" in value:
+        bad = "contains a backslash; use '/'"
+    elif value.startswith("/") or re.match(r"^[A-Za-z]:", value):
+        bad = "is absolute; paths are relative to the artifact root"
+    else:
+        parts = value.rstrip("/").split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            bad = "has an empty, '.' or '..' segment"
+        elif any(len(p.encode()) > 255 for p in parts):
+            bad = "has a segment longer than 255 bytes"
+    if bad:
+        raise InvalidName(f"invalid path {value!r}: it {bad}")
+    return value.rstrip("/")
+
+
+def join_path(prefix: str | None, name: str) -> str:
+    return check_path(f"{prefix.rstrip('/')}/{name}" if prefix else name)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed `project/name:alias`, `project/name:v3` or `name` reference."""
+
+    project: str
+    name: str
+    selector: str = LATEST
+
+    @property
+    def index(self) -> int | None:
+        """The version number when the selector is `vN`, else None."""
+        m = _VERSION.match(self.selector)
+        return int(self.selector[1:]) if m else None
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name}:{self.selector}"
+
+    @classmethod
+    def parse(cls, text: str, *, default_project: str | None = None) -> Ref:
+        if not isinstance(text, str) or not text:
+            raise InvalidName("invalid ref '': expected project/name[:alias|:vN]")
+        body, _, selector = text.partition(":")
+        selector = selector or LATEST
+        project, slash, name = body.rpartition("/")
+        if not slash:
+            if not default_project:
+                raise InvalidName(
+                    f"invalid ref {text!r}: expected project/name[:alias|:vN] "
+                    "(or set a default project)"
+                )
+            project = default_project
+        if "/" in project:
+            raise InvalidName(f"invalid ref {text!r}: expected project/name[:alias|:vN]")
+        check_name(project, kind="project")
+        check_name(name, kind="artifact name")
+        if not _VERSION.match(selector):
+            check_name(selector, kind="alias")
+        return cls(project, name, selector)

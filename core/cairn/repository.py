@@ -1,0 +1,359 @@
+"""`Repository`: a catalog plus a store, and the verbs on versions."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .artifact import Artifact, require_content
+from .cache import Cache
+from .catalog import Catalog, lineage, records, sqlite_url
+from .chunking import ChunkingParams
+from .download import Downloader
+from .errors import CairnError
+from .layout import CONFIG_KEY
+from .manifest import Diff, Entry, Manifest
+from .names import LATEST, Ref, check_alias, check_name
+from .progress import NoProgress, Progress
+from .run import Run
+from .staging import stage, write_manifest
+from .statcache import StatCache
+from .stores import Store, open_store
+from .version import ArtifactVersion
+
+STORE_FORMAT = 1
+
+
+class Repository:
+    """Open with `Repository.open()`; every argument falls back to CAIRN_* variables."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        *,
+        home: str,
+        cache_dir: str | None = None,
+        default_project: str = "default",
+        progress: Progress | None = None,
+        concurrency: int | None = None,
+    ):
+        self.catalog = catalog
+        self.store = store
+        self.home = home
+        self.default_project = check_name(default_project, kind="project")
+        self.progress: Progress = progress or NoProgress()
+        self.concurrency = concurrency
+        self.chunking = _load_config(store)
+        self._cache_dir = cache_dir or os.path.join(home, "cache")
+        self._cache: Cache | None = None
+        self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
+
+    @classmethod
+    def open(
+        cls,
+        catalog: str | None = None,
+        store: str | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        home: str | None = None,
+        project: str | None = None,
+        progress: Progress | None = None,
+        concurrency: int | None = None,
+    ) -> Repository:
+        home = os.path.abspath(
+            os.path.expanduser(home or os.environ.get("CAIRN_HOME") or "~/.cairn")
+        )
+        catalog_url = catalog or os.environ.get("CAIRN_CATALOG") or sqlite_url(home)
+        store_url = store or os.environ.get("CAIRN_STORE") or os.path.join(home, "store")
+        if storage_options is None and os.environ.get("CAIRN_STORAGE_OPTIONS"):
+            storage_options = json.loads(os.environ["CAIRN_STORAGE_OPTIONS"])
+        return cls(
+            Catalog(catalog_url),
+            open_store(store_url, storage_options),
+            home=home,
+            cache_dir=cache_dir or os.environ.get("CAIRN_CACHE_DIR"),
+            default_project=project or os.environ.get("CAIRN_PROJECT") or "default",
+            progress=progress,
+            concurrency=concurrency,
+        )
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.store.close()
+        self._statcache.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    def __repr__(self) -> str:
+        return f"<Repository catalog={self.catalog.engine.url!r} store={self.store.url!r}>"
+
+    @property
+    def cache(self) -> Cache:
+        """The local download cache (`repo.cache.cleanup(max_bytes=...)`)."""
+        if self._cache is None:
+            self._cache = Cache(self._cache_dir)
+        return self._cache
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def log_artifact(
+        self,
+        art: Artifact,
+        *,
+        project: str | None = None,
+        aliases: Sequence[str] = (),
+        run: Run | None = None,
+    ) -> ArtifactVersion:
+        """Store the artifact's new bytes and commit it as the next version.
+
+        Identical content to a committed version of the collection returns that version
+        (with `aliases` applied) instead of creating a new one.
+        """
+        project = check_name(project or self.default_project, kind="project")
+        wanted = [check_alias(a) for a in aliases if a != LATEST]
+        require_content(art)
+        with self.catalog.write() as conn:
+            records.collection(conn, project, art.name, type=art.type, create=True)
+        with stage(self, art) as staged:
+            manifest = Manifest([*art.base_entries(), *staged.entries])
+            write_manifest(self, manifest)
+            with self.catalog.write() as conn:
+                coll = records.collection(conn, project, art.name, type=art.type)
+                records.save_manifest(conn, manifest)
+                version_id, _ = records.commit(
+                    conn,
+                    coll,
+                    manifest,
+                    description=art.description,
+                    metadata=art.metadata,
+                    run_id=run.id if run else None,
+                )
+                for a in wanted:
+                    records.set_alias(conn, coll.id, a, version_id)
+        v = self._version_by_id(version_id)
+        v.last_log = staged.stats
+        return v
+
+    def upsert_artifact(
+        self,
+        art: Artifact,
+        *,
+        project: str | None = None,
+        distributed_id: str,
+        writer_id: str | None = None,
+        run: Run | None = None,
+    ) -> ArtifactVersion:
+        """Add a part to the PENDING version `distributed_id` (DESIGN invariant 7)."""
+        from .distributed import upsert
+
+        return upsert(self, art, project or self.default_project, distributed_id, writer_id, run)
+
+    def finish_artifact(
+        self,
+        art: Artifact,
+        *,
+        project: str | None = None,
+        distributed_id: str,
+        aliases: Sequence[str] = (),
+        run: Run | None = None,
+    ) -> ArtifactVersion:
+        """Commit the PENDING version `distributed_id` with every part (and `art`'s files)."""
+        from .distributed import finish
+
+        return finish(self, art, project or self.default_project, distributed_id, aliases, run)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def artifact(self, ref: str) -> ArtifactVersion:
+        """The version a ref names: `project/name:alias`, `project/name:v3`, `name`."""
+        parsed = Ref.parse(ref, default_project=self.default_project)
+        with self.catalog.read() as conn:
+            row = records.resolve(conn, parsed)
+            return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+
+    def versions(self, name: str, *, include_deleted: bool = False) -> list[ArtifactVersion]:
+        """Versions of a collection (`project/name` or `name`), newest first."""
+        parsed = Ref.parse(name, default_project=self.default_project)
+        with self.catalog.read() as conn:
+            coll = records.collection(conn, parsed.project, parsed.name)
+            rows = records.list_versions(conn, coll.id, include_deleted=include_deleted)
+            tags = records.aliases_of(conn, [r.id for r in rows])
+        return [ArtifactVersion(self, r, tags[r.id]) for r in rows]
+
+    def diff(self, a: str, b: str) -> Diff:
+        """Paths added, removed and modified going from version `a` to version `b`."""
+        return Diff.between(self.artifact(a).manifest, self.artifact(b).manifest)
+
+    def projects(self) -> list[str]:
+        with self.catalog.read() as conn:
+            return [r.name for r in records.list_projects(conn)]
+
+    def collections(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Collections with their type and number of live versions."""
+        with self.catalog.read() as conn:
+            rows = records.list_collections(conn, project)
+        return [
+            {"project": r.project, "name": r.name, "type": r.type, "versions": r.versions}
+            for r in rows
+        ]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        job_type: str | None = None,
+        group: str | None = None,
+        kind: str = "manual",
+        run_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Run:
+        """Start a run; `with repo.run(...) as run:` finishes it. A known `run_id` resumes it."""
+        project = check_name(project or self.default_project, kind="project")
+        with self.catalog.write() as conn:
+            pid = records.project_id(conn, project, create=True)
+            rid = lineage.create_run(
+                conn,
+                pid,
+                name=name,
+                job_type=job_type,
+                group=group,
+                kind=kind,
+                attributes=attributes or {},
+                run_id=run_id,
+            )
+            row = lineage.get_run(conn, rid)
+        return Run(self, row, project)
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False) -> Any:
+        """Delete objects no live (committed or pending) version or writer needs."""
+        from .gc import collect
+
+        return collect(self, dry_run=dry_run)
+
+    def verify(self, ref: str | None = None) -> Any:
+        """Re-read the store and report missing or corrupt objects."""
+        from .verify import verify
+
+        return verify(self, ref)
+
+    def prune(self, name: str, *, keep: int, dry_run: bool = False) -> list[ArtifactVersion]:
+        """Delete versions without aliases beyond the newest `keep`; returns what went."""
+        if keep < 0:
+            raise CairnError("--keep must be zero or more")
+        committed = [v for v in self.versions(name) if v.state == "COMMITTED"]
+        doomed = [v for v in committed[keep:] if not [a for a in v.aliases if a != LATEST]]
+        if not dry_run:
+            for v in doomed:
+                v.delete()
+        return doomed
+
+    # -- internals used by ArtifactVersion and Run ---------------------------------------------
+
+    def _version_by_id(self, version_id: int) -> ArtifactVersion:
+        with self.catalog.read() as conn:
+            row = records.version_by_id(conn, version_id)
+            return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+
+    def _load_manifest(self, digest: str) -> Manifest:
+        with self.catalog.read() as conn:
+            return records.load_manifest(conn, digest)
+
+    def _fetch(self, entries: Iterable[Entry]) -> dict[str, str]:
+        downloader = Downloader(
+            self.store, self.cache, progress=self.progress, concurrency=self.concurrency
+        )
+        return downloader.ensure(entries)
+
+    def _open_entry(self, entry: Entry) -> Any:
+        from .reader import EntryReader
+
+        return EntryReader(self.store, entry)
+
+    def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
+        with self.catalog.write() as conn:
+            row = records.version_by_id(conn, v.id)
+            if row.state != "COMMITTED":
+                raise CairnError(f"{v.ref} is {row.state}; only committed versions can be edited")
+            records.update_version(conn, v.id, description=v.description, metadata=v.metadata)
+            for a in set(before) - set(wanted) - {LATEST}:
+                records.remove_alias(conn, row.collection_id, a, v.id)
+            for a in wanted:
+                records.set_alias(conn, row.collection_id, a, v.id)
+
+    def _delete_version(self, v: ArtifactVersion) -> None:
+        with self.catalog.write() as conn:
+            records.mark_deleted(conn, records.version_by_id(conn, v.id))
+
+    def _record_use(self, run_id: str, version_id: int) -> None:
+        with self.catalog.write() as conn:
+            lineage.record_use(conn, run_id, version_id)
+
+    def _finish_run(self, run_id: str, state: str) -> None:
+        with self.catalog.write() as conn:
+            lineage.finish_run(conn, run_id, state)
+
+    def _run_by_id(self, run_id: str) -> Run:
+        with self.catalog.read() as conn:
+            row = lineage.get_run(conn, run_id)
+            project = records.project_name(conn, row.project_id)
+        return Run(self, row, project)
+
+    def _runs(self, rows: list[Any]) -> list[Run]:
+        with self.catalog.read() as conn:
+            return [Run(self, r, records.project_name(conn, r.project_id)) for r in rows]
+
+    def _users_of(self, version_id: int) -> list[Run]:
+        with self.catalog.read() as conn:
+            rows = lineage.users_of(conn, version_id)
+        return self._runs(rows)
+
+    def _contributors(self, version_id: int) -> list[Run]:
+        with self.catalog.read() as conn:
+            rows = lineage.contributors_of(conn, version_id)
+        return self._runs(rows)
+
+    def _versions(self, rows: list[Any]) -> list[ArtifactVersion]:
+        with self.catalog.read() as conn:
+            tags = records.aliases_of(conn, [r.id for r in rows])
+        return [ArtifactVersion(self, r, tags[r.id]) for r in rows]
+
+    def _logged_by_run(self, run_id: str) -> list[ArtifactVersion]:
+        with self.catalog.read() as conn:
+            rows = lineage.logged_by_run(conn, run_id)
+        return self._versions(rows)
+
+    def _used_by_run(self, run_id: str) -> list[ArtifactVersion]:
+        with self.catalog.read() as conn:
+            rows = lineage.used_by_run(conn, run_id)
+        return self._versions(rows)
+
+
+def _load_config(store: Store) -> ChunkingParams:
+    """Read the store's config.json, writing the defaults into a new store."""
+    try:
+        doc = json.loads(store.get(CONFIG_KEY))
+    except FileNotFoundError:
+        doc = {"format": STORE_FORMAT, "chunking": ChunkingParams().to_json()}
+        store.put(CONFIG_KEY, json.dumps(doc, sort_keys=True, indent=2).encode())
+        store.sync()
+    if doc.get("format") != STORE_FORMAT:
+        raise CairnError(
+            f"store {store.url} has format {doc.get('format')!r}; this cairn reads "
+            f"{STORE_FORMAT}: upgrade cairn"
+        )
+    return ChunkingParams(**doc["chunking"])

@@ -1,0 +1,102 @@
+"""`Run`: who produced or consumed versions (a task instance, a task run, a CLI call)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .artifact import Artifact
+from .names import Ref
+
+if TYPE_CHECKING:
+    from .repository import Repository
+    from .version import ArtifactVersion
+
+
+class Run:
+    """A context manager: finished on exit, marked failed if the block raised."""
+
+    def __init__(self, repo: Repository, row: Any, project: str):
+        self._repo = repo
+        self.id: str = row.id
+        self.project = project
+        self.name: str | None = row.name
+        self.job_type: str | None = row.job_type
+        self.group: str | None = row.group_name
+        self.kind: str = row.kind
+        self.attributes: dict[str, Any] = dict(row.attributes or {})
+        self.state: str = row.state
+        self.created_at: datetime = row.created_at
+
+    def __repr__(self) -> str:
+        return f"<Run {self.kind}:{self.name or self.id} in {self.project} ({self.state})>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish("failed" if exc_type else "finished")
+
+    def finish(self, state: str = "finished") -> None:
+        self._repo._finish_run(self.id, state)
+        self.state = state
+
+    # -- artifacts through this run --------------------------------------------------------
+
+    def use_artifact(self, ref: str) -> ArtifactVersion:
+        """Resolve a ref (`name:alias` means this run's project) and record the use."""
+        v = self._repo.artifact(str(Ref.parse(ref, default_project=self.project)))
+        self._repo._record_use(self.id, v.id)
+        return v
+
+    def log_artifact(
+        self, art: Artifact, *, aliases: list[str] | tuple[str, ...] = ()
+    ) -> ArtifactVersion:
+        return self._repo.log_artifact(art, project=self.project, aliases=aliases, run=self)
+
+    def upsert_artifact(
+        self, art: Artifact, *, distributed_id: str | None = None, writer_id: str | None = None
+    ) -> ArtifactVersion:
+        """Add this run's part to the pending version `distributed_id` (default: the group)."""
+        return self._repo.upsert_artifact(
+            art,
+            project=self.project,
+            distributed_id=distributed_id or self._group_id(),
+            writer_id=writer_id or self.id,
+            run=self,
+        )
+
+    def finish_artifact(
+        self,
+        art: Artifact,
+        *,
+        distributed_id: str | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
+    ) -> ArtifactVersion:
+        """Commit the pending version `distributed_id` (default: the group)."""
+        return self._repo.finish_artifact(
+            art,
+            project=self.project,
+            distributed_id=distributed_id or self._group_id(),
+            aliases=aliases,
+            run=self,
+        )
+
+    def logged_artifacts(self) -> list[ArtifactVersion]:
+        return self._repo._logged_by_run(self.id)
+
+    def used_artifacts(self) -> list[ArtifactVersion]:
+        return self._repo._used_by_run(self.id)
+
+    def _group_id(self) -> str:
+        from .errors import InvalidName
+
+        if not self.group:
+            raise InvalidName("no distributed_id given and the run has no group; pass one of them")
+        return self.group

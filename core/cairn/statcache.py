@@ -1,0 +1,72 @@
+"""A per-machine cache of file digests keyed by (path, inode, size, mtime, ctime).
+
+Lets an unchanged local file be logged again without reading it, as DVC does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+
+from .manifest import Chunk
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT NOT NULL, params TEXT NOT NULL, ino INTEGER, size INTEGER,
+    mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT, chunks TEXT,
+    PRIMARY KEY (path, params)
+)
+"""
+
+Stamp = tuple[int, int, int, int]
+Known = tuple[str, tuple[Chunk, ...]]
+
+
+def stamp(st: os.stat_result) -> Stamp:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache:
+    def __init__(self, path: str, params_key: str):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(_SCHEMA)
+        self._params = params_key
+        self._lock = threading.Lock()
+
+    def lookup(self, files: dict[str, Stamp]) -> dict[str, Known]:
+        """Digests of the files (absolute path -> stamp) whose stamp is unchanged."""
+        found: dict[str, Known] = {}
+        paths = list(files)
+        with self._lock:
+            for i in range(0, len(paths), 500):
+                batch = paths[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT path, ino, size, mtime_ns, ctime_ns, digest, chunks FROM files "
+                    f"WHERE params = ? AND path IN ({marks})",
+                    [self._params, *batch],
+                )
+                for path, ino, size, mtime, ctime, dig, chunks in rows:
+                    if files[path] == (ino, size, mtime, ctime):
+                        parsed = tuple(Chunk(d, s) for d, s in json.loads(chunks))
+                        found[path] = (dig, parsed)
+        return found
+
+    def store(self, items: Iterable[tuple[str, Stamp, str, tuple[Chunk, ...]]]) -> None:
+        rows = [
+            (path, self._params, *st, dig, json.dumps([[c.digest, c.size] for c in chunks]))
+            for path, st, dig, chunks in items
+        ]
+        if not rows:
+            return
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,133 @@
+"""A store in a local (or mounted) folder: atomic renames and fsync for durability."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+
+from .base import ObjectInfo, Store
+
+
+def _libc() -> ctypes.CDLL | None:
+    """libc when it has syncfs (Linux); elsewhere None and sync() falls back to os.sync()."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "syncfs") else None
+
+
+_LIBC = _libc()
+
+
+class LocalStore(Store):
+    concurrency = 4
+
+    def __init__(self, root: str, *, durable: bool = True):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.url = self.root
+        self.durable = durable
+        self._dirty = False
+        os.makedirs(self.root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def exists_many(self, keys: Iterable[str]) -> set[str]:
+        return {k for k in keys if os.path.exists(self._path(k))}
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o444)
+            # rename last: a crash before it leaves only a temp file, never a short object
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._dirty = True
+
+    def put_file(self, key: str, local_path: str) -> None:
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with open(local_path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                size = os.fstat(src.fileno()).st_size
+                copied = 0
+                while copied < size:
+                    n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
+                    if n == 0:
+                        break
+                    copied += n
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._dirty = True
+
+    def get_range(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        with open(self._path(key), "rb") as f:
+            f.seek(start)
+            return f.read() if end is None else f.read(max(0, end - start))
+
+    def local_path(self, key: str) -> str:
+        """The file behind `key`, for hardlink checkouts."""
+        return self._path(key)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = os.stat(self._path(key))
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if os.path.isfile(base):
+            st = os.stat(base)
+            yield ObjectInfo(prefix, st.st_size, st.st_mtime)
+            return
+        for folder, dirs, files in os.walk(base):
+            dirs.sort()
+            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            for name in sorted(files):
+                if name.startswith(".tmp-"):
+                    continue
+                st = os.stat(os.path.join(folder, name))
+                key = name if rel == "." else f"{rel}/{name}"
+                yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(k))
+
+    def sync(self) -> None:
+        """Flush every object written so far to disk in one call.
+
+        One syncfs(2) of the store's filesystem costs far less than an fsync per object
+        (10,000 small files) and is what makes a later commit durable.
+        """
+        if not self.durable or not self._dirty:
+            return
+        self._dirty = False
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _LIBC is None or _LIBC.syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)

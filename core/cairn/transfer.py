@@ -1,0 +1,202 @@
+"""Hash-and-store of local files: one read pass, only missing objects sent.
+
+The uploader never decides on its own that an object may be skipped: it asks `protect`
+(the repository's lease keeper) which records the digests under the writer's lease and
+answers which already exist, so GC cannot delete them before the version commits.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import blake3
+
+from .chunking import ChunkingParams, FileHasher, digest
+from .errors import CairnError
+from .layout import object_key
+from .manifest import Chunk, Entry
+from .progress import NoProgress, Progress
+from .statcache import Stamp, StatCache, stamp
+from .stores import Store
+
+Protect = Callable[[list[str]], set[str]]
+
+_SMALL_BATCH_FILES = 512
+_SMALL_BATCH_BYTES = 64 << 20
+_CHUNK_BATCH = 16
+
+
+@dataclass
+class UploadStats:
+    """What a log cost: files read, bytes read, objects and bytes actually sent."""
+
+    files: int = 0
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+    objects_sent: int = 0
+    bytes_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sent(self, nbytes: int) -> None:
+        with self._lock:
+            self.objects_sent += 1
+            self.bytes_sent += nbytes
+
+
+class Uploader:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        params: ChunkingParams,
+        protect: Protect,
+        statcache: StatCache | None = None,
+        progress: Progress | None = None,
+        concurrency: int | None = None,
+    ):
+        self.store = store
+        self.params = params
+        self.protect = protect
+        self.statcache = statcache
+        self.progress = progress or NoProgress()
+        self.stats = UploadStats()
+        self._hasher = FileHasher(params)
+        self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
+        self._inflight = threading.BoundedSemaphore((concurrency or store.concurrency) * 2)
+        self._futures: list[Future[None]] = []
+
+    # -- public --------------------------------------------------------------------------
+
+    def ingest(self, files: Iterable[tuple[str, str]]) -> list[Entry]:
+        """Store local files; `files` is (logical path, local path). Returns their entries."""
+        items = list(files)
+        stamps: dict[str, Stamp] = {}
+        for _, local in items:
+            try:
+                st = os.stat(local)
+            except FileNotFoundError:
+                raise CairnError(
+                    f"file {local!r} disappeared while logging; nothing was logged"
+                ) from None
+            stamps[local] = stamp(st)
+        self.stats.files += len(items)
+        self.progress.start("hashing", sum(s[1] for s in stamps.values()))
+        known = self.statcache.lookup(stamps) if self.statcache else {}
+        results: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
+
+        # files the stat cache knows: only make sure their objects are (still) stored
+        if known:
+            needed = {d for dig, chunks in known.values() for d in _objects(dig, chunks)}
+            present = self._protect_all(sorted(needed))
+            for local, (dig, chunks) in known.items():
+                if all(d in present for d in _objects(dig, chunks)):
+                    results[local] = (dig, chunks)
+                    self.progress.advance(stamps[local][1])
+
+        todo = [local for _, local in items if local not in results]
+        small = [p for p in todo if stamps[p][1] <= self.params.threshold]
+        large = [p for p in todo if stamps[p][1] > self.params.threshold]
+        for batch in _batches(small, stamps):
+            results.update(self._store_small(batch))
+        for local in large:
+            results[local] = self._store_large(local)
+        self.flush()
+        if self.statcache:
+            self.statcache.store((p, stamps[p], *results[p]) for p in todo if os.path.exists(p))
+        self.progress.finish()
+        return [
+            Entry(logical, stamps[local][1], results[local][0], results[local][1])
+            for logical, local in items
+        ]
+
+    def put_objects(self, blobs: dict[str, bytes]) -> None:
+        """Store ready-made objects (digest -> bytes) that are not stored yet."""
+        present = self._protect_all(list(blobs))
+        for d, data in blobs.items():
+            if d not in present:
+                self._submit(d, data)
+
+    def flush(self) -> None:
+        """Wait for every put, surface the first failure, and make the puts durable."""
+        futures, self._futures = self._futures, []
+        for f in futures:
+            f.result()
+        self.store.sync()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _protect_all(self, digests: list[str]) -> set[str]:
+        present: set[str] = set()
+        for i in range(0, len(digests), 2000):
+            present |= self.protect(digests[i : i + 2000])
+        return present
+
+    def _store_small(self, paths: list[str]) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
+        blobs: dict[str, bytes] = {}
+        out: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
+        for path, data in zip(paths, self._pool.map(_read, paths), strict=True):
+            d = digest(data)
+            blobs[d] = data
+            out[path] = (d, ())
+            self.stats.files_hashed += 1
+            self.stats.bytes_hashed += len(data)
+            self.progress.advance(len(data))
+        self.put_objects(blobs)
+        return out
+
+    def _store_large(self, path: str) -> tuple[str, tuple[Chunk, ...]]:
+        whole = blake3.blake3()
+        chunks: list[Chunk] = []
+        batch: dict[str, bytes] = {}
+        for chunk, data in self._hasher.chunks(path, whole):
+            chunks.append(chunk)
+            batch[chunk.digest] = data
+            self.stats.bytes_hashed += chunk.size
+            self.progress.advance(chunk.size)
+            if len(batch) >= _CHUNK_BATCH:
+                self.put_objects(batch)
+                batch = {}
+        self.put_objects(batch)
+        self.stats.files_hashed += 1
+        return whole.hexdigest(), tuple(chunks)
+
+    def _submit(self, d: str, data: bytes) -> None:
+        self._inflight.acquire()
+
+        def put() -> None:
+            try:
+                self.store.put(object_key(d), data)
+                self.stats.sent(len(data))
+            finally:
+                self._inflight.release()
+
+        self._futures.append(self._pool.submit(put))
+
+
+def _objects(dig: str, chunks: tuple[Chunk, ...]) -> list[str]:
+    return [c.digest for c in chunks] if chunks else [dig]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _batches(paths: list[str], stamps: dict[str, Stamp]) -> Iterable[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for p in paths:
+        batch.append(p)
+        size += stamps[p][1]
+        if len(batch) >= _SMALL_BATCH_FILES or size >= _SMALL_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch

@@ -1,0 +1,74 @@
+"""`verify`: re-read every object a version needs and check it against its digest."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import blake3
+
+from .layout import object_key
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+
+@dataclass
+class VerifyReport:
+    versions_checked: int = 0
+    objects_checked: int = 0
+    bytes_checked: int = 0
+    missing: list[str] = field(default_factory=list)  # "ref path (object digest)"
+    corrupt: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt)
+
+    def __str__(self) -> str:
+        head = (
+            f"checked {self.versions_checked} versions, {self.objects_checked} objects, "
+            f"{self.bytes_checked} bytes"
+        )
+        if self.ok:
+            return f"{head}: all good"
+        lines = [f"{head}: {len(self.missing)} missing, {len(self.corrupt)} corrupt"]
+        lines += [f"missing: {m}" for m in self.missing]
+        lines += [f"corrupt: {c}" for c in self.corrupt]
+        return "\n".join(lines)
+
+
+def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
+    if ref is not None:
+        targets = [repo.artifact(ref)]
+    else:
+        targets = [
+            v
+            for c in repo.collections()
+            for v in repo.versions(f"{c['project']}/{c['name']}")
+            if v.state == "COMMITTED"
+        ]
+    report = VerifyReport(versions_checked=len(targets))
+    owners: dict[str, str] = {}
+    for v in targets:
+        for e in v.files():
+            for d in e.objects():
+                owners.setdefault(d, f"{v.ref} {e.path} (object {d})")
+
+    def check(d: str) -> tuple[str, str | None, int]:
+        try:
+            data = repo.store.get(object_key(d))
+        except FileNotFoundError:
+            return d, "missing", 0
+        return d, None if blake3.blake3(data).hexdigest() == d else "corrupt", len(data)
+
+    with ThreadPoolExecutor(repo.store.concurrency) as pool:
+        for d, problem, size in pool.map(check, sorted(owners)):
+            report.objects_checked += 1
+            report.bytes_checked += size
+            if problem == "missing":
+                report.missing.append(owners[d])
+            elif problem == "corrupt":
+                report.corrupt.append(owners[d])
+    return report

@@ -1,0 +1,159 @@
+"""`ArtifactVersion`: one version of a collection, as the catalog records it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .artifact import Artifact
+from .cache import checkout
+from .errors import Conflict, NotFound
+from .manifest import Entry, Manifest
+from .names import LATEST, check_alias, check_path
+from .transfer import UploadStats
+
+if TYPE_CHECKING:
+    import pyarrow
+
+    from .repository import Repository
+    from .run import Run
+
+
+class ArtifactVersion:
+    """A committed (or pending) version. The manifest is immutable; `description`,
+    `metadata` and `aliases` can be edited and written back with `save()`."""
+
+    def __init__(self, repo: Repository, row: Any, aliases: list[str]):
+        self._repo = repo
+        self.id: int = row.id
+        self.project: str = row.project
+        self.name: str = row.collection
+        self.type: str = row.type
+        self.index: int | None = row.idx
+        self.digest: str | None = row.digest
+        self.size: int = row.size
+        self.file_count: int = row.file_count
+        self.state: str = row.state
+        self.distributed_id: str | None = row.distributed_id
+        self.created_at: datetime = row.created_at
+        self.committed_at: datetime | None = row.committed_at
+        self.description: str | None = row.description
+        self.metadata: dict[str, Any] = dict(row.metadata or {})
+        self.aliases: list[str] = list(aliases)
+        self._saved_aliases = list(aliases)
+        self._run_id: str | None = row.run_id
+        self._manifest: Manifest | None = None
+        #: what the log that returned this version stored (set by log_artifact)
+        self.last_log: UploadStats | None = None
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """'v3', or 'pending' for a distributed version not yet committed."""
+        return f"v{self.index}" if self.index is not None else "pending"
+
+    @property
+    def ref(self) -> str:
+        """A ref that names exactly this version: project/name:v3."""
+        return f"{self.project}/{self.name}:{self.version}"
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.ref} {self.state} {self.size} bytes {self.aliases}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactVersion) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- content -----------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            if self.digest is None:
+                raise NotFound(f"{self.ref} is pending: its files are known once it is finished")
+            self._manifest = self._repo._load_manifest(self.digest)
+        return self._manifest
+
+    def files(self) -> list[Entry]:
+        """Every entry of the version, in path order."""
+        return list(self.manifest.values())
+
+    def entry(self, path: str) -> Entry:
+        try:
+            return self.manifest[check_path(path)]
+        except KeyError:
+            raise NotFound(f"{self.ref} has no file {path!r}") from None
+
+    def download(self, root: str | os.PathLike[str] | None = None, *, link: bool = True) -> Path:
+        """Place every file under `root` (default ./artifacts/NAME/vN), verified.
+
+        Files come from the shared cache: hardlinked read-only where the filesystem
+        allows (`link=False` for writable copies).
+        """
+        target = Path(root) if root is not None else Path("artifacts") / self.name / self.version
+        entries = self.files()
+        cached = self._repo._fetch(entries)
+        for e in entries:
+            checkout(cached[e.digest or ""], os.path.join(target, *e.path.split("/")), link=link)
+        return target
+
+    def get_path(self, path: str) -> Path:
+        """A verified, read-only local copy of one file (in the cache), downloaded if needed."""
+        e = self.entry(path)
+        return Path(self._repo._fetch([e])[e.digest or ""])
+
+    def open(self, path: str) -> Any:
+        """A binary file object reading one file straight from the store."""
+        return self._repo._open_entry(self.entry(path))
+
+    def read_table(self, name: str) -> pyarrow.Table:
+        """A table from the Parquet/CSV parts under folder `name` (see cairn.table)."""
+        from .table import read_table
+
+        return read_table(self, name)
+
+    def new_draft(self) -> Artifact:
+        """A new Artifact starting from this version's files: change some, log it."""
+        return Artifact._draft(self, self.manifest)
+
+    # -- mutable fields ------------------------------------------------------------------
+
+    def save(self) -> ArtifactVersion:
+        """Write description, metadata and aliases back to the catalog."""
+        wanted = [check_alias(a) for a in dict.fromkeys(self.aliases) if a != LATEST]
+        self._repo._save_version(self, wanted, self._saved_aliases)
+        fresh = self._repo._version_by_id(self.id)
+        self.aliases = self._saved_aliases = fresh.aliases
+        return self
+
+    def delete(self, *, delete_aliases: bool = False) -> None:
+        """Mark the version deleted; its bytes go at the next `gc`. Refuses while it
+        has aliases (other than `latest`) unless `delete_aliases=True`."""
+        own = [a for a in self._saved_aliases if a != LATEST]
+        if own and not delete_aliases:
+            raise Conflict(
+                f"{self.ref} has aliases {', '.join(own)}; remove them or pass "
+                "delete_aliases=True (--delete-aliases)"
+            )
+        self._repo._delete_version(self)
+        self.state = "DELETED"
+        self.aliases = self._saved_aliases = []
+
+    # -- lineage -----------------------------------------------------------------------
+
+    def logged_by(self) -> Run | None:
+        """The run that logged (or finished) this version, if one did."""
+        return self._repo._run_by_id(self._run_id) if self._run_id else None
+
+    def used_by(self) -> list[Run]:
+        """Runs that used this version, oldest first."""
+        return self._repo._users_of(self.id)
+
+    def contributors(self) -> list[Run]:
+        """Runs that upserted parts into this (distributed) version."""
+        return self._repo._contributors(self.id)
