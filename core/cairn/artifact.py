@@ -51,7 +51,9 @@ class Artifact:
         path = os.fspath(local_path)
         if not os.path.isfile(path):
             raise NotFound(f"cannot add {path!r}: no such file")
-        self._put(check_path(name or os.path.basename(path)), os.path.abspath(path))
+        self._put(
+            check_path(os.path.basename(path) if name is None else name), os.path.abspath(path)
+        )
         return self
 
     def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> Artifact:
@@ -59,7 +61,7 @@ class Artifact:
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise NotFound(f"cannot add {os.fspath(local_path)!r}: no such folder")
-        prefix = check_path(name) if name else None
+        prefix = None if name is None else check_path(name)
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             rel = os.path.relpath(folder, root)

@@ -119,7 +119,7 @@ class Repository:
         Identical content to a committed version of the collection returns that version
         (with `aliases` applied) instead of creating a new one.
         """
-        project = check_name(project or self.default_project, kind="project")
+        project = self._project(project)
         wanted = [check_alias(a) for a in aliases if a != LATEST]
         require_content(art)
         with self.catalog.write() as conn:
@@ -156,7 +156,7 @@ class Repository:
         """Add a part to the PENDING version `distributed_id` (DESIGN invariant 7)."""
         from .distributed import upsert
 
-        return upsert(self, art, project or self.default_project, distributed_id, writer_id, run)
+        return upsert(self, art, self._project(project), distributed_id, writer_id, run)
 
     def finish_artifact(
         self,
@@ -170,7 +170,7 @@ class Repository:
         """Commit the PENDING version `distributed_id` with every part (and `art`'s files)."""
         from .distributed import finish
 
-        return finish(self, art, project or self.default_project, distributed_id, aliases, run)
+        return finish(self, art, self._project(project), distributed_id, aliases, run)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ class Repository:
         attributes: dict[str, Any] | None = None,
     ) -> Run:
         """Start a run; `with repo.run(...) as run:` finishes it. A known `run_id` resumes it."""
-        project = check_name(project or self.default_project, kind="project")
+        project = self._project(project)
         with self.catalog.write() as conn:
             pid = records.project_id(conn, project, create=True)
             rid = lineage.create_run(
@@ -263,6 +263,9 @@ class Repository:
         return doomed
 
     # -- internals used by ArtifactVersion and Run ---------------------------------------------
+
+    def _project(self, project: str | None) -> str:
+        return check_name(self.default_project if project is None else project, kind="project")
 
     def _version_by_id(self, version_id: int) -> ArtifactVersion:
         with self.catalog.read() as conn:

@@ -1,0 +1,55 @@
+"""Fixtures for engine tests: a fresh repository per test, on each catalog and store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cairn import Repository
+
+
+def write(path, data: bytes | str) -> str:
+    """Create a file (and its folders) and return its path as a string."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(path, mode) as f:
+        f.write(data)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    monkeypatch.setenv("CAIRN_HOME", str(h))
+    for var in ("CAIRN_CATALOG", "CAIRN_STORE", "CAIRN_STORAGE_OPTIONS", "CAIRN_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    return h
+
+
+@pytest.fixture
+def repo(home):
+    r = Repository.open(home=str(home))
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def small_chunks(home):
+    """A repository whose store cuts files above 64 KiB into ~16 KiB chunks."""
+    import json
+
+    store = home / "store"
+    store.mkdir(parents=True)
+    (store / "config.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "chunking": {"threshold": 65536, "avg": 16384, "min": 4096, "max": 65536},
+            }
+        )
+    )
+    r = Repository.open(home=str(home))
+    yield r
+    r.close()
