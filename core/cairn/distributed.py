@@ -15,7 +15,7 @@ from .artifact import Artifact
 from .catalog import parts, records
 from .catalog.schema import versions
 from .catalog.sql import insert_ignore, now
-from .errors import CairnError, Finalized
+from .errors import CairnError, Finalized, NotFound
 from .manifest import Manifest
 from .names import LATEST, check_alias, check_name
 from .staging import stage, write_manifest
@@ -60,7 +60,13 @@ def finish(
     check_name(project, kind="project")
     wanted = [check_alias(a) for a in aliases if a != LATEST]
     with repo.catalog.read() as conn:
-        coll = records.collection(conn, project, art.name, type=art.type)
+        try:
+            coll = records.collection(conn, project, art.name, type=art.type)
+        except NotFound:
+            raise CairnError(
+                f"cannot finish {project}/{art.name} ({distributed_id}): no writer upserted "
+                "any part of it"
+            ) from None
         _pending(repo, conn, coll, distributed_id, create=False)
     with stage(repo, art) as staged:
         with repo.catalog.write() as conn:

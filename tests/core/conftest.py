@@ -28,15 +28,23 @@ def home(tmp_path, monkeypatch):
     return h
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_url(request, home):
+    """Every catalog test runs on the embedded SQLite catalog and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{home}/catalog.db"
+    return request.getfixturevalue("fresh_postgres_url")
+
+
 @pytest.fixture
-def repo(home):
-    r = Repository.open(home=str(home))
+def repo(home, catalog_url):
+    r = Repository.open(catalog=catalog_url, home=str(home))
     yield r
     r.close()
 
 
 @pytest.fixture
-def small_chunks(home):
+def small_chunks(home, catalog_url):
     """A repository whose store cuts files above 64 KiB into ~16 KiB chunks."""
     import json
 
@@ -50,6 +58,6 @@ def small_chunks(home):
             }
         )
     )
-    r = Repository.open(home=str(home))
+    r = Repository.open(catalog=catalog_url, home=str(home))
     yield r
     r.close()

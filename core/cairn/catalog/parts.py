@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Row, delete, select
 
 from ..errors import Conflict
 from ..manifest import Entry
-from .schema import parts
+from .schema import parts, versions
 from .sql import now
 
 
@@ -75,8 +75,13 @@ def writers_of(conn: Connection, version_id: int) -> list[Row]:
 
 
 def live_objects(conn: Connection) -> set[str]:
-    """Object digests of every part of every version (pending parts are live)."""
+    """Object digests of every part of every PENDING version."""
     out: set[str] = set()
-    for path, entry in conn.execute(select(parts.c.path, parts.c.entry)):
+    q = (
+        select(parts.c.path, parts.c.entry)
+        .join(versions, versions.c.id == parts.c.version_id)
+        .where(versions.c.state == "PENDING")
+    )
+    for path, entry in conn.execute(q):
         out.update(Entry.from_json(path, entry).objects())
     return out

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, Select, and_, delete, func, select, upda
 from ..errors import Conflict, NotFound
 from ..manifest import Manifest
 from ..names import LATEST, Ref
-from .schema import aliases, collections, manifests, projects, versions
+from .schema import aliases, collections, manifests, parts, projects, versions
 from .sql import insert_ignore, now
 
 PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
@@ -280,6 +280,9 @@ def update_version(conn: Connection, version_id: int, **values: Any) -> None:
 
 def mark_deleted(conn: Connection, version: Row) -> None:
     conn.execute(delete(aliases).where(aliases.c.version_id == version.id))
+    if version.state == PENDING:
+        # an abandoned version's parts are not needed by anyone
+        conn.execute(delete(parts).where(parts.c.version_id == version.id))
     # an abandoned distributed id may be reused by a new attempt
     conn.execute(
         update(versions)

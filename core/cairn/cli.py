@@ -1,0 +1,581 @@
+"""The `cairn` command line: thin verbs over `Repository` (DESIGN.md, section "CLI").
+
+The repository opens lazily from the global options, then CAIRN_* variables. Every failure
+ends as one line on stderr, `cairn: error: ...`: exit 1 for errors, 2 for bad input.
+Unexpected exceptions say so and show their traceback only with CAIRN_DEBUG=1.
+"""
+
+import errno
+import json
+import os
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from . import lineage as graphs
+from .artifact import Artifact
+from .console import RichProgress, human_size, print_table, utc, when
+from .errors import CairnError, InvalidName, NotFound
+from .names import LATEST, Ref, check_alias, check_name
+from .repository import Repository
+from .version import ArtifactVersion
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+class BadInput(Exception):
+    """A malformed argument the user can fix (exit 2)."""
+
+
+class _Group(TyperGroup):
+    """Turns every exception raised by a command into one stderr line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `cairn ls | head`: click quiets the broken pipe
+            _unexpected(exc)
+        except (BadInput, InvalidName) as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except CairnError as exc:
+            _fail(str(exc), EXIT_ERROR)
+        except Exception as exc:
+            _unexpected(exc)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    typer.echo(f"cairn: error: {line}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    if os.environ.get("CAIRN_DEBUG"):
+        traceback.print_exc(file=sys.stderr)
+        hint = ""
+    else:
+        hint = " (set CAIRN_DEBUG=1 to see the traceback)"
+    _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", EXIT_ERROR)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="cairn",
+    help="Versioned, content-addressed artifact storage for data pipelines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class _Options:
+    catalog: str | None
+    store: str | None
+    home: str | None
+    project: str | None
+    repo: Repository | None = None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cairn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    catalog: Annotated[
+        str | None, typer.Option(help="Catalog URL (default: $CAIRN_CATALOG, else SQLite in home).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Store URL (default: $CAIRN_STORE, else home/store).")
+    ] = None,
+    home: Annotated[
+        str | None, typer.Option(help="Local folder (default: $CAIRN_HOME, else ~/.cairn).")
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(help="Default project for refs without one (default: $CAIRN_PROJECT)."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    ctx.obj = _Options(catalog, store, home, project)
+
+
+def _repo(ctx: typer.Context) -> Repository:
+    """The repository, opened on first use and closed when the command ends."""
+    opts = ctx.find_object(_Options)
+    assert opts is not None
+    if opts.repo is None:
+        # a bar on a terminal only: piped stderr stays quiet
+        progress = RichProgress() if sys.stderr.isatty() else None
+        try:
+            repo = Repository.open(
+                opts.catalog, opts.store, home=opts.home, project=opts.project, progress=progress
+            )
+        except CairnError:
+            raise
+        except Exception as exc:
+            raise CairnError(f"cannot open the repository: {exc}") from exc
+        opts.repo = ctx.find_root().with_resource(repo)
+    return opts.repo
+
+
+def _collection(text: str, repo: Repository) -> Ref:
+    """`project/name` (or `name` in the default project), without a version or alias."""
+    if ":" in text:
+        raise BadInput(f"expected project/name, not a version ref: {text!r}")
+    return Ref.parse(text, default_project=repo.default_project)
+
+
+# -- logging and reading ------------------------------------------------------------------
+
+
+@app.command()
+def put(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="A file or a folder to log.", show_default=False)],
+    name: Annotated[
+        str, typer.Option("-n", "--name", help="project/name, or name in the default project.")
+    ],
+    type_: Annotated[
+        str | None,
+        typer.Option("-t", "--type", help="dataset, model, ... (default: the collection's)."),
+    ] = None,
+    description: Annotated[str | None, typer.Option("-d", "--description")] = None,
+    metadata: Annotated[str | None, typer.Option("-m", "--metadata", help="A JSON object.")] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option("-a", "--alias", help="An alias to set (repeatable).")
+    ] = None,
+) -> None:
+    """Log a file or folder as the next version; print its ref."""
+    if not os.path.exists(path):
+        raise BadInput(f"{path}: no such file or folder")
+    meta = _json_object(metadata) if metadata is not None else {}
+    repo = _repo(ctx)
+    target = _collection(name, repo)
+    kind = type_ or _existing_type(repo, target) or "dataset"
+    art = Artifact(target.name, kind, description=description, metadata=meta)
+    if os.path.isdir(path):
+        art.add_dir(path)
+    else:
+        art.add_file(path)
+    started = datetime.now(timezone.utc)
+    v = repo.log_artifact(art, project=target.project, aliases=alias or [])
+    typer.echo(v.ref)
+    sent = v.last_log.bytes_sent if v.last_log else 0
+    summary = f"{v.file_count} files, {human_size(v.size)}, {human_size(sent)} newly stored"
+    if utc(v.created_at) < started:
+        typer.echo(f"unchanged: {v.ref} has this content already; {summary}", err=True)
+    else:
+        typer.echo(f"logged {v.ref}: {summary}", err=True)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"-m is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadInput('-m must be a JSON object, e.g. \'{"source": "s3"}\'')
+    return value
+
+
+def _existing_type(repo: Repository, ref: Ref) -> str | None:
+    for c in repo.collections(ref.project):
+        if c["name"] == ref.name:
+            return str(c["type"])
+    return None
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    root: Annotated[
+        str | None, typer.Option(help="Where to put the files (default: artifacts/NAME/vN).")
+    ] = None,
+) -> None:
+    """Download a version (verified, from the cache when possible); print the folder."""
+    v = _repo(ctx).artifact(ref)
+    folder = v.download(root)
+    typer.echo(os.path.abspath(folder))
+    typer.echo(f"{v.ref}: {v.file_count} files, {human_size(v.size)}", err=True)
+
+
+@app.command("ls")
+def list_(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None, typer.Argument(help="A project, or project/name for its versions.")
+    ] = None,
+) -> None:
+    """List projects and collections, a project's collections, or a collection's versions."""
+    repo = _repo(ctx)
+    if target is None:
+        known = {c["project"] for c in repo.collections()}
+        rows = [
+            [c["project"], c["name"], c["type"], str(c["versions"])] for c in repo.collections()
+        ]
+        rows += [[p, "-", "-", "0"] for p in repo.projects() if p not in known]
+        print_table(["project", "collection", "type", "versions"], sorted(rows))
+    elif "/" not in target:
+        project = check_name(target, kind="project")
+        if project not in repo.projects():
+            raise NotFound(f"project {project!r} not found; `cairn ls` lists them")
+        rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(project)]
+        print_table(["collection", "type", "versions"], rows)
+    else:
+        rows = [
+            [
+                v.version,
+                v.state,
+                human_size(v.size),
+                str(v.file_count),
+                ", ".join(v.aliases),
+                when(v.created_at),
+            ]
+            for v in repo.versions(str(_collection(target, repo)).rpartition(":")[0])
+        ]
+        print_table(["version", "state", "size", "files", "aliases", "created"], rows)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a version: state, digest, size, aliases, metadata, lineage and files."""
+    v = _repo(ctx).artifact(ref)
+    doc = _version_doc(v)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, default=str))
+        return
+    run = doc["logged_by"]
+    fields = [
+        ("ref", f"{v.ref} ({v.type})"),
+        ("state", v.state),
+        ("digest", v.digest or "-"),
+        ("size", f"{human_size(v.size)} ({v.size} bytes), {v.file_count} files"),
+        ("aliases", ", ".join(v.aliases) or "-"),
+        ("created", when(v.created_at)),
+        ("description", v.description or "-"),
+        ("metadata", json.dumps(v.metadata, sort_keys=True) if v.metadata else "-"),
+        ("logged by", f"run {run['name'] or run['id']} ({run['kind']})" if run else "-"),
+    ]
+    for key, value in fields:
+        typer.echo(f"{key:<12} {value}")
+    if doc["files"] is None:
+        typer.echo("files        known once the version is finished")
+        return
+    typer.echo("")
+    rows = [
+        [f["path"], human_size(f["size"]), f["ref"] or (f["digest"] or "")[:16]]
+        for f in doc["files"]
+    ]
+    print_table(["path", "size", "digest / reference"], rows)
+
+
+def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
+    run = v.logged_by()
+    try:
+        files: list[dict[str, Any]] | None = [
+            {"path": e.path, "size": e.size, "digest": e.digest, "ref": e.ref} for e in v.files()
+        ]
+    except NotFound:
+        files = None  # pending: the manifest exists once it is finished
+    return {
+        "ref": v.ref,
+        "project": v.project,
+        "name": v.name,
+        "type": v.type,
+        "version": v.version,
+        "index": v.index,
+        "digest": v.digest,
+        "size": v.size,
+        "file_count": v.file_count,
+        "state": v.state,
+        "aliases": v.aliases,
+        "metadata": v.metadata,
+        "description": v.description,
+        "created_at": utc(v.created_at).isoformat(),
+        "committed_at": utc(v.committed_at).isoformat() if v.committed_at else None,
+        "logged_by": {"id": run.id, "name": run.name, "kind": run.kind} if run else None,
+        "files": files,
+    }
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="The version to compare from.")],
+    new: Annotated[str, typer.Argument(help="The version to compare to.")],
+) -> None:
+    """Paths added (A), removed (D) and modified (M) going from OLD to NEW."""
+    d = _repo(ctx).diff(old, new)
+    for mark, paths in (("A", d.added), ("D", d.removed), ("M", d.modified)):
+        for p in paths:
+            typer.echo(f"{mark}  {p}")
+    counts = f"{len(d.added)} added, {len(d.removed)} removed, {len(d.modified)} modified"
+    typer.echo(counts if d else "no differences", err=True)
+
+
+class LineageFormat(str, Enum):
+    tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
+    json = "json"
+
+
+@app.command()
+def lineage(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    format_: Annotated[
+        LineageFormat, typer.Option("--format", "-f", help="tree, or picture source.")
+    ] = LineageFormat.tree,
+    depth: Annotated[
+        int | None, typer.Option(min=0, help="Edges to follow each way (default: all).")
+    ] = None,
+) -> None:
+    """Which run logged a version, what it used, who used the version and what they logged."""
+    graph = graphs.build(_repo(ctx).artifact(ref), depth=depth)
+    if format_ is LineageFormat.tree:
+        from rich.console import Console
+
+        # piped: no colours, and a width that never wraps a line
+        Console(width=None if sys.stdout.isatty() else 10_000).print(graphs.tree(graph))
+    elif format_ is LineageFormat.dot:
+        typer.echo(graphs.dot(graph), nl=False)
+    elif format_ is LineageFormat.mermaid:
+        typer.echo(graphs.mermaid(graph), nl=False)
+    else:
+        typer.echo(json.dumps(graph.to_json(), indent=2))
+
+
+# -- changing versions ----------------------------------------------------------------------
+
+alias_app = typer.Typer(help="Add or remove a version's aliases.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+def _user_alias(alias: str) -> str:
+    if alias == LATEST:
+        raise BadInput("'latest' moves by itself to the newest version; pick another alias")
+    return check_alias(alias)
+
+
+@alias_app.command("add")
+def alias_add(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version to tag.")],
+    alias: Annotated[str, typer.Argument(help="The alias, e.g. production.")],
+) -> None:
+    """Point ALIAS at the version REF names (moving it from another version if needed)."""
+    name = _user_alias(alias)
+    repo = _repo(ctx)
+    v = repo.artifact(ref)
+    try:
+        before: ArtifactVersion | None = repo.artifact(f"{v.project}/{v.name}:{name}")
+    except NotFound:
+        before = None
+    if name not in v.aliases:
+        v.aliases.append(name)
+        v.save()
+    if before is not None and before != v:
+        typer.echo(f"moved {name} from {before.ref} to {v.ref}", err=True)
+    typer.echo(f"{v.ref}: {', '.join(v.aliases)}")
+
+
+@alias_app.command("rm")
+def alias_rm(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version that has the alias.")],
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+) -> None:
+    """Remove ALIAS from the version REF names."""
+    name = _user_alias(alias)
+    v = _repo(ctx).artifact(ref)
+    if name not in v.aliases:
+        raise NotFound(f"{v.ref} has no alias {name!r} (it has: {', '.join(v.aliases) or '-'})")
+    v.aliases.remove(name)
+    v.save()
+    typer.echo(f"{v.ref}: {', '.join(v.aliases) or '-'}")
+
+
+@app.command()
+def rm(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version to delete.")],
+    delete_aliases: Annotated[
+        bool, typer.Option("--delete-aliases", help="Delete it even if aliases point at it.")
+    ] = False,
+) -> None:
+    """Delete a version (its bytes go at the next `cairn gc`)."""
+    v = _repo(ctx).artifact(ref)
+    v.delete(delete_aliases=delete_aliases)
+    typer.echo(f"deleted {v.ref}")
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="project/name")],
+    keep: Annotated[int, typer.Option(min=0, help="How many newest versions to keep.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Delete versions without aliases beyond the newest KEEP."""
+    repo = _repo(ctx)
+    target = _collection(name, repo)
+    doomed = repo.prune(f"{target.project}/{target.name}", keep=keep, dry_run=dry_run)
+    for v in doomed:
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {v.ref}")
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb} {len(doomed)} versions of {target.project}/{target.name}", err=True)
+
+
+# -- maintenance ----------------------------------------------------------------------------
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+) -> None:
+    """Delete stored objects no live version needs."""
+    typer.echo(str(_repo(ctx).gc(dry_run=dry_run)))
+
+
+cache_app = typer.Typer(help="The local download cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("cleanup")
+def cache_cleanup(
+    ctx: typer.Context,
+    size: Annotated[str, typer.Argument(help="Largest size to keep: 500MB, 1GB, 10GiB, bytes.")],
+) -> None:
+    """Evict least recently used files until the cache holds at most SIZE."""
+    limit = parse_size(size)
+    report = _repo(ctx).cache.cleanup(max_bytes=limit)
+    typer.echo(
+        f"removed {report.files_removed} files ({human_size(report.bytes_freed)}); "
+        f"the cache holds {human_size(report.bytes_kept)}"
+    )
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtpe])(i?))?b?$", re.IGNORECASE)
+_POWERS = "kmgtpe"
+
+
+def parse_size(text: str) -> int:
+    """'1GB' -> 10**9, '10GiB' -> 10 * 2**30, '500mb', '1.5G', '1024' -> bytes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise BadInput(f"invalid size {text!r}: use bytes or a unit, e.g. 500MB, 1GB or 10GiB")
+    number, unit, binary = m.groups()
+    power = _POWERS.index(unit.lower()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    ref: Annotated[str | None, typer.Argument(help="One version (default: all).")] = None,
+) -> None:
+    """Re-read stored objects and check their digests; exit 1 if any is missing or corrupt."""
+    report = _repo(ctx).verify(ref)
+    typer.echo(str(report))
+    if not report.ok:
+        raise typer.Exit(EXIT_ERROR)
+
+
+# -- projects -------------------------------------------------------------------------------
+
+project_app = typer.Typer(help="Projects and who may use them.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+
+
+@project_app.command("show")
+def project_show(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The project.")]
+) -> None:
+    """Show a project's visibility and collections."""
+    repo = _repo(ctx)
+    info = _project_row(repo, check_name(name, kind="project"))
+    typer.echo(f"{'project':<12} {info.name}")
+    typer.echo(f"{'visibility':<12} {info.visibility}")
+    typer.echo(f"{'created':<12} {when(info.created_at)}")
+    typer.echo("")
+    rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(info.name)]
+    print_table(["collection", "type", "versions"], rows)
+
+
+def _project_row(repo: Repository, name: str) -> Any:
+    # Workaround: Repository has no public accessor for a project's row (visibility) yet.
+    from .catalog import records
+
+    with repo.catalog.read() as conn:
+        for row in records.list_projects(conn):
+            if row.name == name:
+                return row
+    raise NotFound(f"project {name!r} not found; `cairn ls` lists them")
+
+
+# Access control is a separate piece of work: these commands keep their final shape so
+# scripts and docs can use them, and say plainly that they do nothing yet.
+_NO_ACCESS_CONTROL = (
+    "not supported yet: project access control arrives with PostgreSQL row-level security"
+)
+
+
+@project_app.command("create")
+def project_create(
+    name: Annotated[str, typer.Argument(help="The project.")],
+    visibility: Annotated[str, typer.Option(help="private or public.")] = "private",
+) -> None:
+    """Create a project with a visibility (not supported yet)."""
+    raise BadInput(_NO_ACCESS_CONTROL)
+
+
+@project_app.command("grant")
+def project_grant(
+    name: Annotated[str, typer.Argument(help="The project.")],
+    principal: Annotated[str, typer.Argument(help="A user or group.")],
+    role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
+) -> None:
+    """Give a user or group a role on a project (not supported yet)."""
+    raise BadInput(_NO_ACCESS_CONTROL)
+
+
+@project_app.command("revoke")
+def project_revoke(
+    name: Annotated[str, typer.Argument(help="The project.")],
+    principal: Annotated[str, typer.Argument(help="A user or group.")],
+) -> None:
+    """Take a user's or group's role on a project away (not supported yet)."""
+    raise BadInput(_NO_ACCESS_CONTROL)
+
+
+def main() -> None:
+    """Console-script entry point (`cairn`, `python -m cairn`)."""
+    app(prog_name="cairn")

@@ -1,0 +1,104 @@
+"""Terminal output for the CLI: a rich progress bar and plain-or-rich tables.
+
+The engine reports bytes through the `Progress` protocol (progress.py); `RichProgress`
+draws them as a bar with bytes, rate and ETA. The CLI only installs it when stderr is a
+terminal, so piped output stays quiet.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import IO
+
+from rich import filesize
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+
+class RichProgress:
+    """A `cairn.progress.Progress` drawn with rich: one bar per phase, cleared when done.
+
+    `advance` may be called from worker threads; rich's own lock makes that safe, ours
+    only guards the start/finish bookkeeping.
+    """
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._lock = threading.Lock()
+
+    def start(self, description: str, total: int) -> None:
+        self.finish()
+        if total <= 0:
+            return  # nothing to transfer (all cached or already stored): draw nothing
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        with self._lock:
+            self._bar = bar
+            self._task = bar.add_task(description, total=total)
+            bar.start()
+
+    def advance(self, nbytes: int) -> None:
+        bar, task = self._bar, self._task
+        if bar is not None and task is not None:
+            bar.advance(task, nbytes)
+
+    def finish(self) -> None:
+        with self._lock:
+            bar, self._bar, self._task = self._bar, None, None
+        if bar is not None:
+            bar.stop()
+
+
+def human_size(n: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as the progress bar shows them)."""
+    return str(filesize.decimal(n))
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp as 'YYYY-MM-DD HH:MM:SS' UTC (the catalog stores UTC)."""
+    if moment is None:
+        return "-"
+    return utc(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every catalog timestamp is UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, file: IO[str] | None = None
+) -> None:
+    """A rich table on a terminal; plain aligned columns (never truncated) when piped."""
+    out = file or sys.stdout
+    if out.isatty():
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        Console(file=out).print(table)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
+        out.write("  ".join(cells).rstrip() + "\n")
