@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -39,14 +38,14 @@ class BadInput(Exception):
 class _Group(TyperGroup):
     """Turns every exception raised by a command into one stderr line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # exits and usage errors: typer reports them itself
         except OSError as exc:
             if exc.errno == errno.EPIPE:
-                raise  # `cairn ls | head`: click quiets the broken pipe
+                raise  # `cairn ls | head`: typer quiets the broken pipe
             _unexpected(exc)
         except (BadInput, InvalidName) as exc:
             _fail(str(exc), EXIT_USAGE)
@@ -59,7 +58,7 @@ class _Group(TyperGroup):
 def _fail(message: str, code: int) -> NoReturn:
     line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
     typer.echo(f"cairn: error: {line}", err=True)
-    raise click.exceptions.Exit(code)
+    raise typer.Exit(code)
 
 
 def _unexpected(exc: Exception) -> NoReturn:
@@ -244,6 +243,7 @@ def list_(
         rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(project)]
         print_table(["collection", "type", "versions"], rows)
     else:
+        coll = _collection(target, repo)
         rows = [
             [
                 v.version,
@@ -253,7 +253,7 @@ def list_(
                 ", ".join(v.aliases),
                 when(v.created_at),
             ]
-            for v in repo.versions(str(_collection(target, repo)).rpartition(":")[0])
+            for v in repo.versions(f"{coll.project}/{coll.name}")
         ]
         print_table(["version", "state", "size", "files", "aliases", "created"], rows)
 
@@ -275,7 +275,7 @@ def show(
         ("ref", f"{v.ref} ({v.type})"),
         ("state", v.state),
         ("digest", v.digest or "-"),
-        ("size", f"{human_size(v.size)} ({v.size} bytes), {v.file_count} files"),
+        ("size", f"{_exact_size(v.size)}, {v.file_count} files"),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", when(v.created_at)),
         ("description", v.description or "-"),
@@ -293,6 +293,10 @@ def show(
         for f in doc["files"]
     ]
     print_table(["path", "size", "digest / reference"], rows)
+
+
+def _exact_size(n: int) -> str:
+    return human_size(n) if n < 1000 else f"{human_size(n)} ({n} bytes)"
 
 
 def _version_doc(v: ArtifactVersion) -> dict[str, Any]:

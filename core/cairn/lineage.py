@@ -133,10 +133,10 @@ def _add(graph: LineageGraph, item: ArtifactVersion | Run) -> None:
         label = item.name or f"run {item.id[:12]}"
         graph.nodes[key] = Node(key, "run", label, " · ".join(b for b in bits if b))
     else:
-        bits = [item.type, *item.aliases]
+        tags = [item.type, *item.aliases]
         if item.state != "COMMITTED":
-            bits.append(item.state)
-        graph.nodes[key] = Node(key, "version", item.ref, " · ".join(bits))
+            tags.append(item.state)
+        graph.nodes[key] = Node(key, "version", item.ref, " · ".join(tags))
 
 
 # -- pictures --------------------------------------------------------------------------
