@@ -181,11 +181,15 @@ def put(
     v = repo.log_artifact(art, project=target.project, aliases=alias or [])
     typer.echo(v.ref)
     sent = v.last_log.bytes_sent if v.last_log else 0
-    summary = f"{v.file_count} files, {human_size(v.size)}, {human_size(sent)} newly stored"
+    summary = f"{_files(v.file_count)}, {human_size(v.size)}, {human_size(sent)} newly stored"
     if utc(v.created_at) < started:
         typer.echo(f"unchanged: {v.ref} has this content already; {summary}", err=True)
     else:
         typer.echo(f"logged {v.ref}: {summary}", err=True)
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -217,7 +221,7 @@ def get(
     v = _repo(ctx).artifact(ref)
     folder = v.download(root)
     typer.echo(os.path.abspath(folder))
-    typer.echo(f"{v.ref}: {v.file_count} files, {human_size(v.size)}", err=True)
+    typer.echo(f"{v.ref}: {_files(v.file_count)}, {human_size(v.size)}", err=True)
 
 
 @app.command("ls")
@@ -275,7 +279,7 @@ def show(
         ("ref", f"{v.ref} ({v.type})"),
         ("state", v.state),
         ("digest", v.digest or "-"),
-        ("size", f"{_exact_size(v.size)}, {v.file_count} files"),
+        ("size", f"{_exact_size(v.size)}, {_files(v.file_count)}"),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", when(v.created_at)),
         ("description", v.description or "-"),

@@ -84,6 +84,7 @@ def finish(
         manifest = Manifest(entries)
         write_manifest(repo, manifest)
         with repo.catalog.write() as conn:
+            repo.catalog.gc_guard(conn, exclusive=False)
             pending = _pending(repo, conn, coll, distributed_id, create=False)
             records.save_manifest(conn, manifest)
             metadata = {**(pending.metadata or {}), **art.metadata}

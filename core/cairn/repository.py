@@ -128,6 +128,8 @@ class Repository:
             manifest = Manifest([*art.base_entries(), *staged.entries])
             write_manifest(self, manifest)
             with self.catalog.write() as conn:
+                # shared GC guard: gc must not see the manifest row without its version
+                self.catalog.gc_guard(conn, exclusive=False)
                 coll = records.collection(conn, project, art.name, type=art.type)
                 records.save_manifest(conn, manifest)
                 version_id, _ = records.commit(
