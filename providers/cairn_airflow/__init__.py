@@ -1,0 +1,100 @@
+"""cairn provider for Apache Airflow 3: a `cairn` connection, operators, a sensor.
+
+Importing this package is cheap (Airflow reads `get_provider_info` while discovering
+providers); the operators and the hook load on first use:
+
+    from cairn_airflow import LogArtifactOperator, UpsertArtifactOperator, FinishArtifactOperator
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "CairnHook": "cairn_airflow.hooks.cairn",
+    "LogArtifactOperator": "cairn_airflow.operators.artifact",
+    "UseArtifactOperator": "cairn_airflow.operators.artifact",
+    "UpsertArtifactOperator": "cairn_airflow.operators.artifact",
+    "FinishArtifactOperator": "cairn_airflow.operators.artifact",
+    "ArtifactAliasSensor": "cairn_airflow.sensors.alias",
+    "ArtifactAliasTrigger": "cairn_airflow.triggers.alias",
+    "TaskIdentity": "cairn_airflow.identity",
+    "task_run": "cairn_airflow.identity",
+    "asset_for": "cairn_airflow.assets",
+    "record_asset_event": "cairn_airflow.assets",
+}
+
+__all__ = [*_EXPORTS, "get_provider_info"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cairn_airflow' has no attribute {name!r}")
+
+
+def get_provider_info() -> dict[str, Any]:
+    """What `airflow providers list` and the connection form know about this provider."""
+    return {
+        "package-name": "cairn",
+        "name": "cairn",
+        "description": "Versioned, content-addressed artifact storage for data pipelines.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "cairn",
+                "external-doc-url": "https://github.com/cairn/cairn",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [{"integration-name": "cairn", "python-modules": ["cairn_airflow.hooks.cairn"]}],
+        "operators": [
+            {"integration-name": "cairn", "python-modules": ["cairn_airflow.operators.artifact"]}
+        ],
+        "sensors": [
+            {"integration-name": "cairn", "python-modules": ["cairn_airflow.sensors.alias"]}
+        ],
+        "triggers": [
+            {"integration-name": "cairn", "python-modules": ["cairn_airflow.triggers.alias"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "cairn",
+                "hook-class-name": "cairn_airflow.hooks.cairn.CairnHook",
+                "hook-name": "cairn",
+                "conn-fields": {
+                    "catalog": {
+                        "label": "Catalog URL",
+                        "description": "SQLAlchemy URL of the catalog, e.g. "
+                        "postgresql+psycopg://user@host/cairn (empty: embedded SQLite)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "store": {
+                        "label": "Store URL",
+                        "description": "Where the bytes go, e.g. s3://bucket/prefix "
+                        "(empty: a folder under $CAIRN_HOME)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "storage_options": {
+                        "label": "Storage options (JSON)",
+                        "description": 'fsspec options of the store, e.g. {"anon": false}',
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "cache_dir": {
+                        "label": "Cache folder",
+                        "description": "Local download cache (empty: $CAIRN_HOME/cache)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "login", "password", "port"],
+                    "relabeling": {},
+                    "placeholders": {},
+                },
+            }
+        ],
+        "asset-uris": [{"schemes": ["cairn"], "handler": None}],
+    }
