@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
 from typer.core import TyperGroup
 
 from . import __version__
@@ -181,15 +182,17 @@ def put(
     v = repo.log_artifact(art, project=target.project, aliases=alias or [])
     typer.echo(v.ref)
     sent = v.last_log.bytes_sent if v.last_log else 0
-    summary = f"{_files(v.file_count)}, {human_size(v.size)}, {human_size(sent)} newly stored"
+    summary = (
+        f"{_count(v.file_count, 'file')}, {human_size(v.size)}, {human_size(sent)} newly stored"
+    )
     if utc(v.created_at) < started:
         typer.echo(f"unchanged: {v.ref} has this content already; {summary}", err=True)
     else:
         typer.echo(f"logged {v.ref}: {summary}", err=True)
 
 
-def _files(n: int) -> str:
-    return f"{n} file" if n == 1 else f"{n} files"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -221,7 +224,7 @@ def get(
     v = _repo(ctx).artifact(ref)
     folder = v.download(root)
     typer.echo(os.path.abspath(folder))
-    typer.echo(f"{v.ref}: {_files(v.file_count)}, {human_size(v.size)}", err=True)
+    typer.echo(f"{v.ref}: {_count(v.file_count, 'file')}, {human_size(v.size)}", err=True)
 
 
 @app.command("ls")
@@ -279,7 +282,7 @@ def show(
         ("ref", f"{v.ref} ({v.type})"),
         ("state", v.state),
         ("digest", v.digest or "-"),
-        ("size", f"{_exact_size(v.size)}, {_files(v.file_count)}"),
+        ("size", f"{_exact_size(v.size)}, {_count(v.file_count, 'file')}"),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", when(v.created_at)),
         ("description", v.description or "-"),
@@ -368,8 +371,6 @@ def lineage(
     """Which run logged a version, what it used, who used the version and what they logged."""
     graph = graphs.build(_repo(ctx).artifact(ref), depth=depth)
     if format_ is LineageFormat.tree:
-        from rich.console import Console
-
         # piped: no colours, and a width that never wraps a line
         Console(width=None if sys.stdout.isatty() else 10_000).print(graphs.tree(graph))
     elif format_ is LineageFormat.dot:
@@ -458,7 +459,8 @@ def prune(
     for v in doomed:
         typer.echo(f"{'would delete' if dry_run else 'deleted'} {v.ref}")
     verb = "would delete" if dry_run else "deleted"
-    typer.echo(f"{verb} {len(doomed)} versions of {target.project}/{target.name}", err=True)
+    summary = f"{_count(len(doomed), 'version')} of {target.project}/{target.name}"
+    typer.echo(f"{verb} {summary}", err=True)
 
 
 # -- maintenance ----------------------------------------------------------------------------

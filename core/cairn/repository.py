@@ -285,9 +285,11 @@ class Repository:
         return downloader.ensure(entries)
 
     def _open_entry(self, entry: Entry) -> Any:
+        import io
+
         from .reader import EntryReader
 
-        return EntryReader(self.store, entry)
+        return io.BufferedReader(EntryReader(self.store, entry), buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
         with self.catalog.write() as conn:
