@@ -1,0 +1,43 @@
+"""Partitioned tables: Parquet or CSV parts under one folder of a version, read as one table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import CairnError, NotFound
+from .names import check_path
+
+if TYPE_CHECKING:
+    import pyarrow
+
+    from .version import ArtifactVersion
+
+_FORMATS = (".parquet", ".csv")
+
+
+def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
+    """Concatenate every `.parquet` (or every `.csv`) file under folder `name`, in path order.
+
+    The manifest is the index: parts upserted by many writers are found without listing
+    any store, verified like every download, and must share one schema.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise CairnError("read_table needs pyarrow: pip install cairn[table]") from exc
+    prefix = check_path(name) + "/"
+    found = [e for e in version.files() if e.path.startswith(prefix) and e.path.endswith(_FORMATS)]
+    if not found:
+        raise NotFound(f"{version.ref} has no .parquet or .csv parts under {name!r}")
+    kinds = {e.path.rsplit(".", 1)[-1] for e in found}
+    if len(kinds) > 1:
+        raise CairnError(f"{version.ref}:{name} mixes Parquet and CSV parts; keep to one format")
+    paths = version._repo._fetch(found)
+    reader = pq.read_table if kinds == {"parquet"} else pacsv.read_csv
+    tables = [reader(paths[e.digest or ""]) for e in found]
+    try:
+        return pa.concat_tables(tables)
+    except pa.ArrowInvalid as exc:
+        raise CairnError(f"{version.ref}:{name}: parts do not share one schema ({exc})") from exc
