@@ -41,7 +41,14 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                # the engine leaves a bar running when a transfer fails: clear it (and
+                # restore the cursor) before any error line is printed
+                opts = ctx.find_object(_Options)
+                if opts is not None and opts.progress is not None:
+                    opts.progress.finish()
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # exits and usage errors: typer reports them itself
         except OSError as exc:
@@ -88,6 +95,7 @@ class _Options:
     home: str | None
     project: str | None
     repo: Repository | None = None
+    progress: RichProgress | None = None
 
 
 def _show_version(value: bool) -> None:
@@ -126,10 +134,14 @@ def _repo(ctx: typer.Context) -> Repository:
     assert opts is not None
     if opts.repo is None:
         # a bar on a terminal only: piped stderr stays quiet
-        progress = RichProgress() if sys.stderr.isatty() else None
+        opts.progress = RichProgress() if _stderr_is_terminal() else None
         try:
             repo = Repository.open(
-                opts.catalog, opts.store, home=opts.home, project=opts.project, progress=progress
+                opts.catalog,
+                opts.store,
+                home=opts.home,
+                project=opts.project,
+                progress=opts.progress,
             )
         except CairnError:
             raise
@@ -137,6 +149,10 @@ def _repo(ctx: typer.Context) -> Repository:
             raise CairnError(f"cannot open the repository: {exc}") from exc
         opts.repo = ctx.find_root().with_resource(repo)
     return opts.repo
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _collection(text: str, repo: Repository) -> Ref:
@@ -362,7 +378,7 @@ def lineage(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
     format_: Annotated[
-        LineageFormat, typer.Option("--format", "-f", help="tree, or picture source.")
+        LineageFormat, typer.Option("--format", "-f", help="tree, dot (Graphviz), mermaid or json.")
     ] = LineageFormat.tree,
     depth: Annotated[
         int | None, typer.Option(min=0, help="Edges to follow each way (default: all).")

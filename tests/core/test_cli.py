@@ -561,6 +561,37 @@ def test_progress_is_passed_only_when_stderr_is_a_terminal(data, monkeypatch):
     assert seen == [None]  # CliRunner's stderr is not a terminal
 
 
+def test_a_failed_transfer_clears_the_progress_bar_before_the_error(data, monkeypatch):
+    import cairn.cli as cli
+    from cairn import IntegrityError
+
+    class Bar:
+        def __init__(self):
+            self.calls = []
+
+        def start(self, description, total):
+            self.calls.append("start")
+
+        def advance(self, nbytes):
+            pass
+
+        def finish(self):
+            self.calls.append("finish")
+
+    bars = []
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(cli, "RichProgress", lambda: bars.append(Bar()) or bars[-1])
+
+    def failing_gc(self, **kwargs):
+        self.progress.start("downloading", 10)  # and, like the engine, no finish on error
+        raise IntegrityError("object abc is corrupt")
+
+    monkeypatch.setattr(Repository, "gc", failing_gc)
+    r = cairn("gc", code=1)
+    assert r.stderr == "cairn: error: object abc is corrupt\n"
+    assert bars[0].calls == ["start", "finish"]
+
+
 # -- real subprocesses: `python -m cairn` --------------------------------------------------------
 
 
