@@ -31,6 +31,10 @@ from .version import ArtifactVersion
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
+RefArg = Annotated[str, typer.Argument(help="project/name[:alias|:vN]")]
+ProjectArg = Annotated[str, typer.Argument(help="The project.")]
+PrincipalArg = Annotated[str, typer.Argument(help="A user or group.")]
+
 
 class BadInput(Exception):
     """A malformed argument the user can fix (exit 2)."""
@@ -231,7 +235,7 @@ def _existing_type(repo: Repository, ref: Ref) -> str | None:
 @app.command()
 def get(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    ref: RefArg,
     root: Annotated[
         str | None, typer.Option(help="Where to put the files (default: artifacts/NAME/vN).")
     ] = None,
@@ -284,7 +288,7 @@ def list_(
 @app.command()
 def show(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    ref: RefArg,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a version: state, digest, size, aliases, metadata, lineage and files."""
@@ -376,7 +380,7 @@ class LineageFormat(str, Enum):
 @app.command()
 def lineage(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="project/name[:alias|:vN]")],
+    ref: RefArg,
     format_: Annotated[
         LineageFormat, typer.Option("--format", "-f", help="tree, dot (Graphviz), mermaid or json.")
     ] = LineageFormat.tree,
@@ -542,9 +546,7 @@ app.add_typer(project_app, name="project")
 
 
 @project_app.command("show")
-def project_show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The project.")]
-) -> None:
+def project_show(ctx: typer.Context, name: ProjectArg) -> None:
     """Show a project's visibility and collections."""
     repo = _repo(ctx)
     info = _project_row(repo, check_name(name, kind="project"))
@@ -576,7 +578,7 @@ _NO_ACCESS_CONTROL = (
 
 @project_app.command("create")
 def project_create(
-    name: Annotated[str, typer.Argument(help="The project.")],
+    name: ProjectArg,
     visibility: Annotated[str, typer.Option(help="private or public.")] = "private",
 ) -> None:
     """Create a project with a visibility (not supported yet)."""
@@ -585,8 +587,8 @@ def project_create(
 
 @project_app.command("grant")
 def project_grant(
-    name: Annotated[str, typer.Argument(help="The project.")],
-    principal: Annotated[str, typer.Argument(help="A user or group.")],
+    name: ProjectArg,
+    principal: PrincipalArg,
     role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
 ) -> None:
     """Give a user or group a role on a project (not supported yet)."""
@@ -595,8 +597,8 @@ def project_grant(
 
 @project_app.command("revoke")
 def project_revoke(
-    name: Annotated[str, typer.Argument(help="The project.")],
-    principal: Annotated[str, typer.Argument(help="A user or group.")],
+    name: ProjectArg,
+    principal: PrincipalArg,
 ) -> None:
     """Take a user's or group's role on a project away (not supported yet)."""
     raise BadInput(_NO_ACCESS_CONTROL)
