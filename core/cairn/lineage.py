@@ -130,7 +130,7 @@ def _add(graph: LineageGraph, item: ArtifactVersion | Run) -> None:
         return
     if isinstance(item, Run):
         bits = [item.job_type, item.kind, item.state]
-        label = item.name or f"run {item.id[:12]}"
+        label = item.name or item.id[:12]  # unnamed: a short id
         graph.nodes[key] = Node(key, "run", label, " · ".join(b for b in bits if b))
     else:
         tags = [item.type, *item.aliases]

@@ -617,6 +617,14 @@ def test_python_m_cairn_round_trip(data, tmp_path):
     assert version.stdout.startswith("cairn ") and version.returncode == 0
 
 
+def test_console_script_entry_point_is_cli_main():
+    from importlib.metadata import entry_points
+
+    from cairn.cli import main
+
+    assert [ep.load() for ep in entry_points(group="console_scripts", name="cairn")] == [main]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

@@ -114,6 +114,15 @@ def test_node_details_name_type_aliases_and_run_state(pipeline):
     assert prep.detail == "prep · manual · finished"
 
 
+def test_unnamed_runs_are_labelled_by_a_short_id(repo):
+    with repo.run(project="demo") as run:
+        v = run.log_artifact(_art("data"))
+    graph = lineage.build(v)
+    node = graph.nodes[f"run:{run.id}"]
+    assert node.label == run.id[:12] and node.detail == "manual · finished"
+    assert f"logged by run {run.id[:12]} (manual · finished)" in _render(lineage.tree(graph))
+
+
 def test_version_outside_any_run_has_an_empty_graph(repo):
     v = repo.log_artifact(_art("lonely"), project="demo")
     graph = lineage.build(v)
