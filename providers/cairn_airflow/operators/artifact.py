@@ -109,7 +109,8 @@ class LogArtifactOperator(CairnBaseOperator):
     def execute(self, context: Any) -> str:
         with self.cairn_run(context) as run:
             v = run.log_artifact(self._artifact(run), aliases=list(self.aliases or ()))
-        self.log.info("logged %s: %d files, %d bytes", v.ref, v.file_count, v.size)
+        sent = v.last_log.bytes_sent if v.last_log else 0
+        self.log.info("logged %s: %d files, %d bytes (%d new)", v.ref, v.file_count, v.size, sent)
         record_asset_event(v, context)
         return v.ref
 
@@ -123,12 +124,12 @@ class LogArtifactOperator(CairnBaseOperator):
         if self.description is not None:
             art.description = self.description
         art.metadata.update(self.metadata or {})
+        add_paths(art, self.paths, self.prefix)
         for path in as_list(self.remove):
             try:
                 art.remove(path)
             except NotFound:
                 self.log.info("%s is not in the artifact: nothing to remove", path)
-        add_paths(art, self.paths, self.prefix)
         return art
 
 
