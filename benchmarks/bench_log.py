@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +59,9 @@ class Sample:
 
     op_s: float  # timed inside the child for Python-API children; else the wall time
     wall_s: float
-    peak_rss: int  # bytes; ru_maxrss of the child (or its largest descendant)
+    peak_rss: int  # bytes; the child's (or its largest descendant's) maximum RSS
+    cpu_s: float  # user + system time of the child and its descendants
+    load: float  # 1-minute load average just before the step: other work on the machine
     info: dict = field(default_factory=dict)
 
 
@@ -75,20 +78,29 @@ def measure(cmd: Command, *, cold: bool = False) -> Sample:
     os.sync()  # no dirty pages left over from earlier steps: every step flushes only its own
     if cold:
         drop_page_cache()
-    with tempfile.NamedTemporaryFile("r") as rss:
-        argv = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd.argv]
+    load = os.getloadavg()[0]
+    with tempfile.NamedTemporaryFile("r") as usage:
+        argv = [GNU_TIME, "-f", "%M %U %S", "-o", usage.name, *cmd.argv]
         t0 = time.perf_counter()
         proc = subprocess.run(
             argv, env=cmd.env, cwd=cmd.cwd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
         )
         wall = time.perf_counter() - t0
-        rss_lines = rss.read().strip().splitlines()
+        # GNU time may write a status line first; ours is the last one
+        rss_kib, user, system = usage.read().strip().splitlines()[-1].split()
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise BenchError(f"{' '.join(cmd.argv)} exited {proc.returncode}:\n{tail}")
     info = _last_json_line(proc.stdout)
     op = float(info.pop("op_s", wall))
-    return Sample(op_s=op, wall_s=wall, peak_rss=int(rss_lines[-1]) * 1024, info=info)
+    return Sample(
+        op_s=op,
+        wall_s=wall,
+        peak_rss=int(rss_kib) * 1024,
+        cpu_s=float(user) + float(system),
+        load=load,
+        info=info,
+    )
 
 
 def _last_json_line(text: str) -> dict:
@@ -347,6 +359,8 @@ class Result:
     op_s: float
     wall_s: float
     peak_rss: int  # the largest seen
+    cpu_s: float
+    load: float  # the highest load average seen before this step
     stored: int  # bytes the tool's store grew by in this step
     op_runs: list[float]
     info: dict
@@ -365,6 +379,10 @@ def run_sequence(tool: Tool, scn: Scenario, *, cold: bool) -> dict[str, tuple[Sa
             before = tree_bytes(tool.store)
             sample = measure(tool.command(step, scn), cold=cold)
             out[step] = (sample, tree_bytes(tool.store) - before)
+            log(
+                f"    {step}: op {fmt_s(sample.op_s)} s, wall {fmt_s(sample.wall_s)} s, "
+                f"{fmt_mib(sample.peak_rss)} MiB, load {sample.load:.1f}"
+            )
     finally:
         scn.revert_change()
         tool.cleanup(scn)
@@ -393,6 +411,8 @@ def run_scenario(
             op_s=statistics.median(s.op_s for s, _ in got),
             wall_s=statistics.median(s.wall_s for s, _ in got),
             peak_rss=max(s.peak_rss for s, _ in got),
+            cpu_s=statistics.median(s.cpu_s for s, _ in got),
+            load=max(s.load for s, _ in got),
             stored=int(statistics.median(b for _, b in got)),
             op_runs=[s.op_s for s, _ in got],
             info=got[-1][0].info,
@@ -442,8 +462,9 @@ def scenario_table(scn: Scenario, results: list[Result], labels: dict[str, str])
         "",
         f"Draft step: {change}, then a draft of the latest version re-adds the changed files.",
         "",
-        "| step | tool | op s | op min–max | wall s | peak RSS MiB | stored +MiB | cairn ÷ tool |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| step | tool | op s | op min–max | wall s | cpu s | peak RSS MiB | stored +MiB "
+        "| cairn ÷ tool |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for step in STEPS:
         cairn = by.get((step, "cairn"))
@@ -452,11 +473,18 @@ def scenario_table(scn: Scenario, results: list[Result], labels: dict[str, str])
             if r is None:
                 continue
             ratio = "" if cairn is None or name == "cairn" else f"{cairn.op_s / r.op_s:.2f}"
-            lines.append(
-                f"| {STEP_LABELS[step]} | {label} | {fmt_s(r.op_s)} "
-                f"| {fmt_s(min(r.op_runs))}–{fmt_s(max(r.op_runs))} | {fmt_s(r.wall_s)} "
-                f"| {fmt_mib(r.peak_rss)} | {fmt_mib(r.stored)} | {ratio} |"
-            )
+            cells = [
+                STEP_LABELS[step],
+                label,
+                fmt_s(r.op_s),
+                f"{fmt_s(min(r.op_runs))}–{fmt_s(max(r.op_runs))}",
+                fmt_s(r.wall_s),
+                fmt_s(r.cpu_s),
+                fmt_mib(r.peak_rss),
+                fmt_mib(r.stored),
+                ratio,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -554,7 +582,22 @@ def tool_versions(args: argparse.Namespace, only: set[str]) -> dict[str, str]:
         except (OSError, subprocess.CalledProcessError) as exc:
             raise BenchError(hints.get(name, str(exc))) from exc
         versions[name] = out.stdout.strip().splitlines()[0]
+    if "cairn" in versions:
+        versions["cairn"] += source_revision(Path(versions["cairn"].rsplit(" from ", 1)[-1]))
     return versions
+
+
+def source_revision(module_file: Path) -> str:
+    """' (commit abc1234, uncommitted changes)' when cairn runs from a git checkout."""
+    folder = str(module_file.parent)
+    head = subprocess.run(["git", "-C", folder, "rev-parse", "--short", "HEAD"], **_QUIET)
+    if head.returncode != 0:
+        return ""
+    dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "."], **_QUIET)
+    return f" (commit {head.stdout.strip()}" + (", uncommitted changes)" if dirty.stdout else ")")
+
+
+_QUIET: dict = {"capture_output": True, "text": True}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -607,25 +650,50 @@ def machine_line(work: Path) -> str:
     )
 
 
-def report(args, tools, scenarios, results, mem, targets, versions, work, dvc_start) -> str:
+@dataclass
+class Outcome:
+    """Everything one run measured, for the markdown report and the JSON file."""
+
+    versions: dict[str, str]
+    machine: str
+    scenarios: list[Scenario]
+    results: list[Result]
+    memory: list[tuple[int, Sample]]
+    dvc_startup_s: float | None
+    targets: list[Target]
+
+    def to_json(self, args: argparse.Namespace) -> dict:
+        config = {k: v for k, v in vars(args).items() if k != "only"}
+        return {
+            "config": config | {"only": sorted(args.only)},
+            "versions": self.versions,
+            "results": [asdict(r) for r in self.results],
+            "memory": [{"bytes": size, **asdict(s)} for size, s in self.memory],
+            "targets": [asdict(t) for t in self.targets],
+        }
+
+
+def report(args: argparse.Namespace, tools: list[Tool], out: Outcome) -> str:
     labels = {t.name: t.label for t in tools}
+    loads = [r.load for r in out.results]
     lines = [
         "## cairn log benchmark",
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-        f"Machine: {machine_line(work)}. Per tool: {args.warmup} untimed "
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in out.versions.items()) + ".",
+        f"Machine: {out.machine}. Per tool: {args.warmup} untimed "
         f"warm-up run(s), then {args.repeat} timed; medians shown.",
         "",
     ]
-    for scn in scenarios:
-        lines += scenario_table(scn, results, labels)
-    if mem:
+    for scn in out.scenarios:
+        lines += scenario_table(scn, out.results, labels)
+    if out.memory:
         lines += ["### cairn peak memory as the file grows", "", "| file MiB | peak RSS MiB |"]
-        lines += ["|--:|--:|"] + [f"| {s / MiB:.0f} | {fmt_mib(m.peak_rss)} |" for s, m in mem]
+        lines += ["|--:|--:|"]
+        lines += [f"| {size / MiB:.0f} | {fmt_mib(s.peak_rss)} |" for size, s in out.memory]
         lines.append("")
-    if targets:
+    if out.targets:
         lines += ["### Targets", "", "| target | measured | result |", "|---|---|---|"]
-        lines += [f"| {t.name} | {t.measured} | **{t.verdict}** |" for t in targets]
+        lines += [f"| {t.name} | {t.measured} | **{t.verdict}** |" for t in out.targets]
         lines.append("")
     cache = (
         "cold page cache (dropped before every step)"
@@ -633,75 +701,83 @@ def report(args, tools, scenarios, results, mem, targets, versions, work, dvc_st
         else "warm page cache for every tool (data read once before every step; the cache "
         "was not dropped)"
     )
+    dvc_startup = (
+        f" (`dvc --version` alone takes {fmt_s(out.dvc_startup_s)} s)"
+        if out.dvc_startup_s is not None
+        else ""
+    )
     lines += [
         "Notes:",
         f"- {cache}; dirty pages flushed (`sync`) before every step, outside the timer.",
         "- *op*: for cairn and wandb, timed inside the child after its imports (open + add + "
         "log); for cp and dvc, the whole command. *wall*: the whole child process, interpreter "
-        "start-up included"
-        + (f" (`dvc --version` alone takes {fmt_s(dvc_start)} s)." if dvc_start else "."),
-        "- cairn fsyncs what it stores; `cp -r` and DVC do not, hence the `cp -r && sync` column.",
+        f"start-up included{dvc_startup}. *cpu*: user + system time of the child. Ratios "
+        "use *op*.",
+        "- cairn makes what it stores durable; `cp -r` and DVC do not, hence `cp -r && sync`.",
         "- cp has no versions: each step copies everything into a new folder.",
-        "- On a VM whose memory the host backs lazily, the first write into fresh page cache "
-        "is several times slower than later ones: hence the warm-up runs, the rotating tool "
-        "order, and the min–max column.",
         "- DVC: `dvc add` in a fresh `git init` + `dvc init` repo, cache on the same filesystem "
         "(copy: no reflinks on ext4), its own state db per run.",
         "- wandb: offline `Artifact.add_dir`/`add_file` only (md5 and a copy into its staging "
         "folder; nothing is committed). `new_draft()` needs a logged artifact, i.e. a server, "
         "so its re-log and draft rows are another full `add_dir`/`add_file` of the same data.",
         "- peak RSS: GNU time's maximum resident set size of the child (for `sh -c`, of its "
-        "largest process). "
-        "stored: growth of the tool's store in that step (cairn: CAIRN_HOME with its catalog; "
-        "dvc: cache; wandb: staging; cp: the copies).",
+        "largest process). stored: growth of the tool's store in that step (cairn: CAIRN_HOME "
+        "with its catalog; dvc: cache; wandb: staging; cp: the copies).",
+        "- On a VM whose memory the host backs lazily, the first write into fresh page cache "
+        "is several times slower than later ones: hence the warm-up runs, the rotating tool "
+        "order, and the min–max column.",
+        f"- 1-minute load average before the steps: median {statistics.median(loads):.1f}, "
+        f"max {max(loads):.1f} on {os.cpu_count()} cores"
+        + (
+            ": OTHER WORK WAS RUNNING, the times are inflated and noisy."
+            if max(loads) > (os.cpu_count() or 1)
+            else "."
+        ),
     ]
     return "\n".join(lines)
 
 
+def measure_all(args: argparse.Namespace, tools: list[Tool], work: Path) -> Outcome:
+    versions = tool_versions(args, args.only)
+    log(f"generating data in {work}")
+    scenarios = [make_big_file(work, args.big), make_small_files(work, args.small_count)]
+    results = []
+    for scn in scenarios:
+        results += run_scenario(tools, scn, repeat=args.repeat, warmup=args.warmup, cold=args.cold)
+    memory = []
+    if "cairn" in args.only:
+        quarter = work / "data-mem" / "quarter.bin"
+        write_random(quarter, args.big // 4, seed=4)
+        memory = memory_check(args.python, [quarter, scenarios[0].src], work)
+    dvc_startup = measure(Command([args.dvc, "--version"])).wall_s if "dvc" in args.only else None
+    targets = evaluate(results, memory)
+    machine = machine_line(work)
+    return Outcome(versions, machine, scenarios, results, memory, dvc_startup, targets)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `finally`: children killed, scratch removed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    work = Path(tempfile.mkdtemp(prefix="cairn-bench-", dir=args.workdir))
+    tools = make_tools(args, work)
     try:
-        versions = tool_versions(args, args.only)
+        outcome = measure_all(args, tools, work)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="cairn-bench-", dir=args.workdir))
-    try:
-        log(f"generating data in {work}")
-        scenarios = [make_big_file(work, args.big), make_small_files(work, args.small_count)]
-        tools = make_tools(args, work)
-        results = []
-        for scn in scenarios:
-            results += run_scenario(
-                tools, scn, repeat=args.repeat, warmup=args.warmup, cold=args.cold
-            )
-        mem = []
-        if "cairn" in args.only:
-            small = work / "data-mem" / "quarter.bin"
-            write_random(small, args.big // 4, seed=4)
-            mem = memory_check(args.python, [small, scenarios[0].src], work)
-        dvc_start = measure(Command([args.dvc, "--version"])).wall_s if "dvc" in args.only else 0
-        targets = evaluate(results, mem)
-        print(report(args, tools, scenarios, results, mem, targets, versions, work, dvc_start))
-        if args.json:
-            payload = {
-                "config": {k: v for k, v in vars(args).items() if k != "only"}
-                | {"only": sorted(args.only)},
-                "versions": versions,
-                "results": [asdict(r) for r in results],
-                "memory": [{"bytes": s, "peak_rss": m.peak_rss} for s, m in mem],
-                "targets": [asdict(t) for t in targets],
-            }
-            Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         if args.keep:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return 1 if any(t.verdict == "FAIL" for t in targets) else 0
+    print(report(args, tools, outcome))
+    if args.json:
+        Path(args.json).write_text(json.dumps(outcome.to_json(args), indent=2) + "\n")
+    return 1 if any(t.verdict == "FAIL" for t in outcome.targets) else 0
 
 
 if __name__ == "__main__":
