@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from typing import IO
 import blake3
 
 from .errors import IntegrityError
+from .files import atomic_file, copy_into
 
 
 @dataclass(frozen=True)
@@ -78,22 +78,13 @@ class Cache:
         IntegrityError and leaves nothing behind.
         """
         final = self.path(digest)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                got = fill(f)
+        with atomic_file(final) as f:
+            got = fill(f)
             if got != digest:
                 raise IntegrityError(
                     f"{label or digest}: content read back does not match its digest "
                     f"{digest} (got {got}); run `cairn verify`"
                 )
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
         self._record(digest, size, os.stat(final).st_mtime_ns)
         return final
 
@@ -164,13 +155,5 @@ def checkout(source: str, dest: str, *, link: bool = True) -> None:
             return
         except OSError:
             pass
-    tmp = f"{dest}.cairn-tmp"
-    with open(source, "rb") as src, open(tmp, "wb") as dst:
-        size = os.fstat(src.fileno()).st_size
-        copied = 0
-        while copied < size:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
-            if n == 0:
-                break
-            copied += n
-    os.replace(tmp, dest)
+    with atomic_file(dest, mode=0o644) as dst:
+        copy_into(source, dst)

@@ -6,9 +6,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 
+from ..files import atomic_file, copy_into
 from .base import ObjectInfo, Store
 
 
@@ -41,42 +41,13 @@ class LocalStore(Store):
         return {k for k in keys if os.path.exists(self._path(k))}
 
     def put(self, key: str, data: bytes | memoryview) -> None:
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o444)
-            # rename last: a crash before it leaves only a temp file, never a short object
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(self._path(key)) as f:
+            f.write(data)
         self._dirty = True
 
     def put_file(self, key: str, local_path: str) -> None:
-        path = self._path(key)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with open(local_path, "rb") as src, os.fdopen(fd, "wb") as dst:
-                size = os.fstat(src.fileno()).st_size
-                copied = 0
-                while copied < size:
-                    n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
-                    if n == 0:
-                        break
-                    copied += n
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(self._path(key)) as f:
+            copy_into(local_path, f)
         self._dirty = True
 
     def get_range(self, key: str, start: int = 0, end: int | None = None) -> bytes:
