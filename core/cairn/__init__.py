@@ -15,6 +15,7 @@ from .errors import (
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
 from .names import Ref
+from .projects import ProjectInfo
 from .repository import Repository
 from .run import Run
 from .transfer import UploadStats
@@ -39,6 +40,7 @@ __all__ = [
     "Manifest",
     "NotFound",
     "PermissionDenied",
+    "ProjectInfo",
     "Ref",
     "ReferenceChanged",
     "Repository",

@@ -109,7 +109,10 @@ def finish(
                 records.update_version(conn, pending.id, state=records.DELETED)
             for a in wanted:
                 records.set_alias(conn, coll.id, a, version_id)
-    return repo._version_by_id(version_id)
+    v = repo._version_by_id(version_id)
+    v.last_log = staged.stats
+    v.created = created
+    return v
 
 
 def _pending(

@@ -42,14 +42,16 @@ class Downloader:
                 wanted[e.digest] = e
         missing = [e for d, e in wanted.items() if not self.cache.has(d, e.size)]
         self.progress.start("downloading", sum(e.size for e in missing))
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            # small files in parallel; a chunked file fetches its own chunks in parallel
-            small = [e for e in missing if not e.chunks]
-            list(pool.map(self._fetch_blob, small))
-            for e in missing:
-                if e.chunks:
-                    self._fetch_chunked(e, pool)
-        self.progress.finish()
+        try:
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                # small files in parallel; a chunked file fetches its own chunks in parallel
+                small = [e for e in missing if not e.chunks]
+                list(pool.map(self._fetch_blob, small))
+                for e in missing:
+                    if e.chunks:
+                        self._fetch_chunked(e, pool)
+        finally:
+            self.progress.finish()
         self.cache.touch(wanted)
         return {d: self.cache.path(d) for d in wanted}
 

@@ -17,6 +17,7 @@ from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .progress import NoProgress, Progress
+from .projects import ProjectInfo
 from .run import Run
 from .staging import stage, write_manifest
 from .statcache import StatCache
@@ -132,7 +133,7 @@ class Repository:
                 self.catalog.gc_guard(conn, exclusive=False)
                 coll = records.collection(conn, project, art.name, type=art.type)
                 records.save_manifest(conn, manifest)
-                version_id, _ = records.commit(
+                version_id, created = records.commit(
                     conn,
                     coll,
                     manifest,
@@ -144,6 +145,7 @@ class Repository:
                     records.set_alias(conn, coll.id, a, version_id)
         v = self._version_by_id(version_id)
         v.last_log = staged.stats
+        v.created = created
         return v
 
     def upsert_artifact(
@@ -195,6 +197,12 @@ class Repository:
     def diff(self, a: str, b: str) -> Diff:
         """Paths added, removed and modified going from version `a` to version `b`."""
         return Diff.between(self.artifact(a).manifest, self.artifact(b).manifest)
+
+    def project(self, name: str) -> ProjectInfo:
+        """A project's settings; NotFound if nothing was ever logged to it."""
+        with self.catalog.read() as conn:
+            row = records.project(conn, check_name(name, kind="project"))
+        return ProjectInfo(row.name, row.visibility, row.created_at)
 
     def projects(self) -> list[str]:
         with self.catalog.read() as conn:

@@ -85,6 +85,18 @@ class Uploader:
             stamps[local] = stamp(st)
         self.stats.files += len(items)
         self.progress.start("hashing", sum(s[1] for s in stamps.values()))
+        try:
+            results = self._store_all(items, stamps)
+        finally:
+            self.progress.finish()
+        return [
+            Entry(logical, stamps[local][1], results[local][0], results[local][1])
+            for logical, local in items
+        ]
+
+    def _store_all(
+        self, items: list[tuple[str, str]], stamps: dict[str, Stamp]
+    ) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
         known = self.statcache.lookup(stamps) if self.statcache else {}
         results: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
 
@@ -107,11 +119,7 @@ class Uploader:
         self.flush()
         if self.statcache:
             self.statcache.store((p, stamps[p], *results[p]) for p in todo if os.path.exists(p))
-        self.progress.finish()
-        return [
-            Entry(logical, stamps[local][1], results[local][0], results[local][1])
-            for logical, local in items
-        ]
+        return results
 
     def put_objects(self, blobs: dict[str, bytes]) -> None:
         """Store ready-made objects (digest -> bytes) that are not stored yet."""

@@ -47,6 +47,8 @@ class ArtifactVersion:
         self._manifest: Manifest | None = None
         #: what the log that returned this version stored (set by log_artifact)
         self.last_log: UploadStats | None = None
+        #: True if that log made a new version, False if it returned an identical one
+        self.created: bool | None = None
 
     # -- identity ----------------------------------------------------------------------
 

@@ -130,3 +130,13 @@ def test_type_mismatch_is_a_conflict(repo, tmp_path):
     f = write(tmp_path / "m", "m")
     with pytest.raises(Conflict, match="dataset"):
         repo.log_artifact(Artifact("ds", type="model").add_file(f), project="p")
+
+
+def test_log_says_whether_it_created_a_version_and_projects_are_described(repo, tmp_path):
+    first = _log(repo, tmp_path, "a")
+    again = _log(repo, tmp_path, "a")
+    assert (first.created, again.created) == (True, False)
+    info = repo.project("p")
+    assert (info.name, info.visibility) == ("p", "private")
+    with pytest.raises(NotFound):
+        repo.project("nope")

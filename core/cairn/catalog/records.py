@@ -77,6 +77,13 @@ def list_collections(conn: Connection, project: str | None = None) -> list[Row]:
     return list(conn.execute(q))
 
 
+def project(conn: Connection, name: str) -> Row:
+    row = conn.execute(select(projects).where(projects.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"project {name!r} not found")
+    return row
+
+
 def list_projects(conn: Connection) -> list[Row]:
     return list(conn.execute(select(projects).order_by(projects.c.name)))
 
