@@ -12,7 +12,6 @@ import re
 import sys
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
@@ -198,14 +197,13 @@ def put(
         art.add_dir(path)
     else:
         art.add_file(path)
-    started = datetime.now(timezone.utc)
     v = repo.log_artifact(art, project=target.project, aliases=alias or [])
     typer.echo(v.ref)
     sent = v.last_log.bytes_sent if v.last_log else 0
     summary = (
         f"{_count(v.file_count, 'file')}, {human_size(v.size)}, {human_size(sent)} newly stored"
     )
-    if utc(v.created_at) < started:
+    if not v.created:
         typer.echo(f"unchanged: {v.ref} has this content already; {summary}", err=True)
     else:
         typer.echo(f"logged {v.ref}: {summary}", err=True)
@@ -549,24 +547,13 @@ app.add_typer(project_app, name="project")
 def project_show(ctx: typer.Context, name: ProjectArg) -> None:
     """Show a project's visibility and collections."""
     repo = _repo(ctx)
-    info = _project_row(repo, check_name(name, kind="project"))
+    info = repo.project(name)
     typer.echo(f"{'project':<12} {info.name}")
     typer.echo(f"{'visibility':<12} {info.visibility}")
     typer.echo(f"{'created':<12} {when(info.created_at)}")
     typer.echo("")
     rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(info.name)]
     print_table(["collection", "type", "versions"], rows)
-
-
-def _project_row(repo: Repository, name: str) -> Any:
-    # Workaround: Repository has no public accessor for a project's row (visibility) yet.
-    from .catalog import records
-
-    with repo.catalog.read() as conn:
-        for row in records.list_projects(conn):
-            if row.name == name:
-                return row
-    raise NotFound(f"project {name!r} not found; `cairn ls` lists them")
 
 
 # Access control is a separate piece of work: these commands keep their final shape so
