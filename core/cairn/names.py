@@ -68,6 +68,8 @@ class Ref:
     project: str
     name: str
     selector: str = LATEST
+    #: set for `project/name@<distributed id>`, which names a PENDING version
+    distributed_id: str | None = None
 
     @property
     def index(self) -> int | None:
@@ -76,12 +78,21 @@ class Ref:
         return int(self.selector[1:]) if m else None
 
     def __str__(self) -> str:
+        if self.distributed_id is not None:
+            return f"{self.project}/{self.name}@{self.distributed_id}"
         return f"{self.project}/{self.name}:{self.selector}"
 
     @classmethod
     def parse(cls, text: str, *, default_project: str | None = None) -> Ref:
         if not isinstance(text, str) or not text:
             raise InvalidName("invalid ref '': expected project/name[:alias|:vN]")
+        if "@" in text:
+            # project/name@<distributed id>: ids (Airflow run ids...) may contain ':'
+            body, _, did = text.partition("@")
+            base = cls.parse(body, default_project=default_project)
+            if not did or "\x00" in did or len(did) > 256:
+                raise InvalidName(f"invalid ref {text!r}: expected project/name@distributed-id")
+            return cls(base.project, base.name, LATEST, did)
         body, _, selector = text.partition(":")
         selector = selector or LATEST
         project, slash, name = body.rpartition("/")

@@ -59,7 +59,10 @@ class ArtifactVersion:
 
     @property
     def ref(self) -> str:
-        """A ref that names exactly this version: project/name:v3."""
+        """A ref that names exactly this version: project/name:v3, or project/name@id while
+        it is a PENDING distributed version."""
+        if self.index is None and self.distributed_id is not None:
+            return f"{self.project}/{self.name}@{self.distributed_id}"
         return f"{self.project}/{self.name}:{self.version}"
 
     def __repr__(self) -> str:

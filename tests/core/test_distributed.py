@@ -131,3 +131,26 @@ def test_finish_identical_to_existing_version_returns_it(repo, tmp_path):
         v = repo.finish_artifact(Artifact("preds", type="dataset"), project="p", distributed_id=did)
         assert v.version == "v0"
     assert [x.version for x in repo.versions("p/preds")] == ["v0"]
+
+
+def test_pending_version_is_named_by_its_distributed_id_in_the_api_and_the_cli(
+    repo, tmp_path, catalog_url, home
+):
+    from typer.testing import CliRunner
+
+    from cairn.cli import app
+
+    did = "manual__2026-11-23T08:00:00+00:00"
+    repo.upsert_artifact(_part(tmp_path, "a", b"a"), project="p", distributed_id=did, writer_id="0")
+    pending = repo.artifact(f"p/preds@{did}")
+    assert (pending.state, pending.ref) == ("PENDING", f"p/preds@{did}")
+    cli = CliRunner()
+    opts = ["--catalog", catalog_url, "--home", str(home)]
+    listed = cli.invoke(app, [*opts, "ls", "p/preds"])
+    assert listed.exit_code == 0 and "PENDING" in listed.output
+    shown = cli.invoke(app, [*opts, "show", f"p/preds@{did}", "--json"])
+    assert shown.exit_code == 0 and '"PENDING"' in shown.output
+    removed = cli.invoke(app, [*opts, "rm", f"p/preds@{did}"])
+    assert removed.exit_code == 0, removed.output
+    with pytest.raises(NotFound):
+        repo.artifact(f"p/preds@{did}")

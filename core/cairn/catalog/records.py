@@ -141,7 +141,9 @@ def resolve(conn: Connection, ref: Ref) -> Row:
     """The version a ref names; DELETED versions are not found."""
     coll = collection(conn, ref.project, ref.name)
     q = version_query().where(versions.c.collection_id == coll.id)
-    if ref.index is not None:
+    if ref.distributed_id is not None:
+        q = q.where(versions.c.distributed_id == ref.distributed_id)
+    elif ref.index is not None:
         q = q.where(versions.c.idx == ref.index)
     else:
         q = q.join(
