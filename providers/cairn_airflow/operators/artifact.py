@@ -50,10 +50,13 @@ class CairnBaseOperator(BaseOperator):
     @contextmanager
     def cairn_run(self, context: Any) -> Iterator[Run]:
         """The cairn run of this task instance; a CairnError inside fails the task."""
-        with task_errors():
-            repo = self.hook.get_repository()
-            with task_run(repo, context, project=self.project, job_type=self.job_type) as run:
-                yield run
+        try:
+            with task_errors():
+                repo = self.hook.get_repository()
+                with task_run(repo, context, project=self.project, job_type=self.job_type) as run:
+                    yield run
+        finally:
+            self.hook.close()
 
 
 class LogArtifactOperator(CairnBaseOperator):
