@@ -9,7 +9,21 @@ providers); the operators and the hook load on first use:
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and IDEs
+    from .assets import asset_for, record_asset_event
+    from .distributed import finish_version, upsert_part
+    from .hooks.cairn import CairnHook
+    from .identity import TaskIdentity, task_run
+    from .operators.artifact import (
+        FinishArtifactOperator,
+        LogArtifactOperator,
+        UpsertArtifactOperator,
+        UseArtifactOperator,
+    )
+    from .sensors.alias import ArtifactAliasSensor
+    from .triggers.alias import ArtifactAliasTrigger
 
 __version__ = "0.1.0"
 
@@ -25,9 +39,26 @@ _EXPORTS = {
     "task_run": "cairn_airflow.identity",
     "asset_for": "cairn_airflow.assets",
     "record_asset_event": "cairn_airflow.assets",
+    "upsert_part": "cairn_airflow.distributed",
+    "finish_version": "cairn_airflow.distributed",
 }
 
-__all__ = [*_EXPORTS, "get_provider_info"]
+__all__ = [
+    "ArtifactAliasSensor",
+    "ArtifactAliasTrigger",
+    "CairnHook",
+    "FinishArtifactOperator",
+    "LogArtifactOperator",
+    "TaskIdentity",
+    "UpsertArtifactOperator",
+    "UseArtifactOperator",
+    "asset_for",
+    "finish_version",
+    "get_provider_info",
+    "record_asset_event",
+    "task_run",
+    "upsert_part",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,13 +74,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "cairn",
         "description": "Versioned, content-addressed artifact storage for data pipelines.",
         "versions": [__version__],
-        "integrations": [
-            {
-                "integration-name": "cairn",
-                "external-doc-url": "https://github.com/cairn/cairn",
-                "tags": ["software"],
-            }
-        ],
+        "integrations": [{"integration-name": "cairn", "tags": ["software"]}],
         "hooks": [{"integration-name": "cairn", "python-modules": ["cairn_airflow.hooks.cairn"]}],
         "operators": [
             {"integration-name": "cairn", "python-modules": ["cairn_airflow.operators.artifact"]}

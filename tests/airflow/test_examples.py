@@ -16,6 +16,18 @@ DAILY = "airflow_daily_incremental.py"
 DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
 
+def test_example_dags_parse_without_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert bag.import_errors == {}
+    assert {
+        "cairn_sharded_producer",
+        "cairn_sharded_consumer",
+        "cairn_daily_incremental",
+    } <= set(bag.dag_ids)
+
+
 def test_sharded_producer_commits_one_version_from_mapped_parts(repo):
     dr = load_dag(SHARDED, "cairn_sharded_producer").test(logical_date=DAY)
 

@@ -37,3 +37,10 @@ def test_provider_info_registers_the_cairn_connection_type():
         w.field_name for k, w in widgets.items() if k.startswith("extra__cairn__")
     }
     assert "password" in manager.field_behaviours["cairn"]["hidden_fields"]
+
+
+def test_every_public_name_imports():
+    import cairn_airflow
+
+    for name in cairn_airflow.__all__:
+        assert getattr(cairn_airflow, name) is not None
