@@ -1,15 +1,21 @@
-"""The storage interface: six primitives every backend implements.
+"""The storage interface: six primitives every backend implements, plus batched forms.
 
 Keys are '/'-separated relative paths chosen by cairn (see docs/FORMAT.md); backends
 never interpret them. Objects are write-once: `put` of an existing key may be skipped.
 Retries, concurrency, progress and dry-run wrap a Store; they are not flags inside it.
+
+`put_many` and `get_many` have sequential defaults built on `put` and `get`; a backend
+that can have many requests in flight (an async cloud client) overrides them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,19 @@ class ObjectInfo:
     key: str
     size: int
     mtime: float | None = None
+
+
+@dataclass
+class Batch(Generic[T]):
+    """What a batched call did: the value per key that succeeded, the error per key that failed."""
+
+    ok: dict[str, T] = field(default_factory=dict)
+    failed: dict[str, BaseException] = field(default_factory=dict)
+
+    def raise_first(self) -> None:
+        """Raise the error of the first failed key (in key order), if any failed."""
+        if self.failed:
+            raise self.failed[min(self.failed)]
 
 
 class Store(ABC):
@@ -44,7 +63,7 @@ class Store(ABC):
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with `prefix`."""
+        """Every object whose key starts with `prefix`, in key order."""
 
     @abstractmethod
     def delete(self, keys: Iterable[str]) -> None:
@@ -52,6 +71,28 @@ class Store(ABC):
 
     def get(self, key: str) -> bytes:
         return self.get_range(key, 0, None)
+
+    def put_many(self, items: Mapping[str, bytes | memoryview]) -> Batch[None]:
+        """Write every item; a failed key is reported in the result, not raised."""
+        out: Batch[None] = Batch()
+        for key, data in items.items():
+            try:
+                self.put(key, data)
+            except Exception as exc:
+                out.failed[key] = exc
+            else:
+                out.ok[key] = None
+        return out
+
+    def get_many(self, keys: Iterable[str]) -> Batch[bytes]:
+        """Read whole objects; a missing key fails with FileNotFoundError in the result."""
+        out: Batch[bytes] = Batch()
+        for key in keys:
+            try:
+                out.ok[key] = self.get(key)
+            except Exception as exc:
+                out.failed[key] = exc
+        return out
 
     def put_file(self, key: str, local_path: str) -> None:
         with open(local_path, "rb") as f:

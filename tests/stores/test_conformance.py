@@ -1,0 +1,149 @@
+"""The contract every store backend keeps (cairn/stores/base.py), run on all of them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cairn.stores import Batch, RetryingStore, Store
+
+
+def _inner(store: Store) -> Store:
+    return store.inner if isinstance(store, RetryingStore) else store
+
+
+def test_put_then_get_returns_the_bytes(store):
+    store.put("objects/ab/cdef", b"hello")
+    assert store.get("objects/ab/cdef") == b"hello"
+    store.put("objects/ab/view", memoryview(b"from a view"))
+    assert store.get("objects/ab/view") == b"from a view"
+
+
+def test_empty_object(store):
+    store.put("objects/00/empty", b"")
+    assert store.get("objects/00/empty") == b""
+    assert store.stat("objects/00/empty").size == 0
+
+
+def test_get_range(store):
+    data = bytes(range(256)) * 4
+    store.put("objects/rr/range", data)
+    assert store.get_range("objects/rr/range", 10, 20) == data[10:20]
+    assert store.get_range("objects/rr/range", 1000) == data[1000:]
+    assert store.get_range("objects/rr/range", 0, None) == data
+
+
+def test_missing_key(store):
+    with pytest.raises(FileNotFoundError):
+        store.get("objects/no/such")
+    with pytest.raises(FileNotFoundError):
+        store.get_range("objects/no/such", 1, 2)
+    assert store.stat("objects/no/such") is None
+    assert store.exists_many(["objects/no/such"]) == set()
+
+
+def test_rewriting_a_key_with_the_same_bytes_is_harmless(store):
+    store.put("manifests/m.json", b"{}")
+    store.put("manifests/m.json", b"{}")
+    assert store.get("manifests/m.json") == b"{}"
+
+
+def test_stat(store):
+    store.put("objects/st/at", b"12345")
+    info = store.stat("objects/st/at")
+    assert info.key == "objects/st/at"
+    assert info.size == 5
+    assert info.mtime is None or isinstance(info.mtime, float)
+
+
+def test_exists_many_few_keys(store):
+    store.put("objects/aa/1", b"1")
+    store.put("config.json", b"{}")
+    asked = ["objects/aa/1", "objects/aa/2", "objects/bb/1", "config.json", "nope.json"]
+    assert store.exists_many(asked) == {"objects/aa/1", "config.json"}
+    assert store.exists_many([]) == set()
+
+
+def test_exists_many_many_keys_across_folders(store):
+    present = {f"objects/{i % 7:02x}/{i:060x}" for i in range(0, 120, 2)}
+    store.put_many({k: k.encode() for k in present}).raise_first()
+    store.put("config.json", b"{}")
+    absent = {f"objects/{i % 7:02x}/{i:060x}" for i in range(1, 120, 2)}
+    absent |= {f"objects/ff/{i:062x}" for i in range(20)}  # a folder that does not exist
+    asked = sorted(present | absent | {"config.json", "other.json"})
+    assert store.exists_many(asked + asked[:5]) == present | {"config.json"}
+
+
+def test_exists_many_takes_both_paths_alike(store):
+    """Few keys are asked one by one, many by listing folders: the answer must not differ."""
+    keys = [f"objects/{i % 3:02x}/{i:062x}" for i in range(30)]
+    store.put_many({k: b"x" for k in keys[::3]}).raise_first()
+    inner = _inner(store)
+    if hasattr(inner, "head_limit"):
+        inner.head_limit, inner.list_min = 0, 1  # always list
+        by_listing = store.exists_many(keys)
+        inner.head_limit = 10**6  # never list
+        by_head = store.exists_many(keys)
+        assert by_listing == by_head == set(keys[::3])
+    else:
+        assert store.exists_many(keys) == set(keys[::3])
+
+
+def test_list_is_sorted_and_filtered_by_prefix(store):
+    keys = ["objects/b1/x", "objects/a0/y", "objects/a0/x", "manifests/m.json", "config.json"]
+    for k in keys:
+        store.put(k, k.encode())
+    listed = list(store.list("objects/"))
+    assert [i.key for i in listed] == ["objects/a0/x", "objects/a0/y", "objects/b1/x"]
+    assert [i.size for i in listed] == [
+        len(k) for k in ("objects/a0/x", "objects/a0/y", "objects/b1/x")
+    ]
+    assert sorted(i.key for i in store.list()) == sorted(keys)
+    assert [i.key for i in store.list("manifests/")] == ["manifests/m.json"]
+    assert list(store.list("nothing/here/")) == []
+
+
+def test_delete(store):
+    store.put("objects/de/1", b"1")
+    store.put("objects/de/2", b"2")
+    store.delete(["objects/de/1", "objects/de/missing"])
+    store.delete([])
+    assert store.exists_many(["objects/de/1", "objects/de/2"]) == {"objects/de/2"}
+    assert store.stat("objects/de/1") is None
+
+
+def test_put_many_and_get_many(store):
+    items = {f"objects/{i:02x}/{i:062x}": os.urandom(100 + i) for i in range(40)}
+    result = store.put_many(items)
+    assert isinstance(result, Batch)
+    assert not result.failed and set(result.ok) == set(items)
+    got = store.get_many([*items, "objects/zz/missing"])
+    assert got.ok == items
+    assert list(got.failed) == ["objects/zz/missing"]
+    assert isinstance(got.failed["objects/zz/missing"], FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        got.raise_first()
+
+
+def test_put_file(store, tmp_path):
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"from a file" * 100)
+    store.put_file("objects/pf/1", str(src))
+    assert store.get("objects/pf/1") == b"from a file" * 100
+
+
+def test_large_object(store):
+    data = os.urandom(6 << 20)
+    store.put("objects/la/rge", data)
+    assert store.get("objects/la/rge") == data
+    assert (
+        store.get_range("objects/la/rge", (5 << 20) + 3, (5 << 20) + 9)
+        == data[(5 << 20) + 3 : (5 << 20) + 9]
+    )
+
+
+def test_sync_and_close_are_safe(store):
+    store.put("objects/sy/nc", b"x")
+    store.sync()
+    store.sync()
