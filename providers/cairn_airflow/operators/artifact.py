@@ -59,7 +59,41 @@ class CairnBaseOperator(BaseOperator):
             self.hook.close()
 
 
-class LogArtifactOperator(CairnBaseOperator):
+class VersionOperator(CairnBaseOperator):
+    """What the operators that make a version share: the collection, the files to add,
+    the version's aliases, metadata and description, and the asset event it emits."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        type: str = "dataset",
+        paths: Paths = None,
+        prefix: str | None = None,
+        aliases: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        project: str = "default",
+        **kwargs: Any,
+    ):
+        super().__init__(project=project, **with_outlet(kwargs, project, name))
+        self.name = name
+        self.type = type
+        self.paths = paths
+        self.prefix = prefix
+        self.aliases = aliases
+        self.metadata = metadata
+        self.description = description
+
+    def announce(self, context: Any, v: ArtifactVersion, verb: str) -> str:
+        """Log the version, attach it to the outlet's asset event, return its ref."""
+        sent = f" ({v.last_log.bytes_sent} new)" if v.last_log else ""
+        self.log.info("%s %s: %d files, %d bytes%s", verb, v.ref, v.file_count, v.size, sent)
+        record_asset_event(v, context)
+        return v.ref
+
+
+class LogArtifactOperator(VersionOperator):
     """Log local files and folders as the next version of collection `name`.
 
     :param paths: local files or folders (folders are added recursively)
@@ -86,36 +120,19 @@ class LogArtifactOperator(CairnBaseOperator):
     def __init__(
         self,
         *,
-        name: str,
         paths: Paths,
-        type: str = "dataset",
-        prefix: str | None = None,
         incremental: bool = False,
         remove: Sequence[str] = (),
-        aliases: Sequence[str] = (),
-        metadata: dict[str, Any] | None = None,
-        description: str | None = None,
-        project: str = "default",
         **kwargs: Any,
     ):
-        super().__init__(project=project, **with_outlet(kwargs, project, name))
-        self.name = name
-        self.type = type
-        self.paths = paths
-        self.prefix = prefix
+        super().__init__(paths=paths, **kwargs)
         self.incremental = incremental
         self.remove = remove
-        self.aliases = aliases
-        self.metadata = metadata
-        self.description = description
 
     def execute(self, context: Any) -> str:
         with self.cairn_run(context) as run:
             v = run.log_artifact(self._artifact(run), aliases=list(self.aliases or ()))
-        sent = v.last_log.bytes_sent if v.last_log else 0
-        self.log.info("logged %s: %d files, %d bytes (%d new)", v.ref, v.file_count, v.size, sent)
-        record_asset_event(v, context)
-        return v.ref
+        return self.announce(context, v, "logged")
 
     def _artifact(self, run: Run) -> Artifact:
         base = _newest(run, self.name) if self.incremental else None
@@ -224,7 +241,7 @@ class UpsertArtifactOperator(CairnBaseOperator):
         return v.distributed_id or ""
 
 
-class FinishArtifactOperator(CairnBaseOperator):
+class FinishArtifactOperator(VersionOperator):
     """Commit the DAG run's distributed version (or `distributed_id`) of collection `name`.
 
     :param paths: files or folders the finishing task adds itself (optional)
@@ -243,29 +260,9 @@ class FinishArtifactOperator(CairnBaseOperator):
     )
     job_type = "finish_artifact"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        type: str = "dataset",
-        paths: Paths = None,
-        prefix: str | None = None,
-        distributed_id: str | None = None,
-        aliases: Sequence[str] = (),
-        metadata: dict[str, Any] | None = None,
-        description: str | None = None,
-        project: str = "default",
-        **kwargs: Any,
-    ):
-        super().__init__(project=project, **with_outlet(kwargs, project, name))
-        self.name = name
-        self.type = type
-        self.paths = paths
-        self.prefix = prefix
+    def __init__(self, *, distributed_id: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
         self.distributed_id = distributed_id
-        self.aliases = aliases
-        self.metadata = metadata
-        self.description = description
 
     def execute(self, context: Any) -> str:
         with self.cairn_run(context) as run:
@@ -280,9 +277,7 @@ class FinishArtifactOperator(CairnBaseOperator):
                 distributed_id=self.distributed_id,
                 aliases=list(self.aliases or ()),
             )
-        self.log.info("committed %s: %d files, %d bytes", v.ref, v.file_count, v.size)
-        record_asset_event(v, context)
-        return v.ref
+        return self.announce(context, v, "committed")
 
 
 # -- shared by the operators ----------------------------------------------------------------
