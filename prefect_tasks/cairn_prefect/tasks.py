@@ -1,0 +1,281 @@
+"""Prefect tasks that log, use, upsert and finish cairn versions.
+
+Each task opens the repository of a `CairnRepository` block (or the embedded default),
+records the work under a cairn run named after the current task run, and returns plain
+data: a version ref, a local path, or a small dict describing an upserted part.
+
+Distributed versions: `upsert_artifact.map(...)` adds one part per task run to the PENDING
+version of the flow run (the default `distributed_id`); `finish_artifact` commits it. The
+writer id is the task run's id, which Prefect keeps across retries, so a retried task
+replaces its own part instead of adding a second one. A task that wraps the logic in its
+own retried task should call `upsert_artifact.fn(...)` so the part belongs to that task run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypedDict
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+
+from cairn import Artifact, ArtifactVersion, NotFound, Ref, Repository, Run
+
+from . import summary
+from .blocks import CairnRepository
+from .identity import PrefectIdentity
+
+#: a block, the name of a saved block, or None for the embedded default
+RepositoryArg = CairnRepository | str | None
+#: one local file or folder, or several
+Paths = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+class Part(TypedDict):
+    """What `upsert_artifact` returns: enough to find, and account for, the part."""
+
+    collection: str
+    distributed_id: str | None
+    writer_id: str
+    files: int
+    new_bytes: int | None
+
+
+# Every task has side effects in the repository: Prefect must never answer from a cache.
+
+
+@task(cache_policy=NO_CACHE)
+def log_artifact(
+    path: Paths = None,
+    *,
+    name: str,
+    type: str = "dataset",
+    project: str | None = None,
+    prefix: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    incremental: bool = False,
+    remove: Sequence[str] = (),
+    repository: RepositoryArg = None,
+) -> str:
+    """Log files and folders as the next version of `name`; returns its ref (`demo/x:v3`).
+
+    `prefix` is the folder inside the artifact the paths land in. `incremental=True` starts
+    from the collection's latest version (if it has one) so only what changed is hashed and
+    stored; `remove` drops paths (or folders) from it. Identical content returns the
+    existing version. Publishes a table artifact summarising the version.
+    """
+    with _cairn_run(repository, project) as (repo, run):
+        art = _start(run, name, type) if incremental else Artifact(name, type)
+        if description is not None:
+            art.description = description
+        art.metadata.update(metadata or {})
+        _add(art, path, prefix)
+        for p in remove:
+            art.remove(p)
+        v = run.log_artifact(art, aliases=list(aliases))
+        _commit_summary(repo, run, v, new_bytes=_sent(v))
+        return v.ref
+
+
+@task(cache_policy=NO_CACHE)
+def use_artifact(
+    ref: str,
+    *,
+    root: str | os.PathLike | None = None,
+    path: str | None = None,
+    download: bool = True,
+    repository: RepositoryArg = None,
+) -> str:
+    """Record that this task run uses `ref` and return it as local data.
+
+    Returns the folder the version was downloaded to (`root`, default
+    ./artifacts/NAME/vN), or with `path` the local copy of that one file, or with
+    `download=False` the exact ref (`demo/x:v3`) the given ref resolved to.
+    """
+    with _open(repository) as repo:
+        project = Ref.parse(ref, default_project=repo.default_project).project
+        with _run(repo, project) as run:
+            v = run.use_artifact(ref)
+            _logger().info("using %s (%d files, %d bytes)", v.ref, v.file_count, v.size)
+            if path is not None:
+                return str(v.get_path(path))
+            if not download:
+                return v.ref
+            return str(Path(v.download(root=root)).resolve())
+
+
+@task(cache_policy=NO_CACHE)
+def upsert_artifact(
+    path: Paths,
+    *,
+    name: str,
+    type: str = "dataset",
+    project: str | None = None,
+    prefix: str | None = None,
+    distributed_id: str | None = None,
+    writer_id: str | None = None,
+    repository: RepositoryArg = None,
+) -> Part:
+    """Add this task run's files as a part of a PENDING version (use with `.map`).
+
+    `distributed_id` defaults to the flow run; `writer_id` to this task run, so a retry
+    replaces the part. Pass `unmapped(block)` or the block's name as `repository` when
+    mapping. Nothing is visible until `finish_artifact` commits the version.
+    """
+    with _cairn_run(repository, project) as (_, run):
+        art = Artifact(name, type)
+        _add(art, path, prefix)
+        writer = writer_id or run.id
+        v = run.upsert_artifact(art, distributed_id=distributed_id, writer_id=writer)
+        _logger().info(
+            "upserted %d files into %s/%s (%s) as writer %s",
+            len(art.local_files),
+            v.project,
+            v.name,
+            v.distributed_id,
+            writer,
+        )
+        return Part(
+            collection=f"{v.project}/{v.name}",
+            distributed_id=v.distributed_id,
+            writer_id=writer,
+            files=len(art.local_files),
+            new_bytes=_sent(v),
+        )
+
+
+@task(cache_policy=NO_CACHE)
+def finish_artifact(
+    path: Paths = None,
+    *,
+    name: str,
+    type: str = "dataset",
+    project: str | None = None,
+    prefix: str | None = None,
+    distributed_id: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    parts: Sequence[Part] | None = None,
+    repository: RepositoryArg = None,
+) -> str:
+    """Commit the PENDING version `distributed_id` (default: the flow run); returns its ref.
+
+    `path` adds files of the finishing task itself. Pass the upserts' results as `parts`
+    (`parts=futures.result()`, which raises if a part failed: a task whose upstream failed
+    is skipped, and the flow would otherwise complete without committing); the summary
+    then counts the bytes the parts stored.
+    """
+    with _cairn_run(repository, project) as (repo, run):
+        art = Artifact(name, type, description=description, metadata=metadata)
+        _add(art, path, prefix)
+        v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
+        _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
+        return v.ref
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _block(repository: RepositoryArg) -> CairnRepository:
+    if repository is None:
+        return CairnRepository()
+    if isinstance(repository, str):
+        return CairnRepository.load(repository)
+    return repository
+
+
+# Opening a new catalog migrates it with Alembic, whose module-global context is not
+# thread-safe: mapped tasks on the thread-pool runner open one at a time (a workaround
+# until cairn serialises its own migrations).
+_OPEN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _open(repository: RepositoryArg) -> Iterator[Repository]:
+    block = _block(repository)
+    with _OPEN_LOCK:
+        repo = block.get_repository()
+    with repo:
+        yield repo
+
+
+@contextmanager
+def _run(repo: Repository, project: str | None) -> Iterator[Run]:
+    """A cairn run for the current task run: finished on success, failed on error; a retry
+    of the task run reuses it."""
+    with repo.run(project=project, **PrefectIdentity.current().run_kwargs()) as run:
+        yield run
+
+
+@contextmanager
+def _cairn_run(repository: RepositoryArg, project: str | None) -> Iterator[tuple[Repository, Run]]:
+    with _open(repository) as repo, _run(repo, project) as run:
+        yield repo, run
+
+
+def _start(run: Run, name: str, type: str) -> Artifact:
+    """A draft of the collection's latest version (recorded as used), or a new artifact."""
+    try:
+        latest = run.use_artifact(f"{name}:latest")
+    except NotFound:
+        return Artifact(name, type)
+    return latest.new_draft()
+
+
+def _add(art: Artifact, path: Paths, prefix: str | None) -> None:
+    if path is None:
+        return
+    folder = (prefix or "").strip("/") or None
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    for p in map(os.fspath, paths):
+        if os.path.isdir(p):
+            art.add_dir(p, name=folder)
+        else:
+            base = os.path.basename(p)
+            art.add_file(p, name=posixpath.join(folder, base) if folder else base)
+
+
+def _sent(v: ArtifactVersion) -> int | None:
+    stats = getattr(v, "last_log", None)
+    return stats.bytes_sent if stats is not None else None
+
+
+def _total_sent(v: ArtifactVersion, parts: Sequence[Part] | None) -> int | None:
+    """New bytes of a distributed version: its parts' plus the finishing task's own."""
+    own = _sent(v)
+    if parts is None or own is None:
+        return None
+    sent = [p.get("new_bytes") for p in parts]
+    if any(s is None for s in sent):
+        return None
+    return own + sum(s for s in sent if s is not None)
+
+
+def _commit_summary(
+    repo: Repository, run: Run, v: ArtifactVersion, *, new_bytes: int | None
+) -> None:
+    logged_by = v.logged_by()
+    created = logged_by is not None and logged_by.id == run.id
+    summary.publish(repo, v, created=created, new_bytes=new_bytes)
+    if created:
+        _logger().info("committed %s: %d files, %d bytes", v.ref, v.file_count, v.size)
+    else:
+        _logger().info("content identical to %s: no new version", v.ref)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a flow or task run (e.g. `.fn`)
+        return logging.getLogger("cairn_prefect")
