@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-from cairn import Artifact, ArtifactVersion, NotFound, Ref, Repository, Run
+from cairn import Artifact, ArtifactVersion, Finalized, NotFound, Ref, Repository, Run
 
 from . import summary
 from .blocks import CairnRepository
@@ -179,7 +179,14 @@ def finish_artifact(
     with _cairn_run(repository, project) as (repo, run):
         art = Artifact(name, type, description=description, metadata=metadata)
         _add(art, path, prefix)
-        v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
+        try:
+            v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
+        except Finalized:
+            # a retry of this task run whose earlier attempt committed: return that version
+            earlier = _finished_by(repo, run, name, distributed_id)
+            if earlier is None:
+                raise
+            v = earlier
         _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
         return v.ref
 
@@ -246,6 +253,19 @@ def _add(art: Artifact, path: Paths, prefix: str | None) -> None:
             art.add_file(p, name=posixpath.join(folder, base) if folder else base)
 
 
+def _finished_by(
+    repo: Repository, run: Run, name: str, distributed_id: str | None
+) -> ArtifactVersion | None:
+    """The version `distributed_id` that `run` (an earlier try of this task run) committed."""
+    wanted = distributed_id or run.group
+    for v in repo.versions(f"{run.project}/{name}"):
+        if v.distributed_id == wanted and v.state == "COMMITTED":
+            logged_by = v.logged_by()
+            if logged_by is not None and logged_by.id == run.id:
+                return v
+    return None
+
+
 def _sent(v: ArtifactVersion) -> int | None:
     stats = getattr(v, "last_log", None)
     return stats.bytes_sent if stats is not None else None
@@ -265,8 +285,10 @@ def _total_sent(v: ArtifactVersion, parts: Sequence[Part] | None) -> int | None:
 def _commit_summary(
     repo: Repository, run: Run, v: ArtifactVersion, *, new_bytes: int | None
 ) -> None:
-    logged_by = v.logged_by()
-    created = logged_by is not None and logged_by.id == run.id
+    created = v.created
+    if created is None:  # not reported: new if this run logged it (or an earlier try of it)
+        logged_by = v.logged_by()
+        created = logged_by is not None and logged_by.id == run.id
     summary.publish(repo, v, created=created, new_bytes=new_bytes)
     if created:
         _logger().info("committed %s: %d files, %d bytes", v.ref, v.file_count, v.size)

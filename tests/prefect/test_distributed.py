@@ -10,7 +10,7 @@ from prefect_api import summaries, table_row, task_runs
 
 import cairn
 from cairn import CairnError, Conflict, Finalized
-from cairn_prefect import Part, artifact_key, finish_artifact, upsert_artifact
+from cairn_prefect import Part, artifact_key, finish_artifact, summary, upsert_artifact
 
 
 def _shards(folder: Path, n: int, text: str = "row\n") -> list[str]:
@@ -123,6 +123,34 @@ def test_a_retried_task_wrapping_upsert_fn_replaces_its_part(repo, data_dir):
         "write_shard",
         "write_shard",
     ]
+
+
+def test_a_retried_finish_returns_the_version_its_first_attempt_committed(
+    repo, data_dir, monkeypatch
+):
+    """The commit went through, then the task failed (publishing the summary): the retry
+    must not fail as Finalized but return the committed version."""
+    paths = _shards(data_dir, 2)
+    real_publish = summary.publish
+    calls: list[str] = []
+
+    def flaky_publish(repo, v, **kwargs):
+        calls.append(v.ref)
+        if len(calls) == 1:
+            raise ConnectionError("injected: Prefect API unreachable")
+        return real_publish(repo, v, **kwargs)
+
+    monkeypatch.setattr(summary, "publish", flaky_publish)
+
+    @flow
+    def retried_finish() -> str:
+        parts = upsert_artifact.map(paths, name="shards", project="demo")
+        finish = finish_artifact.with_options(retries=1, retry_delay_seconds=0)
+        return finish(name="shards", project="demo", parts=parts.result())
+
+    assert retried_finish() == "demo/shards:v0"
+    assert calls == ["demo/shards:v0", "demo/shards:v0"]
+    assert [v.version for v in repo.versions("demo/shards")] == ["v0"]
 
 
 def test_an_explicit_distributed_id_spans_flow_runs(repo, data_dir):
