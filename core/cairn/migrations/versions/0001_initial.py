@@ -79,9 +79,7 @@ def upgrade() -> None:
     op.create_index("ix_versions_digest", "versions", ["collection_id", "digest"])
     op.create_table(
         "aliases",
-        sa.Column(
-            "collection_id", sa.Integer, sa.ForeignKey("collections.id"), primary_key=True
-        ),
+        sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id"), primary_key=True),
         sa.Column("name", sa.String(128), primary_key=True),
         sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
     )
