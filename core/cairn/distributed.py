@@ -17,7 +17,7 @@ from .catalog.schema import versions
 from .catalog.sql import insert_ignore, now
 from .errors import CairnError, Finalized, NotFound
 from .manifest import Manifest
-from .names import LATEST, check_alias, check_name
+from .names import LATEST, Ref, check_alias, check_name
 from .staging import stage, write_manifest
 
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ def finish(
 ) -> ArtifactVersion:
     check_name(project, kind="project")
     wanted = [check_alias(a) for a in aliases if a != LATEST]
+    if not (art.local_files or art.entries):
+        done = _already_finished(repo, project, art.name, distributed_id)
+        if done is not None:
+            return done  # a retried finish step: the version it committed
     with repo.catalog.read() as conn:
         try:
             coll = records.collection(conn, project, art.name, type=art.type)
@@ -105,14 +109,27 @@ def finish(
                 pending_id=pending.id,
             )
             if not created:
-                # identical to a committed version: that one stands, this id is spent
-                records.update_version(conn, pending.id, state=records.DELETED)
+                # identical to a committed version: that one stands (resolve() follows the
+                # digest from this id to it), and this id is spent
+                records.update_version(
+                    conn, pending.id, state=records.DELETED, digest=manifest.digest
+                )
             for a in wanted:
                 records.set_alias(conn, coll.id, a, version_id)
     v = repo._version_by_id(version_id)
     v.last_log = staged.stats
     v.created = created
     return v
+
+
+def _already_finished(
+    repo: Repository, project: str, name: str, distributed_id: str
+) -> ArtifactVersion | None:
+    try:
+        v = repo.artifact(str(Ref(project, name, distributed_id=distributed_id)))
+    except NotFound:
+        return None
+    return v if v.state == records.COMMITTED else None
 
 
 def _pending(

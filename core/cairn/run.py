@@ -28,6 +28,11 @@ class Run:
         self.state: str = row.state
         self.created_at: datetime = row.created_at
 
+    @property
+    def repository(self) -> Repository:
+        """The repository this run records into."""
+        return self._repo
+
     def __repr__(self) -> str:
         return f"<Run {self.kind}:{self.name or self.id} in {self.project} ({self.state})>"
 

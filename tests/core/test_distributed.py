@@ -40,8 +40,16 @@ def test_invariant_7_writers_assemble_one_version_and_finish_commits_it(repo, tm
         repo.upsert_artifact(
             _part(tmp_path, "late.csv", b"late"), project="p", distributed_id="run-1", writer_id="9"
         )
+    # a retried finish step gets the version it committed; one with new files is refused
+    again = repo.finish_artifact(
+        Artifact("preds", type="dataset"), project="p", distributed_id="run-1"
+    )
+    assert again.id == v.id
+    assert repo.artifact("p/preds@run-1").id == v.id
     with pytest.raises(Finalized):
-        repo.finish_artifact(Artifact("preds", type="dataset"), project="p", distributed_id="run-1")
+        repo.finish_artifact(
+            _part(tmp_path, "more.csv", b"more"), project="p", distributed_id="run-1"
+        )
 
 
 def test_invariant_7_retried_writer_replaces_its_own_part(repo, tmp_path):
@@ -131,6 +139,9 @@ def test_finish_identical_to_existing_version_returns_it(repo, tmp_path):
         v = repo.finish_artifact(Artifact("preds", type="dataset"), project="p", distributed_id=did)
         assert v.version == "v0"
     assert [x.version for x in repo.versions("p/preds")] == ["v0"]
+    # the second id stands for the version its content matched
+    assert repo.artifact("p/preds@d2").version == "v0"
+    assert repo.finish_artifact(Artifact("preds"), project="p", distributed_id="d2").version == "v0"
 
 
 def test_pending_version_is_named_by_its_distributed_id_in_the_api_and_the_cli(

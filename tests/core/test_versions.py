@@ -140,3 +140,12 @@ def test_log_says_whether_it_created_a_version_and_projects_are_described(repo, 
     assert (info.name, info.visibility) == ("p", "private")
     with pytest.raises(NotFound):
         repo.project("nope")
+
+
+def test_a_resumed_run_is_running_again_with_new_attributes(repo):
+    with repo.run(project="p", run_id="task-1", attributes={"try": 1}) as first:
+        pass
+    assert first.state == "finished"
+    again = repo.run(project="p", run_id="task-1", attributes={"try": 2})
+    assert (again.id, again.state, again.attributes) == ("task-1", "running", {"try": 2})
+    assert again.repository is repo

@@ -24,8 +24,17 @@ def create_run(
     attributes: dict[str, Any],
     run_id: str | None = None,
 ) -> str:
-    """Create a run, or reuse the one with the same id (an orchestrator's task retry)."""
+    """Create a run, or resume the one with the same id (an orchestrator's task retry):
+    a resumed run is running again and takes the new attributes (the try number...)."""
     rid = run_id or uuid.uuid4().hex
+    if run_id is not None:
+        resumed = conn.execute(
+            update(runs)
+            .where(runs.c.id == rid)
+            .values(attributes=attributes, state="running", finished_at=None)
+        )
+        if resumed.rowcount:
+            return rid
     insert_ignore(
         conn,
         runs,

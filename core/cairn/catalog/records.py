@@ -151,6 +151,9 @@ def resolve(conn: Connection, ref: Ref) -> Row:
             and_(aliases.c.version_id == versions.c.id, aliases.c.name == ref.selector),
         )
     row = conn.execute(q).first()
+    if row is not None and row.state == DELETED and ref.distributed_id and row.digest:
+        # a distributed version that turned out identical to a committed one stands for it
+        row = committed_with_digest(conn, coll.id, row.digest)
     if row is None or row.state == DELETED:
         raise NotFound(f"version {ref} not found")
     return row
