@@ -25,9 +25,16 @@ from .stores import Store
 
 Protect = Callable[[list[str]], set[str]]
 
-_SMALL_BATCH_FILES = 512
+# small files are hashed, existence-checked and sent by batch: one existence check of
+# 4,096 keys is one listing per store folder instead of a request per key
+_SMALL_BATCH_FILES = 4096
 _SMALL_BATCH_BYTES = 64 << 20
-_CHUNK_BATCH = 16
+_CHUNK_BATCH = 32
+# each background task sends one slice of a batch with a single put_many
+_SLICE_OBJECTS = 64
+_SLICE_BYTES = 16 << 20
+# bytes read but not yet stored that the uploader may hold before hashing waits
+_INFLIGHT_BYTES = 256 << 20
 
 
 @dataclass
@@ -66,7 +73,7 @@ class Uploader:
         self.stats = UploadStats()
         self._hasher = FileHasher(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
-        self._inflight = threading.BoundedSemaphore((concurrency or store.concurrency) * 2)
+        self._inflight = _Budget(_INFLIGHT_BYTES)
         self._futures: list[Future[None]] = []
 
     # -- public --------------------------------------------------------------------------
@@ -124,9 +131,18 @@ class Uploader:
     def put_objects(self, blobs: dict[str, bytes]) -> None:
         """Store ready-made objects (digest -> bytes) that are not stored yet."""
         present = self._protect_all(list(blobs))
+        part: dict[str, bytes] = {}
+        size = 0
         for d, data in blobs.items():
-            if d not in present:
-                self._submit(d, data)
+            if d in present:
+                continue
+            part[d] = data
+            size += len(data)
+            if len(part) >= _SLICE_OBJECTS or size >= _SLICE_BYTES:
+                self._submit(part, size)
+                part, size = {}, 0
+        if part:
+            self._submit(part, size)
 
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
@@ -175,17 +191,43 @@ class Uploader:
         self.stats.files_hashed += 1
         return whole.hexdigest(), tuple(chunks)
 
-    def _submit(self, d: str, data: bytes) -> None:
-        self._inflight.acquire()
+    def _submit(self, blobs: dict[str, bytes], size: int) -> None:
+        """Send `blobs` in the background, with one batched store call."""
+        self._inflight.take(size)
 
         def put() -> None:
             try:
-                self.store.put(object_key(d), data)
-                self.stats.sent(len(data))
+                done = self.store.put_many({object_key(d): data for d, data in blobs.items()})
+                for d, data in blobs.items():
+                    if object_key(d) in done.ok:
+                        self.stats.sent(len(data))
+                done.raise_first()
             finally:
-                self._inflight.release()
+                self._inflight.give(size)
 
         self._futures.append(self._pool.submit(put))
+
+
+class _Budget:
+    """Makes producers wait while `limit` bytes are queued or in flight.
+
+    A single request larger than the limit waits for an empty budget and then goes alone.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
 
 
 def _objects(dig: str, chunks: tuple[Chunk, ...]) -> list[str]:
