@@ -97,6 +97,39 @@ class Artifact:
         self._removed.discard(entry.path)
         return self
 
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        *,
+        checksum: bool = True,
+        max_objects: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Record an object (or every object under a prefix) where it is, without copying it.
+
+        s3://, gs://, file:// (or a local path) and https:// are supported. A single
+        object is named `name` (default: its file name); a prefix's objects keep their
+        paths below it, under the folder `name`. With `checksum` each entry pins the
+        content (ETag/version id, generation/md5, mtime + BLAKE3, ETag/Last-Modified) and
+        reading it later fails with ReferenceChanged if the source changed; without it
+        only the URI is recorded. More than `max_objects` objects is an error.
+        """
+        from .references import entries
+
+        found = entries(
+            uri,
+            name,
+            checksum=checksum,
+            max_objects=max_objects,
+            storage_options=storage_options,
+        )
+        for e in found:  # all or nothing
+            self._check_free(e.path, None)
+        for e in found:
+            self.add_entry(e)
+        return self
+
     def remove(self, name: str) -> Artifact:
         """Remove a file, or every file under a folder, from this artifact or draft."""
         path = check_path(name)
