@@ -25,6 +25,7 @@ from .artifact import Artifact
 from .console import RichProgress, human_size, print_table, utc, when
 from .errors import CairnError, InvalidName, NotFound
 from .names import LATEST, Ref, check_alias, check_name
+from .projects import ProjectInfo
 from .repository import Repository
 from .version import ArtifactVersion
 
@@ -264,6 +265,7 @@ def list_(
     elif "/" not in target:
         project = check_name(target, kind="project")
         if project not in repo.projects():
+            repo.project(project)  # PermissionDenied if it exists but is not yours to read
             raise NotFound(f"project {project!r} not found; `cairn ls` lists them")
         rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(project)]
         print_table(["collection", "type", "versions"], rows)
@@ -543,52 +545,96 @@ project_app = typer.Typer(help="Projects and who may use them.", no_args_is_help
 app.add_typer(project_app, name="project")
 
 
+class Visibility(str, Enum):
+    private = "private"
+    public = "public"
+    open = "open"
+
+
+class Role(str, Enum):
+    reader = "reader"
+    writer = "writer"
+    admin = "admin"
+
+
+_SINGLE_USER = (
+    "note: the SQLite catalog is single-user: access settings are recorded, and enforced "
+    "once the repository moves to PostgreSQL (docs/ACCESS.md)"
+)
+
+
 @project_app.command("show")
 def project_show(ctx: typer.Context, name: ProjectArg) -> None:
-    """Show a project's visibility and collections."""
+    """Show a project's visibility, members, your access and its collections."""
     repo = _repo(ctx)
     info = repo.project(name)
-    typer.echo(f"{'project':<12} {info.name}")
-    typer.echo(f"{'visibility':<12} {info.visibility}")
-    typer.echo(f"{'created':<12} {when(info.created_at)}")
+    created = when(info.created_at) + (f" by {info.created_by}" if info.created_by else "")
+    members = ", ".join(f"{m.principal} ({m.role})" for m in info.members)
+    fields = [
+        ("project", info.name),
+        ("visibility", info.visibility),
+        ("created", created),
+        ("members", members or "-"),
+        ("your access", info.access if info.enforced else "admin (single-user SQLite catalog)"),
+    ]
+    for key, value in fields:
+        typer.echo(f"{key:<12} {value}")
     typer.echo("")
     rows = [[c["name"], c["type"], str(c["versions"])] for c in repo.collections(info.name)]
     print_table(["collection", "type", "versions"], rows)
 
 
-# Access control is a separate piece of work: these commands keep their final shape so
-# scripts and docs can use them, and say plainly that they do nothing yet.
-_NO_ACCESS_CONTROL = (
-    "not supported yet: project access control arrives with PostgreSQL row-level security"
-)
-
-
 @project_app.command("create")
 def project_create(
+    ctx: typer.Context,
     name: ProjectArg,
-    visibility: Annotated[str, typer.Option(help="private or public.")] = "private",
+    visibility: Annotated[
+        Visibility,
+        typer.Option(help="private: members only; public: all read; open: all read and write."),
+    ] = Visibility.private,
 ) -> None:
-    """Create a project with a visibility (not supported yet)."""
-    raise BadInput(_NO_ACCESS_CONTROL)
+    """Create a project; you become its admin."""
+    info = _repo(ctx).create_project(check_name(name, kind="project"), visibility=visibility.value)
+    typer.echo(f"created project {info.name} ({info.visibility})")
+    _note_single_user(info)
 
 
 @project_app.command("grant")
 def project_grant(
+    ctx: typer.Context,
     name: ProjectArg,
     principal: PrincipalArg,
-    role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
+    role: Annotated[Role, typer.Option(help="reader, writer or admin.")] = Role.reader,
 ) -> None:
-    """Give a user or group a role on a project (not supported yet)."""
-    raise BadInput(_NO_ACCESS_CONTROL)
+    """Give a database user or group a role on a project (replacing any it had)."""
+    info = _repo(ctx).grant(check_name(name, kind="project"), principal, role.value)
+    typer.echo(f"{principal} is {role.value} of project {info.name}")
+    _note_single_user(info)
 
 
 @project_app.command("revoke")
-def project_revoke(
+def project_revoke(ctx: typer.Context, name: ProjectArg, principal: PrincipalArg) -> None:
+    """Take a user's or group's role on a project away."""
+    info = _repo(ctx).revoke(check_name(name, kind="project"), principal)
+    typer.echo(f"{principal} has no role in project {info.name} now")
+    _note_single_user(info)
+
+
+@project_app.command("visibility")
+def project_visibility(
+    ctx: typer.Context,
     name: ProjectArg,
-    principal: PrincipalArg,
+    visibility: Annotated[Visibility, typer.Argument(help="private, public or open.")],
 ) -> None:
-    """Take a user's or group's role on a project away (not supported yet)."""
-    raise BadInput(_NO_ACCESS_CONTROL)
+    """Change who may read and write a project without a role."""
+    info = _repo(ctx).set_visibility(check_name(name, kind="project"), visibility.value)
+    typer.echo(f"project {info.name} is {info.visibility}")
+    _note_single_user(info)
+
+
+def _note_single_user(info: ProjectInfo) -> None:
+    if not info.enforced:
+        typer.echo(_SINGLE_USER, err=True)
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def finish(
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=False)
             pending = _pending(repo, conn, coll, distributed_id, create=False)
-            records.save_manifest(conn, manifest)
+            records.save_manifest(conn, manifest, coll.project_id)
             metadata = {**(pending.metadata or {}), **art.metadata}
             records.update_version(
                 conn,

@@ -73,7 +73,9 @@ def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
                 doomed.append(info.key)
                 freed += info.size
         stale_manifests = [
-            r[0] for r in conn.execute(select(manifests.c.digest)) if r[0] not in keep_manifests
+            r[0]
+            for r in conn.execute(select(manifests.c.digest).distinct())
+            if r[0] not in keep_manifests
         ]
         if not dry_run:
             # references before bytes: the catalog rows go in this transaction, then

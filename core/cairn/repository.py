@@ -7,17 +7,18 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import access
 from .artifact import Artifact, require_content
 from .cache import Cache
 from .catalog import Catalog, lineage, records, sqlite_url
 from .chunking import ChunkingParams
 from .download import Downloader
-from .errors import CairnError
+from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .progress import NoProgress, Progress
-from .projects import ProjectInfo
+from .projects import ProjectInfo, Right
 from .run import Run
 from .staging import stage, write_manifest
 from .statcache import StatCache
@@ -124,6 +125,7 @@ class Repository:
         wanted = [check_alias(a) for a in aliases if a != LATEST]
         require_content(art)
         with self.catalog.write() as conn:
+            access.require(conn, project, "write")
             records.collection(conn, project, art.name, type=art.type, create=True)
         with stage(self, art) as staged:
             manifest = Manifest([*art.base_entries(), *staged.entries])
@@ -132,7 +134,7 @@ class Repository:
                 # shared GC guard: gc must not see the manifest row without its version
                 self.catalog.gc_guard(conn, exclusive=False)
                 coll = records.collection(conn, project, art.name, type=art.type)
-                records.save_manifest(conn, manifest)
+                records.save_manifest(conn, manifest, coll.project_id)
                 version_id, created = records.commit(
                     conn,
                     coll,
@@ -160,7 +162,8 @@ class Repository:
         """Add a part to the PENDING version `distributed_id` (DESIGN invariant 7)."""
         from .distributed import upsert
 
-        return upsert(self, art, self._project(project), distributed_id, writer_id, run)
+        project = self._require(project, "write")
+        return upsert(self, art, project, distributed_id, writer_id, run)
 
     def finish_artifact(
         self,
@@ -174,7 +177,8 @@ class Repository:
         """Commit the PENDING version `distributed_id` with every part (and `art`'s files)."""
         from .distributed import finish
 
-        return finish(self, art, self._project(project), distributed_id, aliases, run)
+        project = self._require(project, "write")
+        return finish(self, art, project, distributed_id, aliases, run)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -182,6 +186,7 @@ class Repository:
         """The version a ref names: `project/name:alias`, `project/name:v3`, `name`."""
         parsed = Ref.parse(ref, default_project=self.default_project)
         with self.catalog.read() as conn:
+            access.require(conn, parsed.project, "read")
             row = records.resolve(conn, parsed)
             return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
 
@@ -189,6 +194,7 @@ class Repository:
         """Versions of a collection (`project/name` or `name`), newest first."""
         parsed = Ref.parse(name, default_project=self.default_project)
         with self.catalog.read() as conn:
+            access.require(conn, parsed.project, "read")
             coll = records.collection(conn, parsed.project, parsed.name)
             rows = records.list_versions(conn, coll.id, include_deleted=include_deleted)
             tags = records.aliases_of(conn, [r.id for r in rows])
@@ -199,10 +205,33 @@ class Repository:
         return Diff.between(self.artifact(a).manifest, self.artifact(b).manifest)
 
     def project(self, name: str) -> ProjectInfo:
-        """A project's settings; NotFound if nothing was ever logged to it."""
+        """A project's settings, members and the caller's access (docs/ACCESS.md)."""
         with self.catalog.read() as conn:
-            row = records.project(conn, check_name(name, kind="project"))
-        return ProjectInfo(row.name, row.visibility, row.created_at)
+            return access.project_info(conn, check_name(name, kind="project"))
+
+    def create_project(self, name: str, *, visibility: str = "private") -> ProjectInfo:
+        """Create a project (Conflict if it exists); its creator becomes its admin."""
+        with self.catalog.write() as conn:
+            access.create_project(conn, check_name(name, kind="project"), visibility)
+        return self.project(name)
+
+    def set_visibility(self, project: str, visibility: str) -> ProjectInfo:
+        """Make a project private, public or open (its admins may)."""
+        with self.catalog.write() as conn:
+            access.set_visibility(conn, check_name(project, kind="project"), visibility)
+        return self.project(project)
+
+    def grant(self, project: str, principal: str, role: str = "reader") -> ProjectInfo:
+        """Give a database user or group a role on a project: reader, writer or admin."""
+        with self.catalog.write() as conn:
+            access.grant(conn, check_name(project, kind="project"), principal, role)
+        return self.project(project)
+
+    def revoke(self, project: str, principal: str) -> ProjectInfo:
+        """Take a user's or group's role on a project away."""
+        with self.catalog.write() as conn:
+            access.revoke(conn, check_name(project, kind="project"), principal)
+        return self.project(project)
 
     def projects(self) -> list[str]:
         with self.catalog.read() as conn:
@@ -211,6 +240,8 @@ class Repository:
     def collections(self, project: str | None = None) -> list[dict[str, Any]]:
         """Collections with their type and number of live versions."""
         with self.catalog.read() as conn:
+            if project is not None:
+                access.require(conn, project, "read")
             rows = records.list_collections(conn, project)
         return [
             {"project": r.project, "name": r.name, "type": r.type, "versions": r.versions}
@@ -233,6 +264,7 @@ class Repository:
         """Start a run; `with repo.run(...) as run:` finishes it. A known `run_id` resumes it."""
         project = self._project(project)
         with self.catalog.write() as conn:
+            access.require(conn, project, "write")
             pid = records.project_id(conn, project, create=True)
             rid = lineage.create_run(
                 conn,
@@ -253,6 +285,8 @@ class Repository:
         """Delete objects no live (committed or pending) version or writer needs."""
         from .gc import collect
 
+        with self.catalog.read() as conn:
+            access.require_maintenance(conn, "run gc")
         return collect(self, dry_run=dry_run)
 
     def verify(self, ref: str | None = None) -> Any:
@@ -276,6 +310,13 @@ class Repository:
 
     def _project(self, project: str | None) -> str:
         return check_name(self.default_project if project is None else project, kind="project")
+
+    def _require(self, project: str | None, right: Right) -> str:
+        """The project's name, if the caller holds `right` on it (PermissionDenied if not)."""
+        name = self._project(project)
+        with self.catalog.read() as conn:
+            access.require(conn, name, right)
+        return name
 
     def _version_by_id(self, version_id: int) -> ArtifactVersion:
         with self.catalog.read() as conn:
@@ -301,6 +342,7 @@ class Repository:
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
         with self.catalog.write() as conn:
+            access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
             if row.state != "COMMITTED":
                 raise CairnError(f"{v.ref} is {row.state}; only committed versions can be edited")
@@ -312,6 +354,7 @@ class Repository:
 
     def _delete_version(self, v: ArtifactVersion) -> None:
         with self.catalog.write() as conn:
+            access.require(conn, v.project, "write")
             records.mark_deleted(conn, records.version_by_id(conn, v.id))
 
     def _record_use(self, run_id: str, version_id: int) -> None:
@@ -322,9 +365,13 @@ class Repository:
         with self.catalog.write() as conn:
             lineage.finish_run(conn, run_id, state)
 
-    def _run_by_id(self, run_id: str) -> Run:
+    def _run_by_id(self, run_id: str) -> Run | None:
+        """The run, or None if it belongs to a project the caller may not read."""
         with self.catalog.read() as conn:
-            row = lineage.get_run(conn, run_id)
+            try:
+                row = lineage.get_run(conn, run_id)
+            except NotFound:
+                return None
             project = records.project_name(conn, row.project_id)
         return Run(self, row, project)
 

@@ -91,23 +91,26 @@ def list_projects(conn: Connection) -> list[Row]:
 # -- manifests ---------------------------------------------------------------------------
 
 
-def save_manifest(conn: Connection, manifest: Manifest) -> None:
+def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None:
+    """Record the manifest for one project (rows are per project: the access boundary)."""
     insert_ignore(
         conn,
         manifests,
         {
+            "project_id": project_id,
             "digest": manifest.digest,
             "body": manifest.compressed(),
             "size": manifest.size,
             "file_count": len(manifest),
             "created_at": now(),
         },
-        ["digest"],
+        ["project_id", "digest"],
     )
 
 
 def load_manifest(conn: Connection, digest: str) -> Manifest:
-    body = conn.scalar(select(manifests.c.body).where(manifests.c.digest == digest))
+    # any copy the caller may read: copies in several projects hold the same bytes
+    body = conn.scalar(select(manifests.c.body).where(manifests.c.digest == digest).limit(1))
     if body is None:
         raise NotFound(f"manifest {digest} is missing from the catalog")
     return Manifest.from_bytes(body, expect_digest=digest)
