@@ -75,7 +75,7 @@ class Repository:
             storage_options = json.loads(os.environ["CAIRN_STORAGE_OPTIONS"])
         return cls(
             Catalog(catalog_url),
-            open_store(store_url, storage_options),
+            open_store(store_url, storage_options, concurrency=concurrency),
             home=home,
             cache_dir=cache_dir or os.environ.get("CAIRN_CACHE_DIR"),
             default_project=project or os.environ.get("CAIRN_PROJECT") or "default",
