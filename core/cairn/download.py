@@ -1,23 +1,39 @@
 """Fetching entries from the store into the local cache, verified as they arrive.
 
 Every chunk is checked against its digest as it is read, and the whole file against
-the entry's digest before it enters the cache (DESIGN invariant 9).
+the entry's digest before it enters the cache (DESIGN invariant 9). Small files are
+fetched by slices, one batched store call each. Reference entries come from their
+source (cairn.references), checked against their pin; one without a digest is not
+content-addressed and lands under `references/` in the cache folder instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import blake3
 
+from . import references
 from .cache import Cache
 from .errors import IntegrityError
 from .layout import object_key
 from .manifest import Entry
 from .progress import NoProgress, Progress
 from .stores import Store
+
+_SLICE_OBJECTS = 64
+_SLICE_BYTES = 16 << 20
+
+
+def cache_key(entry: Entry) -> str:
+    """The key of an entry in what `Downloader.ensure` returns: its digest, else its URI."""
+    return entry.digest or entry.ref or ""
 
 
 class Downloader:
@@ -28,43 +44,93 @@ class Downloader:
         *,
         progress: Progress | None = None,
         concurrency: int | None = None,
+        sources: references.Sources | None = None,
     ):
         self.store = store
         self.cache = cache
         self.progress = progress or NoProgress()
         self.concurrency = concurrency or store.concurrency
+        self.sources = sources or references.Sources()
 
     def ensure(self, entries: Iterable[Entry]) -> dict[str, str]:
-        """Make every entry's content present in the cache; return digest -> cache path."""
+        """Make every entry's content present locally; return cache_key(entry) -> path."""
         wanted: dict[str, Entry] = {}
+        refs: dict[str, Entry] = {}
         for e in entries:
-            if e.digest and e.digest not in wanted:
+            if e.is_reference:
+                refs.setdefault(cache_key(e), e)
+            elif e.digest and e.digest not in wanted:
                 wanted[e.digest] = e
         missing = [e for d, e in wanted.items() if not self.cache.has(d, e.size)]
-        self.progress.start("downloading", sum(e.size for e in missing))
+        self.progress.start("downloading", sum(e.size for e in [*missing, *refs.values()]))
         try:
             with ThreadPoolExecutor(self.concurrency) as pool:
-                # small files in parallel; a chunked file fetches its own chunks in parallel
-                small = [e for e in missing if not e.chunks]
-                list(pool.map(self._fetch_blob, small))
+                # small files by slices in parallel; a chunked file fetches its chunks in parallel
+                list(pool.map(self._fetch_blobs, _slices([e for e in missing if not e.chunks])))
                 for e in missing:
                     if e.chunks:
                         self._fetch_chunked(e, pool)
+                ref_paths = dict(
+                    zip(refs, list(pool.map(self._fetch_reference, refs.values())), strict=True)
+                )
         finally:
             self.progress.finish()
-        self.cache.touch(wanted)
-        return {d: self.cache.path(d) for d in wanted}
+        self.cache.touch([*wanted, *(e.digest for e in refs.values() if e.digest)])
+        return {**{d: self.cache.path(d) for d in wanted}, **ref_paths}
 
-    def _fetch_blob(self, e: Entry) -> None:
-        assert e.digest is not None
-        data = self._get(e, e.digest)
+    def _fetch_blobs(self, entries: list[Entry]) -> None:
+        keys = {object_key(e.digest or ""): e for e in entries}
+        got = self.store.get_many(keys)
+        for key, exc in got.failed.items():
+            e = keys[key]
+            if isinstance(exc, FileNotFoundError):
+                raise IntegrityError(
+                    f"{e.path}: object {e.digest} is missing from the store; run `cairn verify`"
+                )
+            raise exc
+        for key, data in got.ok.items():
+            e = keys[key]
+            assert e.digest is not None
 
-        def fill(f: IO[bytes]) -> str:
-            f.write(data)
-            return blake3.blake3(data).hexdigest()
+            def fill(f: IO[bytes], data: bytes = data) -> str:
+                f.write(data)
+                return blake3.blake3(data).hexdigest()
 
-        self.cache.write(e.digest, e.size, fill, label=e.path)
-        self.progress.advance(len(data))
+            self.cache.write(e.digest, e.size, fill, label=e.path)
+            self.progress.advance(len(data))
+
+    def _fetch_reference(self, e: Entry) -> str:
+        """Fetch a reference from its source, checked against its pin; return its path."""
+        if e.digest:
+            # content-addressed: a cached copy serves while the source still matches
+            if self.cache.has(e.digest, e.size):
+                problem = references.check(e, sources=self.sources)
+                if problem is None:
+                    self.progress.advance(e.size)
+                    return self.cache.path(e.digest)
+            return self.cache.write(
+                e.digest,
+                e.size,
+                lambda f: references.fetch(
+                    e, f, sources=self.sources, progress=self.progress.advance
+                ),
+                label=e.path,
+            )
+        # not content-addressed: fetched every time, into a file of its own
+        name = blake3.blake3(json.dumps([e.ref, dict(e.pin)], sort_keys=True).encode()).hexdigest()
+        path = os.path.join(self.cache.root, "references", name[:2], name[2:])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                references.fetch(e, f, sources=self.sources, progress=self.progress.advance)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)  # rename last: never a partial file under the final name
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
 
     def _fetch_chunked(self, e: Entry, pool: ThreadPoolExecutor) -> None:
         assert e.digest is not None
@@ -105,3 +171,18 @@ class Downloader:
             raise IntegrityError(
                 f"{e.path}: object {digest} is missing from the store; run `cairn verify`"
             ) from None
+
+
+def _slices(entries: list[Entry]) -> list[list[Entry]]:
+    out: list[list[Entry]] = []
+    part: list[Entry] = []
+    size = 0
+    for e in entries:
+        part.append(e)
+        size += e.size
+        if len(part) >= _SLICE_OBJECTS or size >= _SLICE_BYTES:
+            out.append(part)
+            part, size = [], 0
+    if part:
+        out.append(part)
+    return out

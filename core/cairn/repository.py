@@ -19,6 +19,7 @@ from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right
+from .references import Sources, open_reference
 from .run import Run
 from .staging import stage, write_manifest
 from .statcache import StatCache
@@ -41,9 +42,12 @@ class Repository:
         default_project: str = "default",
         progress: Progress | None = None,
         concurrency: int | None = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         self.catalog = catalog
         self.store = store
+        #: where reference entries are read from; on the store's scheme, with its options
+        self.reference_sources = Sources.for_store(store.url, storage_options)
         self.home = home
         self.default_project = check_name(default_project, kind="project")
         self.progress: Progress = progress or NoProgress()
@@ -81,6 +85,7 @@ class Repository:
             default_project=project or os.environ.get("CAIRN_PROJECT") or "default",
             progress=progress,
             concurrency=concurrency,
+            storage_options=storage_options,
         )
 
     def __enter__(self) -> Repository:
@@ -329,7 +334,11 @@ class Repository:
 
     def _fetch(self, entries: Iterable[Entry]) -> dict[str, str]:
         downloader = Downloader(
-            self.store, self.cache, progress=self.progress, concurrency=self.concurrency
+            self.store,
+            self.cache,
+            progress=self.progress,
+            concurrency=self.concurrency,
+            sources=self.reference_sources,
         )
         return downloader.ensure(entries)
 
@@ -337,6 +346,9 @@ class Repository:
         import io
 
         from .reader import EntryReader
+
+        if entry.is_reference:
+            return open_reference(entry, sources=self.reference_sources)
 
         return io.BufferedReader(EntryReader(self.store, entry), buffer_size=1 << 20)
 

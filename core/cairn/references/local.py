@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import blake3
 
 from ..errors import NotFound
 from ..manifest import Entry
-from .base import Source, SourceObject
+from .base import Source, SourceObject, changed_error
 
 
 class LocalSource(Source):
@@ -55,14 +56,21 @@ class LocalSource(Source):
         return None
 
     def stream(self, entry: Entry) -> Iterator[bytes]:
-        with open(local_path(entry.ref or ""), "rb") as f:
+        with _open(entry) as f:
             while data := f.read(1 << 20):
                 yield data
 
     def read(self, entry: Entry, start: int, end: int) -> bytes:
-        with open(local_path(entry.ref or ""), "rb") as f:
+        with _open(entry) as f:
             f.seek(start)
             return f.read(max(0, end - start))
+
+
+def _open(entry: Entry) -> BinaryIO:
+    try:
+        return open(local_path(entry.ref or ""), "rb")
+    except FileNotFoundError:
+        raise changed_error(entry, "it no longer exists") from None
 
 
 def local_path(uri: str) -> str:
