@@ -1,17 +1,17 @@
 """A daily incremental dataset: each run adds one day's files to the latest version.
 
-`log_artifact(..., incremental=True)` starts from `demo/events:latest` (a draft: nothing
-already stored is hashed or uploaded again), adds the day's batch under `events/DAY/`, and
+`log_artifact(..., incremental=True)` starts from `demo/sessions:latest` (a draft: nothing
+already stored is hashed or uploaded again), adds the day's batch under `sessions/DAY/`, and
 removes what must go: files of the batch that fail validation, plus earlier files an
-operator retracts with `--drop`. The new version's table artifact shows the diff against
-the previous day's version.
+operator retracts with `--drop` (absent ones are skipped). The new version's table artifact
+shows the diff against the previous day's version.
 
 Run it on the embedded default repository (`~/.cairn`, or `$CAIRN_HOME`):
 
     python dags_examples/prefect_daily_incremental.py --day 2024-01-01
     python dags_examples/prefect_daily_incremental.py --day 2024-01-02 \
-        --drop events/2024-01-01/part-1.jsonl
-    cairn diff demo/events:v0 demo/events:v1
+        --drop sessions/2024-01-01/part-1.jsonl
+    cairn diff demo/sessions:v0 demo/sessions:v1
 
 Exits non-zero when the flow fails.
 """
@@ -67,13 +67,13 @@ def daily_incremental(
     files: int = 3,
     drop: list[str] | None = None,
     project: str = "demo",
-    name: str = "events",
+    name: str = "sessions",
     workdir: str | None = None,
     repository: str | None = None,
 ) -> str:
     """Add `day`'s batch (default: today) to the latest version, minus bad and dropped files."""
     day = day or dt.date.today().isoformat()
-    prefix = f"events/{day}"
+    prefix = f"sessions/{day}"
     folder = extract_day(day, workdir=workdir or tempfile.mkdtemp(prefix="cairn-day-"), files=files)
     bad = invalid_files(folder, prefix=prefix)
     ref = log_artifact(

@@ -9,6 +9,9 @@ version of the flow run (the default `distributed_id`); `finish_artifact` commit
 writer id is the task run's id, which Prefect keeps across retries, so a retried task
 replaces its own part instead of adding a second one. A task that wraps the logic in its
 own retried task should call `upsert_artifact.fn(...)` so the part belongs to that task run.
+
+The tasks never answer from Prefect's cache (they have side effects), and a CairnError
+fails them at once even with retries set: retrying cannot fix a bad ref or a conflict.
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-from cairn import Artifact, ArtifactVersion, Finalized, NotFound, Ref, Repository, Run
+from cairn import (
+    Artifact,
+    ArtifactVersion,
+    CairnError,
+    Finalized,
+    NotFound,
+    Ref,
+    Repository,
+    Run,
+)
 
 from . import summary
 from .blocks import CairnRepository
@@ -49,10 +61,13 @@ class Part(TypedDict):
     new_bytes: int | None
 
 
-# Every task has side effects in the repository: Prefect must never answer from a cache.
+def _retry_unless_cairn_error(task: Any, task_run: Any, state: Any) -> bool:
+    """A CairnError (bad ref, missing file, conflict, nothing to finish) fails the task at
+    once even if it has retries: retrying cannot fix the data. Other errors are retried."""
+    return not isinstance(state.data, CairnError)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retry_condition_fn=_retry_unless_cairn_error)
 def log_artifact(
     path: Paths = None,
     *,
@@ -71,8 +86,8 @@ def log_artifact(
 
     `prefix` is the folder inside the artifact the paths land in. `incremental=True` starts
     from the collection's latest version (if it has one) so only what changed is hashed and
-    stored; `remove` drops paths (or folders) from it. Identical content returns the
-    existing version. Publishes a table artifact summarising the version.
+    stored; `remove` drops paths (or folders) from it, skipping absent ones. Identical
+    content returns the existing version. Publishes a table artifact summarising the version.
     """
     with _cairn_run(repository, project) as (repo, run):
         art = _start(run, name, type) if incremental else Artifact(name, type)
@@ -81,13 +96,16 @@ def log_artifact(
         art.metadata.update(metadata or {})
         _add(art, path, prefix)
         for p in remove:
-            art.remove(p)
+            try:
+                art.remove(p)
+            except NotFound:  # already gone: a re-run, or removed on an earlier day
+                _logger().warning("nothing to remove at %r in %s: skipped", p, name)
         v = run.log_artifact(art, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_sent(v))
         return v.ref
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retry_condition_fn=_retry_unless_cairn_error)
 def use_artifact(
     ref: str,
     *,
@@ -114,7 +132,7 @@ def use_artifact(
             return str(Path(v.download(root=root)).resolve())
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retry_condition_fn=_retry_unless_cairn_error)
 def upsert_artifact(
     path: Paths,
     *,
@@ -154,7 +172,7 @@ def upsert_artifact(
         )
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retry_condition_fn=_retry_unless_cairn_error)
 def finish_artifact(
     path: Paths = None,
     *,

@@ -54,28 +54,28 @@ def test_daily_incremental_adds_days_drops_bad_files_and_retractions(repo, tmp_p
     first = daily.daily_incremental(day="2024-01-02", workdir=str(tmp_path))
     state = daily.daily_incremental(
         day="2024-01-03",
-        drop=["events/2024-01-02/part-1.jsonl"],
+        drop=["sessions/2024-01-02/part-1.jsonl"],
         workdir=str(tmp_path),
         return_state=True,
     )
 
-    assert first == "demo/events:v0"
-    assert state.result() == "demo/events:v1"
-    v1 = repo.artifact("demo/events:v1")
+    assert first == "demo/sessions:v0"
+    assert state.result() == "demo/sessions:v1"
+    v1 = repo.artifact("demo/sessions:v1")
     assert [e.path for e in v1.files()] == [
-        "events/2024-01-02/part-0.jsonl",
-        "events/2024-01-02/part-2.jsonl",
-        "events/2024-01-03/part-0.jsonl",
-        "events/2024-01-03/part-1.jsonl",
+        "sessions/2024-01-02/part-0.jsonl",
+        "sessions/2024-01-02/part-2.jsonl",
+        "sessions/2024-01-03/part-0.jsonl",
+        "sessions/2024-01-03/part-1.jsonl",
     ]
     assert v1.metadata == {"last_day": "2024-01-03"}
     # the draft started from v0, which the run used
-    assert [r.attributes["task_name"] for r in repo.artifact("demo/events:v0").used_by()] == [
+    assert [r.attributes["task_name"] for r in repo.artifact("demo/sessions:v0").used_by()] == [
         "log_artifact"
     ]
-    (published,) = summaries(artifact_key("demo", "events"), state.state_details.flow_run_id)
+    (published,) = summaries(artifact_key("demo", "sessions"), state.state_details.flow_run_id)
     row = table_row(published)
-    assert row["previous"] == "demo/events:v0"
+    assert row["previous"] == "demo/sessions:v0"
     assert (row["added"], row["removed"], row["modified"]) == (2, 1, 0)
     # only the day's two good files were stored: the rest came from v0 untouched
     today = tmp_path / "2024-01-03"
@@ -106,14 +106,14 @@ def test_the_examples_run_as_scripts(script_env, cairn_home):
 
     with Repository.open() as repo:
         assert repo.artifact("demo/shards").file_count == 2
-        assert repo.artifact("demo/events").file_count == 3
+        assert repo.artifact("demo/sessions").file_count == 3
 
 
 def test_a_failing_example_exits_non_zero_with_the_reason(script_env):
-    args = ["--day", "2024-01-02", "--drop", "nope.csv"]
+    args = ["--day", "2024-01-02", "--repository", "no-such-block"]
     done = _script("prefect_daily_incremental.py", *args, env=script_env)
     assert done.returncode == 1
-    assert "cannot remove 'nope.csv'" in done.stdout + done.stderr
+    assert "no-such-block" in done.stdout + done.stderr
 
 
 def test_a_plain_script_runs_on_a_temporary_server_with_worker_processes(tmp_path, cairn_home):

@@ -160,3 +160,43 @@ def test_a_missing_path_fails_with_the_cores_message(repo, tmp_path):
         log_flow(str(tmp_path / "absent.csv"))
     # the failed attempt is recorded as a failed run and logged nothing
     assert repo.collections() == []
+
+
+def test_incremental_log_adds_removes_and_skips_absent_removals(repo, data_dir, tmp_path):
+    _write(data_dir, {"a.txt": "alpha\n", "b.txt": "beta\n"})
+    log_flow(str(data_dir))
+    day2 = _write(tmp_path / "day2", {"c.txt": "gamma\n"})
+
+    @flow
+    def incremental() -> str:
+        return log_artifact(
+            str(day2),
+            name="raw",
+            project="demo",
+            incremental=True,
+            remove=["a.txt", "never-there.txt"],
+        )
+
+    state = incremental(return_state=True)
+
+    assert state.result() == "demo/raw:v1"
+    assert [e.path for e in repo.artifact("demo/raw:v1").files()] == ["b.txt", "c.txt"]
+    (published,) = summaries(artifact_key("demo", "raw"), state.state_details.flow_run_id)
+    row = table_row(published)
+    assert (row["added"], row["removed"], row["modified"]) == (1, 1, 0)
+    assert row["new_bytes"] == len("gamma\n")  # b.txt came from v0 untouched
+
+
+def test_a_cairn_error_is_not_retried(repo, tmp_path):
+    @flow
+    def bad_ref() -> str:
+        return use_artifact.with_options(retries=3, retry_delay_seconds=0)(
+            "demo/nothing:v0", root=str(tmp_path)
+        )
+
+    state = bad_ref(return_state=True)
+
+    assert state.is_failed()
+    (task_run,) = task_runs(state.state_details.flow_run_id)
+    assert task_run.run_count == 1
+    assert "NotFound" in task_run.state.message
