@@ -1,0 +1,243 @@
+"""`cairn://`: every file of every version as a read-only fsspec filesystem.
+
+    pandas.read_parquet("cairn://demo/mnist:v3/part-0.parquet")
+    fsspec.filesystem("cairn").ls("demo/mnist:production/images")
+
+Paths are `project/name[:alias|:vN]/path/in/artifact` (no alias: `latest`), or
+`name:alias/...` in the default project. `cairn://` lists projects, `cairn://demo` its
+collections. Files are streamed from the store (EntryReader, verified per object) or
+from a reference's source: nothing is downloaded whole.
+
+The repository comes from the filesystem's options (`catalog`, `store`,
+`storage_options`, `home`, `cache_dir`, `project`, or an open `repository`), else from
+the CAIRN_* variables, as `Repository.open()` reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import blake3
+from fsspec.spec import AbstractFileSystem
+
+from .errors import NotFound
+from .manifest import Entry, Manifest
+
+if TYPE_CHECKING:
+    from .repository import Repository
+    from .version import ArtifactVersion
+
+
+class CairnFileSystem(AbstractFileSystem):
+    protocol = ("cairn",)
+    root_marker = ""
+
+    def __init__(
+        self,
+        catalog: str | None = None,
+        store: str | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        home: str | None = None,
+        cache_dir: str | None = None,
+        project: str | None = None,
+        repository: Repository | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self._repository = repository
+        self._open_args: dict[str, Any] = {
+            "catalog": catalog,
+            "store": store,
+            "storage_options": storage_options,
+            "home": home,
+            "cache_dir": cache_dir,
+            "project": project,
+        }
+        self._trees: dict[str, _Tree] = {}  # manifest digest -> folder index
+        self._lock = threading.Lock()
+
+    @property
+    def repository(self) -> Repository:
+        with self._lock:
+            if self._repository is None:
+                from .repository import Repository
+
+                self._repository = Repository.open(**self._open_args)
+            return self._repository
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = str(path)
+        if path.startswith("cairn://"):
+            path = path[len("cairn://") :]
+        elif path.startswith("cairn::"):
+            path = path[len("cairn::") :]
+        return path.strip("/")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path)
+        ref, inner = _split(path)
+        if ref is None:
+            out = self._ls_catalog(path)
+        else:
+            version, tree = self._version(ref)
+            if inner in tree.manifest:
+                out = [self._file_info(ref, tree.manifest[inner], version)]
+            elif inner in tree.folders:
+                out = [
+                    self._file_info(ref, tree.manifest[child], version)
+                    if child in tree.manifest
+                    else _folder(f"{ref}/{child}")
+                    for child in sorted(tree.folders[inner])
+                ]
+            else:
+                raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+        return out if detail else [o["name"] for o in out]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._strip_protocol(path)
+        ref, inner = _split(path)
+        if ref is None:
+            if path and path not in self.repository.projects():
+                raise FileNotFoundError(f"cairn://{path}: no such project")
+            return _folder(path)
+        version, tree = self._version(ref)
+        if inner in tree.manifest:
+            return self._file_info(ref, tree.manifest[inner], version)
+        if inner in tree.folders:
+            return _folder(path)
+        raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if mode != "rb":
+            raise PermissionError(
+                "cairn:// is read-only: log a new version (Artifact, `cairn put`) to change files"
+            )
+        return self.repository._open_entry(self._entry(path))
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        entry = self._entry(path)
+        start = 0 if start is None else (start if start >= 0 else max(0, entry.size + start))
+        end = entry.size if end is None else (end if end >= 0 else max(0, entry.size + end))
+        if end <= start:
+            return b""
+        with self.repository._open_entry(entry) as f:
+            f.seek(start)
+            data: bytes = f.read(end - start)
+        return data
+
+    def checksum(self, path: str) -> int:
+        return int(blake3.blake3(self.ukey(path).encode()).hexdigest()[:16], 16)
+
+    def ukey(self, path: str) -> str:
+        entry = self._entry(path)
+        return entry.digest or f"{entry.ref}#{sorted(entry.pin.items())}"
+
+    # -- read-only -------------------------------------------------------------------------
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(
+            "cairn:// is read-only: log a new version (Artifact, `cairn put`) to change files"
+        )
+
+    rm_file = _rm = rm = mkdir = makedirs = rmdir = cp_file = mv = touch = pipe_file = _read_only
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ls_catalog(self, path: str) -> list[dict[str, Any]]:
+        repo = self.repository
+        if not path:
+            return [_folder(p) for p in repo.projects()]
+        if path not in repo.projects():
+            raise FileNotFoundError(f"cairn://{path}: no such project")
+        return [_folder(f"{path}/{c['name']}") for c in repo.collections(path)]
+
+    def _version(self, ref: str) -> tuple[ArtifactVersion, _Tree]:
+        try:
+            version = self.repository.artifact(ref)
+        except NotFound as exc:
+            raise FileNotFoundError(f"cairn://{ref}: {exc}") from None
+        digest = version.digest or ""
+        with self._lock:
+            tree = self._trees.get(digest)
+        if tree is None:  # manifests never change: index each one once
+            tree = _Tree(version.manifest)
+            with self._lock:
+                self._trees[digest] = tree
+        return version, tree
+
+    def _entry(self, path: str) -> Entry:
+        path = self._strip_protocol(path)
+        ref, inner = _split(path)
+        if ref is None or not inner:
+            raise IsADirectoryError(f"cairn://{path} is not a file")
+        version, tree = self._version(ref)
+        if inner not in tree.manifest:
+            if inner in tree.folders:
+                raise IsADirectoryError(f"cairn://{path} is a folder")
+            raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+        return tree.manifest[inner]
+
+    def _file_info(self, ref: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": f"{ref}/{entry.path}",
+            "type": "file",
+            "size": entry.size,
+            "digest": entry.digest,
+            "version": version.ref,
+            "created": version.created_at.timestamp(),
+        }
+        if entry.is_reference:
+            info["ref"] = entry.ref
+        return info
+
+
+class _Tree:
+    """A manifest with its folders: folder path ('' for the root) -> child paths."""
+
+    def __init__(self, manifest: Manifest):
+        self.manifest = manifest
+        self.folders: dict[str, set[str]] = {"": set()}
+        for path in manifest:
+            child = path
+            while "/" in child:
+                parent = child.rsplit("/", 1)[0]
+                self.folders.setdefault(parent, set()).add(child)
+                child = parent
+            self.folders[""].add(child)
+
+
+def _split(path: str) -> tuple[str | None, str]:
+    """(version ref, path inside it) of a cairn:// path; (None, path) above versions.
+
+    'demo/mnist:v3/a/b' -> ('demo/mnist:v3', 'a/b'); 'mnist:v3/a' -> ('mnist:v3', 'a');
+    'demo' -> (None, 'demo'): a project.
+    """
+    parts = path.split("/") if path else []
+    if not parts:
+        return None, ""
+    if ":" in parts[0]:
+        return parts[0], "/".join(parts[1:])
+    if len(parts) == 1:
+        return None, parts[0]
+    return f"{parts[0]}/{parts[1]}", "/".join(parts[2:])
+
+
+def _folder(name: str) -> dict[str, Any]:
+    return {"name": name, "type": "directory", "size": 0}
