@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import CairnError
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 _GC_LOCK_KEY = 0x0CA1_2600
 
 
@@ -35,7 +36,7 @@ class Catalog:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.engine.connect() as conn, _refusals(conn), conn.begin():
             yield conn
 
     @contextmanager
@@ -43,7 +44,7 @@ class Catalog:
         """A transaction that commits on success and rolls back on any error."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(cairn_write=True)
-            with conn.begin():
+            with _refusals(conn), conn.begin():
                 yield conn
 
     def gc_guard(self, conn: Connection, *, exclusive: bool) -> None:
@@ -64,6 +65,20 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _refusals(conn: Connection) -> Iterator[None]:
+    """A statement the database refused (row-level security) -> PermissionDenied."""
+    try:
+        yield
+    except DBAPIError as exc:
+        from ..access import refused
+
+        denied = refused(conn, exc)
+        if denied is None:
+            raise
+        raise denied from exc
 
 
 def sqlite_url(home: str) -> str:

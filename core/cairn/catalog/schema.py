@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -30,6 +31,21 @@ projects = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("visibility", String(16), nullable=False, server_default="private"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the database role that created it (PostgreSQL: current_user; None on SQLite)
+    Column("created_by", String(128), nullable=True),
+)
+
+# who may do what in a project (docs/ACCESS.md); enforced on PostgreSQL by row-level
+# security, recorded on SQLite so a repository moved to PostgreSQL keeps it
+members = Table(
+    "members",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("principal", String(128), primary_key=True),  # a database role: user or group
+    Column("role", String(16), nullable=False),
+    Column("granted_by", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("role IN ('reader', 'writer', 'admin')", name="ck_members_role"),
 )
 
 collections = Table(
@@ -45,9 +61,12 @@ collections = Table(
     UniqueConstraint("project_id", "name", name="uq_collection_name"),
 )
 
+# one row per project that holds the manifest: the project is the access boundary, so
+# identical manifests of two projects are two rows (docs/ACCESS.md)
 manifests = Table(
     "manifests",
     metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
     Column("digest", DIGEST, primary_key=True),
     Column("body", LargeBinary, nullable=False),  # zlib-compressed canonical JSON
     Column("size", BigInteger, nullable=False),
@@ -129,6 +148,8 @@ leases = Table(
     Column("manifest_digest", DIGEST, nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the database role holding it (PostgreSQL: current_user); only it and gc see it
+    Column("created_by", String(128), nullable=True),
 )
 
 lease_objects = Table(
