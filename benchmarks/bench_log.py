@@ -584,9 +584,10 @@ def tool_versions(args: argparse.Namespace, only: set[str]) -> dict[str, str]:
 def source_revision(module_file: Path) -> str:
     """' (commit abc1234, uncommitted changes)' when cairn runs from a git checkout."""
     folder = str(module_file.parent)
+    tracked = ["git", "-C", folder, "ls-files", "--error-unmatch", module_file.name]
+    if subprocess.run(tracked, **_QUIET).returncode != 0:
+        return ""  # an installed copy, not a checkout
     head = subprocess.run(["git", "-C", folder, "rev-parse", "--short", "HEAD"], **_QUIET)
-    if head.returncode != 0:
-        return ""
     dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "."], **_QUIET)
     return f" (commit {head.stdout.strip()}" + (", uncommitted changes)" if dirty.stdout else ")")
 
