@@ -18,7 +18,7 @@ class VersionSummary:
     """One row of the table artifact (column names are the field names)."""
 
     ref: str
-    created: bool  # False: the content was identical to an existing version
+    created: bool  # False: identical content (or a finish already done) returned this version
     files: int
     total_bytes: int
     new_bytes: int | None  # bytes this commit newly stored; None when cairn did not report it
@@ -53,9 +53,9 @@ def summarize(
         digest=v.digest,
     )
     stored = "not reported" if new_bytes is None else _size(new_bytes)
+    state = "committed" if created else "no new version (identical content, or committed before)"
     lines = [
-        f"**{v.ref}** {'committed' if created else 'unchanged (identical content)'}: "
-        f"{v.file_count} files, {_size(v.size)}, {stored} newly stored.",
+        f"**{v.ref}** {state}: {v.file_count} files, {_size(v.size)}, {stored} newly stored.",
     ]
     if previous is None or diff is None:
         lines.append("First version of the collection.")
