@@ -34,7 +34,6 @@ from cairn import (
     Artifact,
     ArtifactVersion,
     CairnError,
-    Finalized,
     NotFound,
     Ref,
     Repository,
@@ -197,14 +196,8 @@ def finish_artifact(
     with _cairn_run(repository, project) as (repo, run):
         art = Artifact(name, type, description=description, metadata=metadata)
         _add(art, path, prefix)
-        try:
-            v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
-        except Finalized:
-            # a retry of this task run whose earlier attempt committed: return that version
-            earlier = _finished_by(repo, run, name, distributed_id)
-            if earlier is None:
-                raise
-            v = earlier
+        # a retry whose earlier attempt committed gets that version back from cairn
+        v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
         return v.ref
 
@@ -271,22 +264,9 @@ def _add(art: Artifact, path: Paths, prefix: str | None) -> None:
             art.add_file(p, name=posixpath.join(folder, base) if folder else base)
 
 
-def _finished_by(
-    repo: Repository, run: Run, name: str, distributed_id: str | None
-) -> ArtifactVersion | None:
-    """The version `distributed_id` that `run` (an earlier try of this task run) committed."""
-    wanted = distributed_id or run.group
-    for v in repo.versions(f"{run.project}/{name}"):
-        if v.distributed_id == wanted and v.state == "COMMITTED":
-            logged_by = v.logged_by()
-            if logged_by is not None and logged_by.id == run.id:
-                return v
-    return None
-
-
 def _sent(v: ArtifactVersion) -> int | None:
-    stats = getattr(v, "last_log", None)
-    return stats.bytes_sent if stats is not None else None
+    """Bytes the call that returned `v` newly stored, if cairn reported them."""
+    return v.last_log.bytes_sent if v.last_log is not None else None
 
 
 def _total_sent(v: ArtifactVersion, parts: Sequence[Part] | None) -> int | None:
