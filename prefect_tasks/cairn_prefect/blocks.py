@@ -92,10 +92,7 @@ class CairnRepository(Block):
         catalog = self.catalog
         if catalog and self.catalog_password is not None:
             catalog = _with_password(catalog, self.catalog_password.get_secret_value())
-        options: dict[str, Any] | None = {
-            **self.storage_options,
-            **self.storage_secrets.get_secret_value(),
-        }
+        options = {**self.storage_options, **self.storage_secrets.get_secret_value()}
         return Repository.open(
             catalog=catalog or None,
             store=self.store or None,

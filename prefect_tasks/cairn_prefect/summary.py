@@ -47,9 +47,9 @@ def summarize(
         total_bytes=v.size,
         new_bytes=new_bytes,
         previous=previous.ref if previous is not None else None,
-        added=len(diff.added) if diff else v.file_count,
-        removed=len(diff.removed) if diff else 0,
-        modified=len(diff.modified) if diff else 0,
+        added=len(diff.added) if diff is not None else v.file_count,
+        removed=len(diff.removed) if diff is not None else 0,
+        modified=len(diff.modified) if diff is not None else 0,
         digest=v.digest,
     )
     stored = "not reported" if new_bytes is None else _size(new_bytes)
