@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
-from cairn import Artifact, NotFound, PermissionDenied, Repository
+from cairn import Artifact, CairnError, NotFound, PermissionDenied, Repository
 from cairn import lineage as graphs
 from cairn.catalog import leases
 from cairn.catalog.schema import metadata
@@ -693,6 +693,21 @@ def test_a_0001_catalog_upgrades_to_head_keeping_its_data(old_catalog, tmp_path)
     with Repository.open(catalog=old_catalog, home=str(tmp_path / "home")) as repo:
         assert repo.artifact("one/x:v1").files()[0].path == "a.txt"
         assert repo.artifact("two/y").files()[0].path == "a.txt"
+
+
+def test_only_the_owner_upgrades_the_schema(fresh_postgres_url, roles, tmp_path):
+    db = make_url(fresh_postgres_url).database
+    servers._admin_execute(fresh_postgres_url, f'ALTER DATABASE "{db}" OWNER TO {roles["owner"]}')
+
+    def url(who: str) -> str:
+        return make_url(fresh_postgres_url).set(username=roles[who]).render_as_string(False)
+
+    _db_at_0001(url("owner"), tmp_path)
+    with pytest.raises(CairnError, match=f"role {roles['writer']} may not read or upgrade"):
+        Repository.open(catalog=url("writer"), home=str(tmp_path / "w"))
+    Repository.open(catalog=url("owner"), home=str(tmp_path / "o")).close()
+    with Repository.open(catalog=url("writer"), home=str(tmp_path / "w")) as repo:
+        assert repo.projects() == ["two"]  # at head now: public 'two', not private 'one'
 
 
 # -- SQLite: single-user, settings kept ------------------------------------------------------

@@ -123,6 +123,22 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """Create or upgrade the schema with Alembic, unless it is already at head."""
+    try:
+        _upgrade(engine)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        with engine.connect() as conn:
+            role = conn.exec_driver_sql("SELECT current_user").scalar()
+        # only the catalog's owner may change its tables (docs/ACCESS.md)
+        raise CairnError(
+            f"role {role} may not read or upgrade this catalog's schema (this cairn needs "
+            f"revision {SCHEMA_HEAD}): run any cairn command once as the role that owns "
+            "the catalog"
+        ) from exc
+
+
+def _upgrade(engine: Engine) -> None:
     with engine.connect() as conn:
         current = _current_revision(conn)
     if current == SCHEMA_HEAD:
