@@ -46,7 +46,9 @@ def upsert(
         parts.replace_writer_parts(
             conn, pending.id, writer, staged.entries, run.id if run else None
         )
-    return repo._version_by_id(pending.id)
+    v = repo._version_by_id(pending.id)
+    v.last_log = staged.stats
+    return v
 
 
 def finish(
@@ -59,9 +61,11 @@ def finish(
 ) -> ArtifactVersion:
     check_name(project, kind="project")
     wanted = [check_alias(a) for a in aliases if a != LATEST]
-    if not (art.local_files or art.entries):
-        done = _already_finished(repo, project, art.name, distributed_id)
-        if done is not None:
+    done = _already_finished(repo, project, art.name, distributed_id)
+    if done is not None:
+        committer = done.logged_by()
+        retried = run is not None and committer is not None and committer.id == run.id
+        if retried or not (art.local_files or art.entries):
             return done  # a retried finish step: the version it committed
     with repo.catalog.read() as conn:
         try:

@@ -165,3 +165,19 @@ def test_pending_version_is_named_by_its_distributed_id_in_the_api_and_the_cli(
     assert removed.exit_code == 0, removed.output
     with pytest.raises(NotFound):
         repo.artifact(f"p/preds@{did}")
+
+
+def test_retried_finish_of_the_same_run_returns_its_version_and_upsert_reports_stats(
+    repo, tmp_path
+):
+    with repo.run(project="p", name="writer", group="g") as w:
+        part = w.upsert_artifact(_part(tmp_path, "a", b"abc"), writer_id="0")
+    assert part.last_log.bytes_sent == 3
+    closer = repo.run(project="p", name="closer", group="g", run_id="closer-1")
+    extra = _part(tmp_path, "SUCCESS", b"")
+    v = closer.finish_artifact(extra)
+    retry = repo.run(project="p", name="closer", group="g", run_id="closer-1")
+    assert retry.finish_artifact(_part(tmp_path, "SUCCESS", b"")).id == v.id
+    other = repo.run(project="p", name="someone else", group="g")
+    with pytest.raises(Finalized):
+        other.finish_artifact(_part(tmp_path, "SUCCESS", b""))
