@@ -79,6 +79,14 @@ class HTTPSource(Source):
         for name, then in entry.pin.items():
             if now.pin.get(name) != then:
                 return f"{name} was {then!r}, is now {now.pin.get(name)!r}"
+        if not entry.pin and entry.digest:
+            # pinned by content alone: only the content can tell
+            h = blake3.blake3()
+            with self._get(entry, {}) as resp:
+                while data := resp.read(1 << 20):
+                    h.update(data)
+            if h.hexdigest() != entry.digest:
+                return "its content no longer has the logged BLAKE3 digest"
         return None
 
     def stream(self, entry: Entry) -> Iterator[bytes]:

@@ -1,0 +1,109 @@
+"""Transient failures: logs and reads complete and verify while requests fail around them.
+
+Two layers are exercised: FlakyStore fails calls inside the process on every backend
+(retries are then RetryingStore's alone), and FaultProxy sits between s3fs and the moto
+server, answering 503 SlowDown or dropping connections, with s3fs's and botocore's own
+retries turned off so that every fault reaches cairn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from backends import make_store
+from fault_proxy import FaultProxy
+from flaky_store import FlakyStore
+
+from cairn import Artifact, Repository
+from cairn.catalog import Catalog
+from cairn.stores import RetryingStore, open_store
+
+SMALL_CHUNKS = {"threshold": 65536, "avg": 16384, "min": 4096, "max": 65536}
+
+
+def _data(root) -> dict[str, bytes]:
+    files = {f"small/{i:03d}.txt": f"file {i}\n".encode() * (i + 1) for i in range(150)}
+    files["big.bin"] = os.urandom(1 << 20)  # ~64 chunks of ~16 KiB
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def _log_verify_download(repo: Repository, src, out) -> None:
+    files = _data(src)
+    v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
+    assert v.last_log.objects_sent > 0
+    report = repo.verify(v.ref)
+    assert report.ok, str(report)
+    target = v.download(out, link=False)
+    for rel, data in files.items():
+        assert (target / rel).read_bytes() == data
+
+
+@pytest.mark.parametrize("backend", ["memory", "local", "s3", "gcs"])
+def test_flaky_store_log_download_and_verify_complete(request, backend, tmp_path):
+    inner = make_store(request, backend, tmp_path)
+    if isinstance(inner, RetryingStore):
+        inner = inner.inner  # only the retries under test
+    inner.put("config.json", json.dumps({"format": 1, "chunking": SMALL_CHUNKS}).encode())
+    flaky = FlakyStore(inner, rate=0.3, seed=7)
+    store = RetryingStore(flaky, attempts=12, base_delay=0.001, max_delay=0.01)
+    repo = Repository(
+        Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
+    )
+    try:
+        _log_verify_download(repo, tmp_path / "src", tmp_path / "out")
+    finally:
+        repo.close()
+    assert flaky.failures > 10
+    assert store.retries > 0
+
+
+def test_without_the_retrying_wrapper_the_same_faults_fail_the_log(tmp_path):
+    (tmp_path / "src").mkdir()
+    for i in range(50):
+        (tmp_path / "src" / f"{i}.txt").write_text(str(i))
+    store = FlakyStore(make_store(None, "memory", tmp_path), rate=0.3, seed=7)
+    with pytest.raises(ConnectionResetError):  # noqa: PT012 - any step may be the one to fail
+        repo = Repository(
+            Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
+        )
+        repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+
+
+def _bare_s3_options(endpoint_url: str) -> dict:
+    """s3fs options with s3fs's and botocore's own retries off: faults reach cairn."""
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint_url},
+        "config_kwargs": {"retries": {"max_attempts": 1, "mode": "standard"}},
+    }
+
+
+def test_s3_through_a_proxy_that_throttles_and_drops_requests(s3_endpoint, s3_bucket, tmp_path):
+    s3_endpoint.client().put_object(
+        Bucket=s3_bucket,
+        Key="repo/config.json",
+        Body=json.dumps({"format": 1, "chunking": SMALL_CHUNKS}).encode(),
+    )
+    with FaultProxy(s3_endpoint.endpoint_url, fail_rate=0.15, reset_rate=0.05, seed=3) as proxy:
+        store = open_store(f"s3://{s3_bucket}/repo", _bare_s3_options(proxy.url))
+        assert isinstance(store, RetryingStore)
+        store.inner.fs.retries = 1  # s3fs's own retry loop: off too
+        store.base_delay, store.max_delay = 0.005, 0.05
+        repo = Repository(
+            Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
+        )
+        try:
+            _log_verify_download(repo, tmp_path / "src", tmp_path / "out")
+        finally:
+            repo.close()
+        assert proxy.faults > 20, proxy.faults
+        assert store.retries > 0
+        answered = [r for r in proxy.requests() if r.status is not None]
+        assert any(r.status == 200 for r in answered)
