@@ -422,10 +422,20 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         conn.execute(text("SET row_security = off"))
         with pytest.raises(DBAPIError, match="row-level security"):
             conn.execute(text("SELECT * FROM projects"))
+    with world.sql("owner").connect() as conn:
+        run_id = conn.execute(text("SELECT id FROM runs LIMIT 1")).scalar_one()
     with engine.connect() as conn:
-        writer = world.roles["writer"]
-        asked = conn.execute(text(f"SELECT cairn_right({pid}, '{writer}')")).scalar()
-        assert asked == 0  # not the caller's role: no answer
+        # about another role, the membership functions answer nothing, not even whether
+        # an id exists (the owner's rights would say so)
+        for other in (world.roles["writer"], world.roles["owner"]):
+            for call in (
+                f"cairn_right({pid}, '{other}')",
+                f"cairn_collection_right({coll}, '{other}')",
+                f"cairn_version_right({pending}, '{other}')",
+                f"cairn_run_right('{run_id}', '{other}')",
+                f"cairn_access('secret', '{other}')",
+            ):
+                assert conn.execute(text(f"SELECT {call}")).scalar() == 0, call
     assert (
         world.repo("writer").project("secret").members
         == world.repo("owner").project("secret").members
@@ -450,6 +460,30 @@ def test_raw_sql_on_a_public_project_reads_but_does_not_write(world):
             )
         )
     assert world.repo("owner").artifact(f"{p}/data:prod").description is None
+
+
+def test_a_writer_cannot_move_rows_into_another_project(world):
+    p = setup_project(world, "open")  # the outsider writes here
+    outsider = world.repo("outsider")
+    outsider.log_artifact(art(world.tmp, "mine", "x"), project="theirs")
+    with world.sql("owner").connect() as conn:
+        ids = dict(conn.execute(text("SELECT name, id FROM projects")).all())
+        colls = dict(conn.execute(text("SELECT name, id FROM collections")).all())
+        theirs_v = conn.execute(
+            text("SELECT id FROM versions WHERE collection_id = :c"), {"c": colls["mine"]}
+        ).scalar_one()
+    engine = world.sql("outsider")
+    for statement in (
+        f"UPDATE collections SET project_id = {ids['theirs']} WHERE id = {colls['data']}",
+        f"UPDATE runs SET project_id = {ids['theirs']} WHERE project_id = {ids[p]}",
+        f"UPDATE versions SET collection_id = {colls['mine']} WHERE id > 0",
+        f"INSERT INTO aliases VALUES ({colls['data']}, 'stolen', {theirs_v})",
+        f"UPDATE aliases SET version_id = {theirs_v} WHERE collection_id = {colls['data']}",
+    ):
+        with pytest.raises(DBAPIError) as info, engine.begin() as conn:
+            conn.execute(text(statement))
+        assert info.value.orig.sqlstate == "42501", statement
+    assert [v.version for v in world.repo("owner").versions(f"{p}/data")] == ["v2", "v1", "v0"]
 
 
 # -- distributed versions ----------------------------------------------------------------------

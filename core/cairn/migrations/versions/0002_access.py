@@ -22,71 +22,106 @@ down_revision = "0001"
 
 WHEN = sa.DateTime(timezone=True)
 
-# every catalog table, each with the expression giving the current role's right on the
-# row's project (0 none, 1 read, 2 write, 3 admin) and the right each command needs
+# A role's right on a row's project: 0 none, 1 read, 2 write, 3 admin. Each table gets
+# four policies, (SELECT using, INSERT check, UPDATE using and check, DELETE using).
 READ, WRITE, ADMIN = 1, 2, 3
 _PROJECT = "{s}.cairn_right(project_id, current_user)"
 _COLLECTION = "{s}.cairn_collection_right(collection_id, current_user)"
 _VERSION = "{s}.cairn_version_right(version_id, current_user)"
+_RUN = "{s}.cairn_run_right(run_id, current_user)"
 _IS_ADMIN = "{s}.cairn_is_admin(current_user)"
+
+
+def _may(check: str) -> str:
+    """`check`, after letting the catalog's administrators (its owner) through at once.
+
+    The SECURITY DEFINER functions run as the owner: their own queries stop here rather
+    than call them again. CASE, unlike OR, fixes the order of evaluation.
+    """
+    return f"CASE WHEN {_IS_ADMIN} THEN true ELSE ({check}) END"
+
+
+_SAME_COLLECTION = (
+    "EXISTS (SELECT 1 FROM {s}.versions v "
+    "WHERE v.id = aliases.version_id AND v.collection_id = aliases.collection_id)"
+)
 _RULES: dict[str, tuple[str, str, str, str]] = {
-    # table: (SELECT using, INSERT check, UPDATE using and check, DELETE using)
     # its creator sees a project row from the start: INSERT ... ON CONFLICT checks the
     # proposed row against this policy before the trigger has made the creator admin
     "projects": (
-        f"{_PROJECT.replace('project_id', 'id')} >= {READ} OR created_by = current_user",
+        _may(f"{_PROJECT.replace('project_id', 'id')} >= {READ} OR created_by = current_user"),
         f"created_by = current_user OR {_IS_ADMIN}",
-        f"{_PROJECT.replace('project_id', 'id')} >= {ADMIN}",
-        f"{_PROJECT.replace('project_id', 'id')} >= {ADMIN}",
+        _may(f"{_PROJECT.replace('project_id', 'id')} >= {ADMIN}"),
+        _may(f"{_PROJECT.replace('project_id', 'id')} >= {ADMIN}"),
     ),
     "members": (
-        f"{_PROJECT} >= {READ}",
-        f"{_PROJECT} >= {ADMIN} AND (granted_by = current_user OR {_IS_ADMIN})",
-        f"{_PROJECT} >= {ADMIN}",
-        f"{_PROJECT} >= {ADMIN}",
+        _may(f"{_PROJECT} >= {READ}"),
+        _may(f"{_PROJECT} >= {ADMIN} AND granted_by = current_user"),
+        _may(f"{_PROJECT} >= {ADMIN}"),
+        _may(f"{_PROJECT} >= {ADMIN}"),
     ),
     "collections": (
-        f"{_PROJECT} >= {READ}",
-        f"{_PROJECT} >= {WRITE}",
-        f"{_PROJECT} >= {WRITE}",
+        _may(f"{_PROJECT} >= {READ}"),
+        _may(f"{_PROJECT} >= {WRITE}"),
+        _may(f"{_PROJECT} >= {WRITE}"),
         _IS_ADMIN,
     ),
     "runs": (
-        f"{_PROJECT} >= {READ}",
-        f"{_PROJECT} >= {WRITE}",
-        f"{_PROJECT} >= {WRITE}",
+        _may(f"{_PROJECT} >= {READ}"),
+        _may(f"{_PROJECT} >= {WRITE}"),
+        _may(f"{_PROJECT} >= {WRITE}"),
         _IS_ADMIN,
     ),
     # a committed manifest never changes: no role, the owner included, may update one
-    "manifests": (f"{_PROJECT} >= {READ}", f"{_PROJECT} >= {WRITE}", "false", _IS_ADMIN),
-    "versions": (
-        f"{_COLLECTION} >= {READ}",
-        f"{_COLLECTION} >= {WRITE}",
-        f"{_COLLECTION} >= {WRITE}",
+    "manifests": (
+        _may(f"{_PROJECT} >= {READ}"),
+        _may(f"{_PROJECT} >= {WRITE}"),
+        "false",
         _IS_ADMIN,
     ),
+    "versions": (
+        _may(f"{_COLLECTION} >= {READ}"),
+        _may(f"{_COLLECTION} >= {WRITE}"),
+        _may(f"{_COLLECTION} >= {WRITE}"),
+        _IS_ADMIN,
+    ),
+    # an alias names a version of its own collection (never probes another project's ids)
     "aliases": (
-        f"{_COLLECTION} >= {READ}",
-        f"{_COLLECTION} >= {WRITE}",
-        f"{_COLLECTION} >= {WRITE}",
-        f"{_COLLECTION} >= {WRITE}",
+        _may(f"{_COLLECTION} >= {READ}"),
+        _may(f"{_COLLECTION} >= {WRITE} AND {_SAME_COLLECTION}"),
+        _may(f"{_COLLECTION} >= {WRITE} AND {_SAME_COLLECTION}"),
+        _may(f"{_COLLECTION} >= {WRITE}"),
     ),
     "parts": (
-        f"{_VERSION} >= {READ}",
-        f"{_VERSION} >= {WRITE}",
-        f"{_VERSION} >= {WRITE}",
-        f"{_VERSION} >= {WRITE}",
+        _may(f"{_VERSION} >= {READ}"),
+        _may(f"{_VERSION} >= {WRITE}"),
+        _may(f"{_VERSION} >= {WRITE}"),
+        _may(f"{_VERSION} >= {WRITE}"),
     ),
-    # a use belongs to the run's project and names a version the run could read
+    # a use belongs to the run's project and names a version the run's role can read
     "usages": (
-        f"{{s}}.cairn_run_right(run_id, current_user) >= {READ} AND {_VERSION} >= {READ}",
-        f"{{s}}.cairn_run_right(run_id, current_user) >= {WRITE} AND {_VERSION} >= {READ}",
-        f"{{s}}.cairn_run_right(run_id, current_user) >= {WRITE} AND {_VERSION} >= {READ}",
-        f"{{s}}.cairn_run_right(run_id, current_user) >= {WRITE}",
+        _may(f"{_RUN} >= {READ} AND {_VERSION} >= {READ}"),
+        _may(f"{_RUN} >= {WRITE} AND {_VERSION} >= {READ}"),
+        _may(f"{_RUN} >= {WRITE} AND {_VERSION} >= {READ}"),
+        _may(f"{_RUN} >= {WRITE}"),
     ),
     # a writer's lease is its own business (and gc's)
     "leases": (f"created_by = current_user OR {_IS_ADMIN}",) * 4,
     "lease_objects": ("EXISTS (SELECT 1 FROM {s}.leases l WHERE l.id = lease_id)",) * 4,
+}
+# columns that tie a row to its project: an UPDATE must not move a row across projects
+_KEYS = {
+    "projects": "id",
+    "members": "project_id",
+    "collections": "project_id",
+    "runs": "project_id",
+    "manifests": "project_id",
+    "versions": "collection_id",
+    "aliases": "collection_id",
+    "parts": "version_id",
+    "usages": "run_id, version_id",
+    "leases": "created_by",
+    "lease_objects": "lease_id",
 }
 _SERIAL = ("projects", "collections", "versions")
 
@@ -120,14 +155,18 @@ def downgrade() -> None:
             op.execute(f"ALTER TABLE {s}.{table} NO FORCE ROW LEVEL SECURITY")
             op.execute(f"ALTER TABLE {s}.{table} DISABLE ROW LEVEL SECURITY")
         op.execute(f"DROP TRIGGER IF EXISTS cairn_project_created ON {s}.projects")
+        for table in _KEYS:
+            op.execute(f"DROP TRIGGER IF EXISTS cairn_keep_keys ON {s}.{table}")
         op.execute(f"ALTER TABLE {s}.projects DROP CONSTRAINT IF EXISTS ck_projects_visibility")
         for fn in (
+            "cairn_keep_keys()",
             "cairn_project_created()",
             "cairn_access(text, name)",
             "cairn_run_right(text, name)",
             "cairn_version_right(integer, name)",
             "cairn_collection_right(integer, name)",
             "cairn_right(integer, name)",
+            "cairn_level(integer, name)",
             "cairn_is_admin(name)",
         ):
             op.execute(f"DROP FUNCTION IF EXISTS {s}.{fn}")
@@ -197,6 +236,12 @@ def _row_level_security(s: str) -> Iterator[str]:
         f"CREATE TRIGGER cairn_project_created AFTER INSERT ON {s}.projects "
         f"FOR EACH ROW EXECUTE FUNCTION {s}.cairn_project_created()"
     )
+    for table, columns in _KEYS.items():
+        names = ", ".join(f"'{c.strip()}'" for c in columns.split(","))
+        yield (
+            f"CREATE TRIGGER cairn_keep_keys BEFORE UPDATE ON {s}.{table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {s}.cairn_keep_keys({names})"
+        )
     # privileges let every role try; the policies below decide which rows it reaches
     tables = ", ".join(f"{s}.{t}" for t in _RULES)
     yield f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO PUBLIC"
@@ -229,76 +274,94 @@ def _functions(s: str) -> Iterator[str]:
     """Membership checks as SECURITY DEFINER functions owned by the schema owner.
 
     A policy that queried `members` itself would recurse into `members`' own policy;
-    these run as the owner, whose policies answer "admin" at once, without a query.
-    They answer only for the caller's own roles (or the owner), so nobody can ask what
-    another role may do.
+    these run as the owner, whom every policy lets through before any lookup (`_may`).
+    They answer only about roles the session may act as: nobody learns another role's
+    rights, or which ids exist, by asking about someone else.
     """
     definer = f"STABLE SECURITY DEFINER SET search_path = pg_catalog, {s}, pg_temp"
+    # The catalog's administrators: its owner, roles that inherit the owner's privileges,
+    # superusers. Nobody else is granted TRIGGER on a catalog table, so that privilege
+    # says it; and one built-in call inlines into the policies, cheap on every row.
     yield f"""
 CREATE FUNCTION {s}.cairn_is_admin(who name) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-  SELECT pg_catalog.pg_has_role(who, c.relowner, 'MEMBER')
-  FROM pg_catalog.pg_class c WHERE c.oid = '{s}.projects'::pg_catalog.regclass
+  SELECT pg_catalog.has_table_privilege(who, '{s}.projects'::pg_catalog.regclass, 'TRIGGER')
 $$"""
+    # Not SECURITY DEFINER: called by anyone else, it sees only what they may see. Called
+    # by the functions below, it runs with their role and their search_path.
     yield f"""
-CREATE FUNCTION {s}.cairn_right(pid integer, who name) RETURNS integer
-LANGUAGE plpgsql {definer} AS $$
-DECLARE
-  vis text;
-  granted integer;
+CREATE FUNCTION {s}.cairn_level(pid integer, who name) RETURNS integer
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
-  IF {s}.cairn_is_admin(who) THEN RETURN 3; END IF;
-  IF NOT pg_has_role(session_user, who, 'MEMBER') THEN RETURN 0; END IF;
-  SELECT p.visibility INTO vis FROM {s}.projects p WHERE p.id = pid;
-  IF NOT FOUND THEN RETURN 0; END IF;
-  SELECT coalesce(max(CASE m.role WHEN 'admin' THEN 3 WHEN 'writer' THEN 2
-                                  WHEN 'reader' THEN 1 ELSE 0 END), 0)
-    INTO granted
-    FROM {s}.members m
-   WHERE m.project_id = pid
-     AND (m.principal = who
-          OR EXISTS (SELECT 1 FROM pg_roles r
-                      WHERE r.rolname = m.principal AND pg_has_role(who, r.oid, 'MEMBER')));
-  RETURN greatest(granted, CASE vis WHEN 'open' THEN 2 WHEN 'public' THEN 1 ELSE 0 END);
+  RETURN coalesce(max(greatest(
+           CASE p.visibility WHEN 'open' THEN 2 WHEN 'public' THEN 1 ELSE 0 END,
+           CASE m.role WHEN 'admin' THEN 3 WHEN 'writer' THEN 2 WHEN 'reader' THEN 1
+                       ELSE 0 END)), 0)
+  FROM {s}.projects p
+  LEFT JOIN {s}.members m
+    ON m.project_id = p.id
+   AND (m.principal = who
+        OR EXISTS (SELECT 1 FROM pg_roles r
+                    WHERE r.rolname = m.principal AND pg_has_role(who, r.oid, 'MEMBER')))
+  WHERE p.id = pid;
 END $$"""
-    for fn, arg, lookup, missing in (
+    for fn, arg, lookup in (
+        ("cairn_right", "pid integer", "project := pid"),
         (
             "cairn_collection_right",
             "cid integer",
-            f"SELECT c.project_id INTO pid FROM {s}.collections c WHERE c.id = cid",
-            "0",
+            f"SELECT c.project_id INTO project FROM {s}.collections c WHERE c.id = cid",
         ),
         (
             "cairn_version_right",
             "vid integer",
-            f"SELECT c.project_id INTO pid FROM {s}.versions v "
+            f"SELECT c.project_id INTO project FROM {s}.versions v "
             f"JOIN {s}.collections c ON c.id = v.collection_id WHERE v.id = vid",
-            "0",
         ),
         (
             "cairn_run_right",
             "rid text",
-            f"SELECT r.project_id INTO pid FROM {s}.runs r WHERE r.id = rid",
-            "0",
-        ),
-        # -1 for a project that does not exist: project names are one namespace, so a
-        # name's existence is no secret (docs/ACCESS.md)
-        (
-            "cairn_access",
-            "pname text",
-            f"SELECT p.id INTO pid FROM {s}.projects p WHERE p.name = pname",
-            "-1",
+            f"SELECT r.project_id INTO project FROM {s}.runs r WHERE r.id = rid",
         ),
     ):
         yield f"""
 CREATE FUNCTION {s}.{fn}({arg}, who name) RETURNS integer
 LANGUAGE plpgsql {definer} AS $$
 DECLARE
-  pid integer;
+  project integer;
 BEGIN
+  IF NOT pg_has_role(session_user, who, 'MEMBER') THEN RETURN 0; END IF;
+  IF {s}.cairn_is_admin(who) THEN RETURN 3; END IF;
   {lookup};
-  IF NOT FOUND THEN RETURN {missing}; END IF;
-  RETURN {s}.cairn_right(pid, who);
+  RETURN {s}.cairn_level(project, who);
+END $$"""
+    # -1 for a project that does not exist: project names are one namespace, so a name's
+    # existence is no secret (docs/ACCESS.md)
+    yield f"""
+CREATE FUNCTION {s}.cairn_access(pname text, who name) RETURNS integer
+LANGUAGE plpgsql {definer} AS $$
+DECLARE
+  project integer;
+BEGIN
+  IF NOT pg_has_role(session_user, who, 'MEMBER') THEN RETURN 0; END IF;
+  SELECT p.id INTO project FROM {s}.projects p WHERE p.name = pname;
+  IF NOT FOUND THEN RETURN -1; END IF;
+  IF {s}.cairn_is_admin(who) THEN RETURN 3; END IF;
+  RETURN {s}.cairn_level(project, who);
+END $$"""
+    yield f"""
+CREATE FUNCTION {s}.cairn_keep_keys() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  col text;
+BEGIN
+  FOREACH col IN ARRAY TG_ARGV LOOP
+    IF to_jsonb(NEW) -> col IS DISTINCT FROM to_jsonb(OLD) -> col THEN
+      RAISE EXCEPTION 'cairn: %.% never changes: it ties the row to its project',
+        TG_TABLE_NAME, col USING ERRCODE = 'insufficient_privilege';
+    END IF;
+  END LOOP;
+  RETURN NEW;
 END $$"""
     yield f"""
 CREATE FUNCTION {s}.cairn_project_created() RETURNS trigger
