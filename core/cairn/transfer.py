@@ -158,8 +158,9 @@ class Uploader:
 
     def _protect_all(self, digests: list[str]) -> set[str]:
         present: set[str] = set()
-        for i in range(0, len(digests), 2000):
-            present |= self.protect(digests[i : i + 2000])
+        # one protect call per batch: its existence check lists each folder at most once
+        for i in range(0, len(digests), _SMALL_BATCH_FILES):
+            present |= self.protect(digests[i : i + _SMALL_BATCH_FILES])
         return present
 
     def _store_small(self, paths: list[str]) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
