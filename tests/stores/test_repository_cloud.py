@@ -1,0 +1,159 @@
+"""Repositories whose store is S3 (moto) or GCS (emulator), end to end, beside the local store.
+
+Every test runs on the three stores (`repo_store_url`); the S3 ones also count what went
+over the wire through FaultProxy (no faults), to show existence checks and uploads are
+batched: thousands of small files cost one PUT each and a handful of listings.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from backends import empty_bucket
+from fault_proxy import FaultProxy
+
+from cairn import Artifact, Repository
+from cairn.layout import OBJECTS
+from cairn.stores import RetryingStore
+
+
+@pytest.fixture
+def cloud_repo(repo_store_url, tmp_path, monkeypatch):
+    for var in ("CAIRN_CATALOG", "CAIRN_STORE", "CAIRN_STORAGE_OPTIONS", "CAIRN_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    url, options = repo_store_url
+    repo = Repository.open(
+        catalog=f"sqlite:///{tmp_path}/catalog.db",
+        store=url,
+        storage_options=options,
+        home=str(tmp_path / "home"),
+    )
+    yield repo
+    repo.close()
+
+
+def _tree(root, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_log_download_draft_diff_verify_gc(cloud_repo, tmp_path):
+    repo = cloud_repo
+    files = {f"d/{i:03d}.txt": f"file {i}\n".encode() for i in range(200)}
+    files["big.bin"] = os.urandom(20 << 20)  # above the 8 MiB threshold: chunked
+    _tree(tmp_path / "src", files)
+
+    v0 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+    assert v0.version == "v0" and v0.last_log.objects_sent > 200
+    out = v0.download(tmp_path / "out0")
+    for rel, data in files.items():
+        assert (out / rel).read_bytes() == data
+    with v0.open("big.bin") as f:
+        f.seek(12345)
+        assert f.read(100) == files["big.bin"][12345:12445]
+
+    # the same content again: no new version, nothing sent
+    again = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+    assert again.version == "v0" and again.last_log.objects_sent == 0
+
+    draft = v0.new_draft()
+    draft.remove("d/000.txt")
+    (tmp_path / "new.txt").write_text("new")
+    draft.add_file(tmp_path / "new.txt", name="d/new.txt")
+    v1 = repo.log_artifact(draft, project="p")
+    assert v1.last_log.objects_sent == 1
+    diff = repo.diff(v0.ref, v1.ref)
+    assert diff.added == ("d/new.txt",) and diff.removed == ("d/000.txt",)
+
+    assert repo.verify().ok
+    v0.delete()
+    report = repo.gc()
+    assert report.objects_deleted == 1  # d/000.txt: only v0 had it
+    assert repo.verify().ok
+    out1 = v1.download(tmp_path / "out1")
+    assert (out1 / "d/new.txt").read_text() == "new"
+    assert (out1 / "big.bin").read_bytes() == files["big.bin"]
+
+
+def test_corruption_in_the_store_is_found_by_verify_and_refused_by_download(cloud_repo, tmp_path):
+    repo = cloud_repo
+    (tmp_path / "a.txt").write_bytes(b"precious")
+    v = repo.log_artifact(Artifact("ds").add_file(tmp_path / "a.txt"), project="p")
+    [key] = [i.key for i in repo.store.list(OBJECTS)]
+    repo.store.put(key, b"rotten")
+    report = repo.verify(v.ref)
+    assert not report.ok and len(report.corrupt) == 1
+    with pytest.raises(Exception, match="a.txt"):
+        v.download(tmp_path / "out")
+
+
+def test_remote_stores_retry_by_default(cloud_repo):
+    if "://" in cloud_repo.store.url:
+        assert isinstance(cloud_repo.store, RetryingStore)
+
+
+def test_concurrency_reaches_the_store(repo_store_url, tmp_path):
+    url, options = repo_store_url
+    with Repository.open(
+        catalog=f"sqlite:///{tmp_path}/c.db",
+        store=url,
+        storage_options=options,
+        home=str(tmp_path / "home"),
+        concurrency=5,
+    ) as repo:
+        assert repo.store.concurrency == 5
+
+
+@pytest.fixture
+def big_s3_bucket(s3_endpoint, s3_bucket):
+    yield s3_bucket
+    empty_bucket(s3_endpoint.client(), s3_bucket)
+
+
+def test_many_small_files_on_s3_cost_one_put_each_and_few_other_requests(
+    s3_endpoint, big_s3_bucket, tmp_path
+):
+    s3_bucket = big_s3_bucket
+    files = {f"f/{i:05d}.txt": f"small file {i}\n".encode() for i in range(3000)}
+    _tree(tmp_path / "src", files)
+    with FaultProxy(s3_endpoint.endpoint_url) as proxy:
+        options = {**s3_endpoint.storage_options, "client_kwargs": {"endpoint_url": proxy.url}}
+        with Repository.open(
+            catalog=f"sqlite:///{tmp_path}/c.db",
+            store=f"s3://{s3_bucket}/repo",
+            storage_options=options,
+            home=str(tmp_path / "home"),
+        ) as repo:
+            proxy.clear()
+            v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+            puts = proxy.requests("PUT", "/objects/")
+            others = [r for r in proxy.requests() if r not in puts]
+            assert len(puts) == 3000
+            # existence: one listing of objects/ per batch of 4,096 files (a new store has
+            # no objects/xx/ folders to look into); then the manifest's HEAD and PUT
+            assert len(others) <= 10, [(r.method, r.path) for r in others]
+
+            # a second log of the same files (new statcache): existence checks only,
+            # one listing per objects/xx/ folder instead of a HEAD per file
+            repo._statcache.close()
+            os.remove(tmp_path / "home" / "statcache.db")
+            from cairn.statcache import StatCache
+
+            repo._statcache = StatCache(str(tmp_path / "home" / "statcache.db"), "x")
+            proxy.clear()
+            again = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+            assert again.version == v.version
+            assert proxy.requests("PUT", "/objects/") == []
+            heads, gets = proxy.requests("HEAD"), proxy.requests("GET")
+            # a HEAD only for the odd folder holding fewer than 4 of the keys
+            assert len(heads) <= 20, len(heads)
+            assert len(gets) <= 257 + 2, len(gets)
+
+            # downloading 3,000 files: one GET each, overlapped
+            proxy.clear()
+            out = v.download(tmp_path / "out")
+            assert len(proxy.requests("GET", "/objects/")) == 3000
+            assert (out / "f/02999.txt").read_bytes() == files["f/02999.txt"]
