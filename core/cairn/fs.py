@@ -15,6 +15,7 @@ the CAIRN_* variables, as `Repository.open()` reads them.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,15 @@ from .manifest import Entry, Manifest
 if TYPE_CHECKING:
     from .repository import Repository
     from .version import ArtifactVersion
+
+_ENV = (
+    "CAIRN_HOME",
+    "CAIRN_CATALOG",
+    "CAIRN_STORE",
+    "CAIRN_STORAGE_OPTIONS",
+    "CAIRN_PROJECT",
+    "CAIRN_CACHE_DIR",
+)
 
 
 class CairnFileSystem(AbstractFileSystem):
@@ -47,6 +57,7 @@ class CairnFileSystem(AbstractFileSystem):
     ):
         super().__init__(**kwargs)
         self._repository = repository
+        self._from_env: tuple[tuple[str | None, ...], Repository] | None = None
         self._open_args: dict[str, Any] = {
             "catalog": catalog,
             "store": store,
@@ -60,11 +71,18 @@ class CairnFileSystem(AbstractFileSystem):
 
     @property
     def repository(self) -> Repository:
+        """The repository read from; one named by CAIRN_* variables follows their changes
+        (fsspec keeps one filesystem instance per set of options for the whole process)."""
         with self._lock:
+            env = tuple(os.environ.get(v) for v in _ENV)
+            if self._from_env is not None and self._from_env[0] != env:
+                self._from_env[1].close()
+                self._repository = self._from_env = None
             if self._repository is None:
                 from .repository import Repository
 
                 self._repository = Repository.open(**self._open_args)
+                self._from_env = (env, self._repository)
             return self._repository
 
     @classmethod
