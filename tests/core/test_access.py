@@ -294,6 +294,7 @@ def test_cli_gives_exactly_the_access_of_the_project(world, visibility, who, tmp
     run("read", "ls", f"{p}/data")
     run("read", "lineage", f"{p}/data:prod")
     run("read", "diff", f"{p}/data:v0", f"{p}/data:v1")
+    run("read", "verify", f"{p}/data:v0")
     shown = run("read", "project", "show", p)
     listing = world.cli(who, "ls", code=0).stdout
     assert (p in listing) == ("read" in held)
