@@ -149,3 +149,17 @@ def test_a_resumed_run_is_running_again_with_new_attributes(repo):
     again = repo.run(project="p", run_id="task-1", attributes={"try": 2})
     assert (again.id, again.state, again.attributes) == ("task-1", "running", {"try": 2})
     assert again.repository is repo
+
+
+def test_many_threads_open_a_new_catalog_at_once(catalog_url, home):
+    """Prefect's default task runner opens repositories from threads on a fresh catalog."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cairn import Repository
+
+    def open_and_list(_: int) -> list[str]:
+        with Repository.open(catalog=catalog_url, home=str(home)) as r:
+            return r.projects()
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_and_list, range(6))) == [[]] * 6

@@ -8,6 +8,7 @@ FOR UPDATE. The GC guard keeps garbage collection and writers' existence checks 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from .schema import metadata
 # Alembic revision this code expects; bump with every migration.
 SCHEMA_HEAD = "0002"
 _GC_LOCK_KEY = 0x0CA1_2600
+_MIGRATION_LOCK_KEY = 0x0CA1_2601
+_MIGRATION_LOCK = threading.Lock()
 
 
 class Catalog:
@@ -149,8 +152,12 @@ def _upgrade(engine: Engine) -> None:
     here = Path(__file__).resolve().parent.parent / "migrations"
     cfg = Config()
     cfg.set_main_option("script_location", str(here))
-    with engine.connect() as conn:
+    # Alembic's migration context is global to the process: one upgrade at a time per
+    # process, and per database an advisory lock (SQLite: the write lock) across processes.
+    with _MIGRATION_LOCK, engine.connect() as conn:
         conn = conn.execution_options(cairn_write=True)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
