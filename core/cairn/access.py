@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Connection, case, delete, func, select, text, update
+from sqlalchemy import Connection, Row, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -104,12 +104,7 @@ def require_maintenance(conn: Connection, action: str) -> None:
 
 def project_info(conn: Connection, name: str) -> ProjectInfo:
     """A project's settings and members, as the caller may see them."""
-    held = level(conn, name)
-    if held == MISSING:
-        raise NotFound(f"project {name!r} not found")
-    if held < READ:
-        raise denied(conn, name, "read")
-    row = conn.execute(select(projects).where(projects.c.name == name)).one()
+    held, row = _project(conn, name, "read")
     rank = case({"admin": 0, "writer": 1, "reader": 2}, value=members.c.role, else_=3)
     rows = conn.execute(
         select(members).where(members.c.project_id == row.id).order_by(rank, members.c.principal)
@@ -195,12 +190,17 @@ def revoke(conn: Connection, name: str, principal: str) -> str:
 
 def _administer(conn: Connection, name: str) -> int:
     """The project's id, if the caller may administer it."""
+    return int(_project(conn, name, "admin")[1].id)
+
+
+def _project(conn: Connection, name: str, right: Right) -> tuple[int, Row]:
+    """(the caller's level, the project's row), if the caller holds `right` on it."""
     held = level(conn, name)
     if held == MISSING:
-        raise NotFound(f"project {name!r} not found; `cairn project create {name}` makes it")
-    if held < ADMIN:
-        raise denied(conn, name, "admin")
-    return int(conn.execute(select(projects.c.id).where(projects.c.name == name)).scalar_one())
+        raise NotFound(f"project {name!r} not found")
+    if held < _LEVEL[right]:
+        raise denied(conn, name, right)
+    return held, conn.execute(select(projects).where(projects.c.name == name)).one()
 
 
 def _role_of(conn: Connection, pid: int, principal: str) -> str | None:
