@@ -25,9 +25,9 @@ from .stores import Store
 
 Protect = Callable[[list[str]], set[str]]
 
-# small files are hashed, existence-checked and sent by batch: one existence check of
-# 4,096 keys is one listing per store folder instead of a request per key
-_SMALL_BATCH_FILES = 4096
+# small files are hashed, existence-checked and sent by batch (bounded by bytes too): one
+# existence check of thousands of keys is one listing per store folder, not a request per key
+_SMALL_BATCH_FILES = 16384
 _SMALL_BATCH_BYTES = 64 << 20
 _CHUNK_BATCH = 32
 # each background task sends one slice of a batch with a single put_many
@@ -73,6 +73,8 @@ class Uploader:
         self.stats = UploadStats()
         self._hasher = FileHasher(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
+        # reads get threads of their own: never queued behind the uploads of a batch
+        self._readers = ThreadPoolExecutor(4)
         self._inflight = _Budget(_INFLIGHT_BYTES)
         self._futures: list[Future[None]] = []
 
@@ -153,6 +155,7 @@ class Uploader:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -166,7 +169,7 @@ class Uploader:
     def _store_small(self, paths: list[str]) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
         blobs: dict[str, bytes] = {}
         out: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
-        for path, data in zip(paths, self._pool.map(_read, paths), strict=True):
+        for path, data in zip(paths, self._readers.map(_read, paths), strict=True):
             d = digest(data)
             blobs[d] = data
             out[path] = (d, ())
