@@ -193,6 +193,7 @@ def main() -> None:
     }
     dvc = ensure_dvc() if "dvc" in tools else None
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="cairn-bench-cloud-"))
     results: list[Result] = []
     try:
@@ -223,7 +224,7 @@ def main() -> None:
     lines = report(results, labels)
     head = (
         f"moto server on 127.0.0.1; {os.cpu_count()} cores; load average "
-        f"{os.getloadavg()[0]:.1f} before the run; "
+        f"{load:.1f} before the run, {os.getloadavg()[0]:.1f} after; "
         f"Python {platform.python_version()}"
     )
     print("\n" + head + "\n\n" + "\n".join(lines))
