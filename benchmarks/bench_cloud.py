@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="128 MiB and 2,000 files")
     parser.add_argument("--only", default=",".join(TOOLS), help="tools: cairn,fsspec,dvc")
+    parser.add_argument("--scenarios", default="a,b", help="a: the large file, b: small files")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -198,7 +199,11 @@ def main() -> None:
     results: list[Result] = []
     try:
         print(f"generating data in {work} ...", flush=True)
-        data = dict(zip("ab", make_data(work, big_bytes, small_files), strict=True))
+        wanted = set(args.scenarios.split(","))
+        paths = make_data(
+            work, big_bytes if "a" in wanted else 0, small_files if "b" in wanted else 0
+        )
+        data = {k: p for k, p in zip("ab", paths, strict=True) if k in wanted}
         with servers.moto_s3() as s3:
             for k, v in s3.environ.items():
                 os.environ.setdefault(k, v)
