@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .download import cache_key
 from .errors import CairnError, NotFound
 from .names import check_path
 
@@ -36,7 +37,7 @@ def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
         raise CairnError(f"{version.ref}:{name} mixes Parquet and CSV parts; keep to one format")
     paths = version._repo._fetch(found)
     reader = pq.read_table if kinds == {"parquet"} else pacsv.read_csv
-    tables = [reader(paths[e.digest or ""]) for e in found]
+    tables = [reader(paths[cache_key(e)]) for e in found]
     try:
         return pa.concat_tables(tables)
     except pa.ArrowInvalid as exc:

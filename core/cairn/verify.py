@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import blake3
 
+from . import references
 from .layout import object_key
 
 if TYPE_CHECKING:
@@ -21,10 +22,12 @@ class VerifyReport:
     bytes_checked: int = 0
     missing: list[str] = field(default_factory=list)  # "ref path (object digest)"
     corrupt: list[str] = field(default_factory=list)
+    #: references whose source is gone or changed since they were logged
+    references: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.corrupt)
+        return not (self.missing or self.corrupt or self.references)
 
     def __str__(self) -> str:
         head = (
@@ -33,9 +36,13 @@ class VerifyReport:
         )
         if self.ok:
             return f"{head}: all good"
-        lines = [f"{head}: {len(self.missing)} missing, {len(self.corrupt)} corrupt"]
+        lines = [
+            f"{head}: {len(self.missing)} missing, {len(self.corrupt)} corrupt, "
+            f"{len(self.references)} references changed"
+        ]
         lines += [f"missing: {m}" for m in self.missing]
         lines += [f"corrupt: {c}" for c in self.corrupt]
+        lines += [f"reference: {r}" for r in self.references]
         return "\n".join(lines)
 
 
@@ -52,9 +59,12 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
     report = VerifyReport(versions_checked=len(targets))
     owners: dict[str, str] = {}
     for v in targets:
-        for e in v.files():
+        files = v.files()
+        for e in files:
             for d in e.objects():
                 owners.setdefault(d, f"{v.ref} {e.path} (object {d})")
+        problems = references.check_all(files, concurrency=repo.store.concurrency)
+        report.references += [f"{v.ref} {problem}" for problem in problems.values()]
 
     def check(d: str) -> tuple[str, str | None, int]:
         try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .artifact import Artifact
 from .cache import checkout
+from .download import cache_key
 from .errors import Conflict, NotFound
 from .manifest import Entry, Manifest
 from .names import LATEST, check_alias, check_path
@@ -104,13 +105,13 @@ class ArtifactVersion:
         entries = self.files()
         cached = self._repo._fetch(entries)
         for e in entries:
-            checkout(cached[e.digest or ""], os.path.join(target, *e.path.split("/")), link=link)
+            checkout(cached[cache_key(e)], os.path.join(target, *e.path.split("/")), link=link)
         return target
 
     def get_path(self, path: str) -> Path:
         """A verified, read-only local copy of one file (in the cache), downloaded if needed."""
         e = self.entry(path)
-        return Path(self._repo._fetch([e])[e.digest or ""])
+        return Path(self._repo._fetch([e])[cache_key(e)])
 
     def open(self, path: str) -> Any:
         """A binary file object reading one file straight from the store."""

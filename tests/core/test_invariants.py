@@ -15,6 +15,7 @@ from cairn import (
     InvalidName,
     Manifest,
     NotFound,
+    ReferenceChanged,
     Repository,
 )
 from cairn.catalog.schema import manifests
@@ -264,3 +265,17 @@ def test_missing_inputs_are_clear_errors(repo, tmp_path):
         repo.artifact("p/none:latest")
     with pytest.raises(InvalidName):
         repo.artifact("bad ref/x")
+
+
+def test_invariant_9_reference_changed_at_its_source_is_an_error_that_says_so(repo, tmp_path):
+    src = write(tmp_path / "source" / "table.csv", "a,b\n1,2\n")
+    art = Artifact("refs").add_reference(f"file://{src}", name="table.csv")
+    v = repo.log_artifact(art, project="p")
+    assert v.files()[0].is_reference
+    assert repo.verify(v.ref).ok
+    assert v.get_path("table.csv").read_text() == "a,b\n1,2\n"
+    write(src, "a,b\n9,9\n")
+    with pytest.raises(ReferenceChanged, match="table.csv"):
+        v.download(root=tmp_path / "out")
+    report = repo.verify(v.ref)
+    assert not report.ok and "table.csv" in report.references[0]

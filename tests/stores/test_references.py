@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import os
 import threading
 import time
@@ -19,18 +18,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cairn import Artifact, ArtifactVersion, CairnError, ReferenceChanged, Repository
+from cairn import Artifact, CairnError, ReferenceChanged, Repository
 from cairn.layout import OBJECTS
 from cairn.references import check, check_all
-
-# ArtifactVersion.get_path/download look fetched files up by `e.digest or ""`; a reference
-# without a digest (S3, GCS, HTTP with validators, checksum=False) needs
-# cairn.download.cache_key(e) there. Until that is wired, these tests are expected to fail.
-needs_wiring = pytest.mark.xfail(
-    "cache_key" not in inspect.getsource(ArtifactVersion),
-    reason="ArtifactVersion.get_path/download do not use cairn.download.cache_key yet",
-    strict=True,
-)
 
 # -- fixtures ---------------------------------------------------------------------------------
 
@@ -390,7 +380,6 @@ def test_a_draft_keeps_references_and_a_new_log_of_changed_source_is_a_new_versi
     assert sorted(e.path for e in v2.files()) == ["a.csv", "other.txt"]
 
 
-@needs_wiring
 def test_download_of_a_version_with_references_and_files(repo, s3, tmp_path):
     client, bucket = s3
     client.put_object(Bucket=bucket, Key="raw/a.csv", Body=b"A")
@@ -407,7 +396,6 @@ def test_download_of_a_version_with_references_and_files(repo, s3, tmp_path):
         v.download(tmp_path / "out2")
 
 
-@needs_wiring
 def test_get_path_of_references_without_digest(repo, s3, gcs, http_root):
     client, bucket = s3
     client.put_object(Bucket=bucket, Key="a.csv", Body=b"from s3")
