@@ -25,7 +25,9 @@ class GCSSource(Source):
 
     def __init__(self, options: dict[str, Any]):
         super().__init__(options)
-        self.fs = fsspec.filesystem("gs", **{"use_listings_cache": False, **options})
+        self.fs = fsspec.filesystem(
+            "gs", **{"use_listings_cache": False, "skip_instance_cache": True, **options}
+        )
 
     def _run(self, coro_fn: Any, *args: Any, **kwargs: Any) -> Any:
         return sync(self.fs.loop, coro_fn, *args, **kwargs)

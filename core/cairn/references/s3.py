@@ -23,7 +23,10 @@ class S3Source(Source):
 
     def __init__(self, options: dict[str, Any]):
         super().__init__(options)
-        self.fs = fsspec.filesystem("s3", **{"use_listings_cache": False, **options})
+        # an instance of its own: fsspec's shared instances keep the environment they were made in
+        self.fs = fsspec.filesystem(
+            "s3", **{"use_listings_cache": False, "skip_instance_cache": True, **options}
+        )
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         return sync(self.fs.loop, self.fs._call_s3, method, **kwargs)
