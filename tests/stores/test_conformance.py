@@ -147,3 +147,13 @@ def test_sync_and_close_are_safe(store):
     store.put("objects/sy/nc", b"x")
     store.sync()
     store.sync()
+
+
+def test_bytes_ending_in_carriage_return_survive(store):
+    """gcp-storage-emulator drops a trailing CR from multipart uploads; GCSStore avoids them."""
+    for i, data in enumerate([b"\r", b"abc\r", b"x\r\n\r", bytes(range(256)) + b"\r"]):
+        store.put(f"objects/cr/{i}", data)
+        assert store.get(f"objects/cr/{i}") == data
+    items = {f"objects/cr/m{i}": bytes([i]) * 10 + b"\r" for i in range(20)}
+    store.put_many(items).raise_first()
+    assert store.get_many(items).ok == items

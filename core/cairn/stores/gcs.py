@@ -23,6 +23,15 @@ class GCSStore(FsspecStore):
             return None
         return info
 
+    async def _write(self, path: str, data: bytes) -> None:
+        if data.endswith(b"\r"):
+            # gcp-storage-emulator's multipart parser drops a trailing CR: send such an
+            # object (1 in 256 of random data) as a one-chunk resumable upload instead.
+            # Harmless on GCS itself: one more request, for few objects.
+            await self.fs._pipe_file(path, data, chunksize=len(data))
+            return
+        await self.fs._pipe_file(path, data)
+
     async def _listdir(self, path: str) -> builtins.list[dict[str, Any]]:
         bucket = self.fs.split_path(path)[0]
         items, prefixes = await self.fs._do_list_objects(path)
