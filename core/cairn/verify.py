@@ -63,7 +63,9 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
         for e in files:
             for d in e.objects():
                 owners.setdefault(d, f"{v.ref} {e.path} (object {d})")
-        problems = references.check_all(files, concurrency=repo.store.concurrency)
+        problems = references.check_all(
+            files, sources=repo.reference_sources, concurrency=repo.store.concurrency
+        )
         report.references += [f"{v.ref} {problem}" for problem in problems.values()]
 
     def check(d: str) -> tuple[str, str | None, int]:
