@@ -58,7 +58,14 @@ class Entry:
         return [self.digest] if self.digest else []
 
     def same_content(self, other: Entry) -> bool:
-        return (self.digest, self.size, self.ref) == (other.digest, other.size, other.ref)
+        """Whether both stand for the same bytes.
+
+        A reference without a digest is known only by its pin (ETag, generation, mtime...),
+        so there the pin decides too.
+        """
+        if (self.digest, self.size, self.ref) != (other.digest, other.size, other.ref):
+            return False
+        return self.digest is not None or dict(self.pin) == dict(other.pin)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": self.size, "digest": self.digest}

@@ -373,6 +373,8 @@ def test_a_draft_keeps_references_and_a_new_log_of_changed_source_is_a_new_versi
     v1 = repo.log_artifact(Artifact("raw").add_reference(f"s3://{bucket}/raw/"), project="p")
     assert v1.version == "v1"
     assert _read(v1, "a.csv") == b"v2"
+    # same size, no digest (S3 pins the ETag): the pin alone says the content changed
+    assert repo.diff("p/raw:v0", "p/raw:v1").modified == ("a.csv",)
     draft = v1.new_draft()
     client.put_object(Bucket=bucket, Key="other.txt", Body=b"o")
     draft.add_reference(f"s3://{bucket}/other.txt")
