@@ -298,13 +298,14 @@ def s3_bucket(s3: S3Endpoint) -> Iterator[str]:
         yield name
     finally:
         with contextlib.suppress(client.exceptions.NoSuchBucket):
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
-                doomed = [
-                    {"Key": v["Key"], "VersionId": v["VersionId"]}
-                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-                ]
-                if doomed:
-                    client.delete_objects(Bucket=name, Delete={"Objects": doomed})
+            # list every page before deleting: deleting under a paginator moves its markers
+            doomed = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for page in client.get_paginator("list_object_versions").paginate(Bucket=name)
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for i in range(0, len(doomed), 1000):  # delete_objects takes at most 1000 keys
+                client.delete_objects(Bucket=name, Delete={"Objects": doomed[i : i + 1000]})
             client.delete_bucket(Bucket=name)
 
 
