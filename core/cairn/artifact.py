@@ -62,15 +62,8 @@ class Artifact:
         if not os.path.isdir(root):
             raise NotFound(f"cannot add {os.fspath(local_path)!r}: no such folder")
         prefix = None if name is None else check_path(name)
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            rel = os.path.relpath(folder, root)
-            for f in sorted(files):
-                full = os.path.join(folder, f)
-                if not os.path.isfile(full):
-                    continue  # sockets, broken links
-                inner = f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}"
-                self._put(join_path(prefix, inner), full)
+        for inner, full in _walk_files(root, ""):
+            self._put(join_path(prefix, inner), full)
         return self
 
     @contextmanager
@@ -204,6 +197,22 @@ class Artifact:
         art._base = manifest
         art._parent = parent
         return art
+
+
+def _walk_files(folder: str, rel: str) -> Iterator[tuple[str, str]]:
+    """(path below the root, local path) of every regular file under `folder`, sorted.
+
+    Follows symlinks like os.walk does for files (not for folders); skips sockets,
+    broken links and the like. The directory entry's type saves a stat per file.
+    """
+    with os.scandir(folder) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for e in found:
+        inner = f"{rel}{e.name}"
+        if e.is_dir(follow_symlinks=False):
+            yield from _walk_files(e.path, f"{inner}/")
+        elif e.is_file():
+            yield inner, e.path
 
 
 def require_content(art: Artifact) -> None:

@@ -8,13 +8,20 @@ in the same read pass as the chunk digests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import blake3
 import pyfastcdc
 
-from .manifest import Chunk
+from .errors import CairnError
+
+# a file is read into buffers of this size (or 8 chunks of the largest size, if more)
+WINDOW = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -37,20 +44,97 @@ def digest(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-class FileHasher:
-    """Hashes a whole file while it is cut into chunks, for one read pass."""
+class Window:
+    """A stretch of a file read into a buffer and cut into whole chunks.
 
-    def __init__(self, params: ChunkingParams):
+    `cuts` are (start, length) in `view`. Whoever still needs the bytes calls `hold()`
+    and later `release()`; the buffer goes back to its pool at the last release, so it
+    must not be touched after that.
+    """
+
+    def __init__(
+        self, offset: int, view: memoryview, cuts: list[tuple[int, int]], free: Callable[[], None]
+    ):
+        self.offset = offset
+        self.view = view
+        self.cuts = cuts
+        self._free = free
+        self._holds = 1
+        self._lock = threading.Lock()
+
+    @property
+    def length(self) -> int:
+        """Bytes covered by the cuts, from the start of the view."""
+        start, size = self.cuts[-1]
+        return start + size
+
+    def pieces(self) -> list[memoryview]:
+        return [self.view[s : s + n] for s, n in self.cuts]
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holds += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holds -= 1
+            last = self._holds == 0
+        if last:
+            self._free()
+
+
+class FileChunker:
+    """Cuts files into FastCDC chunks, reading each into a few reused buffers.
+
+    Memory is `buffers` windows whatever the file size. The cut points are those of
+    FastCDC over the whole file: a chunk is kept from a window only when the window holds
+    `max` bytes from the chunk's start (all FastCDC looks at), and the next window starts
+    where the last kept chunk ends.
+    """
+
+    def __init__(self, params: ChunkingParams, *, buffers: int = 3):
         self.params = params
         self._cdc = pyfastcdc.FastCDC(params.avg, min_size=params.min, max_size=params.max)
+        self._size = max(WINDOW, 8 * params.max)
+        self._count = buffers
+        self._free: queue.SimpleQueue[bytearray] | None = None
 
-    def chunks(self, path: str, whole: blake3.blake3) -> Iterator[tuple[Chunk, bytes]]:
-        """Yield (chunk, bytes) in order and feed every byte to `whole`.
+    def windows(self, f: int, size: int, name: str) -> Iterator[Window]:
+        """The windows of the `size` bytes of open file descriptor `f`, in order.
 
-        Memory stays flat: one read buffer plus the chunk the caller holds.
+        Waits for a free buffer before reading the next window: callers release windows
+        when done with them. A file shorter than `size` raises CairnError naming `name`.
         """
-        with open(path, "rb", buffering=0) as f:
-            for piece in self._cdc.cut_stream(f):
-                data = bytes(piece.data)
-                whole.update(data)
-                yield Chunk(digest(data), len(data)), data
+        if self._free is None:
+            self._free = queue.SimpleQueue()
+            for _ in range(self._count):
+                self._free.put(bytearray(self._size))
+        free = self._free
+        offset = 0
+        while offset < size:
+            buf = free.get()
+            want = min(self._size, size - offset)
+            view = memoryview(buf)[:want]
+            if _read_into(f, view, offset) != want:
+                free.put(buf)
+                raise CairnError(f"file {name!r} shrank while logging; nothing was logged")
+            last = offset + want == size
+            cuts = []
+            for c in self._cdc.cut_buf(view):
+                if not last and c.offset + self.params.max > want:
+                    break
+                cuts.append((c.offset, c.length))
+            window = Window(offset, view, cuts, functools.partial(free.put, buf))
+            offset += window.length
+            yield window
+
+
+def _read_into(f: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from file offset `offset`; fewer bytes only at the end of the file."""
+    done = 0
+    while done < len(view):
+        n = os.preadv(f, [view[done:]], offset + done)
+        if n == 0:
+            break
+        done += n
+    return done

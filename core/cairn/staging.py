@@ -16,7 +16,7 @@ from .artifact import Artifact
 from .catalog import leases
 from .layout import manifest_key, object_key
 from .manifest import Entry, Manifest
-from .transfer import Uploader, UploadStats
+from .transfer import Scan, Uploader, UploadStats
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -32,8 +32,9 @@ class Staged:
 
 
 @contextmanager
-def stage(repo: Repository, art: Artifact) -> Iterator[Staged]:
-    """Store the artifact's files; the lease lives until the `with` block ends."""
+def stage(repo: Repository, art: Artifact, scanned: Scan | None = None) -> Iterator[Staged]:
+    """Store the artifact's files (`scanned`: their scan, if made already); the lease
+    lives until the `with` block ends."""
     base = art.parent.digest if art.parent is not None else None
     with repo.catalog.write() as conn:
         lease_id = leases.create(conn, manifest_digest=base)
@@ -47,7 +48,7 @@ def stage(repo: Repository, art: Artifact) -> Iterator[Staged]:
             concurrency=repo.concurrency,
         )
         try:
-            entries = uploader.ingest(art.local_files.items())
+            entries = uploader.ingest(scanned or art.local_files.items())
             entries += list(art.entries.values())
         finally:
             uploader.close()

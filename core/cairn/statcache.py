@@ -54,7 +54,11 @@ class StatCache:
                 )
                 for path, ino, size, mtime, ctime, dig, chunks in rows:
                     if files[path] == (ino, size, mtime, ctime):
-                        parsed = tuple(Chunk(d, s) for d, s in json.loads(chunks))
+                        parsed = (
+                            tuple(Chunk(d, s) for d, s in json.loads(chunks))
+                            if chunks != "[]"
+                            else ()
+                        )
                         found[path] = (dig, parsed)
         return found
 

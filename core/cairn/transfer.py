@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from .chunking import ChunkingParams, FileHasher, digest
+from .chunking import ChunkingParams, FileChunker, Window, digest
 from .errors import CairnError
 from .layout import object_key
 from .manifest import Chunk, Entry
 from .progress import NoProgress, Progress
-from .statcache import Stamp, StatCache, stamp
+from .statcache import Known, Stamp, StatCache, stamp
 from .stores import Store
 
 Protect = Callable[[list[str]], set[str]]
@@ -29,7 +29,6 @@ Protect = Callable[[list[str]], set[str]]
 # existence check of thousands of keys is one listing per store folder, not a request per key
 _SMALL_BATCH_FILES = 16384
 _SMALL_BATCH_BYTES = 64 << 20
-_CHUNK_BATCH = 32
 # each background task sends one slice of a batch with a single put_many
 _SLICE_OBJECTS = 64
 _SLICE_BYTES = 16 << 20
@@ -71,31 +70,30 @@ class Uploader:
         self.statcache = statcache
         self.progress = progress or NoProgress()
         self.stats = UploadStats()
-        self._hasher = FileHasher(params)
+        self._chunker = FileChunker(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
         # reads get threads of their own: never queued behind the uploads of a batch
         self._readers = ThreadPoolExecutor(4)
+        # chunk digests run on every core (BLAKE3 releases the GIL); a large file's whole
+        # digest on a thread of its own, one window after the other
+        self._hashers = ThreadPoolExecutor(os.cpu_count() or 2)
+        self._whole = ThreadPoolExecutor(1)
         self._inflight = _Budget(_INFLIGHT_BYTES)
         self._futures: list[Future[None]] = []
 
     # -- public --------------------------------------------------------------------------
 
-    def ingest(self, files: Iterable[tuple[str, str]]) -> list[Entry]:
-        """Store local files; `files` is (logical path, local path). Returns their entries."""
-        items = list(files)
-        stamps: dict[str, Stamp] = {}
-        for _, local in items:
-            try:
-                st = os.stat(local)
-            except FileNotFoundError:
-                raise CairnError(
-                    f"file {local!r} disappeared while logging; nothing was logged"
-                ) from None
-            stamps[local] = stamp(st)
+    def ingest(self, files: Iterable[tuple[str, str]] | Scan) -> list[Entry]:
+        """Store local files; `files` is (logical path, local path), or a scan of them.
+
+        Returns their entries, in order.
+        """
+        scanned = files if isinstance(files, Scan) else scan(files, self.statcache)
+        items, stamps = scanned.items, scanned.stamps
         self.stats.files += len(items)
         self.progress.start("hashing", sum(s[1] for s in stamps.values()))
         try:
-            results = self._store_all(items, stamps)
+            results = self._store_all(items, stamps, scanned.known)
         finally:
             self.progress.finish()
         return [
@@ -104,9 +102,8 @@ class Uploader:
         ]
 
     def _store_all(
-        self, items: list[tuple[str, str]], stamps: dict[str, Stamp]
+        self, items: list[tuple[str, str]], stamps: dict[str, Stamp], known: dict[str, Known]
     ) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
-        known = self.statcache.lookup(stamps) if self.statcache else {}
         results: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
 
         # files the stat cache knows: only make sure their objects are (still) stored
@@ -124,16 +121,21 @@ class Uploader:
         for batch in _batches(small, stamps):
             results.update(self._store_small(batch))
         for local in large:
-            results[local] = self._store_large(local)
+            results[local] = self._store_large(local, stamps[local][1])
         self.flush()
         if self.statcache:
             self.statcache.store((p, stamps[p], *results[p]) for p in todo if os.path.exists(p))
         return results
 
-    def put_objects(self, blobs: dict[str, bytes]) -> None:
-        """Store ready-made objects (digest -> bytes) that are not stored yet."""
+    def put_objects(
+        self, blobs: dict[str, bytes | memoryview], window: Window | None = None
+    ) -> None:
+        """Store ready-made objects (digest -> bytes) that are not stored yet.
+
+        Views into `window` are held until their puts are done.
+        """
         present = self._protect_all(list(blobs))
-        part: dict[str, bytes] = {}
+        part: dict[str, bytes | memoryview] = {}
         size = 0
         for d, data in blobs.items():
             if d in present:
@@ -141,10 +143,10 @@ class Uploader:
             part[d] = data
             size += len(data)
             if len(part) >= _SLICE_OBJECTS or size >= _SLICE_BYTES:
-                self._submit(part, size)
+                self._submit(part, size, window)
                 part, size = {}, 0
         if part:
-            self._submit(part, size)
+            self._submit(part, size, window)
 
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
@@ -154,8 +156,8 @@ class Uploader:
         self.store.sync()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
+        for pool in (self._pool, self._readers, self._hashers, self._whole):
+            pool.shutdown(wait=True)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -167,7 +169,7 @@ class Uploader:
         return present
 
     def _store_small(self, paths: list[str]) -> dict[str, tuple[str, tuple[Chunk, ...]]]:
-        blobs: dict[str, bytes] = {}
+        blobs: dict[str, bytes | memoryview] = {}
         out: dict[str, tuple[str, tuple[Chunk, ...]]] = {}
         for path, data in zip(paths, self._readers.map(_read, paths), strict=True):
             d = digest(data)
@@ -179,25 +181,48 @@ class Uploader:
         self.put_objects(blobs)
         return out
 
-    def _store_large(self, path: str) -> tuple[str, tuple[Chunk, ...]]:
-        whole = blake3.blake3()
+    def _store_large(self, path: str, size: int) -> tuple[str, tuple[Chunk, ...]]:
+        """Cut, hash and store a large file, one window at a time.
+
+        Per window: the main thread cuts it, the hashers digest its chunks in parallel,
+        the missing chunks go to the store threads, and the whole-file digest takes the
+        window on its own thread, so reading the next window overlaps all of that.
+        """
+        whole = blake3.blake3(max_threads=blake3.blake3.AUTO)
         chunks: list[Chunk] = []
-        batch: dict[str, bytes] = {}
-        for chunk, data in self._hasher.chunks(path, whole):
-            chunks.append(chunk)
-            batch[chunk.digest] = data
-            self.stats.bytes_hashed += chunk.size
-            self.progress.advance(chunk.size)
-            if len(batch) >= _CHUNK_BATCH:
-                self.put_objects(batch)
-                batch = {}
-        self.put_objects(batch)
+        updates: list[Future[None]] = []
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for window in self._chunker.windows(fd, size, path):
+                try:
+                    window.hold()
+                    updates.append(self._whole.submit(_update, whole, window))
+                    pieces = window.pieces()
+                    batch: dict[str, bytes | memoryview] = {}
+                    for d, piece in zip(self._hashers.map(digest, pieces), pieces, strict=True):
+                        chunks.append(Chunk(d, len(piece)))
+                        batch[d] = piece
+                    self.put_objects(batch, window)
+                finally:
+                    window.release()
+                self.stats.bytes_hashed += window.length
+                self.progress.advance(window.length)
+        finally:
+            os.close(fd)
+            for f in updates:
+                f.result()
+        if sum(c.size for c in chunks) != size:
+            raise CairnError(f"file {path!r} changed while logging; nothing was logged")
         self.stats.files_hashed += 1
         return whole.hexdigest(), tuple(chunks)
 
-    def _submit(self, blobs: dict[str, bytes], size: int) -> None:
+    def _submit(
+        self, blobs: dict[str, bytes | memoryview], size: int, window: Window | None = None
+    ) -> None:
         """Send `blobs` in the background, with one batched store call."""
         self._inflight.take(size)
+        if window is not None:
+            window.hold()
 
         def put() -> None:
             try:
@@ -208,8 +233,44 @@ class Uploader:
                 done.raise_first()
             finally:
                 self._inflight.give(size)
+                if window is not None:
+                    window.release()
 
         self._futures.append(self._pool.submit(put))
+
+
+@dataclass
+class Scan:
+    """Local files (logical path, local path) with their stamps at scan time, and the
+    digests the stat cache knows for the unchanged ones (keyed by local path)."""
+
+    items: list[tuple[str, str]]
+    stamps: dict[str, Stamp]
+    known: dict[str, Known]
+
+    def entries(self) -> list[Entry] | None:
+        """Every file's entry when the stat cache knows them all (nothing to read), else None."""
+        if any(local not in self.known for local in self.stamps):
+            return None
+        return [
+            Entry(logical, self.stamps[local][1], *self.known[local])
+            for logical, local in self.items
+        ]
+
+
+def scan(files: Iterable[tuple[str, str]], statcache: StatCache | None) -> Scan:
+    """Stat every local file and look the stamps up in the stat cache."""
+    items = list(files)
+    stamps: dict[str, Stamp] = {}
+    for _, local in items:
+        try:
+            st = os.stat(local)
+        except FileNotFoundError:
+            raise CairnError(
+                f"file {local!r} disappeared while logging; nothing was logged"
+            ) from None
+        stamps[local] = stamp(st)
+    return Scan(items, stamps, statcache.lookup(stamps) if statcache else {})
 
 
 class _Budget:
@@ -232,6 +293,13 @@ class _Budget:
         with self._cond:
             self.used -= n
             self._cond.notify_all()
+
+
+def _update(whole: blake3.blake3, window: Window) -> None:
+    try:
+        whole.update(window.view[: window.length])
+    finally:
+        window.release()
 
 
 def _objects(dig: str, chunks: tuple[Chunk, ...]) -> list[str]:

@@ -151,6 +151,40 @@ def test_invariant_6_unchanged_files_are_not_rehashed(repo, tmp_path):
     assert v1.last_log.files_hashed == 1  # the stat cache vouched for the other 49
 
 
+def test_unchanged_relog_reads_nothing_and_asks_the_store_nothing(repo, tmp_path, monkeypatch):
+    data = _files(tmp_path / "data", 50)
+    v0 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
+    calls = []
+    for name in ("exists_many", "put_many", "put", "get_range"):
+        real = getattr(repo.store, name)
+        monkeypatch.setattr(
+            repo.store, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k)
+        )
+
+    again = repo.log_artifact(Artifact("ds").add_dir(data), project="p", aliases=["gold"])
+
+    assert (again.version, again.created) == ("v0", False)
+    assert set(again.aliases) == {"gold", "latest"}
+    assert again.last_log.files == 50 and again.last_log.files_hashed == 0
+    assert calls == []  # the committed version vouches for its objects
+    assert v0.digest == again.digest
+
+
+def test_unchanged_relog_of_a_deleted_version_stores_its_objects_again(repo, tmp_path):
+    data = _files(tmp_path / "data", 20)
+    v0 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
+    v0.delete()
+    repo.gc()
+    assert _stored_objects(repo) == {}
+
+    v1 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
+
+    assert (v1.version, v1.created) == ("v1", True)
+    assert v1.last_log.objects_sent == 20  # the stat cache knew the files, the store did not
+    assert repo.verify().ok
+    assert v1.download(root=tmp_path / "out").joinpath("d0", "f0.bin").exists()
+
+
 def test_invariant_8_gc_frees_only_what_no_live_version_needs(repo, tmp_path):
     shared = write(tmp_path / "shared.bin", b"shared" * 1000)
     only0 = write(tmp_path / "only0.bin", b"zero" * 1000)
