@@ -76,7 +76,8 @@ class Uploader:
         self._readers = ThreadPoolExecutor(4)
         # chunk digests run on every core (BLAKE3 releases the GIL); a large file's whole
         # digest on a thread of its own, one window after the other
-        self._hashers = ThreadPoolExecutor(os.cpu_count() or 2)
+        self._hash_threads = os.cpu_count() or 2
+        self._hashers = ThreadPoolExecutor(self._hash_threads)
         self._whole = ThreadPoolExecutor(1)
         self._inflight = _Budget(_INFLIGHT_BYTES)
         self._futures: list[Future[None]] = []
@@ -188,7 +189,7 @@ class Uploader:
         the missing chunks go to the store threads, and the whole-file digest takes the
         window on its own thread, so reading the next window overlaps all of that.
         """
-        whole = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        whole = blake3.blake3()
         chunks: list[Chunk] = []
         updates: list[Future[None]] = []
         fd = os.open(path, os.O_RDONLY)
@@ -199,7 +200,7 @@ class Uploader:
                     updates.append(self._whole.submit(_update, whole, window))
                     pieces = window.pieces()
                     batch: dict[str, bytes | memoryview] = {}
-                    for d, piece in zip(self._hashers.map(digest, pieces), pieces, strict=True):
+                    for d, piece in zip(self._digests(pieces), pieces, strict=True):
                         chunks.append(Chunk(d, len(piece)))
                         batch[d] = piece
                     self.put_objects(batch, window)
@@ -215,6 +216,17 @@ class Uploader:
             raise CairnError(f"file {path!r} changed while logging; nothing was logged")
         self.stats.files_hashed += 1
         return whole.hexdigest(), tuple(chunks)
+
+    def _digests(self, pieces: list[memoryview]) -> list[str]:
+        """Digests of `pieces`, in order: one task per hasher thread, not one per piece
+        (each hand-off between threads costs more than hashing a chunk in cache)."""
+        n = self._hash_threads
+        groups = [pieces[i::n] for i in range(n)]
+        results = list(self._hashers.map(lambda g: [digest(p) for p in g], groups))
+        out = [""] * len(pieces)
+        for i, found in enumerate(results):
+            out[i::n] = found
+        return out
 
     def _submit(
         self, blobs: dict[str, bytes | memoryview], size: int, window: Window | None = None

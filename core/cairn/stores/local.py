@@ -22,6 +22,9 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+# objects at least this large are written behind (see LocalStore.put)
+_WRITE_BEHIND = 256 << 10
+_FADVISE = hasattr(os, "posix_fadvise")
 
 
 class LocalStore(Store):
@@ -43,6 +46,12 @@ class LocalStore(Store):
     def put(self, key: str, data: bytes | memoryview) -> None:
         with atomic_file(self._path(key)) as f:
             f.write(data)
+            if self.durable and len(data) >= _WRITE_BEHIND and _FADVISE:
+                # start writing it to disk now and let its pages go once clean: the final
+                # sync has little left to wait for, and a large log does not fill memory
+                # with dirty pages (which the kernel throttles)
+                f.flush()
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         self._dirty = True
 
     def put_file(self, key: str, local_path: str) -> None:
