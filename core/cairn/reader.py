@@ -20,10 +20,11 @@ class EntryReader(io.RawIOBase):
     is returned, so a stream never yields unverified bytes.
     """
 
-    def __init__(self, store: Store, entry: Entry):
+    def __init__(self, store: Store, entry: Entry, *, namespace: str):
         super().__init__()
         self.store = store
         self.entry = entry
+        self.namespace = namespace
         self._pos = 0
         sizes = [c.size for c in entry.chunks] if entry.chunks else [entry.size]
         self._digests = [c.digest for c in entry.chunks] if entry.chunks else [entry.digest]
@@ -60,7 +61,7 @@ class EntryReader(io.RawIOBase):
             d = self._digests[i]
             assert d is not None
             try:
-                data = self.store.get(object_key(d))
+                data = self.store.get(object_key(d, namespace=self.namespace))
             except FileNotFoundError:
                 raise IntegrityError(
                     f"{self.entry.path}: object {d} is missing from the store"

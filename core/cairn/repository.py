@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import access
@@ -18,7 +19,7 @@ from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .progress import NoProgress, Progress
-from .projects import ProjectInfo, Right
+from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
 from .run import Run
 from .staging import stage, write_manifest
@@ -131,10 +132,11 @@ class Repository:
         require_content(art)
         with self.catalog.write() as conn:
             access.require(conn, project, "write")
-            records.collection(conn, project, art.name, type=art.type, create=True)
-        with stage(self, art) as staged:
+            coll = records.collection(conn, project, art.name, type=art.type, create=True)
+            namespace = records.namespace(conn, coll.project_id)
+        with stage(self, art, namespace=namespace) as staged:
             manifest = Manifest([*art.base_entries(), *staged.entries])
-            write_manifest(self, manifest)
+            write_manifest(self, staged, manifest)
             with self.catalog.write() as conn:
                 # shared GC guard: gc must not see the manifest row without its version
                 self.catalog.gc_guard(conn, exclusive=False)
@@ -147,6 +149,7 @@ class Repository:
                     description=art.description,
                     metadata=art.metadata,
                     run_id=run.id if run else None,
+                    namespace=namespace,
                 )
                 for a in wanted:
                     records.set_alias(conn, coll.id, a, version_id)
@@ -221,10 +224,15 @@ class Repository:
         return self.project(name)
 
     def set_visibility(self, project: str, visibility: str) -> ProjectInfo:
-        """Make a project private, public or open (its admins may)."""
+        """Make a project private, public or open (its admins may).
+
+        Existing versions keep their bytes in the store namespace they were logged to;
+        new ones go to the new visibility's. When that moves, the result's `note` says so.
+        """
         with self.catalog.write() as conn:
-            access.set_visibility(conn, check_name(project, kind="project"), visibility)
-        return self.project(project)
+            before = access.set_visibility(conn, check_name(project, kind="project"), visibility)
+        info = self.project(project)
+        return replace(info, note=store_move_note(project, before, visibility))
 
     def grant(self, project: str, principal: str, role: str = "reader") -> ProjectInfo:
         """Give a database user or group a role on a project: reader, writer or admin."""
@@ -332,25 +340,26 @@ class Repository:
         with self.catalog.read() as conn:
             return records.load_manifest(conn, digest)
 
-    def _fetch(self, entries: Iterable[Entry]) -> dict[str, str]:
+    def _fetch(self, entries: Iterable[Entry], namespace: str) -> dict[str, str]:
         downloader = Downloader(
             self.store,
             self.cache,
+            namespace=namespace,
             progress=self.progress,
             concurrency=self.concurrency,
             sources=self.reference_sources,
         )
         return downloader.ensure(entries)
 
-    def _open_entry(self, entry: Entry) -> Any:
+    def _open_entry(self, entry: Entry, namespace: str) -> Any:
         import io
 
         from .reader import EntryReader
 
         if entry.is_reference:
             return open_reference(entry, sources=self.reference_sources)
-
-        return io.BufferedReader(EntryReader(self.store, entry), buffer_size=1 << 20)
+        reader = EntryReader(self.store, entry, namespace=namespace)
+        return io.BufferedReader(reader, buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
         with self.catalog.write() as conn:

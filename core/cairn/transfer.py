@@ -3,6 +3,8 @@
 The uploader never decides on its own that an object may be skipped: it asks `protect`
 (the repository's lease keeper) which records the digests under the writer's lease and
 answers which already exist, so GC cannot delete them before the version commits.
+Everything happens in one store namespace: existence is asked and objects are sent
+there only (docs/ACCESS.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import blake3
 
 from .chunking import ChunkingParams, FileHasher, digest
-from .errors import CairnError
+from .errors import CairnError, IntegrityError
 from .layout import object_key
 from .manifest import Chunk, Entry
 from .progress import NoProgress, Progress
@@ -35,6 +37,8 @@ _SLICE_OBJECTS = 64
 _SLICE_BYTES = 16 << 20
 # bytes read but not yet stored that the uploader may hold before hashing waits
 _INFLIGHT_BYTES = 256 << 20
+# objects copied from another namespace are read this many at a time (each up to 8 MiB)
+_COPY_SLICE = 8
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Uploader:
         self,
         store: Store,
         *,
+        namespace: str,
         params: ChunkingParams,
         protect: Protect,
         statcache: StatCache | None = None,
@@ -66,6 +71,7 @@ class Uploader:
         concurrency: int | None = None,
     ):
         self.store = store
+        self.namespace = namespace
         self.params = params
         self.protect = protect
         self.statcache = statcache
@@ -146,6 +152,31 @@ class Uploader:
         if part:
             self._submit(part, size)
 
+    def copy_objects(self, digests: Iterable[str], *, source: str | None) -> set[str]:
+        """Lease objects a version takes over; send those missing here from namespace
+        `source` (read and checked against their digest first). Returns the digests found
+        neither here nor there."""
+        wanted = sorted(set(digests))
+        present = self._protect_all(wanted)
+        missing = [d for d in wanted if d not in present]
+        if source is None or source == self.namespace:
+            return set(missing)
+        lost: set[str] = set()
+        for i in range(0, len(missing), _COPY_SLICE):
+            keys = {object_key(d, namespace=source): d for d in missing[i : i + _COPY_SLICE]}
+            got = self.store.get_many(keys)
+            for key, exc in got.failed.items():
+                if not isinstance(exc, FileNotFoundError):
+                    raise exc
+                lost.add(keys[key])
+            blobs = {keys[k]: data for k, data in got.ok.items()}
+            for d, data in blobs.items():
+                if blake3.blake3(data).hexdigest() != d:
+                    raise IntegrityError(f"object {d} is corrupt in the store; run `cairn verify`")
+            if blobs:
+                self._submit(blobs, sum(len(b) for b in blobs.values()))
+        return lost
+
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
         futures, self._futures = self._futures, []
@@ -201,9 +232,10 @@ class Uploader:
 
         def put() -> None:
             try:
-                done = self.store.put_many({object_key(d): data for d, data in blobs.items()})
+                keys = {d: object_key(d, namespace=self.namespace) for d in blobs}
+                done = self.store.put_many({keys[d]: data for d, data in blobs.items()})
                 for d, data in blobs.items():
-                    if object_key(d) in done.ok:
+                    if keys[d] in done.ok:
                         self.stats.sent(len(data))
                 done.raise_first()
             finally:

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from cairn import Repository
+from cairn.layout import OBJECTS, PROJECTS, digest_of_object_key
 
 
 def write(path, data: bytes | str) -> str:
@@ -17,6 +18,12 @@ def write(path, data: bytes | str) -> str:
     with open(path, mode) as f:
         f.write(data)
     return path
+
+
+def stored_objects(repo: Repository) -> dict[str, int]:
+    """Key -> size of every object in the store, in every namespace."""
+    listing = [*repo.store.list(OBJECTS), *repo.store.list(PROJECTS)]
+    return {o.key: o.size for o in listing if digest_of_object_key(o.key) is not None}
 
 
 @pytest.fixture

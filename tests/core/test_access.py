@@ -355,7 +355,8 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
         run.use_artifact("data:prod")
     member.upsert_artifact(art(w.tmp, "dist", "part"), project=p, distributed_id="g", writer_id="w")
     with member.catalog.write() as conn:  # a writer caught between upload and commit
-        lease = leases.create(conn, manifest_digest=member.artifact(f"{p}/data:v0").digest)
+        v0 = member.artifact(f"{p}/data:v0")
+        lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)
         leases.add_objects(conn, lease, ["ab" * 32])
     with w.sql("owner").connect() as conn:
         return {

@@ -22,7 +22,7 @@ from ..errors import CairnError
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()
