@@ -8,13 +8,14 @@ batched: thousands of small files cost one PUT each and a handful of listings.
 from __future__ import annotations
 
 import os
+from urllib.parse import unquote
 
 import pytest
 from backends import empty_bucket
 from fault_proxy import FaultProxy
 
 from cairn import Artifact, Repository
-from cairn.layout import OBJECTS
+from cairn.layout import OBJECTS, namespace_prefix
 from cairn.stores import RetryingStore
 
 
@@ -82,12 +83,67 @@ def test_corruption_in_the_store_is_found_by_verify_and_refused_by_download(clou
     repo = cloud_repo
     (tmp_path / "a.txt").write_bytes(b"precious")
     v = repo.log_artifact(Artifact("ds").add_file(tmp_path / "a.txt"), project="p")
-    [key] = [i.key for i in repo.store.list(OBJECTS)]
+    [key] = [i.key for i in repo.store.list(namespace_prefix(v.namespace) + OBJECTS)]
     repo.store.put(key, b"rotten")
     report = repo.verify(v.ref)
     assert not report.ok and len(report.corrupt) == 1
     with pytest.raises(Exception, match="a.txt"):
         v.download(tmp_path / "out")
+
+
+def test_private_and_public_projects_keep_their_bytes_apart(cloud_repo, tmp_path):
+    """The same files in a public and a private project: two copies, in objects/ and
+    projects/vision/; gc of the public version takes only the shared copy."""
+    repo = cloud_repo
+    files = {f"d/{i}.txt": f"file {i}\n".encode() for i in range(20)}
+    _tree(tmp_path / "src", files)
+    repo.create_project("pub", visibility="public")
+    public = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="pub")
+    private = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="vision")
+    assert (public.namespace, private.namespace) == ("", "vision")
+    assert private.last_log.objects_sent == 20
+    assert len(list(repo.store.list(OBJECTS))) == 20
+    assert len(list(repo.store.list("projects/vision/objects/"))) == 20
+    public.delete()
+    report = repo.gc()
+    assert (report.objects_deleted, report.manifests_deleted) == (20, 1)
+    assert list(repo.store.list(OBJECTS)) == [] and list(repo.store.list("manifests/")) == []
+    assert repo.verify().ok
+    out = private.download(tmp_path / "out")
+    assert all((out / rel).read_bytes() == data for rel, data in files.items())
+
+
+def test_a_private_writer_on_s3_sends_every_request_inside_its_prefix(
+    s3_endpoint, s3_bucket, tmp_path
+):
+    """Existence checks (listings, HEADs), uploads and reads of a private project name only
+    repo/projects/vision/: whoever holds the shared copy stays unknown to it."""
+    files = {f"f/{i:03d}.txt": f"small file {i}\n".encode() for i in range(100)}
+    _tree(tmp_path / "src", files)
+    with FaultProxy(s3_endpoint.endpoint_url) as proxy:
+        options = {**s3_endpoint.storage_options, "client_kwargs": {"endpoint_url": proxy.url}}
+        with Repository.open(
+            catalog=f"sqlite:///{tmp_path}/c.db",
+            store=f"s3://{s3_bucket}/repo",
+            storage_options=options,
+            home=str(tmp_path / "home"),
+        ) as repo:
+            repo.create_project("pub", visibility="public")
+            repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="pub")
+            proxy.clear()
+            v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="vision")
+            assert v.last_log.objects_sent == 100
+            out = v.download(tmp_path / "out")
+            assert (out / "f/099.txt").read_bytes() == files["f/099.txt"]
+            paths = [unquote(r.path) for r in proxy.requests()]
+            assert len(paths) >= 200  # 100 PUTs and 100 GETs at least
+            outside = [p for p in paths if "repo/projects/vision/" not in p]
+            assert outside == []
+        keys = [
+            o["Key"] for o in s3_endpoint.client().list_objects_v2(Bucket=s3_bucket)["Contents"]
+        ]
+        assert sum(k.startswith("repo/projects/vision/objects/") for k in keys) == 100
+        assert sum(k.startswith("repo/objects/") for k in keys) == 100
 
 
 def test_remote_stores_retry_by_default(cloud_repo):
