@@ -186,6 +186,7 @@ def test_show_prints_details_and_files(data):
     assert doc["digest"] in text
     assert "digits" in text and '{"k": 1}' in text
     assert "a.txt" in text and "sub/b.txt" in text
+    assert "stored in    projects/demo/" in text and doc["namespace"] == "demo"  # private
 
 
 def test_show_json_is_machine_readable(data, home):
