@@ -132,10 +132,12 @@ def create_project(conn: Connection, name: str, visibility: str) -> None:
         )
 
 
-def set_visibility(conn: Connection, name: str, visibility: str) -> None:
+def set_visibility(conn: Connection, name: str, visibility: str) -> str:
+    """Change the project's visibility; returns the visibility it had."""
     check_visibility(visibility)
-    _administer(conn, name)
+    before = str(_project(conn, name, "admin")[1].visibility)
     conn.execute(update(projects).where(projects.c.name == name).values(visibility=visibility))
+    return before
 
 
 def grant(conn: Connection, name: str, principal: str, role: str) -> None:

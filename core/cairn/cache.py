@@ -20,7 +20,7 @@ from typing import IO
 import blake3
 
 from .errors import IntegrityError
-from .files import atomic_file, copy_into
+from .files import atomic_file, copy_into, use_wal
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Cache:
         self._db = sqlite3.connect(
             os.path.join(self.root, "index.db"), timeout=60, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS files (digest TEXT PRIMARY KEY, size INTEGER, "

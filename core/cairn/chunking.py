@@ -92,7 +92,7 @@ class FileChunker:
     where the last kept chunk ends.
     """
 
-    def __init__(self, params: ChunkingParams, *, buffers: int = 3):
+    def __init__(self, params: ChunkingParams, *, buffers: int = 4):
         self.params = params
         self._cdc = pyfastcdc.FastCDC(params.avg, min_size=params.min, max_size=params.max)
         self._size = max(WINDOW, 8 * params.max)

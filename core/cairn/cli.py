@@ -24,6 +24,7 @@ from . import lineage as graphs
 from .artifact import Artifact
 from .console import RichProgress, human_size, print_table, utc, when
 from .errors import CairnError, InvalidName, NotFound
+from .layout import namespace_for, namespace_prefix
 from .names import LATEST, Ref, check_alias, check_name
 from .projects import ProjectInfo
 from .repository import Repository
@@ -303,6 +304,7 @@ def show(
         ("state", v.state),
         ("digest", v.digest or "-"),
         ("size", f"{_exact_size(v.size)}, {_count(v.file_count, 'file')}"),
+        ("stored in", namespace_prefix(v.namespace) or "objects/ (shared)"),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", when(v.created_at)),
         ("description", v.description or "-"),
@@ -344,6 +346,7 @@ def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
         "digest": v.digest,
         "size": v.size,
         "file_count": v.file_count,
+        "namespace": v.namespace,
         "state": v.state,
         "aliases": v.aliases,
         "metadata": v.metadata,
@@ -570,9 +573,11 @@ def project_show(ctx: typer.Context, name: ProjectArg) -> None:
     info = repo.project(name)
     created = when(info.created_at) + (f" by {info.created_by}" if info.created_by else "")
     members = ", ".join(f"{m.principal} ({m.role})" for m in info.members)
+    store = namespace_prefix(namespace_for(info.name, info.visibility)) or "objects/ (shared)"
     fields = [
         ("project", info.name),
         ("visibility", info.visibility),
+        ("stored in", f"{store}, for new versions"),
         ("created", created),
         ("members", members or "-"),
         ("your access", info.access if info.enforced else "admin (single-user SQLite catalog)"),
@@ -629,6 +634,8 @@ def project_visibility(
     """Change who may read and write a project without a role."""
     info = _repo(ctx).set_visibility(check_name(name, kind="project"), visibility.value)
     typer.echo(f"project {info.name} is {info.visibility}")
+    if info.note:
+        typer.echo(f"note: {info.note}")
     _note_single_user(info)
 
 

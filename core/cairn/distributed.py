@@ -1,7 +1,9 @@
 """Distributed versions: many writers upsert parts of one PENDING version, one finishes it.
 
 Parts are keyed by (version, writer, path): a retried writer replaces its own part, two
-writers claiming one path must agree on its content (DESIGN invariant 7).
+writers claiming one path must agree on its content (DESIGN invariant 7). The first
+upsert fixes the store namespace of the version; every later upsert and the finish
+store their bytes there, whatever the project's visibility has become since.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .artifact import Artifact
 from .catalog import parts, records
 from .catalog.schema import versions
 from .catalog.sql import insert_ignore, now
-from .errors import CairnError, Finalized, NotFound
+from .errors import CairnError, Conflict, Finalized, NotFound
 from .manifest import Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .staging import stage, write_manifest
@@ -40,15 +42,13 @@ def upsert(
         raise CairnError("upsert needs a writer_id (or a run) so a retry can replace its part")
     with repo.catalog.write() as conn:
         coll = records.collection(conn, project, art.name, type=art.type, create=True)
-        _pending(repo, conn, coll, distributed_id, create=True)
-    with stage(repo, art) as staged, repo.catalog.write() as conn:
-        pending = _pending(repo, conn, coll, distributed_id, create=False)
+        namespace = _pending(repo, conn, coll, distributed_id, create=True).namespace
+    with stage(repo, art, namespace=namespace) as staged, repo.catalog.write() as conn:
+        pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
         parts.replace_writer_parts(
             conn, pending.id, writer, staged.entries, run.id if run else None
         )
-    v = repo._version_by_id(pending.id)
-    v.last_log = staged.stats
-    return v
+    return repo._logged(pending.id, staged.stats, created=None)  # nothing committed yet
 
 
 def finish(
@@ -75,10 +75,10 @@ def finish(
                 f"cannot finish {project}/{art.name} ({distributed_id}): no writer upserted "
                 "any part of it"
             ) from None
-        _pending(repo, conn, coll, distributed_id, create=False)
-    with stage(repo, art) as staged:
+        namespace = _pending(repo, conn, coll, distributed_id, create=False).namespace
+    with stage(repo, art, namespace=namespace) as staged:
         with repo.catalog.write() as conn:
-            pending = _pending(repo, conn, coll, distributed_id, create=False)
+            pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
             if staged.entries:
                 parts.replace_writer_parts(
                     conn, pending.id, "__finish__", staged.entries, run.id if run else None
@@ -90,10 +90,10 @@ def finish(
                 "any part and the finishing artifact has no files"
             )
         manifest = Manifest(entries)
-        write_manifest(repo, manifest)
+        write_manifest(repo, staged, manifest)
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=False)
-            pending = _pending(repo, conn, coll, distributed_id, create=False)
+            pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
             records.save_manifest(conn, manifest, coll.project_id)
             metadata = {**(pending.metadata or {}), **art.metadata}
             records.update_version(
@@ -110,6 +110,7 @@ def finish(
                 description=None,
                 metadata={},
                 run_id=None,
+                namespace=namespace,
                 pending_id=pending.id,
             )
             if not created:
@@ -120,10 +121,7 @@ def finish(
                 )
             for a in wanted:
                 records.set_alias(conn, coll.id, a, version_id)
-    v = repo._version_by_id(version_id)
-    v.last_log = staged.stats
-    v.created = created
-    return v
+    return repo._logged(version_id, staged.stats, created=created)
 
 
 def _already_finished(
@@ -137,10 +135,18 @@ def _already_finished(
 
 
 def _pending(
-    repo: Repository, conn: Connection, coll: Row, distributed_id: str, *, create: bool
+    repo: Repository,
+    conn: Connection,
+    coll: Row,
+    distributed_id: str,
+    *,
+    create: bool,
+    namespace: str | None = None,
 ) -> Row:
-    """The PENDING version for `distributed_id`, locked for this transaction."""
+    """The PENDING version for `distributed_id`, locked for this transaction; with
+    `namespace`, the one whose bytes go there (the caller has just stored some)."""
     if create:
+        # a new version's bytes go to its project's namespace now; an existing one's stay
         insert_ignore(
             conn,
             versions,
@@ -150,6 +156,7 @@ def _pending(
                 "distributed_id": distributed_id,
                 "metadata": {},
                 "created_at": now(),
+                "namespace": records.namespace(conn, coll.project_id),
             },
             ["collection_id", "distributed_id"],
         )
@@ -167,5 +174,11 @@ def _pending(
         raise Finalized(
             f"version {distributed_id!r} of {coll.name} was already finished; it takes no "
             "more parts (use a new distributed_id for a new version)"
+        )
+    if namespace is not None and row.namespace != namespace:
+        # abandoned and started again meanwhile, after a visibility change
+        raise Conflict(
+            f"pending version {distributed_id!r} of {coll.name} was replaced by a new one "
+            "while this writer stored its files; run it again"
         )
     return row

@@ -2,9 +2,13 @@
 
 Every chunk is checked against its digest as it is read, and the whole file against
 the entry's digest before it enters the cache (DESIGN invariant 9). Small files are
-fetched by slices, one batched store call each. Reference entries come from their
-source (cairn.references), checked against their pin; one without a digest is not
-content-addressed and lands under `references/` in the cache folder instead.
+fetched by slices, one batched store call each, from the store namespace of the
+version being read. Reference entries come from their source (cairn.references),
+checked against their pin; one without a digest is not content-addressed and lands
+under `references/` in the cache folder instead.
+
+The cache is keyed by content digest alone, whatever namespace the bytes came from:
+they are verified, and the cache belongs to one user ($CAIRN_HOME), who read them.
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ class Downloader:
         store: Store,
         cache: Cache,
         *,
+        namespace: str,
         progress: Progress | None = None,
         concurrency: int | None = None,
         sources: references.Sources | None = None,
     ):
         self.store = store
         self.cache = cache
+        self.namespace = namespace
         self.progress = progress or NoProgress()
         self.concurrency = concurrency or store.concurrency
         self.sources = sources or references.Sources()
@@ -79,7 +85,7 @@ class Downloader:
         return {**{d: self.cache.path(d) for d in wanted}, **ref_paths}
 
     def _fetch_blobs(self, entries: list[Entry]) -> None:
-        keys = {object_key(e.digest or ""): e for e in entries}
+        keys = {object_key(e.digest or "", namespace=self.namespace): e for e in entries}
         got = self.store.get_many(keys)
         for key, exc in got.failed.items():
             e = keys[key]
@@ -166,7 +172,7 @@ class Downloader:
 
     def _get(self, e: Entry, digest: str) -> bytes:
         try:
-            return self.store.get(object_key(digest))
+            return self.store.get(object_key(digest, namespace=self.namespace))
         except FileNotFoundError:
             raise IntegrityError(
                 f"{e.path}: object {digest} is missing from the store; run `cairn verify`"

@@ -1,11 +1,13 @@
-"""Local file writes that are atomic (temp file + rename) and copies done in the kernel."""
+"""Local files: atomic writes (temp file + rename), copies done in the kernel, SQLite WAL."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import IO
 
@@ -45,3 +47,20 @@ def copy_into(source: str, dst: IO[bytes]) -> None:
             if n == 0:
                 break
             copied += n
+
+
+def use_wal(db: sqlite3.Connection | sqlite3.Cursor, *, attempts: int = 200) -> None:
+    """Put a SQLite database in WAL mode.
+
+    Switching needs the database to itself and SQLite may answer "database is locked"
+    at once, without waiting out its busy timeout, when several processes or threads
+    open a new database together: try again a little later.
+    """
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))

@@ -145,17 +145,18 @@ class CairnFileSystem(AbstractFileSystem):
             raise PermissionError(
                 "cairn:// is read-only: log a new version (Artifact, `cairn put`) to change files"
             )
-        return self.repository._open_entry(self._entry(path))
+        version, entry = self._entry(path)
+        return self.repository._open_entry(entry, version.namespace)
 
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        entry = self._entry(path)
+        version, entry = self._entry(path)
         start = 0 if start is None else (start if start >= 0 else max(0, entry.size + start))
         end = entry.size if end is None else (end if end >= 0 else max(0, entry.size + end))
         if end <= start:
             return b""
-        with self.repository._open_entry(entry) as f:
+        with self.repository._open_entry(entry, version.namespace) as f:
             f.seek(start)
             data: bytes = f.read(end - start)
         return data
@@ -164,7 +165,7 @@ class CairnFileSystem(AbstractFileSystem):
         return int(blake3.blake3(self.ukey(path).encode()).hexdigest()[:16], 16)
 
     def ukey(self, path: str) -> str:
-        entry = self._entry(path)
+        entry = self._entry(path)[1]
         return entry.digest or f"{entry.ref}#{sorted(entry.pin.items())}"
 
     # -- read-only -------------------------------------------------------------------------
@@ -200,7 +201,7 @@ class CairnFileSystem(AbstractFileSystem):
                 self._trees[digest] = tree
         return version, tree
 
-    def _entry(self, path: str) -> Entry:
+    def _entry(self, path: str) -> tuple[ArtifactVersion, Entry]:
         path = self._strip_protocol(path)
         ref, inner = _split(path)
         if ref is None or not inner:
@@ -210,7 +211,7 @@ class CairnFileSystem(AbstractFileSystem):
             if inner in tree.folders:
                 raise IsADirectoryError(f"cairn://{path} is a folder")
             raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
-        return tree.manifest[inner]
+        return version, tree.manifest[inner]
 
     def _file_info(self, ref: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
         info: dict[str, Any] = {

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from .errors import InvalidName
+from .layout import SHARED, namespace_for, namespace_prefix
 
 VISIBILITIES = ("private", "public", "open")
 ROLES = ("reader", "writer", "admin")
@@ -45,6 +46,30 @@ class ProjectInfo:
     access: Right = "admin"
     #: True where the catalog enforces access (PostgreSQL); SQLite is single-user
     enforced: bool = False
+    #: set by a visibility change that moves new versions to another store namespace:
+    #: what becomes of the bytes of existing and new versions
+    note: str | None = None
+
+
+def store_move_note(project: str, before: str, after: str) -> str | None:
+    """One line on where versions' bytes live after a visibility change, if it matters.
+
+    Bytes never move: existing versions keep theirs where they were logged, new versions
+    go to the namespace of the new visibility (docs/ACCESS.md).
+    """
+    old, new = namespace_for(project, before), namespace_for(project, after)
+    if old == new:
+        return None
+    if new == SHARED:
+        return (
+            f"new versions of {project} go to the shared objects/; those logged while it "
+            f"was private keep their bytes under {namespace_prefix(old)}, so give its new "
+            "readers read access there too"
+        )
+    return (
+        f"new versions of {project} go to {namespace_prefix(new)}; those logged while it "
+        f"was {before} keep their bytes in the shared objects/, readable by every cairn user"
+    )
 
 
 def check_visibility(value: str) -> str:

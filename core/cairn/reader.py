@@ -13,22 +13,17 @@ from .manifest import Entry
 from .stores import Store
 
 
-class EntryReader(io.RawIOBase):
-    """A read-only binary stream over a stored entry (whole object or chunks).
+class SeekableReader(io.RawIOBase):
+    """A read-only, seekable binary stream of known size; subclasses fill `readinto`
+    from `self._pos` and advance it."""
 
-    Each object is fetched whole and checked against its digest before any byte of it
-    is returned, so a stream never yields unverified bytes.
-    """
-
-    def __init__(self, store: Store, entry: Entry):
+    def __init__(self) -> None:
         super().__init__()
-        self.store = store
-        self.entry = entry
         self._pos = 0
-        sizes = [c.size for c in entry.chunks] if entry.chunks else [entry.size]
-        self._digests = [c.digest for c in entry.chunks] if entry.chunks else [entry.digest]
-        self._starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        self._current: tuple[int, bytes] | None = None
+
+    def size(self) -> int:
+        """Bytes in the stream (asked only when seeking from the end or reading)."""
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -40,9 +35,33 @@ class EntryReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.entry.size}[whence]
+        if whence == io.SEEK_END:
+            base = self.size()
+        else:
+            base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}[whence]
         self._pos = max(0, base + offset)
         return self._pos
+
+
+class EntryReader(SeekableReader):
+    """A read-only binary stream over a stored entry (whole object or chunks).
+
+    Each object is fetched whole and checked against its digest before any byte of it
+    is returned, so a stream never yields unverified bytes.
+    """
+
+    def __init__(self, store: Store, entry: Entry, *, namespace: str):
+        super().__init__()
+        self.store = store
+        self.entry = entry
+        self.namespace = namespace
+        sizes = [c.size for c in entry.chunks] if entry.chunks else [entry.size]
+        self._digests = [c.digest for c in entry.chunks] if entry.chunks else [entry.digest]
+        self._starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        self._current: tuple[int, bytes] | None = None
+
+    def size(self) -> int:
+        return self.entry.size
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self._pos >= self.entry.size:
@@ -60,7 +79,7 @@ class EntryReader(io.RawIOBase):
             d = self._digests[i]
             assert d is not None
             try:
-                data = self.store.get(object_key(d))
+                data = self.store.get(object_key(d, namespace=self.namespace))
             except FileNotFoundError:
                 raise IntegrityError(
                     f"{self.entry.path}: object {d} is missing from the store"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import access
@@ -18,7 +19,7 @@ from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
 from .progress import NoProgress, Progress
-from .projects import ProjectInfo, Right
+from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
 from .run import Run
 from .staging import stage, write_manifest
@@ -132,14 +133,15 @@ class Repository:
         require_content(art)
         with self.catalog.write() as conn:
             access.require(conn, project, "write")
-            records.collection(conn, project, art.name, type=art.type, create=True)
+            coll = records.collection(conn, project, art.name, type=art.type, create=True)
+            namespace = records.namespace(conn, coll.project_id)
         scanned = scan(art.local_files.items(), self._statcache)
         unchanged = self._unchanged(art, project, scanned, wanted)
         if unchanged is not None:
             return unchanged
-        with stage(self, art, scanned) as staged:
+        with stage(self, art, namespace=namespace, scanned=scanned) as staged:
             manifest = Manifest([*art.base_entries(), *staged.entries])
-            write_manifest(self, manifest)
+            write_manifest(self, staged, manifest)
             with self.catalog.write() as conn:
                 # shared GC guard: gc must not see the manifest row without its version
                 self.catalog.gc_guard(conn, exclusive=False)
@@ -152,13 +154,11 @@ class Repository:
                     description=art.description,
                     metadata=art.metadata,
                     run_id=run.id if run else None,
+                    namespace=namespace,
                 )
                 for a in wanted:
                     records.set_alias(conn, coll.id, a, version_id)
-        v = self._version_by_id(version_id)
-        v.last_log = staged.stats
-        v.created = created
-        return v
+        return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
         self, art: Artifact, project: str, scanned: Scan, aliases: list[str]
@@ -181,10 +181,7 @@ class Repository:
                 return None
             for a in aliases:
                 records.set_alias(conn, coll.id, a, row.id)
-        v = self._version_by_id(row.id)
-        v.last_log = UploadStats(files=len(scanned.items))
-        v.created = False
-        return v
+        return self._logged(row.id, UploadStats(files=len(scanned.items)), created=False)
 
     def upsert_artifact(
         self,
@@ -252,10 +249,15 @@ class Repository:
         return self.project(name)
 
     def set_visibility(self, project: str, visibility: str) -> ProjectInfo:
-        """Make a project private, public or open (its admins may)."""
+        """Make a project private, public or open (its admins may).
+
+        Existing versions keep their bytes in the store namespace they were logged to;
+        new ones go to the new visibility's. When that moves, the result's `note` says so.
+        """
         with self.catalog.write() as conn:
-            access.set_visibility(conn, check_name(project, kind="project"), visibility)
-        return self.project(project)
+            before = access.set_visibility(conn, check_name(project, kind="project"), visibility)
+        info = self.project(project)
+        return replace(info, note=store_move_note(project, before, visibility))
 
     def grant(self, project: str, principal: str, role: str = "reader") -> ProjectInfo:
         """Give a database user or group a role on a project: reader, writer or admin."""
@@ -354,6 +356,15 @@ class Repository:
             access.require(conn, name, right)
         return name
 
+    def _logged(
+        self, version_id: int, stats: UploadStats, *, created: bool | None
+    ) -> ArtifactVersion:
+        """The version a log, upsert or finish returns, with what it cost."""
+        v = self._version_by_id(version_id)
+        v.last_log = stats
+        v.created = created
+        return v
+
     def _version_by_id(self, version_id: int) -> ArtifactVersion:
         with self.catalog.read() as conn:
             row = records.version_by_id(conn, version_id)
@@ -363,25 +374,26 @@ class Repository:
         with self.catalog.read() as conn:
             return records.load_manifest(conn, digest)
 
-    def _fetch(self, entries: Iterable[Entry]) -> dict[str, str]:
+    def _fetch(self, entries: Iterable[Entry], namespace: str) -> dict[str, str]:
         downloader = Downloader(
             self.store,
             self.cache,
+            namespace=namespace,
             progress=self.progress,
             concurrency=self.concurrency,
             sources=self.reference_sources,
         )
         return downloader.ensure(entries)
 
-    def _open_entry(self, entry: Entry) -> Any:
+    def _open_entry(self, entry: Entry, namespace: str) -> Any:
         import io
 
         from .reader import EntryReader
 
         if entry.is_reference:
             return open_reference(entry, sources=self.reference_sources)
-
-        return io.BufferedReader(EntryReader(self.store, entry), buffer_size=1 << 20)
+        reader = EntryReader(self.store, entry, namespace=namespace)
+        return io.BufferedReader(reader, buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
         with self.catalog.write() as conn:

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 
+from .files import use_wal
 from .manifest import Chunk
 
 _SCHEMA = """
@@ -33,7 +34,7 @@ class StatCache:
     def __init__(self, path: str, params_key: str):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(_SCHEMA)
         self._params = params_key

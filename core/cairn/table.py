@@ -35,7 +35,7 @@ def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
     kinds = {e.path.rsplit(".", 1)[-1] for e in found}
     if len(kinds) > 1:
         raise CairnError(f"{version.ref}:{name} mixes Parquet and CSV parts; keep to one format")
-    paths = version._repo._fetch(found)
+    paths = version._repo._fetch(found, version.namespace)
     reader = pq.read_table if kinds == {"parquet"} else pacsv.read_csv
     tables = [reader(paths[cache_key(e)]) for e in found]
     try:

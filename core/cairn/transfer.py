@@ -3,20 +3,22 @@
 The uploader never decides on its own that an object may be skipped: it asks `protect`
 (the repository's lease keeper) which records the digests under the writer's lease and
 answers which already exist, so GC cannot delete them before the version commits.
+Everything happens in one store namespace: existence is asked and objects are sent
+there only (docs/ACCESS.md).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import blake3
 
 from .chunking import ChunkingParams, FileChunker, Window, digest
-from .errors import CairnError
+from .errors import CairnError, IntegrityError
 from .layout import object_key
 from .manifest import Chunk, Entry
 from .progress import NoProgress, Progress
@@ -34,6 +36,8 @@ _SLICE_OBJECTS = 64
 _SLICE_BYTES = 16 << 20
 # bytes read but not yet stored that the uploader may hold before hashing waits
 _INFLIGHT_BYTES = 256 << 20
+# objects copied from another namespace are read this many at a time (each up to 8 MiB)
+_COPY_SLICE = 8
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Uploader:
         self,
         store: Store,
         *,
+        namespace: str,
         params: ChunkingParams,
         protect: Protect,
         statcache: StatCache | None = None,
@@ -65,6 +70,7 @@ class Uploader:
         concurrency: int | None = None,
     ):
         self.store = store
+        self.namespace = namespace
         self.params = params
         self.protect = protect
         self.statcache = statcache
@@ -149,6 +155,31 @@ class Uploader:
         if part:
             self._submit(part, size, window)
 
+    def copy_objects(self, digests: Iterable[str], *, source: str | None) -> set[str]:
+        """Lease objects a version takes over; send those missing here from namespace
+        `source` (read and checked against their digest first). Returns the digests found
+        neither here nor there."""
+        wanted = sorted(set(digests))
+        present = self._protect_all(wanted)
+        missing = [d for d in wanted if d not in present]
+        if source is None or source == self.namespace:
+            return set(missing)
+        lost: set[str] = set()
+        for i in range(0, len(missing), _COPY_SLICE):
+            keys = {object_key(d, namespace=source): d for d in missing[i : i + _COPY_SLICE]}
+            got = self.store.get_many(keys)
+            for key, exc in got.failed.items():
+                if not isinstance(exc, FileNotFoundError):
+                    raise exc
+                lost.add(keys[key])
+            blobs = {keys[k]: data for k, data in got.ok.items()}
+            for d, data in blobs.items():
+                if blake3.blake3(data).hexdigest() != d:
+                    raise IntegrityError(f"object {d} is corrupt in the store; run `cairn verify`")
+            if blobs:
+                self._submit(blobs, sum(len(b) for b in blobs.values()))
+        return lost
+
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
         futures, self._futures = self._futures, []
@@ -183,33 +214,36 @@ class Uploader:
         return out
 
     def _store_large(self, path: str, size: int) -> tuple[str, tuple[Chunk, ...]]:
-        """Cut, hash and store a large file, one window at a time.
+        """Cut, hash and store a large file, one window at a time, as a pipeline.
 
-        Per window: the main thread cuts it, the hashers digest its chunks in parallel,
-        the missing chunks go to the store threads, and the whole-file digest takes the
-        window on its own thread, so reading the next window overlaps all of that.
+        The main thread reads and cuts window k while the hashers digest the chunks of
+        window k-1 and the whole-file digest (a thread of its own) takes the windows in
+        order; then window k-1's missing chunks go to the store threads.
         """
         whole = blake3.blake3()
         chunks: list[Chunk] = []
         updates: list[Future[None]] = []
+        hashing: _Hashing | None = None
         fd = os.open(path, os.O_RDONLY)
         try:
             for window in self._chunker.windows(fd, size, path):
                 try:
                     window.hold()
                     updates.append(self._whole.submit(_update, whole, window))
-                    pieces = window.pieces()
-                    batch: dict[str, bytes | memoryview] = {}
-                    for d, piece in zip(self._digests(pieces), pieces, strict=True):
-                        chunks.append(Chunk(d, len(piece)))
-                        batch[d] = piece
-                    self.put_objects(batch, window)
+                    window.hold()
+                    current = self._hash(window)
                 finally:
                     window.release()
-                self.stats.bytes_hashed += window.length
-                self.progress.advance(window.length)
+                previous, hashing = hashing, current
+                if previous is not None:
+                    chunks += self._store_window(previous)
+            if hashing is not None:
+                last, hashing = hashing, None
+                chunks += self._store_window(last)
         finally:
             os.close(fd)
+            if hashing is not None:  # failed half-way: let its buffer go
+                hashing.window.release()
             for f in updates:
                 f.result()
         if sum(c.size for c in chunks) != size:
@@ -217,19 +251,31 @@ class Uploader:
         self.stats.files_hashed += 1
         return whole.hexdigest(), tuple(chunks)
 
-    def _digests(self, pieces: list[memoryview]) -> list[str]:
-        """Digests of `pieces`, in order: one task per hasher thread, not one per piece
-        (each hand-off between threads costs more than hashing a chunk in cache)."""
+    def _hash(self, window: Window) -> _Hashing:
+        """Start digesting a window's chunks: one task per hasher thread, not one per
+        chunk (each hand-off between threads costs more than hashing a chunk)."""
+        pieces = window.pieces()
         n = self._hash_threads
-        groups = [pieces[i::n] for i in range(n)]
-        results = list(self._hashers.map(lambda g: [digest(p) for p in g], groups))
-        out = [""] * len(pieces)
-        for i, found in enumerate(results):
-            out[i::n] = found
-        return out
+        tasks = [self._hashers.submit(_digest_all, pieces[i::n]) for i in range(n)]
+        return _Hashing(window, pieces, tasks)
+
+    def _store_window(self, hashing: _Hashing) -> list[Chunk]:
+        """Wait for a window's digests, then send its chunks the store lacks."""
+        window, pieces = hashing.window, hashing.pieces
+        try:
+            n = len(hashing.tasks)
+            digests = [""] * len(pieces)
+            for i, task in enumerate(hashing.tasks):
+                digests[i::n] = task.result()
+            self.put_objects(dict(zip(digests, pieces, strict=True)), window)
+        finally:
+            window.release()
+        self.stats.bytes_hashed += window.length
+        self.progress.advance(window.length)
+        return [Chunk(d, len(p)) for d, p in zip(digests, pieces, strict=True)]
 
     def _submit(
-        self, blobs: dict[str, bytes | memoryview], size: int, window: Window | None = None
+        self, blobs: Mapping[str, bytes | memoryview], size: int, window: Window | None = None
     ) -> None:
         """Send `blobs` in the background, with one batched store call."""
         self._inflight.take(size)
@@ -238,9 +284,10 @@ class Uploader:
 
         def put() -> None:
             try:
-                done = self.store.put_many({object_key(d): data for d, data in blobs.items()})
+                keys = {d: object_key(d, namespace=self.namespace) for d in blobs}
+                done = self.store.put_many({keys[d]: data for d, data in blobs.items()})
                 for d, data in blobs.items():
-                    if object_key(d) in done.ok:
+                    if keys[d] in done.ok:
                         self.stats.sent(len(data))
                 done.raise_first()
             finally:
@@ -305,6 +352,19 @@ class _Budget:
         with self._cond:
             self.used -= n
             self._cond.notify_all()
+
+
+@dataclass
+class _Hashing:
+    """A window whose chunks the hashers are digesting (task i: chunks i, i+n, ...)."""
+
+    window: Window
+    pieces: list[memoryview]
+    tasks: list[Future[list[str]]]
+
+
+def _digest_all(pieces: list[memoryview]) -> list[str]:
+    return [digest(p) for p in pieces]
 
 
 def _update(whole: blake3.blake3, window: Window) -> None:

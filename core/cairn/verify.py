@@ -1,4 +1,8 @@
-"""`verify`: re-read every object a version needs and check it against its digest."""
+"""`verify`: re-read every object a version needs and check it against its digest.
+
+Objects are read in the store namespace each version records: a private project's copy
+is checked where its readers will read it, not a shared copy of the same content.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from . import references
-from .layout import object_key
+from .layout import namespace_prefix, object_key
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -57,30 +61,32 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
             if v.state == "COMMITTED"
         ]
     report = VerifyReport(versions_checked=len(targets))
-    owners: dict[str, str] = {}
+    owners: dict[tuple[str, str], str] = {}  # (namespace, digest) -> who needs it
     for v in targets:
         files = v.files()
+        place = f" in {namespace_prefix(v.namespace)}" if v.namespace else ""
         for e in files:
             for d in e.objects():
-                owners.setdefault(d, f"{v.ref} {e.path} (object {d})")
+                owners.setdefault((v.namespace, d), f"{v.ref} {e.path} (object {d}{place})")
         problems = references.check_all(
             files, sources=repo.reference_sources, concurrency=repo.store.concurrency
         )
         report.references += [f"{v.ref} {problem}" for problem in problems.values()]
 
-    def check(d: str) -> tuple[str, str | None, int]:
+    def check(obj: tuple[str, str]) -> tuple[tuple[str, str], str | None, int]:
+        namespace, d = obj
         try:
-            data = repo.store.get(object_key(d))
+            data = repo.store.get(object_key(d, namespace=namespace))
         except FileNotFoundError:
-            return d, "missing", 0
-        return d, None if blake3.blake3(data).hexdigest() == d else "corrupt", len(data)
+            return obj, "missing", 0
+        return obj, None if blake3.blake3(data).hexdigest() == d else "corrupt", len(data)
 
     with ThreadPoolExecutor(repo.store.concurrency) as pool:
-        for d, problem, size in pool.map(check, sorted(owners)):
+        for obj, problem, size in pool.map(check, sorted(owners)):
             report.objects_checked += 1
             report.bytes_checked += size
             if problem == "missing":
-                report.missing.append(owners[d])
+                report.missing.append(owners[obj])
             elif problem == "corrupt":
-                report.corrupt.append(owners[d])
+                report.corrupt.append(owners[obj])
     return report

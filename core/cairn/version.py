@@ -38,6 +38,9 @@ class ArtifactVersion:
         self.file_count: int = row.file_count
         self.state: str = row.state
         self.distributed_id: str | None = row.distributed_id
+        #: the store namespace holding its bytes: '' shared, else its private project's
+        #: name (`projects/<name>/`); fixed when the version was created (docs/ACCESS.md)
+        self.namespace: str = row.namespace
         self.created_at: datetime = row.created_at
         self.committed_at: datetime | None = row.committed_at
         self.description: str | None = row.description
@@ -103,7 +106,7 @@ class ArtifactVersion:
         """
         target = Path(root) if root is not None else Path("artifacts") / self.name / self.version
         entries = self.files()
-        cached = self._repo._fetch(entries)
+        cached = self._repo._fetch(entries, self.namespace)
         for e in entries:
             checkout(cached[cache_key(e)], os.path.join(target, *e.path.split("/")), link=link)
         return target
@@ -111,11 +114,11 @@ class ArtifactVersion:
     def get_path(self, path: str) -> Path:
         """A verified, read-only local copy of one file (in the cache), downloaded if needed."""
         e = self.entry(path)
-        return Path(self._repo._fetch([e])[cache_key(e)])
+        return Path(self._repo._fetch([e], self.namespace)[cache_key(e)])
 
     def open(self, path: str) -> Any:
         """A binary file object reading one file straight from the store."""
-        return self._repo._open_entry(self.entry(path))
+        return self._repo._open_entry(self.entry(path), self.namespace)
 
     def read_table(self, name: str) -> pyarrow.Table:
         """A table from the Parquet/CSV parts under folder `name` (see cairn.table)."""

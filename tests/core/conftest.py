@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from cairn import Repository
+from cairn.layout import OBJECTS, PROJECTS, digest_of_object_key
 
 
 def write(path, data: bytes | str) -> str:
@@ -17,6 +21,31 @@ def write(path, data: bytes | str) -> str:
     with open(path, mode) as f:
         f.write(data)
     return path
+
+
+def stored_objects(repo: Repository) -> dict[str, int]:
+    """Key -> size of every object in the store, in every namespace."""
+    listing = [*repo.store.list(OBJECTS), *repo.store.list(PROJECTS)]
+    return {o.key: o.size for o in listing if digest_of_object_key(o.key) is not None}
+
+
+def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the catalog at `url` to an Alembic revision of cairn's."""
+    from alembic import command
+    from alembic.config import Config
+
+    import cairn.catalog.engine as engine_module
+
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(Path(engine_module.__file__).parent.parent / "migrations")
+    )
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+        conn.commit()
+    engine.dispose()
 
 
 @pytest.fixture

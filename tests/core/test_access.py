@@ -30,7 +30,7 @@ from cairn.catalog import leases
 from cairn.catalog.schema import metadata
 from cairn.cli import app
 
-from .conftest import write
+from .conftest import migrate_to, write
 
 WHO = ("owner", "writer", "reader", "outsider")
 VISIBILITIES = ("private", "public", "open")
@@ -355,7 +355,8 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
         run.use_artifact("data:prod")
     member.upsert_artifact(art(w.tmp, "dist", "part"), project=p, distributed_id="g", writer_id="w")
     with member.catalog.write() as conn:  # a writer caught between upload and commit
-        lease = leases.create(conn, manifest_digest=member.artifact(f"{p}/data:v0").digest)
+        v0 = member.artifact(f"{p}/data:v0")
+        lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)
         leases.add_objects(conn, lease, ["ab" * 32])
     with w.sql("owner").connect() as conn:
         return {
@@ -627,29 +628,11 @@ def test_every_catalog_table_has_row_level_security_forced(world):
 # -- migrations --------------------------------------------------------------------------------
 
 
-def _alembic(url: str, target: str, *, down: bool = False) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    import cairn.catalog.engine as engine_module
-
-    cfg = Config()
-    cfg.set_main_option(
-        "script_location", str(Path(engine_module.__file__).parent.parent / "migrations")
-    )
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
-        conn.commit()
-    engine.dispose()
-
-
 def _db_at_0001(url: str, tmp: Path) -> None:
     """A catalog at revision 0001 holding two projects that share one manifest."""
     from cairn.manifest import Entry, Manifest
 
-    _alembic(url, "0001")
+    migrate_to(url, "0001")
     manifest = Manifest([Entry("a.txt", 5, "cd" * 32)])
     other = Manifest([Entry("b.txt", 5, "ef" * 32)])
     engine = create_engine(url, poolclass=NullPool)
@@ -719,7 +702,7 @@ def test_a_0001_catalog_upgrades_to_head_keeping_its_data(old_catalog, tmp_path)
         repo.log_artifact(art(tmp_path, "x", "next"), project="one")
         assert repo.artifact("one/x").version == "v1"
     # and back down to 0001 and up again
-    _alembic(old_catalog, "0001", down=True)
+    migrate_to(old_catalog, "0001", down=True)
     engine = create_engine(old_catalog, poolclass=NullPool)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM manifests")).scalar() == 2

@@ -71,14 +71,15 @@ class _SlowStore(MemoryStore):
 
 def test_a_buffer_is_reused_only_after_its_chunks_are_stored(tmp_path, monkeypatch):
     monkeypatch.setattr("cairn.chunking.WINDOW", 0)
-    data = os.urandom(6 << 20)  # ~12 windows through 3 buffers
+    data = os.urandom(6 << 20)  # ~12 windows through 4 buffers
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     store = _SlowStore()
     uploader = Uploader(
         store,
+        namespace="",
         params=PARAMS,
-        protect=lambda ds: {d for d in ds if store.exists_many([object_key(d)])},
+        protect=lambda ds: {d for d in ds if store.exists_many([object_key(d, namespace="")])},
     )
     try:
         (entry,) = uploader.ingest([("f.bin", str(path))])
@@ -86,6 +87,6 @@ def test_a_buffer_is_reused_only_after_its_chunks_are_stored(tmp_path, monkeypat
         uploader.close()
 
     assert entry.digest == digest(data) and sum(c.size for c in entry.chunks) == len(data)
-    assert b"".join(store.get(object_key(c.digest)) for c in entry.chunks) == data
+    assert b"".join(store.get(object_key(c.digest, namespace="")) for c in entry.chunks) == data
     for c in entry.chunks:  # every stored object holds the bytes its key names
-        assert digest(store.get(object_key(c.digest))) == c.digest
+        assert digest(store.get(object_key(c.digest, namespace=""))) == c.digest

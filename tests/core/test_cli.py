@@ -186,6 +186,7 @@ def test_show_prints_details_and_files(data):
     assert doc["digest"] in text
     assert "digits" in text and '{"k": 1}' in text
     assert "a.txt" in text and "sub/b.txt" in text
+    assert "stored in    projects/demo/" in text and doc["namespace"] == "demo"  # private
 
 
 def test_show_json_is_machine_readable(data, home):
@@ -353,7 +354,9 @@ def test_prune_keeps_the_newest_and_aliased_versions(data):
 
 
 def _objects(home: Path) -> list[Path]:
-    return sorted(p for p in (home / "store" / "objects").rglob("*") if p.is_file())
+    """The objects of project demo (private: its own namespace)."""
+    folder = home / "store" / "projects" / "demo" / "objects"
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
@@ -492,7 +495,7 @@ def test_global_options_choose_catalog_store_and_home(data, tmp_path, home):
     store = tmp_path / "elsewhere-store"
     args = ["--home", str(other), "--store", str(store)]
     cairn(*args, "put", str(data), "-n", "demo/mnist")
-    assert (other / "catalog.db").exists() and (store / "objects").is_dir()
+    assert (other / "catalog.db").exists() and (store / "projects" / "demo" / "objects").is_dir()
     assert not home.exists()  # CAIRN_HOME was overridden by --home
     catalog = f"sqlite:///{tmp_path / 'cat.db'}"
     cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other")

@@ -16,8 +16,9 @@ from cairn import Artifact, NotFound, Repository
 
 
 def _objects(store: str) -> set[str]:
+    """Objects of project p (private: its own namespace)."""
     out = set()
-    for folder, _, files in os.walk(os.path.join(store, "objects")):
+    for folder, _, files in os.walk(os.path.join(store, "projects", "p", "objects")):
         out.update(os.path.join(folder, f) for f in files if not f.startswith(".tmp-"))
     return out
 

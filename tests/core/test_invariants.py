@@ -16,12 +16,11 @@ from cairn import (
     Manifest,
     NotFound,
     ReferenceChanged,
-    Repository,
 )
 from cairn.catalog.schema import manifests
 from cairn.layout import object_key
 
-from .conftest import write
+from .conftest import stored_objects, write
 
 
 def _files(root, n: int, size: int = 100, seed: int = 0) -> str:
@@ -29,10 +28,6 @@ def _files(root, n: int, size: int = 100, seed: int = 0) -> str:
     for i in range(n):
         write(root / f"d{i % 3}" / f"f{i}.bin", rnd.randbytes(size))
     return str(root)
-
-
-def _stored_objects(repo: Repository) -> dict[str, int]:
-    return {o.key: o.size for o in repo.store.list("objects/")}
 
 
 def test_invariant_1_committed_manifest_never_changes(repo, tmp_path):
@@ -90,13 +85,17 @@ def test_invariant_4_identical_content_returns_existing_version(repo, tmp_path):
 
 
 def test_invariant_5_identical_content_stored_once(repo, tmp_path):
+    """Once per store namespace: across the collections of public projects here (a
+    private project's copy is its own, test_namespaces.py)."""
     blob = random.Random(1).randbytes(50_000)
     a = write(tmp_path / "a.bin", blob)
     b = write(tmp_path / "copy" / "b.bin", blob)
+    repo.create_project("p", visibility="public")
+    repo.create_project("q", visibility="open")
     repo.log_artifact(Artifact("one").add_file(a), project="p")
     repo.log_artifact(Artifact("two", type="model").add_file(b), project="q")
     repo.log_artifact(Artifact("one").add_file(a).add_file(b, name="again.bin"), project="p")
-    objects = _stored_objects(repo)
+    objects = stored_objects(repo)
     assert list(objects.values()).count(len(blob)) == 1
 
 
@@ -107,7 +106,7 @@ def test_invariant_5_small_change_in_large_file_stores_only_changed_chunks(small
     path = write(tmp_path / "big.bin", bytes(data))
     v0 = repo.log_artifact(Artifact("big").add_file(path), project="p")
     assert len(v0.files()[0].chunks) > 100
-    stored = sum(_stored_objects(repo).values())
+    stored = sum(stored_objects(repo).values())
 
     # change 1% of the file in place
     start = size // 2
@@ -115,7 +114,7 @@ def test_invariant_5_small_change_in_large_file_stores_only_changed_chunks(small
     write(path, bytes(data))
     v1 = repo.log_artifact(Artifact("big").add_file(path), project="p")
     assert v1.version == "v1"
-    grown = sum(_stored_objects(repo).values()) - stored
+    grown = sum(stored_objects(repo).values()) - stored
     # the changed region plus at most a couple of max-size chunks at its edges
     assert 0 < grown <= size // 100 + 2 * 65536
     assert v1.last_log.bytes_sent == grown
@@ -175,7 +174,7 @@ def test_unchanged_relog_of_a_deleted_version_stores_its_objects_again(repo, tmp
     v0 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
     v0.delete()
     repo.gc()
-    assert _stored_objects(repo) == {}
+    assert stored_objects(repo) == {}
 
     v1 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
 
@@ -198,7 +197,7 @@ def test_invariant_8_gc_frees_only_what_no_live_version_needs(repo, tmp_path):
     v0.delete()
     dry = repo.gc(dry_run=True)
     assert (dry.objects_deleted, dry.bytes_freed) == (1, 4000)
-    assert len(_stored_objects(repo)) == 3  # dry run deleted nothing
+    assert len(stored_objects(repo)) == 3  # dry run deleted nothing
     report = repo.gc()
     assert (report.objects_deleted, report.bytes_freed) == (1, 4000)
     assert repo.verify().ok
@@ -214,7 +213,7 @@ def test_invariant_8_gc_keeps_objects_a_writer_has_leased(repo, tmp_path):
     v0 = repo.log_artifact(Artifact("ds").add_file(f), project="p")
     v0.delete()
     art = Artifact("ds").add_file(f)
-    with stage(repo, art) as staged:
+    with stage(repo, art, namespace=v0.namespace) as staged:
         assert staged.stats.objects_sent == 0  # deduplicated against v0's object
         assert repo.gc().objects_deleted == 0  # ... which the lease now protects
     v1 = repo.log_artifact(Artifact("ds").add_file(f), project="p")
@@ -225,7 +224,7 @@ def test_invariant_9_corrupt_object_is_an_error_naming_the_entry(repo, tmp_path)
     f = write(tmp_path / "a.bin", b"good bytes" * 100)
     v = repo.log_artifact(Artifact("ds").add_file(f, name="data/a.bin"), project="p")
     digest = v.files()[0].digest
-    obj = os.path.join(repo.store.root, *object_key(digest).split("/"))
+    obj = os.path.join(repo.store.root, *object_key(digest, namespace=v.namespace).split("/"))
     os.chmod(obj, 0o644)
     with open(obj, "r+b") as fh:
         fh.write(b"BAD")

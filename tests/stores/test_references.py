@@ -19,7 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cairn import Artifact, CairnError, ReferenceChanged, Repository
-from cairn.layout import OBJECTS
+from cairn.layout import OBJECTS, namespace_prefix
 from cairn.references import check, check_all
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -101,7 +101,8 @@ def _read(version, path: str) -> bytes:
 
 
 def _stored_objects(repo) -> list[str]:
-    return [i.key for i in repo.store.list(OBJECTS)]
+    """Object keys of project p (private: its own namespace)."""
+    return [i.key for i in repo.store.list(namespace_prefix("p") + OBJECTS)]
 
 
 # -- S3 ---------------------------------------------------------------------------------------

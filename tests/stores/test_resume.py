@@ -85,7 +85,7 @@ def test_put_killed_mid_upload_then_rerun_resends_only_what_was_in_flight(
             pytest.raises(NotFound),
         ):
             r.artifact("p/ds:latest")
-        listed = client.list_objects_v2(Bucket=s3_bucket, Prefix="repo/objects/")
+        listed = client.list_objects_v2(Bucket=s3_bucket, Prefix="repo/projects/p/objects/")
         in_bucket = {o["Key"].split("/objects/", 1)[1] for o in listed.get("Contents", [])}
         assert arrived <= in_bucket
 

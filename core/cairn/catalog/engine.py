@@ -19,10 +19,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, 
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import CairnError
+from ..files import use_wal
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()
@@ -129,7 +130,7 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own is too late)
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    use_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=300000")

@@ -3,6 +3,8 @@
 A writer records every object digest it will reference (found or uploaded) under a
 lease, inside the shared GC guard, before it checks which objects exist. GC treats
 leased digests as live until the lease is dropped or expires (DESIGN invariant 8).
+A lease is taken in one store namespace and protects its digests there only: the
+objects, and the manifest object the writer is about to commit.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from .sql import insert_ignore, now
 LEASE_TTL = timedelta(hours=6)
 
 
-def create(conn: Connection, *, manifest_digest: str | None = None) -> str:
+def create(conn: Connection, *, namespace: str, manifest_digest: str | None = None) -> str:
+    """A new lease in `namespace`, protecting `manifest_digest`'s objects if given."""
     lease_id = uuid.uuid4().hex
     conn.execute(
         leases.insert().values(
             id=lease_id,
+            namespace=namespace,
             manifest_digest=manifest_digest,
             created_at=now(),
             expires_at=now() + LEASE_TTL,
@@ -43,16 +47,26 @@ def drop(conn: Connection, lease_id: str) -> None:
     conn.execute(delete(leases).where(leases.c.id == lease_id))
 
 
-def live(conn: Connection) -> tuple[set[str], set[str]]:
-    """(object digests, manifest digests) under unexpired leases; drops expired leases."""
+def live(conn: Connection) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(namespace, digest) pairs under unexpired leases: (leased digests, leased manifests
+    whose objects are protected); drops expired leases."""
     expired = [r[0] for r in conn.execute(select(leases.c.id).where(leases.c.expires_at < now()))]
     for lease_id in expired:
         drop(conn, lease_id)
-    objects = {r[0] for r in conn.execute(select(lease_objects.c.digest).distinct())}
-    manifests = {
-        r[0]
+    digests = {
+        (r.namespace, r.digest)
         for r in conn.execute(
-            select(leases.c.manifest_digest).where(leases.c.manifest_digest.is_not(None))
+            select(leases.c.namespace, lease_objects.c.digest)
+            .join(leases, leases.c.id == lease_objects.c.lease_id)
+            .distinct()
         )
     }
-    return objects, manifests
+    manifests = {
+        (r.namespace, r.manifest_digest)
+        for r in conn.execute(
+            select(leases.c.namespace, leases.c.manifest_digest).where(
+                leases.c.manifest_digest.is_not(None)
+            )
+        )
+    }
+    return digests, manifests

@@ -74,14 +74,14 @@ def writers_of(conn: Connection, version_id: int) -> list[Row]:
     )
 
 
-def live_objects(conn: Connection) -> set[str]:
-    """Object digests of every part of every PENDING version."""
-    out: set[str] = set()
+def live_objects(conn: Connection) -> set[tuple[str, str]]:
+    """(namespace, object digest) of every part of every PENDING version."""
+    out: set[tuple[str, str]] = set()
     q = (
-        select(parts.c.path, parts.c.entry)
+        select(versions.c.namespace, parts.c.path, parts.c.entry)
         .join(versions, versions.c.id == parts.c.version_id)
         .where(versions.c.state == "PENDING")
     )
-    for path, entry in conn.execute(q):
-        out.update(Entry.from_json(path, entry).objects())
+    for namespace, path, entry in conn.execute(q):
+        out.update((namespace, d) for d in Entry.from_json(path, entry).objects())
     return out

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, and_, delete, func, select, update
 
 from ..errors import Conflict, NotFound
+from ..layout import namespace_for
 from ..manifest import Manifest
 from ..names import LATEST, Ref
 from .schema import aliases, collections, manifests, parts, projects, versions
@@ -82,6 +83,13 @@ def project(conn: Connection, name: str) -> Row:
     if row is None:
         raise NotFound(f"project {name!r} not found")
     return row
+
+
+def namespace(conn: Connection, pid: int) -> str:
+    """The store namespace the project's new versions go to, given its visibility now."""
+    row = conn.execute(select(projects.c.name, projects.c.visibility).where(projects.c.id == pid))
+    name, visibility = row.one()
+    return namespace_for(name, visibility)
 
 
 def list_projects(conn: Connection) -> list[Row]:
@@ -204,12 +212,14 @@ def commit(
     description: str | None,
     metadata: dict[str, Any],
     run_id: str | None,
+    namespace: str,
     pending_id: int | None = None,
 ) -> tuple[int, bool]:
     """Make `manifest` a committed version of `coll`; return (version id, created).
 
-    Runs inside the caller's write transaction, after every object is durably stored.
-    The collection row lock makes the identical-content check and the index bump atomic
+    Runs inside the caller's write transaction, after every object is durably stored
+    in `namespace` (a pending version keeps the namespace it was created with). The
+    collection row lock makes the identical-content check and the index bump atomic
     (invariants 3 and 4).
     """
     if conn.dialect.name == "postgresql":
@@ -245,6 +255,7 @@ def commit(
                 metadata=metadata,
                 run_id=run_id,
                 created_at=now(),
+                namespace=namespace,
                 **values,
             )
             .returning(versions.c.id)

@@ -105,6 +105,9 @@ versions = Table(
     Column("run_id", String(64), ForeignKey("runs.id"), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("committed_at", DateTime(timezone=True), nullable=True),
+    # the store namespace holding its bytes (docs/ACCESS.md): '' shared, else the private
+    # project's name; fixed when the version is created (a distributed one: first upsert)
+    Column("namespace", String(128), nullable=False, server_default=""),
     UniqueConstraint("collection_id", "idx", name="uq_version_index"),
     UniqueConstraint("collection_id", "distributed_id", name="uq_version_distributed"),
 )
@@ -150,8 +153,11 @@ leases = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # the database role holding it (PostgreSQL: current_user); only it and gc see it
     Column("created_by", String(128), nullable=True),
+    # the store namespace its objects (and manifest) are protected in
+    Column("namespace", String(128), nullable=False, server_default=""),
 )
 
+# digests a lease protects in its namespace: objects, and the manifest about to be committed
 lease_objects = Table(
     "lease_objects",
     metadata,

@@ -26,6 +26,7 @@ import blake3
 from ..errors import CairnError, InvalidName
 from ..manifest import Entry
 from ..names import check_path, join_path
+from ..reader import SeekableReader
 from .base import BLOCK, Source, SourceObject, Sources, changed_error, retrying, validated
 from .local import local_path
 
@@ -188,17 +189,16 @@ def _pins_version(entry: Entry) -> bool:
     return bool(entry.pin.get("version_id") or entry.pin.get("generation"))
 
 
-class _ReferenceReader(io.RawIOBase):
+class _ReferenceReader(SeekableReader):
     """Ranged reads of a reference; the source is checked against the pin on first use."""
 
     def __init__(self, entry: Entry, source: Source):
         super().__init__()
         self.entry = entry
         self.source = source
-        self._pos = 0
         self._size: int | None = None
 
-    def _checked_size(self) -> int:
+    def size(self) -> int:
         if self._size is None:
             now = retrying(lambda: self.source.current(self.entry))
             if now is None:
@@ -212,25 +212,8 @@ class _ReferenceReader(io.RawIOBase):
                 self._size = now.size
         return self._size
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:
-            base = self._checked_size()
-        else:
-            base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
     def readinto(self, buffer: Any) -> int:
-        size = self._checked_size()
+        size = self.size()
         end = min(size, self._pos + min(len(buffer), BLOCK))
         if self._pos >= end:
             return 0
