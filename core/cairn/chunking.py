@@ -20,7 +20,7 @@ import pyfastcdc
 
 from .errors import CairnError
 
-# a file is read into buffers of this size (or 8 chunks of the largest size, if more)
+# a file is read into buffers of this size (or 2 chunks of the largest size, if more)
 WINDOW = 32 << 20
 
 
@@ -87,17 +87,29 @@ class FileChunker:
     """Cuts files into FastCDC chunks, reading each into a few reused buffers.
 
     Memory is `buffers` windows whatever the file size. The cut points are those of
-    FastCDC over the whole file: a chunk is kept from a window only when the window holds
-    `max` bytes from the chunk's start (all FastCDC looks at), and the next window starts
-    where the last kept chunk ends.
+    FastCDC over the whole file: a chunk is kept from a window only when more bytes could
+    not have moved its end (see `_certain`), and the next window starts where the last
+    kept chunk ends.
     """
 
     def __init__(self, params: ChunkingParams, *, buffers: int = 4):
         self.params = params
         self._cdc = pyfastcdc.FastCDC(params.avg, min_size=params.min, max_size=params.max)
-        self._size = max(WINDOW, 8 * params.max)
+        self._size = max(WINDOW, 2 * params.max)
         self._count = buffers
         self._free: queue.SimpleQueue[bytearray] | None = None
+
+    def _certain(self, left: int, length: int) -> bool:
+        """Whether a chunk cut with `left` bytes left in the window ends where it would in
+        the whole file.
+
+        FastCDC reads at most `max` bytes from a chunk's start, position by position, and
+        cuts at the first position whose hash matches (or at `max`). With fewer than `max`
+        bytes left, a cut found before the window's end is the whole file's cut too; one at
+        the end may only be where the data ran out. tests/core/test_chunking.py checks this
+        against whole-file cuts with windows of 2 * max.
+        """
+        return left >= self.params.max or length < left
 
     def windows(self, f: int, size: int, name: str) -> Iterator[Window]:
         """The windows of the `size` bytes of open file descriptor `f`, in order.
@@ -121,7 +133,7 @@ class FileChunker:
             last = offset + want == size
             cuts = []
             for c in self._cdc.cut_buf(view):
-                if not last and c.offset + self.params.max > want:
+                if not last and not self._certain(want - c.offset, c.length):
                     break
                 cuts.append((c.offset, c.length))
             window = Window(offset, view, cuts, functools.partial(free.put, buf))
