@@ -163,3 +163,19 @@ def test_many_threads_open_a_new_catalog_at_once(catalog_url, home):
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(open_and_list, range(6))) == [[]] * 6
+
+
+def test_a_catalog_upgraded_by_a_newer_cairn_is_a_clear_error(catalog_url, home):
+    import sqlalchemy
+
+    from cairn import CairnError, Repository
+
+    with Repository.open(catalog=catalog_url, home=str(home)) as r:
+        r.projects()
+    engine = sqlalchemy.create_engine(catalog_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+
+    with pytest.raises(CairnError, match="revision 0999, newer than this cairn"):
+        Repository.open(catalog=catalog_url, home=str(home))

@@ -164,6 +164,11 @@ def _upgrade(engine: Engine) -> None:
         current = _current_revision(conn)
     if current == SCHEMA_HEAD:
         return
+    if current is not None and current.isdigit() and int(current) > int(SCHEMA_HEAD):
+        raise CairnError(
+            f"the catalog's schema is at revision {current}, newer than this cairn knows "
+            f"({SCHEMA_HEAD}): a newer cairn has upgraded it; upgrade cairn to use it"
+        )
     from alembic import command
     from alembic.config import Config
 

@@ -321,10 +321,5 @@ def mark_deleted(conn: Connection, version: Row) -> None:
     move_latest(conn, version.collection_id)
 
 
-def live_manifest_digests(conn: Connection) -> set[str]:
-    rows = conn.execute(select(versions.c.digest).where(versions.c.state == COMMITTED).distinct())
-    return {r[0] for r in rows}
-
-
 def project_name(conn: Connection, pid: int) -> str:
     return str(conn.scalar(select(projects.c.name).where(projects.c.id == pid)))
