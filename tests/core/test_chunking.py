@@ -91,3 +91,42 @@ def test_a_buffer_is_reused_only_after_its_chunks_are_stored(tmp_path, monkeypat
     assert b"".join(store.get(object_key(c.digest, namespace="")) for c in entry.chunks) == data
     for c in entry.chunks:  # every stored object holds the bytes its key names
         assert digest(store.get(object_key(c.digest, namespace=""))) == c.digest
+
+
+class _BrokenStore(MemoryStore):
+    """Every put of a chunk fails, as a full disk or a lost bucket would make it."""
+
+    def put(self, key, data):
+        raise OSError("no space left on device")
+
+
+@pytest.mark.parametrize("fail_in", ["store", "protect"])
+def test_a_failure_mid_file_surfaces_and_frees_every_buffer(tmp_path, monkeypatch, fail_in):
+    monkeypatch.setattr("cairn.chunking.WINDOW", 0)
+    data = os.urandom(3 << 20)  # ~24 windows through 4 buffers
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    store = _BrokenStore() if fail_in == "store" else MemoryStore()
+    calls = []
+
+    def protect(digests):
+        calls.append(len(digests))
+        if fail_in == "protect" and len(calls) == 3:  # the third window's lease fails
+            raise RuntimeError("catalog went away")
+        return set()
+
+    uploader = Uploader(store, namespace="", params=PARAMS, protect=protect)
+    try:
+        with pytest.raises((OSError, RuntimeError), match="no space left|catalog went away"):
+            uploader.ingest([("f.bin", str(path))])
+        # every buffer came back: a second file goes through the same chunker
+        if fail_in == "protect":
+            (entry,) = uploader.ingest([("f.bin", str(path))])
+            assert (
+                b"".join(store.get(object_key(c.digest, namespace="")) for c in entry.chunks)
+                == data
+            )
+    finally:
+        uploader.close()
+    assert uploader._chunker._free is not None
+    assert uploader._chunker._free.qsize() == 4
