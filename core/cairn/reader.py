@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import io
+from abc import abstractmethod
 
 import blake3
 
@@ -21,9 +22,9 @@ class SeekableReader(io.RawIOBase):
         super().__init__()
         self._pos = 0
 
+    @abstractmethod
     def size(self) -> int:
         """Bytes in the stream (asked only when seeking from the end or reading)."""
-        raise NotImplementedError
 
     def readable(self) -> bool:
         return True

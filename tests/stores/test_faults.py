@@ -33,15 +33,27 @@ def _data(root) -> dict[str, bytes]:
     return files
 
 
-def _log_verify_download(repo: Repository, src, out) -> None:
+def _repository(store, tmp_path) -> Repository:
+    return Repository(
+        Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
+    )
+
+
+def _log_verify_download(store, tmp_path) -> None:
+    """Log a folder through `store`, then verify it and download it intact."""
+    src, out = tmp_path / "src", tmp_path / "out"
     files = _data(src)
-    v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
-    assert v.last_log.objects_sent > 0
-    report = repo.verify(v.ref)
-    assert report.ok, str(report)
-    target = v.download(out, link=False)
-    for rel, data in files.items():
-        assert (target / rel).read_bytes() == data
+    repo = _repository(store, tmp_path)
+    try:
+        v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
+        assert v.last_log.objects_sent > 0
+        report = repo.verify(v.ref)
+        assert report.ok, str(report)
+        target = v.download(out, link=False)
+        for rel, data in files.items():
+            assert (target / rel).read_bytes() == data
+    finally:
+        repo.close()
 
 
 @pytest.mark.parametrize("backend", ["memory", "local", "s3", "gcs"])
@@ -52,13 +64,7 @@ def test_flaky_store_log_download_and_verify_complete(request, backend, tmp_path
     inner.put("config.json", json.dumps({"format": 1, "chunking": SMALL_CHUNKS}).encode())
     flaky = FlakyStore(inner, rate=0.3, seed=7)
     store = RetryingStore(flaky, attempts=12, base_delay=0.001, max_delay=0.01)
-    repo = Repository(
-        Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
-    )
-    try:
-        _log_verify_download(repo, tmp_path / "src", tmp_path / "out")
-    finally:
-        repo.close()
+    _log_verify_download(store, tmp_path)
     assert flaky.failures > 10
     assert store.retries > 0
 
@@ -69,9 +75,7 @@ def test_without_the_retrying_wrapper_the_same_faults_fail_the_log(tmp_path):
         (tmp_path / "src" / f"{i}.txt").write_text(str(i))
     store = FlakyStore(make_store(None, "memory", tmp_path), rate=0.3, seed=7)
     with pytest.raises(ConnectionResetError):  # noqa: PT012 - any step may be the one to fail
-        repo = Repository(
-            Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
-        )
+        repo = _repository(store, tmp_path)
         repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
 
 
@@ -96,13 +100,7 @@ def test_s3_through_a_proxy_that_throttles_and_drops_requests(s3_endpoint, s3_bu
         assert isinstance(store, RetryingStore)
         store.inner.fs.retries = 1  # s3fs's own retry loop: off too
         store.base_delay, store.max_delay = 0.005, 0.05
-        repo = Repository(
-            Catalog(f"sqlite:///{tmp_path}/catalog.db"), store, home=str(tmp_path / "home")
-        )
-        try:
-            _log_verify_download(repo, tmp_path / "src", tmp_path / "out")
-        finally:
-            repo.close()
+        _log_verify_download(store, tmp_path)
         assert proxy.faults > 20, proxy.faults
         assert store.retries > 0
         answered = [r for r in proxy.requests() if r.status is not None]
