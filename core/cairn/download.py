@@ -3,7 +3,8 @@
 Every chunk is checked against its digest as it is read, and the whole file against
 the entry's digest before it enters the cache (DESIGN invariant 9). Small files are
 fetched by slices, one batched store call each, from the store namespace of the
-version being read. Reference entries come from their source (cairn.references),
+version being read; packed ones in pack order, so a slice is one ranged read of a
+pack. Reference entries come from their source (cairn.references),
 checked against their pin; one without a digest is not content-addressed and lands
 under `references/` in the cache folder instead.
 
@@ -25,13 +26,15 @@ import blake3
 
 from . import references
 from .cache import Cache
+from .catalog.packs import Member
 from .errors import IntegrityError
-from .layout import object_key
 from .manifest import Entry
+from .objects import Objects
 from .progress import NoProgress, Progress
-from .stores import Store
 
 _SLICE_OBJECTS = 64
+# packed objects of one slice are one ranged read, however many they are
+_SLICE_PACKED = 1024
 _SLICE_BYTES = 16 << 20
 
 
@@ -43,7 +46,7 @@ def cache_key(entry: Entry) -> str:
 class Downloader:
     def __init__(
         self,
-        store: Store,
+        objects: Objects,
         cache: Cache,
         *,
         namespace: str,
@@ -51,11 +54,12 @@ class Downloader:
         concurrency: int | None = None,
         sources: references.Sources | None = None,
     ):
-        self.store = store
+        self.objects = objects
         self.cache = cache
         self.namespace = namespace
         self.progress = progress or NoProgress()
-        self.concurrency = concurrency or store.concurrency
+        self.concurrency = concurrency or objects.store.concurrency
+        self._where: dict[str, Member] = {}
         self.sources = sources or references.Sources()
 
     def ensure(self, entries: Iterable[Entry]) -> dict[str, str]:
@@ -70,9 +74,17 @@ class Downloader:
         missing = [e for d, e in wanted.items() if not self.cache.has(d, e.size)]
         self.progress.start("downloading", sum(e.size for e in [*missing, *refs.values()]))
         try:
+            self._where = self.objects.locate(
+                self.namespace, [d for e in missing for d in e.objects()]
+            )
+            whole = [e for e in missing if not e.chunks]
+            # packed ones in pack order: each slice is one ranged read of a pack
+            packed = sorted((e for e in whole if e.digest in self._where), key=self._place)
+            loose = [e for e in whole if e.digest not in self._where]
+            slices = _slices(packed, _SLICE_PACKED) + _slices(loose, _SLICE_OBJECTS)
             with ThreadPoolExecutor(self.concurrency) as pool:
                 # small files by slices in parallel; a chunked file fetches its chunks in parallel
-                list(pool.map(self._fetch_blobs, _slices([e for e in missing if not e.chunks])))
+                list(pool.map(self._fetch_blobs, slices))
                 for e in missing:
                     if e.chunks:
                         self._fetch_chunked(e, pool)
@@ -84,9 +96,13 @@ class Downloader:
         self.cache.touch([*wanted, *(e.digest for e in refs.values() if e.digest)])
         return {**{d: self.cache.path(d) for d in wanted}, **ref_paths}
 
+    def _place(self, e: Entry) -> tuple[str, int]:
+        m = self._where[e.digest or ""]
+        return m.pack, m.start
+
     def _fetch_blobs(self, entries: list[Entry]) -> None:
-        keys = {object_key(e.digest or "", namespace=self.namespace): e for e in entries}
-        got = self.store.get_many(keys)
+        keys = {e.digest or "": e for e in entries}
+        got = self.objects.get_many(self.namespace, keys, where=self._where)
         for key, exc in got.failed.items():
             e = keys[key]
             if isinstance(exc, FileNotFoundError):
@@ -172,21 +188,21 @@ class Downloader:
 
     def _get(self, e: Entry, digest: str) -> bytes:
         try:
-            return self.store.get(object_key(digest, namespace=self.namespace))
+            return self.objects.get(self.namespace, digest, where=self._where)
         except FileNotFoundError:
             raise IntegrityError(
                 f"{e.path}: object {digest} is missing from the store; run `cairn verify`"
             ) from None
 
 
-def _slices(entries: list[Entry]) -> list[list[Entry]]:
+def _slices(entries: list[Entry], most: int) -> list[list[Entry]]:
     out: list[list[Entry]] = []
     part: list[Entry] = []
     size = 0
     for e in entries:
         part.append(e)
         size += e.size
-        if len(part) >= _SLICE_OBJECTS or size >= _SLICE_BYTES:
+        if len(part) >= most or size >= _SLICE_BYTES:
             out.append(part)
             part, size = [], 0
     if part:

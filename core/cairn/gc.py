@@ -1,8 +1,11 @@
 """Garbage collection: delete store objects no live version, part or writer needs.
 
-Runs inside one write transaction holding the exclusive GC guard: writers record what
-they rely on under the shared guard before they check existence, so nothing a writer
-is about to commit can be deleted here (DESIGN invariant 8).
+Runs in write transactions holding the exclusive GC guard: writers record what they
+rely on under the shared guard before they check existence, so nothing a writer is
+about to commit can be deleted here (DESIGN invariant 8).
+
+Packs (docs/FORMAT.md) go whole when none of their objects is live, and are rewritten
+with their live objects alone when at least half of their bytes are dead.
 
 Liveness is per store namespace (docs/ACCESS.md): a version's objects are live in the
 namespace it records, a lease's in the namespace it was taken in. The same digest may
@@ -14,20 +17,27 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import blake3
 from sqlalchemy import Connection, delete, select
 
-from .catalog import leases, parts, records
+from . import objects as packing
+from .catalog import leases, packs, parts, records
+from .catalog.packs import Member
 from .catalog.schema import manifests, versions
 from .layout import (
     MANIFESTS,
     OBJECTS,
+    PACKS,
     PROJECTS,
     digest_of_manifest_key,
     digest_of_object_key,
+    digest_of_pack_key,
+    pack_key,
 )
+from .stores import ObjectInfo, Store
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -35,6 +45,9 @@ if TYPE_CHECKING:
 # objects younger than this are left alone: a writer on a clock-skewed machine may be
 # between its upload and its lease renewal
 _GRACE_SECONDS = 0.0
+# a pack is rewritten with its live objects alone once at least this share of the bytes
+# of the objects it indexes is dead
+_REPACK_DEAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,13 +57,28 @@ class GCReport:
     objects_kept: int
     manifests_deleted: int
     dry_run: bool
+    #: packs deleted whole, and packs rewritten to hold only their live objects
+    packs_deleted: int = 0
+    packs_rewritten: int = 0
+    #: dead objects left in packs that are mostly live (freed when their pack is rewritten)
+    dead_in_packs: int = 0
+    dead_bytes_in_packs: int = 0
 
     def __str__(self) -> str:
         verb = "would free" if self.dry_run else "freed"
-        return (
+        text = (
             f"{verb} {self.objects_deleted} objects ({self.bytes_freed} bytes), "
             f"kept {self.objects_kept}; {self.manifests_deleted} manifests unreferenced"
         )
+        if self.packs_deleted or self.packs_rewritten:
+            verb = "would delete" if self.dry_run else "deleted"
+            text += f"; {verb} {self.packs_deleted} packs, rewrote {self.packs_rewritten}"
+        if self.dead_in_packs:
+            text += (
+                f"; {self.dead_in_packs} dead objects ({self.dead_bytes_in_packs} bytes) stay "
+                "in packs that are mostly live"
+            )
+        return text
 
 
 @dataclass
@@ -61,44 +89,155 @@ class _Live:
     manifests: defaultdict[str, set[str]]
 
 
+@dataclass
+class _Plan:
+    """What one gc run deletes: keys with their (namespace, digest), catalog rows, packs
+    to rewrite; and what it counts."""
+
+    doomed: list[tuple[str, str, str]] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)  # manifest rows
+    forget: list[tuple[str, list[Member]]] = field(default_factory=list)  # pack index rows
+    #: (pack, its namespace, every indexed member, the live ones)
+    rewrite: list[tuple[ObjectInfo, str, list[Member], list[Member]]] = field(default_factory=list)
+    objects_deleted: int = 0
+    objects_kept: int = 0
+    manifests_deleted: int = 0
+    packs_deleted: int = 0
+    freed: int = 0
+    dead_in_packs: int = 0
+    dead_bytes_in_packs: int = 0
+
+
 def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
+    """Two transactions, each holding the GC guard exclusive. The first decides, moves
+    the pack index off what goes (rewriting packs that are mostly dead) and commits; the
+    second deletes the bytes that are still dead (a writer may have leased some since).
+    References go before bytes: a crash in between leaves only unreferenced bytes
+    behind, for the next run."""
     started = time.time()
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=True)
-        live = _live(conn)
-
-        doomed: list[str] = []
-        doomed_manifests: list[str] = []
-        freed = kept = 0
-        store = repo.store
-        # the shared namespace at the root, every private one under projects/
-        listing = itertools.chain(store.list(OBJECTS), store.list(MANIFESTS), store.list(PROJECTS))
-        for info in listing:
-            recent = info.mtime is not None and info.mtime > started - _GRACE_SECONDS
-            obj = digest_of_object_key(info.key)
-            if obj is not None:
-                if recent or obj[1] in live.objects[obj[0]]:
-                    kept += 1
-                else:
-                    doomed.append(info.key)
-                    freed += info.size
-                continue
-            man = digest_of_manifest_key(info.key)
-            if man is not None and not recent and man[1] not in live.manifests[man[0]]:
-                doomed_manifests.append(info.key)
-        # catalog rows: a manifest no live version or lease of any namespace names
-        needed = set().union(*live.manifests.values())
-        stale_rows = [
-            r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
-        ]
+        plan = _plan(repo.store, conn, _live(conn), started)
+        rewritten = plan.rewrite
         if not dry_run:
-            # references before bytes: the catalog rows go in this transaction, then
-            # the objects; a crash in between leaves only unreferenced bytes behind
-            if stale_rows:
-                conn.execute(delete(manifests).where(manifests.c.digest.in_(stale_rows)))
-            store.delete(doomed)
-            store.delete(doomed_manifests)
-    return GCReport(len(doomed), freed, kept, len(doomed_manifests), dry_run)
+            if plan.rows:
+                conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
+            for namespace, members in plan.forget:
+                packs.forget(conn, namespace, [m.digest for m in members])
+            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
+            plan.doomed += [(info.key, ns, members[0].pack) for info, ns, members, _ in rewritten]
+        for info, _, members, alive in rewritten:
+            plan.objects_deleted += len(members) - len(alive)
+            plan.freed += info.size - sum(m.size for m in alive)
+    if not dry_run and plan.doomed:
+        with repo.catalog.write() as conn:
+            repo.catalog.gc_guard(conn, exclusive=True)
+            # a writer may have found and even committed some of them in between
+            now = _live(conn)
+            repo.store.delete(
+                key
+                for key, ns, d in plan.doomed
+                if d not in now.objects[ns] and d not in now.manifests[ns]
+            )
+    return GCReport(
+        plan.objects_deleted,
+        plan.freed,
+        plan.objects_kept,
+        plan.manifests_deleted,
+        dry_run,
+        plan.packs_deleted,
+        len(rewritten),
+        plan.dead_in_packs,
+        plan.dead_bytes_in_packs,
+    )
+
+
+def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
+    plan = _Plan()
+    stored_packs: dict[tuple[str, str], ObjectInfo] = {}
+    # the shared namespace at the root, every private one under projects/
+    listing = itertools.chain(
+        store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
+    )
+    for info in listing:
+        recent = info.mtime is not None and info.mtime > started - _GRACE_SECONDS
+        obj = digest_of_object_key(info.key)
+        if obj is not None:
+            if recent or obj[1] in live.objects[obj[0]]:
+                plan.objects_kept += 1
+            else:
+                plan.doomed.append((info.key, *obj))
+                plan.objects_deleted += 1
+                plan.freed += info.size
+            continue
+        man = digest_of_manifest_key(info.key)
+        if man is not None and not recent and man[1] not in live.manifests[man[0]]:
+            plan.doomed.append((info.key, *man))
+            plan.manifests_deleted += 1
+            continue
+        pack = digest_of_pack_key(info.key)
+        if pack is not None:
+            stored_packs[pack] = info
+    indexed = packs.all_members(conn)
+    for (namespace, name), info in stored_packs.items():
+        members = indexed.get((namespace, name), [])
+        alive = [m for m in members if m.digest in live.objects[namespace]]
+        recent = info.mtime is not None and info.mtime > started - _GRACE_SECONDS
+        if recent or name in live.objects[namespace]:  # a writer's, not indexed yet
+            plan.objects_kept += len(members)
+        elif not alive:
+            plan.doomed.append((info.key, namespace, name))
+            plan.forget.append((namespace, members))
+            plan.objects_deleted += len(members)
+            plan.packs_deleted += 1
+            plan.freed += info.size
+        else:
+            plan.objects_kept += len(alive)
+            if sum(m.size for m in alive) <= (1 - _REPACK_DEAD) * sum(m.size for m in members):
+                plan.rewrite.append((info, namespace, members, alive))
+            else:
+                plan.dead_in_packs += len(members) - len(alive)
+                plan.dead_bytes_in_packs += sum(m.size for m in members) - sum(
+                    m.size for m in alive
+                )
+    # the index of a pack that is gone (lost behind cairn's back): writers must not
+    # count on it; `cairn verify` reports the versions that needed it
+    for where, members in indexed.items():
+        if where not in stored_packs:
+            plan.forget.append((where[0], members))
+    # catalog rows: a manifest no live version or lease of any namespace names
+    needed = set().union(*live.manifests.values())
+    plan.rows = [
+        r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
+    ]
+    return plan
+
+
+def _rewrite(
+    store: Store,
+    conn: Connection,
+    info: ObjectInfo,
+    namespace: str,
+    members: list[Member],
+    alive: list[Member],
+) -> bool:
+    """Copy a pack's live objects into a new pack and point the index at it; False
+    (and nothing changed) when one of them does not match its digest."""
+    data = store.get(info.key)
+    blobs = []
+    for m in alive:
+        piece = data[m.start : m.start + m.size]
+        if blake3.blake3(piece).hexdigest() != m.digest:
+            return False  # keep every byte for `cairn verify` to report
+        blobs.append((m.digest, piece))
+    pack, body, moved = packing.build(blobs)
+    if pack == members[0].pack:  # nothing would change
+        return False
+    store.put(pack_key(pack, namespace=namespace), body)
+    store.sync()
+    packs.forget(conn, namespace, [m.digest for m in members])
+    packs.record(conn, namespace, moved)
+    return True
 
 
 def _live(conn: Connection) -> _Live:

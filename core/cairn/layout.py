@@ -15,6 +15,7 @@ from .names import check_name
 CONFIG_KEY = "config.json"
 OBJECTS = "objects/"
 MANIFESTS = "manifests/"
+PACKS = "packs/"
 PROJECTS = "projects/"
 SHARED = ""
 _HEX = frozenset("0123456789abcdef")
@@ -43,12 +44,26 @@ def manifest_key(digest: str, *, namespace: str) -> str:
     return f"{namespace_prefix(namespace)}{MANIFESTS}{digest}.json"
 
 
+def pack_key(digest: str, *, namespace: str) -> str:
+    """A pack of small objects (docs/FORMAT.md), named by the digest of its bytes."""
+    return f"{namespace_prefix(namespace)}{PACKS}{digest[:2]}/{digest[2:]}"
+
+
 def digest_of_object_key(key: str) -> tuple[str, str] | None:
     """(namespace, digest) of an object key of any namespace, or None for anything else."""
+    return _digest_in(key, OBJECTS)
+
+
+def digest_of_pack_key(key: str) -> tuple[str, str] | None:
+    """(namespace, digest) of a pack key of any namespace, or None for anything else."""
+    return _digest_in(key, PACKS)
+
+
+def _digest_in(key: str, folder: str) -> tuple[str, str] | None:
     namespace, rest = _split_namespace(key)
-    if namespace is None or not rest.startswith(OBJECTS):
+    if namespace is None or not rest.startswith(folder):
         return None
-    head, _, tail = rest[len(OBJECTS) :].partition("/")
+    head, _, tail = rest[len(folder) :].partition("/")
     digest = head + tail
     return (namespace, digest) if len(head) == 2 and _is_digest(digest) else None
 

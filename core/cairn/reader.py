@@ -8,10 +8,10 @@ from abc import abstractmethod
 
 import blake3
 
+from .catalog.packs import Member
 from .errors import IntegrityError
-from .layout import object_key
 from .manifest import Entry
-from .stores import Store
+from .objects import Objects
 
 
 class SeekableReader(io.RawIOBase):
@@ -51,15 +51,16 @@ class EntryReader(SeekableReader):
     is returned, so a stream never yields unverified bytes.
     """
 
-    def __init__(self, store: Store, entry: Entry, *, namespace: str):
+    def __init__(self, objects: Objects, entry: Entry, *, namespace: str):
         super().__init__()
-        self.store = store
+        self.objects = objects
         self.entry = entry
         self.namespace = namespace
         sizes = [c.size for c in entry.chunks] if entry.chunks else [entry.size]
         self._digests = [c.digest for c in entry.chunks] if entry.chunks else [entry.digest]
         self._starts = [sum(sizes[:i]) for i in range(len(sizes))]
         self._current: tuple[int, bytes] | None = None
+        self._where: dict[str, Member] | None = None  # packed objects, located at first read
 
     def size(self) -> int:
         return self.entry.size
@@ -79,8 +80,10 @@ class EntryReader(SeekableReader):
         if self._current is None or self._current[0] != i:
             d = self._digests[i]
             assert d is not None
+            if self._where is None:
+                self._where = self.objects.locate(self.namespace, filter(None, self._digests))
             try:
-                data = self.store.get(object_key(d, namespace=self.namespace))
+                data = self.objects.get(self.namespace, d, where=self._where)
             except FileNotFoundError:
                 raise IntegrityError(
                     f"{self.entry.path}: object {d} is missing from the store"

@@ -18,6 +18,7 @@ from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
+from .objects import Objects
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
@@ -105,6 +106,11 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"<Repository catalog={self.catalog.engine.url!r} store={self.store.url!r}>"
+
+    @property
+    def objects(self) -> Objects:
+        """The store's objects by digest, loose or packed."""
+        return Objects(self.store, self.catalog)
 
     @property
     def cache(self) -> Cache:
@@ -376,7 +382,7 @@ class Repository:
 
     def _fetch(self, entries: Iterable[Entry], namespace: str) -> dict[str, str]:
         downloader = Downloader(
-            self.store,
+            self.objects,
             self.cache,
             namespace=namespace,
             progress=self.progress,
@@ -392,7 +398,7 @@ class Repository:
 
         if entry.is_reference:
             return open_reference(entry, sources=self.reference_sources)
-        reader = EntryReader(self.store, entry, namespace=namespace)
+        reader = EntryReader(self.objects, entry, namespace=namespace)
         return io.BufferedReader(reader, buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .artifact import Artifact
-from .catalog import leases
+from .catalog import leases, packs
+from .catalog.packs import Member
 from .errors import CairnError
 from .layout import manifest_key, namespace_prefix, object_key
 from .manifest import Entry, Manifest
@@ -63,11 +64,16 @@ def stage(
             namespace=namespace,
             params=repo.chunking,
             protect=lambda digests: _protect(
-                repo, lease_id, {object_key(d, namespace=namespace): d for d in digests}
+                repo,
+                lease_id,
+                {object_key(d, namespace=namespace): d for d in digests},
+                packed_in=namespace,
             ),
             statcache=repo._statcache,
             progress=repo.progress,
             concurrency=repo.concurrency,
+            packs=_PackIndex(repo, lease_id, namespace),
+            objects=repo.objects,
         )
         try:
             entries = uploader.ingest(scanned or art.local_files.items())
@@ -101,13 +107,39 @@ def _take_over(uploader: Uploader, entries: list[Entry], *, source: str | None) 
         )
 
 
-def _protect(repo: Repository, lease_id: str, keys: dict[str, str]) -> set[str]:
+def _protect(
+    repo: Repository, lease_id: str, keys: dict[str, str], *, packed_in: str | None = None
+) -> set[str]:
     """Lease the digests of `keys` (key -> digest), then report which exist: in that
-    order, under the GC guard."""
+    order, under the GC guard. Objects packed in namespace `packed_in` exist too."""
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=False)
         leases.add_objects(conn, lease_id, keys.values())
-        return {keys[k] for k in repo.store.exists_many(keys)}
+        found = (
+            set(packs.lookup(conn, packed_in, keys.values())) if packed_in is not None else set()
+        )
+        rest = {k: d for k, d in keys.items() if d not in found}
+        return found | {keys[k] for k in repo.store.exists_many(rest)}
+
+
+@dataclass
+class _PackIndex:
+    """The uploader's packs, leased and indexed under the writer's lease."""
+
+    repo: Repository
+    lease_id: str
+    namespace: str
+
+    def lease(self, digests: list[str]) -> None:
+        with self.repo.catalog.write() as conn:
+            self.repo.catalog.gc_guard(conn, exclusive=False)
+            leases.add_objects(conn, self.lease_id, digests)
+
+    def record(self, members: list[Member]) -> None:
+        # under the GC guard: gc never sees a stored pack whose index is half written
+        with self.repo.catalog.write() as conn:
+            self.repo.catalog.gc_guard(conn, exclusive=False)
+            packs.record(conn, self.namespace, members)
 
 
 def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:

@@ -14,18 +14,33 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import blake3
 
+from .catalog.packs import Member
 from .chunking import ChunkingParams, FileChunker, Window, digest
 from .errors import CairnError, IntegrityError
-from .layout import object_key
+from .layout import object_key, pack_key
 from .manifest import Chunk, Entry
+from .objects import MEMBER_MAX, PACK_BYTES, PACK_MIN, Objects, groups
+from .objects import build as build_pack
 from .progress import NoProgress, Progress
 from .statcache import Known, Stamp, StatCache, stamp
 from .stores import Store
 
 Protect = Callable[[list[str]], set[str]]
+
+
+class PackIndex(Protocol):
+    """Where the uploader's packs are recorded (the catalog, under the writer's lease)."""
+
+    def lease(self, digests: list[str]) -> None:
+        """Protect digests from gc without asking whether they exist (a pack about to go)."""
+
+    def record(self, members: list[Member]) -> None:
+        """Index the members of a pack that is durably stored."""
+
 
 # small files are hashed, existence-checked and sent by batch (bounded by bytes too): one
 # existence check of thousands of keys is one listing per store folder, not a request per key
@@ -36,8 +51,10 @@ _SLICE_OBJECTS = 64
 _SLICE_BYTES = 16 << 20
 # bytes read but not yet stored that the uploader may hold before hashing waits
 _INFLIGHT_BYTES = 256 << 20
-# objects copied from another namespace are read this many at a time (each up to 8 MiB)
+# objects copied from another namespace are read this many at a time (each up to 8 MiB;
+# packed ones up to MEMBER_MAX, read by ranges of their packs)
 _COPY_SLICE = 8
+_COPY_PACKED = 1024
 
 
 @dataclass
@@ -68,11 +85,16 @@ class Uploader:
         statcache: StatCache | None = None,
         progress: Progress | None = None,
         concurrency: int | None = None,
+        packs: PackIndex | None = None,
+        objects: Objects | None = None,
     ):
         self.store = store
         self.namespace = namespace
         self.params = params
         self.protect = protect
+        #: where packs of many small objects are indexed; None: every object goes loose
+        self.packs = packs
+        self.objects = objects or Objects(store, None)
         self.statcache = statcache
         self.progress = progress or NoProgress()
         self.stats = UploadStats()
@@ -142,11 +164,19 @@ class Uploader:
         Views into `window` are held until their puts are done.
         """
         present = self._protect_all(list(blobs))
+        self._send({d: data for d, data in blobs.items() if d not in present}, window)
+
+    def _send(self, blobs: dict[str, bytes | memoryview], window: Window | None = None) -> None:
+        """Send objects known to be missing: many small ones as packs, the rest alone."""
+        if self.packs is not None and window is None:
+            small = {d: data for d, data in blobs.items() if len(data) <= MEMBER_MAX}
+            if len(small) >= PACK_MIN:
+                for group in groups(small):
+                    self._submit_pack(group)
+                blobs = {d: data for d, data in blobs.items() if d not in small}
         part: dict[str, bytes | memoryview] = {}
         size = 0
         for d, data in blobs.items():
-            if d in present:
-                continue
             part[d] = data
             size += len(data)
             if len(part) >= _SLICE_OBJECTS or size >= _SLICE_BYTES:
@@ -165,19 +195,29 @@ class Uploader:
         if source is None or source == self.namespace:
             return set(missing)
         lost: set[str] = set()
-        for i in range(0, len(missing), _COPY_SLICE):
-            keys = {object_key(d, namespace=source): d for d in missing[i : i + _COPY_SLICE]}
-            got = self.store.get_many(keys)
-            for key, exc in got.failed.items():
+        where = self.objects.locate(source, missing)
+        packed = [d for d in missing if d in where]
+        loose = [d for d in missing if d not in where]
+        slices = [packed[i : i + _COPY_PACKED] for i in range(0, len(packed), _COPY_PACKED)]
+        slices += [loose[i : i + _COPY_SLICE] for i in range(0, len(loose), _COPY_SLICE)]
+        small: dict[str, bytes | memoryview] = {}  # sent together, as packs
+        for part in slices:
+            got = self.objects.get_many(source, part, where=where)
+            for d, exc in got.failed.items():
                 if not isinstance(exc, FileNotFoundError):
                     raise exc
-                lost.add(keys[key])
-            blobs = {keys[k]: data for k, data in got.ok.items()}
-            for d, data in blobs.items():
+                lost.add(d)
+            for d, data in got.ok.items():
                 if blake3.blake3(data).hexdigest() != d:
                     raise IntegrityError(f"object {d} is corrupt in the store; run `cairn verify`")
-            if blobs:
-                self._submit(blobs, sum(len(b) for b in blobs.values()))
+                if len(data) <= MEMBER_MAX:
+                    small[d] = data
+                else:
+                    self._send({d: data})
+            if sum(len(b) for b in small.values()) >= PACK_BYTES:
+                self._send(small)
+                small = {}
+        self._send(small)
         return lost
 
     def flush(self) -> None:
@@ -294,6 +334,29 @@ class Uploader:
                 self._inflight.give(size)
                 if window is not None:
                     window.release()
+
+        self._futures.append(self._pool.submit(put))
+
+    def _submit_pack(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
+        """Send objects as one pack in the background, then index them: leased first
+        (gc leaves the pack alone until it is indexed), indexed once durable (a re-run
+        after a crash finds them and does not send them again)."""
+        index = self.packs
+        assert index is not None
+        size = sum(len(data) for _, data in blobs)
+        self._inflight.take(size)
+
+        def put() -> None:
+            try:
+                pack, data, members = build_pack(blobs)
+                index.lease([pack])
+                self.store.put(pack_key(pack, namespace=self.namespace), data)
+                self.store.sync()
+                index.record(members)
+                for m in members:
+                    self.stats.sent(m.size)
+            finally:
+                self._inflight.give(size)
 
         self._futures.append(self._pool.submit(put))
 

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 import blake3
 
 from . import references
-from .layout import namespace_prefix, object_key
+from .catalog.packs import Member
+from .layout import namespace_prefix
+
+# packed objects checked per task: up to 256 KiB each, read as ranges of their pack
+_PACKED_SLICE = 256
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -73,20 +77,39 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
         )
         report.references += [f"{v.ref} {problem}" for problem in problems.values()]
 
-    def check(obj: tuple[str, str]) -> tuple[tuple[str, str], str | None, int]:
-        namespace, d = obj
-        try:
-            data = repo.store.get(object_key(d, namespace=namespace))
-        except FileNotFoundError:
-            return obj, "missing", 0
-        return obj, None if blake3.blake3(data).hexdigest() == d else "corrupt", len(data)
+    # loose objects one per read, packed ones by runs of their pack (ranged reads)
+    tasks: list[tuple[str, list[str], dict[str, Member]]] = []
+    for namespace in sorted({ns for ns, _ in owners}):
+        digests = sorted(d for ns, d in owners if ns == namespace)
+        where = repo.objects.locate(namespace, digests)
+        tasks += [(namespace, [d], where) for d in digests if d not in where]
+        packed = sorted(where.values(), key=lambda m: (m.pack, m.start))
+        for i in range(0, len(packed), _PACKED_SLICE):
+            tasks.append((namespace, [m.digest for m in packed[i : i + _PACKED_SLICE]], where))
+
+    def check(task: tuple[str, list[str], dict[str, Member]]) -> list[tuple[str, str, int]]:
+        namespace, digests, where = task
+        got = repo.objects.get_many(namespace, digests, where=where)
+        out = []
+        for d in digests:
+            data = got.ok.get(d)
+            if data is None:
+                exc = got.failed[d]
+                if not isinstance(exc, FileNotFoundError):
+                    raise exc
+                out.append((d, "missing", 0))
+            else:
+                ok = blake3.blake3(data).hexdigest() == d
+                out.append((d, "" if ok else "corrupt", len(data)))
+        return out
 
     with ThreadPoolExecutor(repo.store.concurrency) as pool:
-        for obj, problem, size in pool.map(check, sorted(owners)):
-            report.objects_checked += 1
-            report.bytes_checked += size
-            if problem == "missing":
-                report.missing.append(owners[obj])
-            elif problem == "corrupt":
-                report.corrupt.append(owners[obj])
+        for (namespace, _, _), results in zip(tasks, pool.map(check, tasks), strict=True):
+            for d, problem, size in results:
+                report.objects_checked += 1
+                report.bytes_checked += size
+                if problem == "missing":
+                    report.missing.append(owners[namespace, d])
+                elif problem == "corrupt":
+                    report.corrupt.append(owners[namespace, d])
     return report

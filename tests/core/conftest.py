@@ -10,7 +10,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from cairn import Repository
-from cairn.layout import OBJECTS, PROJECTS, digest_of_object_key
+from cairn.layout import OBJECTS, PACKS, PROJECTS, digest_of_object_key, digest_of_pack_key
+from cairn.objects import read_index
 
 
 def write(path, data: bytes | str) -> str:
@@ -24,9 +25,16 @@ def write(path, data: bytes | str) -> str:
 
 
 def stored_objects(repo: Repository) -> dict[str, int]:
-    """Key -> size of every object in the store, in every namespace."""
-    listing = [*repo.store.list(OBJECTS), *repo.store.list(PROJECTS)]
-    return {o.key: o.size for o in listing if digest_of_object_key(o.key) is not None}
+    """Key -> size of every object in the store, in every namespace; an object inside a
+    pack is `<pack key>#<digest>`, as the pack's own index lists it."""
+    listing = [*repo.store.list(OBJECTS), *repo.store.list(PACKS), *repo.store.list(PROJECTS)]
+    out = {o.key: o.size for o in listing if digest_of_object_key(o.key) is not None}
+    for o in listing:
+        pack = digest_of_pack_key(o.key)
+        if pack is not None:
+            members = read_index(pack[1], repo.store.get(o.key))
+            out.update((f"{o.key}#{m.digest}", m.size) for m in members)
+    return out
 
 
 def migrate_to(url: str, revision: str, *, down: bool = False) -> None:

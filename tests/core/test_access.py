@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from cairn import Artifact, CairnError, NotFound, PermissionDenied, Repository
 from cairn import lineage as graphs
-from cairn.catalog import leases
+from cairn.catalog import leases, packs
 from cairn.catalog.schema import metadata
 from cairn.cli import app
 
@@ -358,6 +358,8 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
         v0 = member.artifact(f"{p}/data:v0")
         lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)
         leases.add_objects(conn, lease, ["ab" * 32])
+        # the index of a pack in the project's namespace
+        packs.record(conn, v0.namespace, [packs.Member("cd" * 32, "ef" * 32, 0, 1)])
     with w.sql("owner").connect() as conn:
         return {
             t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from cairn import Artifact, InvalidName, Manifest, PermissionDenied, Repository
+from cairn.catalog.engine import SCHEMA_HEAD as HEAD
 from cairn.catalog.schema import versions
 from cairn.chunking import digest
 from cairn.cli import app
@@ -474,4 +475,4 @@ def test_migration_0003_keeps_existing_versions_shared(catalog_url, home, tmp_pa
         assert repo.gc().objects_deleted == 0
         assert repo.verify().ok and repo.verify().versions_checked == 2
         with repo.catalog.read() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD

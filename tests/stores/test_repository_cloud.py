@@ -2,7 +2,7 @@
 
 Every test runs on the three stores (`repo_store_url`); the S3 ones also count what went
 over the wire through FaultProxy (no faults), to show existence checks and uploads are
-batched: thousands of small files cost one PUT each and a handful of listings.
+batched: thousands of small files cost a pack's PUT and a handful of listings.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from backends import empty_bucket
 from fault_proxy import FaultProxy
 
 from cairn import Artifact, Repository
-from cairn.layout import OBJECTS, namespace_prefix
+from cairn.layout import OBJECTS, PACKS, digest_of_pack_key, namespace_prefix
+from cairn.objects import read_index
 from cairn.stores import RetryingStore
 
 
@@ -50,6 +51,14 @@ def _s3_repo_through_proxy(
             home=str(tmp_path / "home"),
         ) as repo:
             yield proxy, repo
+
+
+def _stored(repo: Repository, prefix: str = "") -> int:
+    """How many objects the namespace at `prefix` holds: loose ones and those in packs,
+    as the packs' own indexes list them."""
+    loose = len(list(repo.store.list(prefix + OBJECTS)))
+    packs = [o.key for o in repo.store.list(prefix + PACKS)]
+    return loose + sum(len(read_index(digest_of_pack_key(k)[1], repo.store.get(k))) for k in packs)
 
 
 def _tree(root, files: dict[str, bytes]) -> None:
@@ -90,7 +99,9 @@ def test_log_download_draft_diff_verify_gc(cloud_repo, tmp_path):
     assert repo.verify().ok
     v0.delete()
     report = repo.gc()
-    assert report.objects_deleted == 1  # d/000.txt: only v0 had it
+    # d/000.txt ("file 0\n"): only v0 had it; it stays in its pack, which is mostly live
+    assert (report.objects_deleted, report.dead_in_packs, report.dead_bytes_in_packs) == (0, 1, 7)
+    assert "1 dead objects (7 bytes) stay in packs" in str(report)
     assert repo.verify().ok
     out1 = v1.download(tmp_path / "out1")
     assert (out1 / "d/new.txt").read_text() == "new"
@@ -120,12 +131,11 @@ def test_private_and_public_projects_keep_their_bytes_apart(cloud_repo, tmp_path
     private = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="vision")
     assert (public.namespace, private.namespace) == ("", "vision")
     assert private.last_log.objects_sent == 20
-    assert len(list(repo.store.list(OBJECTS))) == 20
-    assert len(list(repo.store.list("projects/vision/objects/"))) == 20
+    assert (_stored(repo), _stored(repo, "projects/vision/")) == (20, 20)
     public.delete()
     report = repo.gc()
-    assert (report.objects_deleted, report.manifests_deleted) == (20, 1)
-    assert list(repo.store.list(OBJECTS)) == [] and list(repo.store.list("manifests/")) == []
+    assert (report.objects_deleted, report.manifests_deleted, report.packs_deleted) == (20, 1, 1)
+    assert _stored(repo) == 0 and list(repo.store.list("manifests/")) == []
     assert repo.verify().ok
     out = private.download(tmp_path / "out")
     assert all((out / rel).read_bytes() == data for rel, data in files.items())
@@ -147,13 +157,15 @@ def test_a_private_writer_on_s3_sends_every_request_inside_its_prefix(
         out = v.download(tmp_path / "out")
         assert (out / "f/099.txt").read_bytes() == files["f/099.txt"]
         paths = [unquote(r.path) for r in proxy.requests()]
-        assert len(paths) >= 200  # 100 PUTs and 100 GETs at least
+        # the pack's PUT and a ranged GET of it at least
+        assert sum("/packs/" in p for p in paths) >= 2
         outside = [p for p in paths if "repo/projects/vision/" not in p]
         assert outside == []
+        assert (_stored(repo), _stored(repo, "projects/vision/")) == (100, 100)
     listed = s3_endpoint.client().list_objects_v2(Bucket=s3_bucket)["Contents"]
     keys = [o["Key"] for o in listed]
-    assert sum(k.startswith("repo/projects/vision/objects/") for k in keys) == 100
-    assert sum(k.startswith("repo/objects/") for k in keys) == 100
+    assert sum(k.startswith("repo/projects/vision/packs/") for k in keys) == 1
+    assert sum(k.startswith("repo/packs/") for k in keys) == 1
 
 
 def test_remote_stores_retry_by_default(cloud_repo):
@@ -179,7 +191,7 @@ def big_s3_bucket(s3_endpoint, s3_bucket):
     empty_bucket(s3_endpoint.client(), s3_bucket)
 
 
-def test_many_small_files_on_s3_cost_one_put_each_and_few_other_requests(
+def test_many_small_files_on_s3_go_in_one_pack_with_few_other_requests(
     s3_endpoint, big_s3_bucket, tmp_path
 ):
     s3_bucket = big_s3_bucket
@@ -188,15 +200,16 @@ def test_many_small_files_on_s3_cost_one_put_each_and_few_other_requests(
     with _s3_repo_through_proxy(s3_endpoint, s3_bucket, tmp_path) as (proxy, repo):
         proxy.clear()
         v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
-        puts = proxy.requests("PUT", "/objects/")
+        assert v.last_log.objects_sent == 3000
+        puts = proxy.requests("PUT", "/packs/")
         others = [r for r in proxy.requests() if r not in puts]
-        assert len(puts) == 3000
-        # existence: one listing of objects/ per batch of 4,096 files (a new store has
-        # no objects/xx/ folders to look into); then the manifest's HEAD and PUT
+        assert len(puts) == 1 and proxy.requests("PUT", "/objects/") == []
+        # existence: one listing of objects/ per batch (a new store has no objects/xx/
+        # folders to look into); then the manifest's HEAD and PUT
         assert len(others) <= 10, [(r.method, r.path) for r in others]
 
-        # a second log of the same files (new statcache): existence checks only,
-        # one listing per objects/xx/ folder instead of a HEAD per file
+        # a second log of the same files (new statcache): the catalog's pack index
+        # answers for them all, the store is not asked
         repo._statcache.close()
         os.remove(tmp_path / "home" / "statcache.db")
         from cairn.statcache import StatCache
@@ -205,14 +218,12 @@ def test_many_small_files_on_s3_cost_one_put_each_and_few_other_requests(
         proxy.clear()
         again = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
         assert again.version == v.version
-        assert proxy.requests("PUT", "/objects/") == []
-        heads, gets = proxy.requests("HEAD"), proxy.requests("GET")
-        # a HEAD only for the odd folder holding fewer than 4 of the keys
-        assert len(heads) <= 20, len(heads)
-        assert len(gets) <= 257 + 2, len(gets)
+        assert proxy.requests("PUT") == []
+        assert len(proxy.requests()) <= 2, [(r.method, r.path) for r in proxy.requests()]
 
-        # downloading 3,000 files: one GET each, overlapped
+        # downloading 3,000 files: a few ranged GETs of the pack, overlapped
         proxy.clear()
         out = v.download(tmp_path / "out")
-        assert len(proxy.requests("GET", "/objects/")) == 3000
-        assert (out / "f/02999.txt").read_bytes() == files["f/02999.txt"]
+        gets = proxy.requests("GET", "/packs/")
+        assert 1 <= len(gets) <= 3 and proxy.requests("GET", "/objects/") == []
+        assert all((out / rel).read_bytes() == data for rel, data in files.items())

@@ -164,3 +164,16 @@ lease_objects = Table(
     Column("lease_id", String(64), ForeignKey("leases.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", DIGEST, primary_key=True),
 )
+
+# where a packed object is (docs/FORMAT.md "Packs"): bytes [start, start + size) of the
+# pack `pack` in store namespace `namespace`; one row per (namespace, object digest)
+packed = Table(
+    "packed",
+    metadata,
+    Column("namespace", String(128), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Column("pack", DIGEST, nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+Index("ix_packed_pack", packed.c.namespace, packed.c.pack)

@@ -1,0 +1,80 @@
+"""The pack index: which packed object is where (docs/FORMAT.md "Packs").
+
+A row is added once its pack is durably in the store, so every row names bytes that
+were there; gc deletes the rows of a pack before the pack, and moves the rows of the
+objects it repacks in the transaction that makes the new pack the one to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, select
+
+from .schema import packed
+from .sql import insert_ignore
+
+# digests per IN (...) list: well inside every database's limit on bound parameters
+_IN_LIST = 500
+
+
+@dataclass(frozen=True)
+class Member:
+    """An object inside a pack: bytes [start, start + size) of pack `pack`."""
+
+    digest: str
+    pack: str
+    start: int
+    size: int
+
+
+def lookup(conn: Connection, namespace: str, digests: Iterable[str]) -> dict[str, Member]:
+    """Where each of `digests` that is packed in `namespace` is."""
+    wanted = sorted(set(digests))
+    out: dict[str, Member] = {}
+    for i in range(0, len(wanted), _IN_LIST):
+        rows = conn.execute(
+            select(packed.c.digest, packed.c.pack, packed.c.start, packed.c.size).where(
+                packed.c.namespace == namespace, packed.c.digest.in_(wanted[i : i + _IN_LIST])
+            )
+        )
+        out.update((r.digest, Member(r.digest, r.pack, r.start, r.size)) for r in rows)
+    return out
+
+
+def record(conn: Connection, namespace: str, members: Sequence[Member]) -> None:
+    """Index the members of a stored pack; a digest indexed already keeps its first place."""
+    rows = [
+        {
+            "namespace": namespace,
+            "digest": m.digest,
+            "pack": m.pack,
+            "start": m.start,
+            "size": m.size,
+        }
+        for m in members
+    ]
+    insert_ignore(conn, packed, rows, ["namespace", "digest"])
+
+
+def all_members(conn: Connection) -> dict[tuple[str, str], list[Member]]:
+    """(namespace, pack) -> its indexed members, for gc."""
+    out: dict[tuple[str, str], list[Member]] = {}
+    for r in conn.execute(select(packed).order_by(packed.c.pack, packed.c.start)):
+        out.setdefault((r.namespace, r.pack), []).append(Member(r.digest, r.pack, r.start, r.size))
+    return out
+
+
+def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
+    """Drop the rows of `digests` in `namespace` (gc: their pack goes, or they moved)."""
+    wanted = sorted(set(digests))
+    for i in range(0, len(wanted), _IN_LIST):
+        conn.execute(
+            delete(packed).where(
+                packed.c.namespace == namespace, packed.c.digest.in_(wanted[i : i + _IN_LIST])
+            )
+        )
+
+
+__all__ = ["Member", "all_members", "forget", "lookup", "record"]

@@ -1,0 +1,177 @@
+"""Stored objects by digest, loose or packed (docs/FORMAT.md "Packs").
+
+A log that sends many small objects writes them together as one **pack**: their bytes
+back to back, then an index, then a trailer. One request stores thousands of small
+files instead of one request each, which is what a remote store charges for (in
+time and money). The catalog's pack index (`cairn.catalog.packs`) says where each
+packed object is; an object it does not know is loose, at `objects/<digest>`.
+
+Reads here return bytes unverified: every caller checks them against their digest
+(DESIGN invariant 9). Ranges of one pack that lie close together are read with one
+request.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import blake3
+
+from .catalog import packs
+from .catalog.packs import Member
+from .errors import IntegrityError
+from .layout import object_key, pack_key
+from .stores import Batch, Store
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+#: objects up to this size are packed; larger ones cost little per byte to send alone
+MEMBER_MAX = 256 << 10
+#: a pack is closed at about this many bytes
+PACK_BYTES = 16 << 20
+#: a log packs its new small objects only when it has at least this many: below that
+#: the requests saved do not pay for the pack's own catalog round trips
+PACK_MIN = 16
+_MAGIC = b"CAIRNPK1"
+_TRAILER = struct.Struct(">Q8s")  # length of the index JSON, magic
+# ranges of one pack at most this far apart are read with one request
+_GAP = 256 << 10
+_SPAN_MAX = 16 << 20
+
+
+def build(blobs: Iterable[tuple[str, bytes | memoryview]]) -> tuple[str, bytes, list[Member]]:
+    """Lay out a pack: (its digest, its bytes, where each object is in it)."""
+    parts: list[bytes | memoryview] = []
+    index: list[tuple[str, int, int]] = []
+    at = 0
+    for d, data in blobs:
+        parts.append(data)
+        index.append((d, at, len(data)))
+        at += len(data)
+    body = json.dumps({"format": 1, "objects": index}, separators=(",", ":")).encode()
+    data = b"".join([*parts, body, _TRAILER.pack(len(body), _MAGIC)])
+    pack = blake3.blake3(data).hexdigest()
+    return pack, data, [Member(d, pack, start, size) for d, start, size in index]
+
+
+def read_index(pack: str, data: bytes) -> list[Member]:
+    """The objects a whole pack's bytes hold, from its own index."""
+    if len(data) < _TRAILER.size:
+        raise IntegrityError(f"pack {pack} is too short to be a pack")
+    length, magic = _TRAILER.unpack(data[-_TRAILER.size :])
+    if magic != _MAGIC or length > len(data) - _TRAILER.size:
+        raise IntegrityError(f"pack {pack} has no pack trailer")
+    body = json.loads(data[-_TRAILER.size - length : -_TRAILER.size])
+    return [Member(d, pack, start, size) for d, start, size in body["objects"]]
+
+
+def groups(blobs: dict[str, bytes | memoryview]) -> list[list[tuple[str, bytes | memoryview]]]:
+    """Split objects into packs of about PACK_BYTES each, evenly."""
+    items = list(blobs.items())
+    total = sum(len(b) for _, b in items)
+    n = max(1, -(-total // PACK_BYTES))
+    share = -(-total // n)
+    out: list[list[tuple[str, bytes | memoryview]]] = [[]]
+    size = 0
+    for item in items:
+        if size >= share:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += len(item[1])
+    return out
+
+
+class Objects:
+    """Reads objects of any namespace, wherever they are; `catalog` None: loose only."""
+
+    def __init__(self, store: Store, catalog: Catalog | None):
+        self.store = store
+        self.catalog = catalog
+
+    def locate(self, namespace: str, digests: Iterable[str]) -> dict[str, Member]:
+        """Where the packed ones of `digests` are; the others are loose."""
+        if self.catalog is None:
+            return {}
+        with self.catalog.read() as conn:
+            return packs.lookup(conn, namespace, digests)
+
+    def get(self, namespace: str, digest: str, *, where: dict[str, Member] | None = None) -> bytes:
+        """One object's bytes; FileNotFoundError if it is stored nowhere."""
+        got = self.get_many(namespace, [digest], where=where)
+        if digest in got.failed:
+            raise got.failed[digest]
+        return got.ok[digest]
+
+    def get_many(
+        self, namespace: str, digests: Iterable[str], *, where: dict[str, Member] | None = None
+    ) -> Batch[bytes]:
+        """Read objects (by digest; `where`: their places, if located already). A missing
+        object fails with FileNotFoundError in the result."""
+        wanted = list(dict.fromkeys(digests))
+        if where is None:
+            where = self.locate(namespace, wanted)
+        out: Batch[bytes] = Batch()
+        loose = {object_key(d, namespace=namespace): d for d in wanted if d not in where}
+        if loose:
+            got = self.store.get_many(loose)
+            out.ok.update((loose[k], data) for k, data in got.ok.items())
+            out.failed.update((loose[k], exc) for k, exc in got.failed.items())
+        self._read_packed(namespace, [where[d] for d in wanted if d in where], out, again=True)
+        return out
+
+    def _read_packed(
+        self, namespace: str, members: list[Member], out: Batch[bytes], *, again: bool
+    ) -> None:
+        lost: list[Member] = []
+        for span in spans(members):
+            first, last = span[0], span[-1]
+            try:
+                data = self.store.get_range(
+                    pack_key(first.pack, namespace=namespace),
+                    first.start,
+                    last.start + last.size,
+                )
+            except FileNotFoundError:
+                lost += span
+                continue
+            except Exception as exc:
+                out.failed.update((m.digest, exc) for m in span)
+                continue
+            for m in span:
+                piece = data[m.start - first.start : m.start - first.start + m.size]
+                if len(piece) == m.size:
+                    out.ok[m.digest] = piece
+                else:
+                    out.failed[m.digest] = FileNotFoundError(f"pack {m.pack} is cut short")
+        if not lost:
+            return
+        # gc may have repacked them since they were located: look once more
+        moved = self.locate(namespace, [m.digest for m in lost]) if again else {}
+        retry = [moved[m.digest] for m in lost if moved.get(m.digest, m) != m]
+        for m in lost:
+            if moved.get(m.digest, m) == m:
+                out.failed[m.digest] = FileNotFoundError(f"pack {m.pack} is missing")
+        if retry:
+            self._read_packed(namespace, retry, out, again=False)
+
+
+def spans(members: Sequence[Member]) -> list[list[Member]]:
+    """Members in pack order, grouped into runs that one ranged read covers."""
+    out: list[list[Member]] = []
+    for m in sorted(members, key=lambda m: (m.pack, m.start)):
+        if out:
+            first, last = out[-1][0], out[-1][-1]
+            if (
+                m.pack == last.pack
+                and m.start - (last.start + last.size) <= _GAP
+                and m.start + m.size - first.start <= _SPAN_MAX
+            ):
+                out[-1].append(m)
+                continue
+        out.append([m])
+    return out
