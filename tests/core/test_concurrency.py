@@ -46,6 +46,26 @@ def _churn(catalog: str, home: str, src: str, i: int) -> None:
                 v.delete()
 
 
+def _churn_packed(catalog: str, home: str, src: str, i: int) -> None:
+    """The same with 40 small files (one pack) of which another collection keeps 10: gc
+    deletes or rewrites the pack while the re-log dedups against it."""
+    folder = os.path.join(src, f"many-{i}")
+    os.makedirs(folder)
+    for j in range(40):
+        with open(os.path.join(folder, f"{j:02d}.bin"), "wb") as f:
+            f.write(os.urandom(500))
+    with _open(catalog, home) as repo:
+        for round_ in range(6):
+            v = repo.log_artifact(Artifact(f"m{i}").add_dir(folder), project="p")
+            keep = Artifact(f"k{i}")
+            for j in range(0, 40, 4):
+                keep.add_file(os.path.join(folder, f"{j:02d}.bin"), name=f"{j:02d}.bin")
+            if round_ == 3:
+                repo.log_artifact(keep, project="p")
+            if round_ % 2 == 0:
+                v.delete()
+
+
 def _gc_loop(catalog: str, home: str, seconds: float) -> int:
     runs = 0
     with _open(catalog, home) as repo:
@@ -99,4 +119,25 @@ def test_invariant_8_gc_in_a_loop_beside_writers_never_drops_live_content(
     assert report.ok, str(report)
     assert report.versions_checked == 4 + 1  # each churn collection keeps its last log
     repo.gc()
+    assert repo.verify().ok
+
+
+def test_invariant_8_holds_for_packs_gc_deletes_and_rewrites_beside_writers(
+    repo, catalog_url, home, tmp_path
+):
+    src = str(tmp_path)
+    gc = _ctx.Process(target=_gc_loop, args=(catalog_url, str(home), 6.0))
+    gc.start()
+    try:
+        _pool_run(_churn_packed, [(catalog_url, str(home), src, i) for i in range(3)])
+    finally:
+        gc.join(30)
+    assert gc.exitcode == 0
+    report = repo.verify()
+    assert report.ok, str(report)
+    assert report.versions_checked == 3 * 2  # each m<i> keeps its last log, and k<i>
+    for i in range(3):
+        repo.artifact(f"p/m{i}").delete()
+    final = repo.gc()
+    assert final.packs_rewritten + final.packs_deleted >= 1
     assert repo.verify().ok
