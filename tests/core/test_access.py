@@ -392,6 +392,8 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         "DELETE FROM parts": 0,
         "DELETE FROM leases": 0,
         "DELETE FROM manifests": 0,
+        "DELETE FROM packed": 0,
+        "UPDATE packed SET start = 0": 0,
     }
     engine = world.sql("outsider")
     for statement, rows in sneaky.items():
@@ -407,6 +409,7 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         f"INSERT INTO runs (id, project_id, kind, attributes, state, created_at) "
         f"VALUES ('r', {pid}, 'manual', '{{}}', 'running', now())",
         f"INSERT INTO manifests VALUES ({pid}, '{'00' * 32}', 'x', 1, 1, now())",
+        f"INSERT INTO packed VALUES ('secret', '{'00' * 32}', '{'11' * 32}', 0, 1)",
         f"INSERT INTO projects (name, visibility, created_at, created_by) "
         f"VALUES ('spoof', 'private', now(), '{world.roles['owner']}')",
     ]
@@ -752,3 +755,22 @@ def test_sqlite_records_access_settings_and_allows_everything(home, tmp_path):
         with repo.catalog.read() as conn:
             stored = conn.execute(text("SELECT principal, role FROM members")).all()
         assert [tuple(r) for r in stored] == [("bob", "admin")]
+
+
+def test_a_reader_of_a_private_project_reads_its_packed_objects_and_an_outsider_cannot(world):
+    p = setup_project(world, "private", "packs")
+    files = {f"f/{i:02d}.txt": f"small {i}" for i in range(20)}  # one pack
+    a = Artifact("many")
+    for name, content in files.items():
+        a.add_file(write(world.tmp / "many" / name, content), name=name)
+    logged = world.repo("writer").log_artifact(a, project=p)
+    assert logged.namespace == p and logged.last_log.objects_sent == 20
+    v = world.repo("reader").artifact(f"{p}/many:v0")
+    out = v.download(world.tmp / "reader-out")
+    assert {n: (out / n).read_text() for n in files} == files
+    with v.open("f/07.txt") as f:
+        assert f.read() == b"small 7"
+    with world.sql("outsider").connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM packed")).scalar_one() == 0
+    with world.sql("reader").connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM packed")).scalar_one() == 20

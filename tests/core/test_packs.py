@@ -256,3 +256,32 @@ def test_read_index_refuses_what_is_not_a_pack():
     assert data[members[1].start : members[1].start + members[1].size] == b"world!"
     with pytest.raises(IntegrityError, match="trailer"):
         read_index(pack, data[:-1])
+
+
+def test_migration_0004_adds_the_pack_index_and_downgrades_cleanly(catalog_url, home, tmp_path):
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.pool import NullPool
+
+    from .conftest import migrate_to
+
+    def tables() -> set[str]:
+        engine = create_engine(catalog_url, poolclass=NullPool)
+        try:
+            return set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    home.mkdir(parents=True, exist_ok=True)
+    migrate_to(catalog_url, "0003")
+    assert "packed" not in tables() and "versions" in tables()
+    migrate_to(catalog_url, "0004")
+    assert "packed" in tables()
+    migrate_to(catalog_url, "0003", down=True)
+    assert "packed" not in tables()
+    # a catalog upgraded again by Repository.open takes packs
+    from cairn import Repository
+
+    _files(tmp_path / "d", 20)
+    with Repository.open(catalog=catalog_url, home=str(home)) as repo:
+        v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+        assert _indexed(repo) == 20 and repo.verify(v.ref).ok
