@@ -81,6 +81,19 @@ def _pool_run(fn, args_list):  # type: ignore[no-untyped-def]
         return pool.starmap(fn, args_list)
 
 
+def _beside_gc(catalog: str, home: str, src: str, *writers) -> None:  # type: ignore[no-untyped-def]
+    """Run each (writer function, count) as that many processes, one batch after the
+    other, while another process runs gc in a loop."""
+    gc = _ctx.Process(target=_gc_loop, args=(catalog, home, 6.0))
+    gc.start()
+    try:
+        for fn, n in writers:
+            _pool_run(fn, [(catalog, home, src, i) for i in range(n)])
+    finally:
+        gc.join(30)
+    assert gc.exitcode == 0
+
+
 def test_invariant_3_sixteen_processes_get_sixteen_gap_free_versions(
     repo, catalog_url, home, tmp_path
 ):
@@ -104,15 +117,7 @@ def test_invariant_7_thirty_two_processes_upsert_one_version_and_lose_none(
 def test_invariant_8_gc_in_a_loop_beside_writers_never_drops_live_content(
     repo, catalog_url, home, tmp_path
 ):
-    src = str(tmp_path)
-    gc = _ctx.Process(target=_gc_loop, args=(catalog_url, str(home), 6.0))
-    gc.start()
-    try:
-        _pool_run(_churn, [(catalog_url, str(home), src, i) for i in range(4)])
-        _pool_run(_upsert_one, [(catalog_url, str(home), src, i) for i in range(4)])
-    finally:
-        gc.join(30)
-    assert gc.exitcode == 0
+    _beside_gc(catalog_url, str(home), str(tmp_path), (_churn, 4), (_upsert_one, 4))
     v = repo.finish_artifact(Artifact("table"), project="p", distributed_id="job-1")
     assert len(v.files()) == 4
     report = repo.verify()
@@ -125,14 +130,7 @@ def test_invariant_8_gc_in_a_loop_beside_writers_never_drops_live_content(
 def test_invariant_8_holds_for_packs_gc_deletes_and_rewrites_beside_writers(
     repo, catalog_url, home, tmp_path
 ):
-    src = str(tmp_path)
-    gc = _ctx.Process(target=_gc_loop, args=(catalog_url, str(home), 6.0))
-    gc.start()
-    try:
-        _pool_run(_churn_packed, [(catalog_url, str(home), src, i) for i in range(3)])
-    finally:
-        gc.join(30)
-    assert gc.exitcode == 0
+    _beside_gc(catalog_url, str(home), str(tmp_path), (_churn_packed, 3))
     report = repo.verify()
     assert report.ok, str(report)
     assert report.versions_checked == 3 * 2  # each m<i> keeps its last log, and k<i>
