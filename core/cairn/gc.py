@@ -160,7 +160,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
     )
     for info in listing:
-        recent = info.mtime is not None and info.mtime > started - _GRACE_SECONDS
+        recent = _recent(info, started)
         obj = digest_of_object_key(info.key)
         if obj is not None:
             if recent or obj[1] in live.objects[obj[0]]:
@@ -182,8 +182,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
     for (namespace, name), info in stored_packs.items():
         members = indexed.get((namespace, name), [])
         alive = [m for m in members if m.digest in live.objects[namespace]]
-        recent = info.mtime is not None and info.mtime > started - _GRACE_SECONDS
-        if recent or name in live.objects[namespace]:  # a writer's, not indexed yet
+        if _recent(info, started) or name in live.objects[namespace]:  # a writer's, not indexed yet
             plan.objects_kept += len(members)
         elif not alive:
             plan.doomed.append((info.key, namespace, name))
@@ -193,13 +192,13 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
             plan.freed += info.size
         else:
             plan.objects_kept += len(alive)
-            if sum(m.size for m in alive) <= (1 - _REPACK_DEAD) * sum(m.size for m in members):
+            live_bytes = sum(m.size for m in alive)
+            indexed_bytes = sum(m.size for m in members)
+            if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes:
                 plan.rewrite.append((info, namespace, members, alive))
             else:
                 plan.dead_in_packs += len(members) - len(alive)
-                plan.dead_bytes_in_packs += sum(m.size for m in members) - sum(
-                    m.size for m in alive
-                )
+                plan.dead_bytes_in_packs += indexed_bytes - live_bytes
     # the index of a pack that is gone (lost behind cairn's back): writers must not
     # count on it; `cairn verify` reports the versions that needed it
     for where, members in indexed.items():
@@ -211,6 +210,10 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
     ]
     return plan
+
+
+def _recent(info: ObjectInfo, started: float) -> bool:
+    return info.mtime is not None and info.mtime > started - _GRACE_SECONDS
 
 
 def _rewrite(

@@ -200,23 +200,27 @@ class Uploader:
         loose = [d for d in missing if d not in where]
         slices = [packed[i : i + _COPY_PACKED] for i in range(0, len(packed), _COPY_PACKED)]
         slices += [loose[i : i + _COPY_SLICE] for i in range(0, len(loose), _COPY_SLICE)]
-        small: dict[str, bytes | memoryview] = {}  # sent together, as packs
+        small: dict[str, bytes | memoryview] = {}  # gathered across slices, sent as packs
+        small_bytes = 0
         for part in slices:
             got = self.objects.get_many(source, part, where=where)
             for d, exc in got.failed.items():
                 if not isinstance(exc, FileNotFoundError):
                     raise exc
                 lost.add(d)
+            large: dict[str, bytes | memoryview] = {}
             for d, data in got.ok.items():
                 if blake3.blake3(data).hexdigest() != d:
                     raise IntegrityError(f"object {d} is corrupt in the store; run `cairn verify`")
                 if len(data) <= MEMBER_MAX:
                     small[d] = data
+                    small_bytes += len(data)
                 else:
-                    self._send({d: data})
-            if sum(len(b) for b in small.values()) >= PACK_BYTES:
+                    large[d] = data
+            self._send(large)
+            if small_bytes >= PACK_BYTES:
                 self._send(small)
-                small = {}
+                small, small_bytes = {}, 0
         self._send(small)
         return lost
 
