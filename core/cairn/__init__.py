@@ -19,6 +19,7 @@ from .projects import ProjectInfo
 from .repository import Repository
 from .run import Run
 from .transfer import UploadStats
+from .tree import FileTree, FolderPage, TreeItem
 from .verify import VerifyReport
 from .version import ArtifactVersion
 
@@ -33,7 +34,9 @@ __all__ = [
     "Conflict",
     "Diff",
     "Entry",
+    "FileTree",
     "Finalized",
+    "FolderPage",
     "GCReport",
     "IntegrityError",
     "InvalidName",
@@ -45,6 +48,7 @@ __all__ = [
     "ReferenceChanged",
     "Repository",
     "Run",
+    "TreeItem",
     "UploadStats",
     "VerifyReport",
 ]

@@ -155,18 +155,24 @@ class Manifest(Mapping[str, Entry]):
 
     @classmethod
     def from_bytes(cls, body: bytes, *, expect_digest: str | None = None) -> Manifest:
-        if body[:1] != b"{":
-            body = zlib.decompress(body)
-        if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
-            raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
-        doc = json.loads(body)
-        if doc.get("format") != FORMAT_VERSION:
-            raise IntegrityError(
-                f"manifest format {doc.get('format')!r} is not supported by this cairn "
-                f"(knows {FORMAT_VERSION}); upgrade cairn"
-            )
-        m = cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
-        return m
+        doc = parse_document(body, expect_digest=expect_digest)
+        return cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+
+
+def parse_document(body: bytes, *, expect_digest: str | None = None) -> dict[str, Any]:
+    """A manifest's JSON document (`{"entries": {path: entry}, "format": 1}`), its digest
+    and format checked, without building an `Entry` per path (see cairn.tree)."""
+    if body[:1] != b"{":
+        body = zlib.decompress(body)
+    if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
+        raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
+    doc: dict[str, Any] = json.loads(body)
+    if doc.get("format") != FORMAT_VERSION:
+        raise IntegrityError(
+            f"manifest format {doc.get('format')!r} is not supported by this cairn "
+            f"(knows {FORMAT_VERSION}); upgrade cairn"
+        )
+    return doc
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class Run:
         self.attributes: dict[str, Any] = dict(row.attributes or {})
         self.state: str = row.state
         self.created_at: datetime = row.created_at
+        self.finished_at: datetime | None = row.finished_at
 
     @property
     def repository(self) -> Repository:
@@ -98,6 +99,10 @@ class Run:
 
     def used_artifacts(self) -> list[ArtifactVersion]:
         return self._repo._used_by_run(self.id)
+
+    def contributed_artifacts(self) -> list[ArtifactVersion]:
+        """Distributed versions this run upserted parts into (pending or committed)."""
+        return self._repo._contributed_by_run(self.id)
 
     def _group_id(self) -> str:
         from .errors import InvalidName

@@ -1,0 +1,128 @@
+"""FileTree: a version's folders listed a page at a time, and looking up runs by id."""
+
+from __future__ import annotations
+
+import pytest
+
+from cairn import Artifact, FileTree, InvalidName, NotFound
+
+
+def _version(repo, files: dict[str, bytes]):
+    art = Artifact("ds", type="dataset")
+    for path, data in files.items():
+        with art.new_file(path, mode="wb") as f:
+            f.write(data)
+    return repo.log_artifact(art, project="demo")
+
+
+FILES = {
+    "a.txt": b"1",
+    "a-b/x.bin": b"22",
+    "a/x.txt": b"333",
+    "a/y/z.txt": b"4444",
+    "a/y/w.txt": b"55555",
+    "b/c/d/e.txt": b"666666",
+    "README.md": b"7777777",
+}
+
+
+def test_root_lists_folders_first_with_their_sizes_and_file_counts(repo):
+    tree = _version(repo, FILES).file_tree()
+    page = tree.listdir()
+    assert [(i.name, i.is_folder, i.size, i.files) for i in page.items] == [
+        ("a", True, 3 + 4 + 5, 3),
+        ("a-b", True, 2, 1),
+        ("b", True, 6, 1),
+        ("README.md", False, 7, 1),
+        ("a.txt", False, 1, 1),
+    ]
+    assert (page.folder, page.total, page.size, page.files) == ("", 5, 28, 7)
+    assert not page.has_more
+
+
+def test_a_folder_lists_its_children_and_nothing_of_its_siblings(repo):
+    tree = _version(repo, FILES).file_tree()
+    page = tree.listdir("a")
+    assert [(i.path, i.is_folder, i.size) for i in page.items] == [
+        ("a/y", True, 9),
+        ("a/x.txt", False, 3),
+    ]
+    assert (page.size, page.files) == (12, 3)
+    assert [i.path for i in tree.listdir("b/c").items] == ["b/c/d"]
+    assert tree.listdir("a/").folder == "a"
+
+
+def test_pages_cover_every_child_once():
+    entries = {f"d/f{i:04d}": {"size": i, "digest": "x"} for i in range(250)}
+    entries.update({f"d/sub{i}/x": {"size": 1, "digest": "x"} for i in range(3)})
+    tree = FileTree(entries)
+    seen = []
+    offset = 0
+    while True:
+        page = tree.listdir("d", offset=offset, limit=100)
+        seen += [i.name for i in page.items]
+        if not page.has_more:
+            break
+        offset += page.limit
+    assert seen[:3] == ["sub0", "sub1", "sub2"]
+    assert seen[3:] == [f"f{i:04d}" for i in range(250)]
+    assert tree.listdir("d", offset=1000).items == ()
+
+
+def test_files_and_folders_are_told_apart_and_entries_match_the_manifest(repo):
+    v = _version(repo, FILES)
+    tree = v.file_tree()
+    assert len(tree) == len(FILES)
+    assert tree.is_file("a/y/z.txt") and not tree.is_folder("a/y/z.txt")
+    assert tree.is_folder("a/y") and not tree.is_file("a/y")
+    assert tree.is_folder("") and not tree.is_folder("a/q")
+    assert tree.entry("a/y/z.txt") == v.entry("a/y/z.txt")
+
+
+def test_missing_and_escaping_paths_are_errors(repo):
+    tree = _version(repo, FILES).file_tree()
+    with pytest.raises(NotFound):
+        tree.listdir("nope")
+    with pytest.raises(NotFound):
+        tree.listdir("a.txt")  # a file, not a folder
+    with pytest.raises(NotFound):
+        tree.entry("a/y")
+    for bad in ("../a", "a/../b", "/etc", "a\\b"):
+        with pytest.raises(InvalidName):
+            tree.listdir(bad)
+        with pytest.raises(InvalidName):
+            tree.entry(bad)
+
+
+def test_a_corrupt_manifest_is_refused(repo):
+    from cairn import IntegrityError
+
+    v = _version(repo, FILES)
+    body = v.manifest.to_bytes()
+    assert len(FileTree.from_bytes(body, expect_digest=v.digest)) == len(FILES)
+    with pytest.raises(IntegrityError):
+        FileTree.from_bytes(body.replace(b'"size":1', b'"size":9'), expect_digest=v.digest)
+
+
+def test_pending_versions_have_no_tree_yet(repo):
+    part = Artifact("shards", type="dataset")
+    with part.new_file("p.txt") as f:
+        f.write("p")
+    pending = repo.upsert_artifact(part, project="demo", distributed_id="g", writer_id="w")
+    with pytest.raises(NotFound):
+        pending.file_tree()
+
+
+def test_get_run_finds_a_recorded_run_and_nothing_else(repo):
+    with repo.run(project="demo", name="train", job_type="train", group="g") as run:
+        pass
+    found = repo.get_run(run.id)
+    assert (found.name, found.job_type, found.group, found.state) == (
+        "train",
+        "train",
+        "g",
+        "finished",
+    )
+    assert found.finished_at is not None
+    with pytest.raises(NotFound):
+        repo.get_run("no-such-run")
