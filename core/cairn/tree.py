@@ -69,6 +69,10 @@ class FileTree:
     def __len__(self) -> int:
         return len(self._paths)
 
+    def paths(self) -> tuple[str, ...]:
+        """Every file's path, sorted."""
+        return tuple(self._paths)
+
     def is_file(self, path: str) -> bool:
         return path in self._raw
 

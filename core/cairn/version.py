@@ -105,6 +105,12 @@ class ArtifactVersion:
         return list(self.manifest.values())
 
     def entry(self, path: str) -> Entry:
+        """One file's entry (from the file tree unless the manifest is loaded: cheaper)."""
+        if self._manifest is None and self.digest is not None:
+            try:
+                return self.file_tree().entry(path)
+            except NotFound:
+                raise NotFound(f"{self.ref} has no file {path!r}") from None
         try:
             return self.manifest[check_path(path)]
         except KeyError:

@@ -1,0 +1,140 @@
+"""A version's files: folders a page at a time, a file's preview, and its download.
+
+Every path comes from the URL and is checked like any manifest path (DESIGN invariant 10:
+no '..', no empty or absolute segment, whatever the encoding), then looked up in the
+manifest: the UI never turns a URL into a store key or a local file name.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response, StreamingResponse
+
+from . import links
+from .pages import Pages
+from .preview import IMAGE_TYPES, extension, preview
+from .state import UI
+from .versions import header, resolve
+from .views import Doc, page_doc
+
+pages = Pages()
+router = APIRouter()
+
+FILES_PER_PAGE = 100
+BLOCK = 1 << 20
+#: a downloaded file never runs as part of the UI: no scripts, no plugins, no frames
+SANDBOX = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+
+
+@pages.page("/projects/{project}/artifacts/{name}/{version}/files", "files.html")
+def files_root(
+    ui: UI,
+    project: str,
+    name: str,
+    version: str,
+    page: int = Query(1, ge=1),
+    limit: int = Query(FILES_PER_PAGE, ge=1, le=1000),
+) -> Doc:
+    return files_page(ui, project, name, version, "", page, limit)
+
+
+@pages.page("/projects/{project}/artifacts/{name}/{version}/files/{path:path}", "files.html")
+def files_page(
+    ui: UI,
+    project: str,
+    name: str,
+    version: str,
+    path: str,
+    page: int = Query(1, ge=1),
+    limit: int = Query(FILES_PER_PAGE, ge=1, le=1000),
+) -> Doc:
+    """A folder's listing, or a file's details and preview."""
+    v = resolve(ui.repo, project, name, version)
+    reader = ui.reader(v)
+    tree = reader.file_tree()
+    base = links.of_version(v)
+    doc = header(ui, v)
+    doc["crumbs"] = _crumbs(base, path)
+    if path and tree.is_file(path.rstrip("/")):
+        entry = tree.entry(path)
+        doc["file"] = {
+            "path": entry.path,
+            "name": entry.path.rsplit("/", 1)[-1],
+            "size": entry.size,
+            "digest": entry.digest,
+            "chunks": len(entry.chunks),
+            "reference": entry.ref,
+            "download": links.raw(base, entry.path),
+            "cairn_uri": f"cairn://{v.ref}/{entry.path}",
+        }
+        doc["preview"] = preview(reader, entry, image_url=links.raw(base, entry.path, inline=True))
+        return doc
+    listing = tree.listdir(path, offset=(page - 1) * limit, limit=limit)
+    doc["listing"] = page_doc(listing, base)
+    doc["page"] = page
+    doc["pages"] = max(1, -(-listing.total // limit))
+    return doc
+
+
+@router.get(
+    "/projects/{project}/artifacts/{name}/{version}/raw/{path:path}", include_in_schema=False
+)
+def raw(ui: UI, project: str, name: str, version: str, path: str, inline: bool = False) -> Response:
+    """The file's bytes, streamed and verified object by object as every read is.
+
+    The first block is read before the response starts, so a missing or corrupt first
+    object is an error page; a later one ends the transfer short of its Content-Length,
+    which every client reports as a failed download, never as a good file.
+    """
+    v = ui.reader(resolve(ui.repo, project, name, version))
+    entry = v.entry(path)
+    stream = v.open(entry.path)
+    try:
+        first = stream.read(BLOCK)
+    except BaseException:
+        stream.close()
+        raise
+    ext = extension(entry.path)
+    shown = inline and ext in IMAGE_TYPES
+    media = IMAGE_TYPES[ext] if shown else _media_type(entry.path)
+    filename = entry.path.rsplit("/", 1)[-1]
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    disposition = "inline" if shown else "attachment"
+    names = f"filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+    headers = {
+        "Content-Length": str(entry.size),
+        "Content-Disposition": f"{disposition}; {names}",
+        "Content-Security-Policy": SANDBOX,
+        "Cache-Control": "private",
+    }
+    if entry.digest:
+        headers["ETag"] = f'"{entry.digest}"'
+    return StreamingResponse(_blocks(first, stream), media_type=media, headers=headers)
+
+
+def _blocks(first: bytes, stream: object) -> Iterator[bytes]:
+    try:
+        if first:
+            yield first
+        while block := stream.read(BLOCK):  # type: ignore[attr-defined]
+            yield block
+    finally:
+        stream.close()  # type: ignore[attr-defined]
+
+
+def _media_type(path: str) -> str:
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def _crumbs(base: str, path: str) -> list[Doc]:
+    """The path as links: the version's root, then each folder down to `path`."""
+    crumbs = [{"name": "files", "url": links.files(base)}]
+    parts = [p for p in path.strip("/").split("/") if p]
+    for i, part in enumerate(parts):
+        crumbs.append({"name": part, "url": links.files(base, "/".join(parts[: i + 1]))})
+    return crumbs

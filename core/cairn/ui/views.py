@@ -1,0 +1,136 @@
+"""Versions, runs and file listings as plain JSON documents: what a page renders and what
+its /api twin returns, so the two never disagree."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from ..run import Run
+from ..tree import FolderPage, TreeItem
+from ..version import ArtifactVersion
+from . import links
+
+Doc = dict[str, Any]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A catalog timestamp (UTC; SQLite hands it back naive) as ISO 8601."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
+
+
+def version_doc(v: ArtifactVersion) -> Doc:
+    return {
+        "ref": v.ref,
+        "project": v.project,
+        "name": v.name,
+        "type": v.type,
+        "version": v.version,
+        "index": v.index,
+        "selector": links.selector(v),
+        "digest": v.digest,
+        "size": v.size,
+        "file_count": v.file_count,
+        "state": v.state,
+        "aliases": v.aliases,
+        "metadata": v.metadata,
+        "description": v.description,
+        "distributed_id": v.distributed_id,
+        "created_at": iso(v.created_at),
+        "committed_at": iso(v.committed_at),
+        "url": links.of_version(v),
+    }
+
+
+def run_doc(r: Run) -> Doc:
+    doc: Doc = {
+        "id": r.id,
+        "project": r.project,
+        "name": r.name,
+        "kind": r.kind,
+        "job_type": r.job_type,
+        "group": r.group,
+        "state": r.state,
+        "attributes": r.attributes,
+        "created_at": iso(r.created_at),
+        "finished_at": iso(r.finished_at),
+        "url": links.run(r.project, r.id),
+    }
+    # run config and summary come with the search issue's runs; shown once they exist
+    for key in ("config", "summary"):
+        value = getattr(r, key, None)
+        if isinstance(value, dict):
+            doc[key] = value
+    return doc
+
+
+def item_doc(item: TreeItem, version_path: str) -> Doc:
+    doc: Doc = {
+        "path": item.path,
+        "name": item.name,
+        "kind": "folder" if item.is_folder else "file",
+        "size": item.size,
+        "files": item.files,
+        "url": links.files(version_path, item.path),
+    }
+    if not item.is_folder:
+        doc["download"] = links.raw(version_path, item.path)
+    return doc
+
+
+def page_doc(page: FolderPage, version_path: str) -> Doc:
+    return {
+        "folder": page.folder,
+        "items": [item_doc(i, version_path) for i in page.items],
+        "total": page.total,
+        "offset": page.offset,
+        "limit": page.limit,
+        "size": page.size,
+        "files": page.files,
+        "has_more": page.has_more,
+    }
+
+
+def flatten(metadata: dict[str, Any], *, prefix: str = "", depth: int = 3) -> dict[str, Any]:
+    """Nested metadata as dotted keys ('metrics.acc'), as the query language names them;
+    lists and objects deeper than `depth` stay whole."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and depth > 1:
+            out.update(flatten(value, prefix=f"{name}.", depth=depth - 1))
+        else:
+            out[name] = value
+    return out
+
+
+def metadata_columns(docs: Iterable[Doc], *, limit: int = 6) -> list[str]:
+    """The metadata keys worth a column in a table of versions (or runs' summaries):
+    scalar values, the most common first."""
+    counts: Counter[str] = Counter()
+    for doc in docs:
+        for key, value in flatten(doc.get("metadata") or {}).items():
+            if value is None or isinstance(value, str | int | float | bool):
+                counts[key] += 1
+    ranked = sorted(counts, key=lambda k: (-counts[k], k))
+    return ranked[:limit]
+
+
+def cell(value: Any) -> str:
+    """A metadata value as one short table cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
