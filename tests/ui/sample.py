@@ -17,6 +17,8 @@ from cairn import Artifact, ArtifactVersion, Repository
 
 #: a description and metadata value a page must show as text, never run
 SCRIPT = "<script>document.title='pwned'</script>"
+#: the distributed id of the sample's pending version
+PENDING_ID = "airflow:features:manual__2024-03-01/part"
 
 
 def png(width: int = 48, height: int = 32) -> bytes:
@@ -27,10 +29,17 @@ def png(width: int = 48, height: int = 32) -> bytes:
     )
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def parquet(rows: int = 120) -> bytes:
@@ -112,12 +121,18 @@ def build(repo: Repository) -> dict[str, ArtifactVersion]:
     for w in range(3):
         with repo.run(project="demo", name=f"shard-{w}", job_type="upsert", group="preds-1") as run:
             run.use_artifact("classifier:best")
-            part = _art("predictions", "dataset", {f"parts/part-{w:03d}.csv": f"id,pred\n{w},{w}\n"})
+            part = _art(
+                "predictions", "dataset", {f"parts/part-{w:03d}.csv": f"id,pred\n{w},{w}\n"}
+            )
             run.upsert_artifact(part)
     with repo.run(project="demo", name="commit-preds", job_type="finish", group="preds-1") as run:
         out["predictions"] = run.finish_artifact(
             Artifact("predictions", type="dataset", metadata={"shards": 3}), aliases=["daily"]
         )
+    # a distributed version still being written (its id holds a '/', as some run ids do)
+    with repo.run(project="demo", name="feature-writer", job_type="upsert") as run:
+        part = _art("features", "dataset", {"part-0.csv": "a,b\n1,2\n"})
+        out["pending"] = run.upsert_artifact(part, distributed_id=PENDING_ID, writer_id="w0")
     out["xss"] = repo.log_artifact(
         _art(
             "odd-names",

@@ -52,11 +52,11 @@ def header(ui: UIState, v: ArtifactVersion) -> Doc:
 def _tabs(v: ArtifactVersion) -> list[Doc]:
     base = links.of_version(v)
     tabs: list[Doc] = [{"id": "overview", "label": "Overview", "url": base}]
-    if v.digest is not None:
-        files: Doc = {"id": "files", "label": "Files", "url": links.files(base), "count": v.file_count}
-        tabs.append(files)
-    tabs.append({"id": "lineage", "label": "Lineage", "url": links.lineage(base)})
-    return tabs
+    if v.digest is None:
+        return tabs  # pending: no files yet, and its parts' runs are on the overview
+    files: Doc = {"id": "files", "label": "Files", "url": links.files(base), "count": v.file_count}
+    lineage: Doc = {"id": "lineage", "label": "Lineage", "url": links.lineage(base)}
+    return [*tabs, files, lineage]
 
 
 @pages.page("/projects/{project}/artifacts/{name}/@{distributed_id:path}", "version.html")
