@@ -1,0 +1,164 @@
+"""The UI in a real headless Chromium, served by `cairn ui` on the sample repository:
+projects -> collection -> version -> files -> preview -> lineage (expand a node, open a
+group), sorting, and no script error on the way. Screenshots go to $CAIRN_UI_SCREENSHOTS
+(or the test's temporary folder); docs/ holds two of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import VIEWPORT, Console, chromium, node_names, node_position, screenshots
+from conftest import free_port, start_ui, stop
+from sample import build
+
+from cairn import Repository
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("browser-home")
+    with Repository.open(home=str(home)) as repo:
+        build(repo)
+    port = free_port()
+    proc = start_ui(home, port)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT)
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return screenshots(tmp_path_factory.mktemp("screenshots"))
+
+
+def test_walk_from_projects_to_a_file_preview(server, page, shots):
+    console = Console(page)
+    page.goto(f"{server}/")
+    assert page.locator("h1").inner_text() == "Projects"
+    page.screenshot(path=shots / "01-projects.png", full_page=True)
+    page.get_by_role("link", name="demo", exact=True).click()
+    page.wait_for_url("**/projects/demo")
+    page.screenshot(path=shots / "02-project.png", full_page=True)
+    page.get_by_role("link", name="mnist", exact=True).click()
+    page.wait_for_url("**/projects/demo/artifacts/mnist")
+    page.locator("#versions").get_by_role("link", name="v1", exact=True).click()
+    page.wait_for_url("**/artifacts/mnist/v1")
+    assert "Handwritten digits" in page.locator(".description").inner_text()
+    assert page.locator("#metadata").get_by_text("ingest").is_visible()
+    # usage snippets: one tab at a time
+    page.get_by_role("tab", name="CLI").click()
+    assert page.get_by_text("cairn get demo/mnist:v1 --root mnist-v1").is_visible()
+    assert not page.get_by_text('repo.artifact("demo/mnist:v1")').is_visible()
+    page.get_by_role("tab", name="Python").click()
+    page.screenshot(path=shots / "03-version.png", full_page=True)
+
+    page.locator(".tabs").get_by_role("link", name="Files").click()
+    page.wait_for_url("**/v1/files")
+    rows = page.locator("#files tbody tr")
+    assert rows.count() == 3  # meta, test, train
+    page.get_by_role("link", name="train", exact=True).click()
+    page.get_by_role("link", name="labels.csv", exact=True).click()
+    page.wait_for_url("**/files/train/labels.csv")
+    table = page.locator("#preview table")
+    assert table.locator("th").all_inner_texts() == ["id", "label", "pixels"]
+    assert table.locator("tbody tr").count() == 50
+    page.screenshot(path=shots / "04-preview-csv.png", full_page=True)
+    with page.expect_download() as download:
+        page.locator(".card-head").get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "labels.csv"
+    assert Path(download.value.path()).read_bytes().startswith(b"id,label,pixels\n0,0,0\n")
+
+    page.goto(f"{server}/projects/demo/artifacts/mnist/v1/files/train/images/0001.png")
+    image = page.locator("#preview img")
+    image.wait_for()
+    assert page.evaluate("(img) => img.complete && img.naturalWidth", image.element_handle()) == 48
+    page.goto(f"{server}/projects/demo/artifacts/mnist/v1/files/test/labels.parquet")
+    assert page.locator("#preview th .type").all_inner_texts() == ["int64", "string", "double"]
+    console.expect_clean()
+
+
+def _wait_ready(page: Any) -> None:
+    page.wait_for_selector("#graph[data-ready='1']", timeout=20_000)
+
+
+def test_lineage_expands_a_collapsed_node_and_opens_a_group(server, page, shots):
+    console = Console(page)
+    page.goto(f"{server}/projects/demo/artifacts/mnist/v1/lineage")
+    _wait_ready(page)
+    names = node_names(page)
+    assert "mnist:v1" in names and "prep" in names and "8 runs" in names
+    assert "mnist:v0" not in names
+    page.screenshot(path=shots / "05-lineage.png")
+
+    # prep logged mnist:v0 too: it is drawn collapsed; a click fetches and draws the rest
+    before = len(names)
+    where = node_position(page, "prep")
+    page.mouse.click(where["x"], where["y"])
+    page.wait_for_function(f"() => window.cairnLineage.cy.nodes().length > {before}")
+    _wait_ready(page)
+    assert "mnist:v0" in node_names(page)
+    assert page.locator("#node-title").inner_text() == "prep"
+    page.screenshot(path=shots / "06-lineage-expanded.png")
+
+    # the eight sweep runs are one group until clicked
+    count = len(node_names(page))
+    where = node_position(page, "8 runs")
+    page.mouse.click(where["x"], where["y"])
+    page.wait_for_function(f"() => window.cairnLineage.cy.nodes().length > {count}")
+    _wait_ready(page)
+    names = node_names(page)
+    assert {f"sweep-{i}" for i in range(8)} <= set(names) and "8 runs" not in names
+
+    # a node's card opens its page
+    where = node_position(page, "evaluate")
+    page.mouse.click(where["x"], where["y"])
+    page.locator("#node-open").click()
+    page.wait_for_url("**/projects/demo/runs/*")
+    assert "evaluate" in page.locator("h1").inner_text()
+    console.expect_clean()
+
+
+def test_the_depth_control_redraws_the_graph(server, page):
+    page.goto(f"{server}/projects/demo/artifacts/classifier/v5/lineage?depth=1")
+    _wait_ready(page)
+    shallow = len(node_names(page))
+    page.select_option("#depth", "all")
+    page.wait_for_url("**/lineage?depth=all")
+    _wait_ready(page)
+    deep = node_names(page)
+    assert len(deep) > shallow and "raw:v0" in deep and "predictions:v0" in deep
+
+
+def test_versions_sort_by_a_metadata_metric(server, page, shots):
+    page.goto(f"{server}/projects/demo/artifacts/classifier")
+    page.locator("#versions thead").get_by_role("link", name="accuracy").click()
+    page.wait_for_url("**/classifier?sort=-metadata.accuracy")
+    first = page.locator("#versions tbody tr").first
+    assert first.locator("td").first.inner_text().startswith("v7")
+    page.screenshot(path=shots / "07-collection-sorted.png", full_page=True)
+    page.locator("#versions thead").get_by_role("link", name="accuracy ↓").click()
+    page.wait_for_url("**/classifier?sort=metadata.accuracy")
+    assert page.locator("#versions tbody tr").first.locator("td").first.inner_text() == "v0"
+
+
+def test_a_missing_page_is_a_page(server, page):
+    response = page.goto(f"{server}/projects/demo/artifacts/mnist/v42")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
+    assert "demo/mnist:v42" in page.locator(".error-page p").first.inner_text()
