@@ -40,7 +40,7 @@ from cairn import (
     Run,
 )
 
-from . import summary
+from . import links, summary
 from .blocks import CairnRepository
 from .identity import PrefectIdentity
 
@@ -88,7 +88,8 @@ def log_artifact(
     stored; `remove` drops paths (or folders) from it, skipping absent ones. Identical
     content returns the existing version. Publishes a table artifact summarising the version.
     """
-    with _cairn_run(repository, project) as (repo, run):
+    block = _block(repository)
+    with _cairn_run(block, project) as (repo, run):
         art = _start(run, name, type) if incremental else Artifact(name, type)
         if description is not None:
             art.description = description
@@ -101,6 +102,7 @@ def log_artifact(
                 _logger().warning("nothing to remove at %r in %s: skipped", p, name)
         v = run.log_artifact(art, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_sent(v))
+        links.publish(block.ui_url, v, verb="logged")
         return v.ref
 
 
@@ -119,11 +121,13 @@ def use_artifact(
     ./artifacts/NAME/vN), or with `path` the local copy of that one file, or with
     `download=False` the exact ref (`demo/x:v3`) the given ref resolved to.
     """
-    with _open(repository) as repo:
+    block = _block(repository)
+    with _open(block) as repo:
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
             v = run.use_artifact(ref)
             _logger().info("using %s (%d files, %d bytes)", v.ref, v.file_count, v.size)
+            links.publish(block.ui_url, v, verb="used")
             if path is not None:
                 return str(v.get_path(path))
             if not download:
@@ -193,12 +197,14 @@ def finish_artifact(
     is skipped, and the flow would otherwise complete without committing); the summary
     then counts the bytes the parts stored.
     """
-    with _cairn_run(repository, project) as (repo, run):
+    block = _block(repository)
+    with _cairn_run(block, project) as (repo, run):
         art = Artifact(name, type, description=description, metadata=metadata)
         _add(art, path, prefix)
         # a retry whose earlier attempt committed gets that version back from cairn
         v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
+        links.publish(block.ui_url, v, verb="committed")
         return v.ref
 
 

@@ -11,7 +11,7 @@ Every route is a GET: the UI has no verb that writes to the catalog or the store
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +32,7 @@ from ..errors import CairnError, InvalidName, NotFound, PermissionDenied
 from ..repository import Repository
 from . import browse, files, graph, links, runs, versions
 from .pages import route_path
-from .state import Opener, UIState
+from .state import Opener, RunLinks, UIState
 from .views import cell
 
 HERE = Path(__file__).resolve().parent
@@ -50,13 +50,17 @@ def create_app(
     *,
     title: str = "cairn",
     dependencies: Sequence[Depends] = (),
+    login_url: Callable[[str], str] | None = None,
+    run_links: RunLinks | None = None,
 ) -> FastAPI:
     """The UI over `repository`: a `Repository`, or a function opening one on first use.
 
     `dependencies` run before every route (the Airflow plugin passes Airflow's own
-    authentication check, so the UI inside Airflow shows only to its signed-in users).
+    authentication check, so the UI inside Airflow shows only to its signed-in users);
+    a page they refuse with 401 sends the browser to `login_url(back_to_this_page)`.
+    `run_links(run)` adds links from a run's page to the orchestrator's own page of it.
     """
-    state = UIState(repository)
+    state = UIState(repository, run_links=run_links)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +84,7 @@ def create_app(
         module.pages.mount(app, templates)
     for module in (files, graph):
         app.include_router(module.router)
-    _errors(app, templates)
+    _errors(app, templates, login_url)
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> Response:
@@ -160,7 +164,9 @@ def _ago(moment: str | None) -> str:
     return f"{n} minute{'s' if n > 1 else ''} ago"
 
 
-def _errors(app: FastAPI, templates: Jinja2Templates) -> None:
+def _errors(
+    app: FastAPI, templates: Jinja2Templates, login_url: Callable[[str], str] | None
+) -> None:
     """Bad input and missing things are pages (or JSON under /api), never tracebacks."""
 
     def render(request: Request, status: int, message: str) -> Response:
@@ -194,6 +200,10 @@ def _errors(app: FastAPI, templates: Jinja2Templates) -> None:
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        api = route_path(request).startswith(links.API + "/")
+        if exc.status_code == 401 and login_url is not None and not api:
+            here = str(request.scope.get("root_path", "")) + route_path(request)
+            return Response(status_code=307, headers={"Location": login_url(here)})
         message = "no such page" if exc.status_code == 404 else str(exc.detail)
         if exc.status_code == 405:
             message = "the cairn UI only reads: use the cairn CLI or API to change things"

@@ -17,8 +17,10 @@ def run_page(ui: UI, project: str, run_id: str) -> Doc:
     run = ui.repo.get_run(run_id)
     if run.project != check_name(project, kind="project"):
         raise NotFound(f"run {run_id} is not in project {project!r}")
+    doc = run_doc(run)
     return {
-        "run": run_doc(run),
+        "run": doc,
+        "external": ui.run_links(doc),
         "project": {"name": run.project, "url": links.project(run.project)},
         "used": [version_doc(v) for v in run.used_artifacts()],
         "logged": [version_doc(v) for v in run.logged_artifacts()],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -19,6 +19,8 @@ from ..tree import FileTree
 from ..version import ArtifactVersion
 
 Opener = Callable[[], Repository]
+#: links from a run (its JSON document) to its page in the orchestrator: [{label, url}]
+RunLinks = Callable[[dict[str, Any]], list[dict[str, str]]]
 
 #: versions whose file trees are kept (a 100k-file version's tree is tens of MB)
 VERSIONS_CACHED = 4
@@ -28,7 +30,8 @@ class UIState:
     """The repository (or how to open it: on first use, so an orchestrator's web server
     starts even while the catalog is unreachable) and the versions whose files were read."""
 
-    def __init__(self, repository: Repository | Opener):
+    def __init__(self, repository: Repository | Opener, *, run_links: RunLinks | None = None):
+        self.run_links: RunLinks = run_links or (lambda run: [])
         self._repo = repository if isinstance(repository, Repository) else None
         self._opener = None if isinstance(repository, Repository) else repository
         self._lock = threading.Lock()

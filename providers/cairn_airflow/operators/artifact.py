@@ -23,6 +23,7 @@ from ..distributed import finish_version, upsert_part
 from ..errors import task_errors
 from ..hooks.cairn import CairnHook
 from ..identity import task_run
+from ..links import REF_ATTRIBUTE, CairnVersionLink
 
 Paths = str | Sequence[str] | None
 
@@ -85,11 +86,14 @@ class VersionOperator(CairnBaseOperator):
         self.metadata = metadata
         self.description = description
 
+    operator_extra_links = (CairnVersionLink(),)
+
     def announce(self, context: Any, v: ArtifactVersion, verb: str) -> str:
         """Log the version, attach it to the outlet's asset event, return its ref."""
         sent = f" ({v.last_log.bytes_sent} new)" if v.last_log else ""
         self.log.info("%s %s: %d files, %d bytes%s", verb, v.ref, v.file_count, v.size, sent)
         record_asset_event(v, context)
+        setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return v.ref
 
 
@@ -164,6 +168,7 @@ class UseArtifactOperator(CairnBaseOperator):
 
     template_fields: Sequence[str] = ("ref", "path", "root", "project")
     job_type = "use_artifact"
+    operator_extra_links = (CairnVersionLink(),)
 
     def __init__(
         self,
@@ -184,6 +189,7 @@ class UseArtifactOperator(CairnBaseOperator):
             local = v.get_path(self.path) if self.path else v.download(self._root(v))
         self.log.info("using %s at %s", v.ref, local)
         context["ti"].xcom_push(key="ref", value=v.ref)
+        setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return str(local)
 
     def _root(self, v: ArtifactVersion) -> str:
