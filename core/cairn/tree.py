@@ -12,9 +12,10 @@ path checked, DESIGN invariant 10) is built only for a file asked for by name.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter, lt
 from typing import Any
 
 from .errors import NotFound
@@ -54,11 +55,20 @@ class FileTree:
     """The paths and sizes of one manifest, for listing folders a page at a time."""
 
     def __init__(self, entries: Mapping[str, Mapping[str, Any]]):
-        # the canonical manifest is sorted by path already; sorting again is cheap then
-        self._raw = entries
-        self._paths = sorted(entries)
-        sizes = (int(entries[p]["size"]) for p in self._paths)
+        """From a manifest's `entries` (path -> its JSON object), in any order."""
+        paths = list(entries)
+        if not all(map(lt, paths, paths[1:])):  # a canonical manifest is sorted already
+            entries = {p: entries[p] for p in sorted(paths)}
+            paths = list(entries)
+        sizes = list(map(itemgetter("size"), entries.values()))
+        self._setup(paths, sizes, lambda i: entries[paths[i]])
+
+    def _setup(
+        self, paths: list[str], sizes: Sequence[int], raw: Callable[[int], Mapping[str, Any]]
+    ) -> None:
+        self._paths = paths
         self._totals = [0, *accumulate(sizes)]
+        self._raw = raw  # entry index -> its JSON object, parsed when asked for
         self._children: dict[str, tuple[list[TreeItem], list[TreeItem]]] = {}
 
     @classmethod
@@ -73,8 +83,12 @@ class FileTree:
         """Every file's path, sorted."""
         return tuple(self._paths)
 
+    def _index(self, path: str) -> int | None:
+        i = bisect_left(self._paths, path)
+        return i if i < len(self._paths) and self._paths[i] == path else None
+
     def is_file(self, path: str) -> bool:
-        return path in self._raw
+        return self._index(path) is not None
 
     def is_folder(self, path: str) -> bool:
         """True for '' (the root) and every folder some file lies under."""
@@ -85,10 +99,11 @@ class FileTree:
 
     def entry(self, path: str) -> Entry:
         """The entry of one file (NotFound if it is not a file of the version)."""
-        raw = self._raw.get(check_path(path))
-        if raw is None:
+        path = check_path(path)
+        i = self._index(path)
+        if i is None:
             raise NotFound(f"no file {path!r} in this version")
-        return Entry.from_json(path, raw)
+        return Entry.from_json(path, self._raw(i))
 
     def listdir(self, folder: str = "", *, offset: int = 0, limit: int = 100) -> FolderPage:
         """Up to `limit` children of `folder` from `offset` on (NotFound if no such folder)."""

@@ -118,7 +118,9 @@ def _templates(title: str) -> Jinja2Templates:
         href=_href,
         static=_static,
     )
-    env.filters.update(size=human_size, number=_number, ago=_ago, when=_when, cell=cell)
+    env.filters.update(
+        size=human_size, number=_number, ago=_ago, when=_when, cell=cell, plural=_plural
+    )
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
     return templates
 
@@ -137,6 +139,11 @@ def _static(context: Any, name: str) -> str:
 
 def _number(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
+
+
+def _plural(n: int, noun: str) -> str:
+    """'1 file', '2 files', '1,204 files'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _parse(moment: str | None) -> datetime | None:
