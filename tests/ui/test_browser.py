@@ -1,7 +1,11 @@
 """The UI in a real headless Chromium, served by `cairn ui` on the sample repository:
 projects -> collection -> version -> files -> preview -> lineage (expand a node, open a
 group), sorting, and no script error on the way. Screenshots go to $CAIRN_UI_SCREENSHOTS
-(or the test's temporary folder); docs/ holds two of them."""
+(or the test's temporary folder); the README shows two of them, ui-*.png, copied to docs/:
+
+    CAIRN_UI_SCREENSHOTS=/tmp/shots .venv/bin/pytest tests/ui/test_browser.py
+    cp /tmp/shots/ui-*.png docs/
+"""
 
 from __future__ import annotations
 
@@ -67,6 +71,7 @@ def test_walk_from_projects_to_a_file_preview(server, page, shots):
     assert not page.get_by_text('repo.artifact("demo/mnist:v1")').is_visible()
     page.get_by_role("tab", name="Python").click()
     page.screenshot(path=shots / "03-version.png", full_page=True)
+    page.screenshot(path=shots / "ui-version.png")  # the README's (docs/)
 
     page.locator(".tabs").get_by_role("link", name="Files").click()
     page.wait_for_url("**/v1/files")
@@ -134,7 +139,7 @@ def test_lineage_expands_a_collapsed_node_and_opens_a_group(server, page, shots)
     console.expect_clean()
 
 
-def test_the_depth_control_redraws_the_graph(server, page):
+def test_the_depth_control_redraws_the_graph(server, page, shots):
     page.goto(f"{server}/projects/demo/artifacts/classifier/v5/lineage?depth=1")
     _wait_ready(page)
     shallow = len(node_names(page))
@@ -143,6 +148,9 @@ def test_the_depth_control_redraws_the_graph(server, page):
     _wait_ready(page)
     deep = node_names(page)
     assert len(deep) > shallow and "raw:v0" in deep and "predictions:v0" in deep
+    page.goto(f"{server}/projects/demo/artifacts/classifier/v5/lineage?depth=3")
+    _wait_ready(page)
+    page.screenshot(path=shots / "ui-lineage.png")  # the README's (docs/)
 
 
 def test_versions_sort_by_a_metadata_metric(server, page, shots):
