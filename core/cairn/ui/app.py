@@ -182,10 +182,12 @@ def _errors(
         context = {"status": status, "message": message}
         return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
-    @app.exception_handler(NotFound)
-    @app.exception_handler(InvalidName)
-    def not_found(request: Request, exc: Exception) -> Response:
-        return render(request, 404, str(exc))
+    def answer(status: int) -> Callable[[Request, Exception], Response]:
+        return lambda request, exc: render(request, status, str(exc))
+
+    statuses = {NotFound: 404, InvalidName: 404, PermissionDenied: 403, CairnError: 500}
+    for error, status in statuses.items():
+        app.add_exception_handler(error, answer(status))
 
     @app.exception_handler(RequestValidationError)
     def bad_request(request: Request, exc: Exception) -> Response:
@@ -195,14 +197,6 @@ def _errors(
             for e in exc.errors()
         )
         return render(request, 400, f"bad request ({where})")
-
-    @app.exception_handler(PermissionDenied)
-    def denied(request: Request, exc: Exception) -> Response:
-        return render(request, 403, str(exc))
-
-    @app.exception_handler(CairnError)
-    def failed(request: Request, exc: Exception) -> Response:
-        return render(request, 500, str(exc))
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
+from ..errors import NotFound
 from . import links
 from .pages import Pages
 from .preview import IMAGE_TYPES, extension, preview
@@ -30,19 +31,7 @@ BLOCK = 1 << 20
 SANDBOX = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
-@pages.page("/projects/{project}/artifacts/{name}/{version}/files", "files.html")
-def files_root(
-    ui: UI,
-    project: str,
-    name: str,
-    version: str,
-    page: int = Query(1, ge=1),
-    limit: int = Query(FILES_PER_PAGE, ge=1, le=1000),
-) -> Doc:
-    return files_page(ui, project, name, version, "", page, limit)
-
-
-@pages.page("/projects/{project}/artifacts/{name}/{version}/files/{path:path}", "files.html")
+@pages.page("/projects/{project}/artifacts/{name}/{version}/files{path:path}", "files.html")
 def files_page(
     ui: UI,
     project: str,
@@ -52,7 +41,11 @@ def files_page(
     page: int = Query(1, ge=1),
     limit: int = Query(FILES_PER_PAGE, ge=1, le=1000),
 ) -> Doc:
-    """A folder's listing, or a file's details and preview."""
+    """A folder's listing, or a file's details and preview (`.../files` is the root,
+    `.../files/a/b.csv` a path in the version)."""
+    if path and not path.startswith("/"):
+        raise NotFound("no such page")  # `.../filesX`
+    path = path[1:]
     v = resolve(ui.repo, project, name, version)
     reader = ui.reader(v)
     tree = reader.file_tree()

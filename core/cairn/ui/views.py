@@ -28,23 +28,9 @@ def iso(moment: datetime | None) -> str | None:
 
 def version_doc(v: ArtifactVersion) -> Doc:
     return {
-        "ref": v.ref,
-        "project": v.project,
-        "name": v.name,
-        "type": v.type,
-        "version": v.version,
-        "index": v.index,
+        **v.to_json(),
         "selector": links.selector(v),
-        "digest": v.digest,
-        "size": v.size,
-        "file_count": v.file_count,
-        "state": v.state,
-        "aliases": v.aliases,
-        "metadata": v.metadata,
-        "description": v.description,
         "distributed_id": v.distributed_id,
-        "created_at": iso(v.created_at),
-        "committed_at": iso(v.committed_at),
         "url": links.of_version(v),
     }
 
