@@ -153,7 +153,8 @@ class Search:
         where = compiler.where(expr) if expr is not None else true()
         if target is VERSIONS and not any(f.head == "state" for f in fields_of(expr)):
             where = and_(where, versions.c.state != DELETED)
-        order = compiler.order(parse_order(order_by) if order_by else None)
+        sorter = _Compiler(target, dialect, order_by or "", what="order_by")
+        order = sorter.order(parse_order(order_by) if order_by else None)
         return cls(target, where, order)
 
     def select(self, project: str | None) -> Select[Any]:
@@ -215,14 +216,15 @@ def keys(
 
 
 class _Compiler:
-    def __init__(self, target: Target, dialect: str, text: str):
+    def __init__(self, target: Target, dialect: str, text: str, *, what: str = "query"):
         self.target = target
         self.postgres = dialect == "postgresql"
         self.docs: Documents = documents(dialect)
         self.text = text
+        self.what = what  # "query" or "order_by": what an error names
 
     def error(self, pos: int, reason: str) -> InvalidQuery:
-        return InvalidQuery(reason, query=self.text, position=pos)
+        return InvalidQuery(reason, query=self.text, position=pos, what=self.what)
 
     # filter ------------------------------------------------------------------------------
 
