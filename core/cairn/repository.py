@@ -339,6 +339,7 @@ class Repository:
         query: str = "",
         *,
         project: str | None = None,
+        name: str | None = None,
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
@@ -346,18 +347,18 @@ class Repository:
     ) -> list[ArtifactVersion]:
         """Versions matching `query`, e.g. "metadata.accuracy > 0.9 AND type = 'model'".
 
-        In `project`, else in every project the caller may read. `order_by` is a field,
-        `-` first for descending (`-metadata.accuracy`); newest first by default and
-        between ties. `limit` and `offset` page through the results (`count_versions`
-        gives the total); `params` fills `:name` placeholders in the query. Versions
-        marked DELETED are left out unless the query names `state`.
+        In `project`, else in every project the caller may read; of collection `name` (in
+        `project`) if given. `order_by` is a field, `-` first for descending
+        (`-metadata.accuracy`); newest first by default and between ties. `limit` and
+        `offset` page through the results (`count_versions` gives the total); `params`
+        fills `:name` placeholders in the query. Versions marked DELETED are left out
+        unless the query names `state`.
         """
-        from .search import search_versions
-
-        return search_versions(
+        return search.search_versions(
             self,
             query,
             project=project,
+            name=name,
             order_by=order_by,
             limit=limit,
             offset=offset,
@@ -369,20 +370,22 @@ class Repository:
         query: str = "",
         *,
         project: str | None = None,
+        name: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> int:
         """How many versions `search_versions` would return without a limit."""
-        return search.count_versions(self, query, project=project, params=params)
+        return search.count_versions(self, query, project=project, name=name, params=params)
 
     def version_keys(
         self,
         query: str = "",
         *,
         project: str | None = None,
+        name: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> tuple[str, ...]:
         """Every metadata key (nested ones as `a.b`) of the versions `query` matches."""
-        return search.version_keys(self, query, project=project, params=params)
+        return search.version_keys(self, query, project=project, name=name, params=params)
 
     def search_runs(
         self,
@@ -399,9 +402,7 @@ class Repository:
         The best run of a sweep: `search_runs("group = :g", params={"g": group},
         order_by="-summary.val_acc", limit=1)`. Arguments as for `search_versions`.
         """
-        from .search import search_runs
-
-        return search_runs(
+        return search.search_runs(
             self,
             query,
             project=project,
@@ -530,10 +531,11 @@ class Repository:
         with self.catalog.write() as conn:
             lineage.record_use(conn, run_id, version_id)
 
-    def _log_summary(self, run_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    def _log_summary(self, run: Run, values: Mapping[str, Any]) -> dict[str, Any]:
         doc = document(values, what="summary")
         with self.catalog.write() as conn:
-            return lineage.merge_document(conn, run_id, "summary", doc)
+            access.require(conn, run.project, "write")
+            return lineage.merge_document(conn, run.id, "summary", doc)
 
     def _finish_run(self, run_id: str, state: str) -> None:
         with self.catalog.write() as conn:

@@ -73,7 +73,7 @@ class Run:
         """Set these keys of the run's summary and keep the others (`{"val_loss": 0.21}`);
         returns the whole summary. Searchable as `summary.val_loss`. Keys logged by
         other processes meanwhile are kept: the merge happens in the catalog."""
-        self._summary = self._repo._log_summary(self.id, values)
+        self._summary = self._repo._log_summary(self, values)
         return self.summary
 
     def refresh(self) -> Run:

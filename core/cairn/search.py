@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import access
 from .catalog import search as sql
@@ -41,12 +41,14 @@ def search_versions(
     query: str,
     *,
     project: str | None,
+    name: str | None,
     order_by: str | None,
     limit: int | None,
     offset: int,
     params: Params,
 ) -> list[ArtifactVersion]:
-    rows = _find(repo, sql.VERSIONS, query, project, order_by, limit, offset, params)
+    scope = _Scope(project, name)
+    rows = _find(repo, sql.VERSIONS, query, scope, order_by, limit, offset, params)
     return repo._versions(rows)
 
 
@@ -62,34 +64,68 @@ def search_runs(
 ) -> list[Run]:
     from .run import Run
 
-    rows = _find(repo, sql.RUNS, query, project, order_by, limit, offset, params)
+    rows = _find(repo, sql.RUNS, query, _Scope(project), order_by, limit, offset, params)
     return [Run(repo, r, r.project) for r in rows]
 
 
-def count_versions(repo: Repository, query: str, *, project: str | None, params: Params) -> int:
-    return _count(repo, sql.VERSIONS, query, project, params)
+def count_versions(
+    repo: Repository, query: str, *, project: str | None, name: str | None, params: Params
+) -> int:
+    return _count(repo, sql.VERSIONS, query, _Scope(project, name), params)
 
 
 def count_runs(repo: Repository, query: str, *, project: str | None, params: Params) -> int:
-    return _count(repo, sql.RUNS, query, project, params)
+    return _count(repo, sql.RUNS, query, _Scope(project), params)
 
 
 def version_keys(
-    repo: Repository, query: str, *, project: str | None, params: Params
+    repo: Repository, query: str, *, project: str | None, name: str | None, params: Params
 ) -> tuple[str, ...]:
-    return _keys(repo, sql.VERSIONS, ("metadata",), query, project, params)[0]
+    return _keys(repo, sql.VERSIONS, ("metadata",), query, _Scope(project, name), params)[0]
 
 
 def run_keys(repo: Repository, query: str, *, project: str | None, params: Params) -> RunKeys:
-    config, summary = _keys(repo, sql.RUNS, ("config", "summary"), query, project, params)
-    return RunKeys(config=config, summary=summary)
+    found = _keys(repo, sql.RUNS, ("config", "summary"), query, _Scope(project), params)
+    return RunKeys(config=found[0], summary=found[1])
+
+
+def check(
+    kind: Literal["versions", "runs"],
+    query: str,
+    order_by: str | None = None,
+    params: Params = None,
+) -> None:
+    """Raise the InvalidQuery a search of `kind` would, without opening any catalog (the
+    CLI checks its input before it touches anything)."""
+    target = sql.VERSIONS if kind == "versions" else sql.RUNS
+    sql.Search.compile(target, "sqlite", query, order_by=order_by, params=params)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a search looks: one project (else every readable one), one collection."""
+
+    project: str | None
+    name: str | None = None
+
+    def check(self, conn: Any) -> _Scope:
+        """The scope with checked names, if the caller may read the project."""
+        if self.project is None:
+            if self.name is not None:
+                raise InvalidQuery("a collection name needs its project", what="search")
+            return self
+        project = check_name(self.project, kind="project")
+        if access.level(conn, project) == access.MISSING:
+            raise NotFound(f"project {project!r} not found")
+        access.require(conn, project, "read")
+        return _Scope(project, None if self.name is None else check_name(self.name))
 
 
 def _find(
     repo: Repository,
     target: sql.Target,
     query: str,
-    project: str | None,
+    scope: _Scope,
     order_by: str | None,
     limit: int | None,
     offset: int,
@@ -100,17 +136,15 @@ def _find(
         target, repo.catalog.dialect, query, params=params, order_by=order_by
     )
     with repo.catalog.read() as conn:
-        name = _readable(conn, project)
-        return sql.find(conn, search, project=name, limit=limit, offset=offset)
+        s = scope.check(conn)
+        return sql.find(conn, search, project=s.project, name=s.name, limit=limit, offset=offset)
 
 
-def _count(
-    repo: Repository, target: sql.Target, query: str, project: str | None, params: Params
-) -> int:
+def _count(repo: Repository, target: sql.Target, query: str, scope: _Scope, params: Params) -> int:
     search = sql.Search.compile(target, repo.catalog.dialect, query, params=params)
     with repo.catalog.read() as conn:
-        name = _readable(conn, project)
-        return sql.count(conn, search, project=name)
+        s = scope.check(conn)
+        return sql.count(conn, search, project=s.project, name=s.name)
 
 
 def _keys(
@@ -118,27 +152,19 @@ def _keys(
     target: sql.Target,
     documents: tuple[str, ...],
     query: str,
-    project: str | None,
+    scope: _Scope,
     params: Params,
 ) -> list[tuple[str, ...]]:
     search = sql.Search.compile(target, repo.catalog.dialect, query, params=params)
     with repo.catalog.read() as conn:
-        name = _readable(conn, project)
+        s = scope.check(conn)
         return [
-            tuple(format_path(path) for path in sql.keys(conn, search, doc, project=name))
+            tuple(
+                format_path(path)
+                for path in sql.keys(conn, search, doc, project=s.project, name=s.name)
+            )
             for doc in documents
         ]
-
-
-def _readable(conn: Any, project: str | None) -> str | None:
-    """The project to search in (None: every readable one), if the caller may read it."""
-    if project is None:
-        return None
-    name = check_name(project, kind="project")
-    if access.level(conn, name) == access.MISSING:
-        raise NotFound(f"project {name!r} not found")
-    access.require(conn, name, "read")
-    return name
 
 
 def _check_page(limit: int | None, offset: int) -> None:
@@ -153,6 +179,7 @@ def _check_page(limit: int | None, offset: int) -> None:
 
 __all__ = [
     "RunKeys",
+    "check",
     "count_runs",
     "count_versions",
     "run_keys",

@@ -278,11 +278,8 @@ def document(value: Mapping[str, Any], *, what: str) -> dict[str, Any]:
 def _plain(obj: Any) -> Any:
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
-    item = getattr(obj, "item", None)
-    if callable(item):  # numpy scalars and 0-d arrays
-        return item()
     tolist = getattr(obj, "tolist", None)
-    if callable(tolist):  # numpy arrays
+    if callable(tolist):  # numpy scalars (-> a Python number) and arrays (-> lists)
         return tolist()
     raise TypeError(f"{type(obj).__name__} {obj!r} is not a JSON value")
 

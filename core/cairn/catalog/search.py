@@ -157,16 +157,27 @@ class Search:
         order = sorter.order(parse_order(order_by) if order_by else None)
         return cls(target, where, order)
 
-    def select(self, project: str | None) -> Select[Any]:
+    def select(self, project: str | None, name: str | None = None) -> Select[Any]:
+        """The matching rows, in `project` (else any) and of collection `name` (else any)."""
         q = self.target.base().where(self.where)
-        return q.where(self.target.project == project) if project is not None else q
+        if project is not None:
+            q = q.where(self.target.project == project)
+        if name is not None:
+            q = q.where(self.target.columns["name"].expr == name)
+        return q
 
 
 def find(
-    conn: Connection, search: Search, *, project: str | None, limit: int | None, offset: int
+    conn: Connection,
+    search: Search,
+    *,
+    project: str | None,
+    name: str | None = None,
+    limit: int | None,
+    offset: int,
 ) -> list[Row]:
     """The matching rows, sorted, `limit` of them from `offset`."""
-    q = search.select(project).order_by(*search.order)
+    q = search.select(project, name).order_by(*search.order)
     if limit is not None:
         q = q.limit(limit)
     if offset:
@@ -174,14 +185,19 @@ def find(
     return list(conn.execute(q))
 
 
-def count(conn: Connection, search: Search, *, project: str | None) -> int:
+def count(conn: Connection, search: Search, *, project: str | None, name: str | None = None) -> int:
     """How many rows match (what a pager shows as the total)."""
-    q = search.select(project).with_only_columns(func.count(), maintain_column_froms=False)
+    q = search.select(project, name).with_only_columns(func.count(), maintain_column_froms=False)
     return int(conn.execute(q).scalar_one())
 
 
 def keys(
-    conn: Connection, search: Search, document: str, *, project: str | None
+    conn: Connection,
+    search: Search,
+    document: str,
+    *,
+    project: str | None,
+    name: str | None = None,
 ) -> list[tuple[str, ...]]:
     """Every key path holding a non-object value in `document` (e.g. "summary") of the
     matching rows, sorted: the columns a table of the results needs. Nested objects are
@@ -195,7 +211,7 @@ def keys(
         for prefix in frontier:
             each, key, nested = docs.each_key(column, prefix)
             q = (
-                search.select(project)
+                search.select(project, name)
                 .join(each, true())
                 .where(key.is_not(None))
                 .with_only_columns(key, nested, maintain_column_froms=False)
