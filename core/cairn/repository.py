@@ -531,11 +531,12 @@ class Repository:
         with self.catalog.write() as conn:
             lineage.record_use(conn, run_id, version_id)
 
-    def _log_summary(self, run: Run, values: Mapping[str, Any]) -> dict[str, Any]:
-        doc = document(values, what="summary")
+    def _merge_into_run(self, run: Run, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set `values`' keys in the run's config or summary; returns the whole object."""
+        doc = document(values, what=column)
         with self.catalog.write() as conn:
             access.require(conn, run.project, "write")
-            return lineage.merge_document(conn, run.id, "summary", doc)
+            return lineage.merge_document(conn, run.id, column, doc)
 
     def _finish_run(self, run_id: str, state: str) -> None:
         with self.catalog.write() as conn:

@@ -73,8 +73,14 @@ class Run:
         """Set these keys of the run's summary and keep the others (`{"val_loss": 0.21}`);
         returns the whole summary. Searchable as `summary.val_loss`. Keys logged by
         other processes meanwhile are kept: the merge happens in the catalog."""
-        self._summary = self._repo._log_summary(self, values)
+        self._summary = self._repo._merge_into_run(self, "summary", values)
         return self.summary
+
+    def log_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set these keys of the run's config and keep the others; returns the whole
+        config (for settings known only once the run has started)."""
+        self._config = self._repo._merge_into_run(self, "config", values)
+        return self.config
 
     def refresh(self) -> Run:
         """Read state, config and summary again (another process may have changed them)."""
