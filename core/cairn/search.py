@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import access
+from .catalog import records
 from .catalog import search as sql
 from .errors import InvalidQuery, NotFound
 from .names import check_name
@@ -47,9 +48,11 @@ def search_versions(
     offset: int,
     params: Params,
 ) -> list[ArtifactVersion]:
+    from .version import ArtifactVersion
+
     scope = _Scope(project, name)
-    rows = _find(repo, sql.VERSIONS, query, scope, order_by, limit, offset, params)
-    return repo._versions(rows)
+    rows, tags = _find(repo, sql.VERSIONS, query, scope, order_by, limit, offset, params)
+    return [ArtifactVersion(repo, r, tags[r.id]) for r in rows]
 
 
 def search_runs(
@@ -64,7 +67,7 @@ def search_runs(
 ) -> list[Run]:
     from .run import Run
 
-    rows = _find(repo, sql.RUNS, query, _Scope(project), order_by, limit, offset, params)
+    rows, _ = _find(repo, sql.RUNS, query, _Scope(project), order_by, limit, offset, params)
     return [Run(repo, r, r.project) for r in rows]
 
 
@@ -130,14 +133,17 @@ def _find(
     limit: int | None,
     offset: int,
     params: Params,
-) -> list[Any]:
+) -> tuple[list[Any], dict[int, list[str]]]:
+    """The rows of one page and, for versions, their aliases (one transaction)."""
     _check_page(limit, offset)
     search = sql.Search.compile(
         target, repo.catalog.dialect, query, params=params, order_by=order_by
     )
     with repo.catalog.read() as conn:
         s = scope.check(conn)
-        return sql.find(conn, search, project=s.project, name=s.name, limit=limit, offset=offset)
+        rows = sql.find(conn, search, project=s.project, name=s.name, limit=limit, offset=offset)
+        tags = records.aliases_of(conn, [r.id for r in rows]) if target is sql.VERSIONS else {}
+    return rows, tags
 
 
 def _count(repo: Repository, target: sql.Target, query: str, scope: _Scope, params: Params) -> int:

@@ -70,19 +70,7 @@ class Documents:
     def sort_keys(self, column: Any, keys: Keys, descending: bool) -> list[Any]:
         """ORDER BY terms: numbers (numerically), then strings, then booleans, then
         objects and arrays; null and missing last in either direction."""
-        kind = self._kind(column, keys)
-        rank = case(
-            (kind == "number", 0),
-            (kind == "string", 1),
-            (kind == "boolean", 2),
-            (kind.in_(("object", "array")), 3),
-            else_=4,
-        )
-        number = case((kind == "number", self._number(column, keys)))
-        text = case((kind == "string", self._sortable(self._text(column, keys))))
-        flag = case((kind == "boolean", self._flag(column, keys)))
-        terms = [number, text, flag]
-        return [rank.asc(), *(t.desc() if descending else t.asc() for t in terms)]
+        raise NotImplementedError
 
     def each_key(self, column: Any, keys: Keys) -> tuple[Any, Any, Any]:
         """The keys of the object at `keys` (none if it is not an object): a table-valued
@@ -112,6 +100,17 @@ class Documents:
         return text
 
 
+_SQLITE_KINDS = {
+    "integer": "number",
+    "real": "number",
+    "text": "string",
+    "true": "boolean",
+    "false": "boolean",
+}
+_SQLITE_RANKS = {"integer": 0, "real": 0, "text": 1, "true": 2, "false": 2, "object": 3, "array": 3}
+_RANKS = {"number": 0, "string": 1, "boolean": 2, "object": 3, "array": 3}
+
+
 class SqliteDocuments(Documents):
     """SQLite JSON1: `json_type` says the type, `json_extract` gives the SQL value."""
 
@@ -126,13 +125,14 @@ class SqliteDocuments(Documents):
         return func.json_extract(column, self._path(keys))
 
     def _kind(self, column: Any, keys: Keys) -> ColumnElement[str]:
-        t = self._type(column, keys)
-        return case(
-            (t.in_(("integer", "real")), "number"),
-            (t == "text", "string"),
-            (t.in_(("true", "false")), "boolean"),
-            else_=t,
-        )
+        return case(_SQLITE_KINDS, value=self._type(column, keys), else_=self._type(column, keys))
+
+    def sort_keys(self, column: Any, keys: Keys, descending: bool) -> list[Any]:
+        # JSON is parsed twice per row: once for the type, once for the value, which
+        # SQLite orders by its own type within a rank (numbers, text, 0/1 for booleans)
+        rank = case(_SQLITE_RANKS, value=self._type(column, keys), else_=4)
+        value = self._value(column, keys)
+        return [rank.asc(), value.desc() if descending else value.asc()]
 
     def _is(self, column: Any, keys: Keys, kind: Kind) -> ColumnElement[bool]:
         names = {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")}
@@ -226,6 +226,15 @@ class PostgresDocuments(Documents):
 
     def _sortable(self, text: Any) -> Any:
         return text.collate("C")  # code-point order, as SQLite compares
+
+    def sort_keys(self, column: Any, keys: Keys, descending: bool) -> list[Any]:
+        kind = self._kind(column, keys)
+        rank = case(_RANKS, value=kind, else_=4)
+        number = case({"number": self._number(column, keys)}, value=kind)
+        text = case({"string": self._sortable(self._text(column, keys))}, value=kind)
+        flag = case({"boolean": self._flag(column, keys)}, value=kind)
+        terms = [number, text, flag]
+        return [rank.asc(), *(t.desc() if descending else t.asc() for t in terms)]
 
     def each_key(self, column: Any, keys: Keys) -> tuple[Any, Any, Any]:
         target = self._at(column, keys)

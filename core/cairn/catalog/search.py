@@ -369,7 +369,7 @@ class _Compiler:
 
     def alias(self, field: Field, op: str, const: Const) -> ColumnElement[bool]:
         v = const.value
-        mine = aliases.c.version_id == versions.c.id
+        mine = _mine()
         if v is None and op in ("=", "!="):
             has_any = exists().where(mine)
             return not_(has_any) if op == "=" else has_any
@@ -390,8 +390,7 @@ class _Compiler:
 
         kind, target = self.resolve(expr.field)
         if kind == "alias":
-            mine = aliases.c.version_id == versions.c.id
-            return exists().where(mine, matches(aliases.c.name))
+            return exists().where(_mine(), matches(aliases.c.name))
         if kind == "document":
             return self.docs.like(target, expr.field.keys, matches)
         if target.kind not in ("string", "state"):
@@ -435,6 +434,14 @@ class _Compiler:
 
     def sortable(self, expr: Any) -> Any:
         return expr.collate("C") if self.postgres else expr
+
+
+def _mine() -> ColumnElement[bool]:
+    """An alias row of the version at hand (its collection first: the primary key's prefix)."""
+    return and_(
+        aliases.c.collection_id == versions.c.collection_id,
+        aliases.c.version_id == versions.c.id,
+    )
 
 
 # -- LIKE patterns ----------------------------------------------------------------------
