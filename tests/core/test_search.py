@@ -207,6 +207,11 @@ def test_project_narrows_the_search(world):
     assert world.names(project="other") == ["o0"]
     assert world.names("metadata.acc > 0.9", project="demo") == ["c2", "c0"]
     assert world.repo.count_versions("metadata.acc > 0.9", project="demo") == 2
+    assert world.names(project="demo", name="rows") == ["r2", "r0"]
+    assert world.names("metadata.acc > 0.9", project="other", name="clf") == ["o0"]
+    assert world.repo.count_versions(project="demo", name="clf") == 7
+    with pytest.raises(InvalidQuery, match="a collection name needs its project"):
+        world.repo.search_versions(name="clf")
     with pytest.raises(NotFound, match="project 'nope' not found"):
         world.repo.search_versions(project="nope")
     with pytest.raises(InvalidName):
@@ -278,6 +283,8 @@ def test_metadata_keys_of_the_matching_versions(world):
     assert world.repo.version_keys("type = 'dataset'") == ("rows", "source")
     assert world.repo.version_keys(project="other") == ("acc",)
     assert world.repo.version_keys("name = 'nothing'") == ()
+    nested = ("acc", '"learning rate"', "lr", "nested.depth", "nested.name", "tags")
+    assert world.repo.version_keys(project="demo", name="clf") == nested
 
 
 # -- bad input ------------------------------------------------------------------------------

@@ -147,16 +147,23 @@ class SqliteDocuments(Documents):
         if isinstance(value, bool):
             return func.coalesce(self._type(column, keys), "") == ("true" if value else "false")
         kind: Kind = "string" if isinstance(value, str) else "number"
-        return case(
-            (self._is(column, keys, kind), self._value(column, keys) == value), else_=false()
-        )
+        return self._checked(column, keys, kind, self._value(column, keys) == value)
 
     def compare(
         self, column: Any, keys: Keys, op: str, value: str | int | float
     ) -> ColumnElement[bool]:
         kind: Kind = "string" if isinstance(value, str) else "number"
         test = self._value(column, keys).op(op, return_type=Boolean)(value)
-        return case((self._is(column, keys, kind), test), else_=false())
+        return self._checked(column, keys, kind, test)
+
+    def like(self, column: Any, keys: Keys, matcher: Any) -> ColumnElement[bool]:
+        return self._checked(column, keys, "string", matcher(self._text(column, keys)))
+
+    def _checked(self, column: Any, keys: Keys, kind: Kind, test: Any) -> ColumnElement[bool]:
+        """`test` on the SQL value, then the JSON type: JSON is parsed a second time only
+        for rows whose value passes (a missing key fails it: NULL goes to ELSE). SQLite
+        orders text above every number and reads true as 1, hence the type check."""
+        return case((test, self._is(column, keys, kind)), else_=false())
 
     def _number(self, column: Any, keys: Keys, *, exact: bool = True) -> Any:
         return self._value(column, keys)

@@ -217,8 +217,8 @@ def keys(
                 .with_only_columns(key, nested, maintain_column_froms=False)
                 .distinct()
             )
-            for name, is_object in conn.execute(q):
-                path = (*prefix, str(name))
+            for found_key, is_object in conn.execute(q):
+                path = (*prefix, str(found_key))
                 (deeper if is_object else found).add(path)
                 if len(found) >= MAX_KEYS:
                     return sorted(found)[:MAX_KEYS]
