@@ -389,3 +389,25 @@ def test_a_search_reads_nothing_of_a_project_a_fresh_catalog_lacks(tmp_path):
         assert repo.version_keys() == ()
         assert repo.search_versions("metadata.x > 1 AND alias = 'p'", order_by="-metadata.x") == []
     assert os.listdir(tmp_path)  # the catalog it opened
+
+
+def test_postgres_serves_searches_from_indexes(fresh_postgres_url, tmp_path):
+    """Equality on a metadata key uses the GIN index (containment), the best run of a
+    sweep the group index, the default newest-first page the (created_at, id) index."""
+    from cairn.catalog.search import RUNS, VERSIONS, Search
+
+    with Repository.open(catalog=fresh_postgres_url, home=str(tmp_path)) as repo:
+
+        def plan(target: Any, query: str, order_by: str | None = None) -> str:
+            search = Search.compile(target, "postgresql", query, order_by=order_by)
+            stmt = search.select(None).order_by(*search.order).limit(10)
+            compiled = stmt.compile(dialect=repo.catalog.engine.dialect)
+            with repo.catalog.read() as conn:
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table
+                rows = conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+                return "\n".join(r[0] for r in rows)
+
+        assert "ix_versions_metadata" in plan(VERSIONS, "metadata.framework = 'jax'")
+        assert "ix_runs_summary" in plan(RUNS, "summary.done = true")
+        assert "ix_runs_group" in plan(RUNS, "group = 'sweep-1'", "-summary.val_acc")
+        assert "ix_versions_created" in plan(VERSIONS, "")
