@@ -391,6 +391,24 @@ def bench(
     return results
 
 
+def as_reader(url: str, work: Path, size: int, repeat: int) -> list[Result]:
+    """PostgreSQL: the searches as a role that is not the catalog's owner, which pays for
+    row-level security on every row it reads (docs/ACCESS.md, "Cost")."""
+    from sqlalchemy.engine import make_url
+
+    role = f"bench_reader_{os.getpid()}"
+    servers._admin_execute(url, f"DROP ROLE IF EXISTS {role}")
+    servers._admin_execute(url, f"CREATE ROLE {role} LOGIN")
+    reader_url = make_url(url).set(username=role).render_as_string(hide_password=False)
+    out = []
+    with Repository.open(catalog=reader_url, home=str(work / role)) as repo:
+        for case in CASES:
+            ms, _ = timed(lambda case=case: api(repo, case), repeat)
+            out.append(Result("postgresql", size, case.name, ms, float("nan"), variant="reader"))
+            print(f"  [reader role] {case.name}: {ms:.1f} ms", flush=True)
+    return out
+
+
 def jsonb_variants(repo: Repository, size: int, repeat: int) -> list[Result]:
     """PostgreSQL: the version queries without the GIN index, then on `json` cast per row."""
     out = []
@@ -465,7 +483,21 @@ def report(results: list[Result], sizes: list[int]) -> str:
                         f"| {case.name} | {b.search_ms / a.search_ms:.1f}x | "
                         f"{b.load_ms / a.load_ms:.1f}x |"
                     )
-    variants = [r for r in results if r.variant != "jsonb + GIN"]
+    readers = [r for r in results if r.variant == "reader"]
+    if readers:
+        size = max(r.size for r in readers)
+        lines += [
+            f"\n### PostgreSQL as a reader role (row-level security), {size:,} versions\n",
+            "| query | owner | reader role |",
+            "|---|---:|---:|",
+        ]
+        for r in readers:
+            owner = _find(results, "postgresql", size, r.case)
+            lines.append(
+                f"| {r.case} | {owner.search_ms if owner else float('nan'):,.1f} ms | "
+                f"{r.search_ms:,.1f} ms |"
+            )
+    variants = [r for r in results if r.variant not in ("jsonb + GIN", "reader")]
     if variants:
         size = max(r.size for r in variants)
         lines += [
@@ -520,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (median)")
     parser.add_argument("--no-per-collection", action="store_true", help="skip that baseline")
     parser.add_argument("--jsonb-variants", action="store_true", help="also time the json cast")
+    parser.add_argument(
+        "--reader", action="store_true", help="also search as a non-owner role (row-level security)"
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -539,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
                     fill(repo, size)
                     print(f"{name}, {size:,} versions: filled in {time.perf_counter() - t:.1f} s")
                     results += bench(repo, name, size, args.repeat, not args.no_per_collection)
+                    if kind == "postgres" and args.reader and size == max(sizes):
+                        results += as_reader(url, work, size, args.repeat)
                     if kind == "postgres" and args.jsonb_variants and size == max(sizes):
                         results += jsonb_variants(repo, size, args.repeat)
     table = report(results, sizes)

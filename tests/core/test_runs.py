@@ -224,6 +224,21 @@ def test_bad_run_queries(repo, query, reason):
     assert reason in str(info.value)
 
 
+def _read_policy(engine, table: str) -> str:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "SELECT qual FROM pg_policies "
+                    "WHERE tablename = :t AND policyname = 'cairn_read'"
+                ),
+                {"t": table},
+            ).scalar_one()
+        )
+
+
 # -- revision 0005 ----------------------------------------------------------------------------
 
 
@@ -286,6 +301,7 @@ def test_migration_0005_adds_run_documents_and_downgrades_cleanly(catalog_url, h
             ).scalar()
         assert sorted(rls) == [("runs", True, True), ("versions", True, True)]
         assert policies == 8
+        assert "cairn_right(p.id" in _read_policy(engine, "versions")  # once per statement
     with Repository.open(catalog=catalog_url, home=str(home)) as repo:
         [v] = repo.search_versions("metadata.acc > 0.5 AND metadata.tag = 'x'")
         assert v.metadata == {"acc": 0.9, "tag": "x"}
@@ -298,6 +314,7 @@ def test_migration_0005_adds_run_documents_and_downgrades_cleanly(catalog_url, h
     assert "ix_versions_created" not in indexes("versions")
     if postgres:
         assert columns("versions")["metadata"] == "JSON"
+        assert "cairn_collection_right(collection_id" in _read_policy(engine, "versions")
     with engine.connect() as conn:
         meta = conn.execute(text("SELECT metadata FROM versions")).scalar_one()
     assert (meta if isinstance(meta, dict) else json.loads(meta)) == {"acc": 0.9, "tag": "x"}
