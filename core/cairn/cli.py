@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from . import __version__, listing, search
 from . import lineage as graphs
 from .artifact import Artifact
-from .console import RichProgress, human_size, print_table, utc, when
+from .console import RichProgress, human_size, print_table, when
 from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
 from .names import LATEST, Ref, check_alias, check_name
@@ -443,22 +443,8 @@ def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
     except NotFound:
         files = None  # pending: the manifest exists once it is finished
     return {
-        "ref": v.ref,
-        "project": v.project,
-        "name": v.name,
-        "type": v.type,
-        "version": v.version,
-        "index": v.index,
-        "digest": v.digest,
-        "size": v.size,
-        "file_count": v.file_count,
+        **listing.version_doc(v),
         "namespace": v.namespace,
-        "state": v.state,
-        "aliases": v.aliases,
-        "metadata": v.metadata,
-        "description": v.description,
-        "created_at": utc(v.created_at).isoformat(),
-        "committed_at": utc(v.committed_at).isoformat() if v.committed_at else None,
         "logged_by": {"id": run.id, "name": run.name, "kind": run.kind} if run else None,
         "files": files,
     }

@@ -19,18 +19,17 @@ close its repository. `with current_run() as run:` finishes it at the end of the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from cairn import CairnError, Repository, Run
+from cairn import CairnError, Run
+from cairn.current import CurrentRuns
 
 from .blocks import CairnRepository, repository_block
 from .identity import PrefectIdentity
 
-_LOCK = threading.Lock()
-#: cairn run id -> (repository, run) of the task and flow runs running in this process
-_RUNS: dict[str, tuple[Repository, Run]] = {}
+#: the task runs (and flow runs) running in this process
+RUNS = CurrentRuns("task run")
 _HOOKED = "_cairn_finishes_runs"
 
 
@@ -52,18 +51,9 @@ def current_run(
             "current_run() works inside a Prefect task run or flow run; elsewhere use "
             "Repository.run()"
         )
-    with _LOCK:
-        known = _RUNS.get(ident.run_id)
+    known = RUNS.get(ident.run_id, project=project, config=config)
     if known is not None:
-        run = known[1]
-        if project is not None and project != run.project:
-            raise CairnError(
-                f"this task run's cairn run is in project {run.project}, not {project}: "
-                "pass the same project to every current_run() call of a task"
-            )
-        if config:
-            run.log_config(config)
-        return run
+        return known
     repo = repository_block(repository).get_repository()
     kwargs = ident.run_kwargs()
     if ident.task_name:
@@ -73,10 +63,8 @@ def current_run(
     except BaseException:
         repo.close()
         raise
-    with _LOCK:
-        _RUNS[run.id] = (repo, run)
     _finish_with_the_run()
-    return run
+    return RUNS.add(run, repo.close)
 
 
 def _finish_with_the_run() -> None:
@@ -94,7 +82,7 @@ def _finish_with_the_run() -> None:
 
     def hook(state: str) -> Any:
         def finish(_owner: Any, prefect_run: Any, _state: Any) -> None:
-            finish_run(prefix + str(prefect_run.id).replace("-", ""), state)
+            RUNS.finish(prefix + str(prefect_run.id).replace("-", ""), state)
 
         finish.__name__ = f"cairn_run_{state}"
         return finish
@@ -104,17 +92,3 @@ def _finish_with_the_run() -> None:
     if hasattr(owner, "on_crashed_hooks"):  # flows: a crashed flow run
         owner.on_crashed_hooks.append(hook("crashed"))
     setattr(owner, _HOOKED, True)
-
-
-def finish_run(run_id: str, state: str) -> None:
-    """Finish the run (unless the code already did) and close its repository."""
-    with _LOCK:
-        known = _RUNS.pop(run_id, None)
-    if known is None:
-        return
-    repo, run = known
-    try:  # the code may have finished it already (`with current_run() as run:`)
-        if run.state == "running":
-            run.finish(state)
-    finally:
-        repo.close()

@@ -17,18 +17,17 @@ at the end of the block instead.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from cairn import CairnError, Run
+from cairn.current import CurrentRuns
 
 from .hooks.cairn import CairnHook
 from .identity import TaskIdentity, task_run
 
-_LOCK = threading.Lock()
-#: cairn run id -> (hook, run) of the task instances running in this process
-_RUNS: dict[str, tuple[CairnHook, Run]] = {}
+#: the task instances running in this process
+RUNS = CurrentRuns("task")
 
 
 def current_run(
@@ -44,30 +43,14 @@ def current_run(
     """
     context = _context()
     ident = TaskIdentity.from_context(context)
-    with _LOCK:
-        known = _RUNS.get(ident.cairn_run_id)
+    known = RUNS.get(ident.cairn_run_id, project=project, config=config)
     if known is not None:
-        hook, run = known
-        if project is not None and project != run.project:
-            raise CairnError(
-                f"this task's cairn run is in project {run.project}, not {project}: "
-                "pass the same project to every current_run() call of a task"
-            )
-        if config:
-            run.log_config(config)
-        return run
+        return known
     hook = CairnHook(cairn_conn_id)
-    run = task_run(
-        hook.get_repository(),
-        context,
-        project=project,
-        job_type=ident.task_id,
-        config=config,
-    )
-    with _LOCK:
-        _RUNS[ident.cairn_run_id] = (hook, run)
-    _finish_with(context["task"], ident.cairn_run_id)
-    return run
+    repo = hook.get_repository()
+    run = task_run(repo, context, project=project, job_type=ident.task_id, config=config)
+    _finish_with(context["task"], run.id)
+    return RUNS.add(run, hook.close)
 
 
 def _context() -> Any:
@@ -87,7 +70,7 @@ def _finish_with(task: Any, run_id: str) -> None:
 
     def finisher(state: str) -> Any:
         def finish(context: Any) -> None:
-            finish_run(run_id, state)
+            RUNS.finish(run_id, state)
 
         finish.__name__ = f"cairn_run_{state}"
         return finish
@@ -99,17 +82,3 @@ def _finish_with(task: Any, run_id: str) -> None:
         ("on_skipped_callback", "skipped"),
     ):
         setattr(task, kind, [*(getattr(task, kind) or []), finisher(state)])
-
-
-def finish_run(run_id: str, state: str) -> None:
-    """Finish the run (unless the code already did) and close its repository."""
-    with _LOCK:
-        known = _RUNS.pop(run_id, None)
-    if known is None:
-        return
-    hook, run = known
-    try:  # the code may have finished it already (`with current_run() as run:`)
-        if run.state == "running":
-            run.finish(state)
-    finally:
-        hook.close()
