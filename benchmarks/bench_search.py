@@ -113,7 +113,8 @@ def fill(repo: Repository, n_versions: int, seed: int = 0) -> None:
             c = rng.randrange(COLLECTIONS)
             meta: dict[str, Any] = {
                 "rows": rng.randrange(10_000_000),
-                "framework": rng.choice(FRAMEWORKS),
+                # one version in a thousand: what an index is for
+                "framework": "mxnet" if rng.random() < 0.001 else rng.choice(FRAMEWORKS),
                 "nested": {"depth": rng.randrange(10)},
             }
             roll = rng.random()
@@ -243,6 +244,15 @@ CASES = [
         None,
         50,
         lambda r, a: r.metadata.get("framework") == "jax",
+        _newest_first,
+    ),
+    Case(
+        "framework = 'mxnet' (1 in 1,000), all",
+        "versions",
+        "metadata.framework = 'mxnet'",
+        None,
+        None,
+        lambda r, a: r.metadata.get("framework") == "mxnet",
         _newest_first,
     ),
     Case(

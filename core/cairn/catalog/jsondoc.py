@@ -3,11 +3,13 @@
 The catalog's JSON documents (a version's metadata, a run's config and summary) are
 searched in SQL: SQLite's JSON1 functions (`json_type`, `json_extract`) and PostgreSQL's
 jsonb operators (`->`, `jsonb_typeof`, `@>`). Both give the same answers because every
-comparison first checks the JSON type of the value it reads: a number compares with
+comparison also checks the JSON type of the value it reads: a number compares with
 numbers only, a string with strings (in code-point order: `COLLATE "C"` on PostgreSQL,
-SQLite's binary order), and a cast is only reached, inside a CASE, once the type is
-known, so a string never makes a numeric comparison fail. Keys reach the database as
-bound parameters, never as SQL text.
+SQLite's binary order). On PostgreSQL the type is checked first and a cast is only
+reached, inside a CASE, once it is known, so a string never makes a numeric comparison
+fail; SQLite compares any two values without error, so it tests the value first and reads
+the type only for the rows that pass (each read parses the JSON text again). Keys reach
+the database as bound parameters, never as SQL text.
 
 Every predicate returned here is TRUE or FALSE, never NULL, so `NOT` negates it exactly.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
@@ -42,24 +45,24 @@ Kind = Literal["number", "string", "boolean"]
 Keys = tuple[str, ...]
 
 
-class Documents:
+class Documents(ABC):
     """Predicates and sort keys on `column` at a key path, for one SQL dialect."""
 
+    @abstractmethod
     def present(self, column: Any, keys: Keys) -> ColumnElement[bool]:
         """The key exists and does not hold JSON null."""
-        raise NotImplementedError
 
+    @abstractmethod
     def equals(
         self, column: Any, keys: Keys, value: str | int | float | bool
     ) -> ColumnElement[bool]:
         """The value at the key is `value`, of the same JSON type (1 equals 1.0)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def compare(
         self, column: Any, keys: Keys, op: str, value: str | int | float
     ) -> ColumnElement[bool]:
         """`<`, `<=`, `>`, `>=` against a number (numbers only) or a string (strings only)."""
-        raise NotImplementedError
 
     def like(self, column: Any, keys: Keys, matcher: Any) -> ColumnElement[bool]:
         """A string at the key that `matcher(text_expression)` accepts."""
@@ -67,34 +70,38 @@ class Documents:
             (self._is(column, keys, "string"), matcher(self._text(column, keys))), else_=false()
         )
 
+    @abstractmethod
     def sort_keys(self, column: Any, keys: Keys, descending: bool) -> list[Any]:
         """ORDER BY terms: numbers (numerically), then strings, then booleans, then
         objects and arrays; null and missing last in either direction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def each_key(self, column: Any, keys: Keys) -> tuple[Any, Any, Any]:
         """The keys of the object at `keys` (none if it is not an object): a table-valued
         function to join each row to (ON true), its `key` column, and whether the key
         holds an object (to descend into)."""
-        raise NotImplementedError
 
     # dialect primitives ----------------------------------------------------------------
 
+    @abstractmethod
     def _kind(self, column: Any, keys: Keys) -> ColumnElement[str]:
         """'number', 'string', 'boolean', 'null', 'object', 'array', or NULL if missing."""
-        raise NotImplementedError
 
     def _is(self, column: Any, keys: Keys, kind: Kind) -> ColumnElement[bool]:
         return self._kind(column, keys) == kind
 
+    @abstractmethod
     def _number(self, column: Any, keys: Keys, *, exact: bool = True) -> Any:
-        raise NotImplementedError
+        """The number at the key (exact: numeric, else double precision), for rows
+        whose value is a number."""
 
+    @abstractmethod
     def _text(self, column: Any, keys: Keys) -> Any:
-        raise NotImplementedError
+        """The string at the key, for rows whose value is a string."""
 
+    @abstractmethod
     def _flag(self, column: Any, keys: Keys) -> Any:
-        raise NotImplementedError
+        """0 or 1 for a boolean at the key."""
 
     def _sortable(self, text: Any) -> Any:
         return text
