@@ -164,7 +164,7 @@ def run_table(
         config, summary = r.config, r.summary
         rows.append(
             [
-                r.id[:12],
+                short_id(r.id),
                 r.name or "-",
                 *([r.project] if len(projects) > 1 else []),
                 r.group or "-",
@@ -176,6 +176,12 @@ def run_table(
             ]
         )
     return headers, rows, hidden
+
+
+def short_id(run_id: str) -> str:
+    """The end of a run id, which tells runs apart (ids start with their kind:
+    `prefect-task-...`, `airflow-...`); `--json` has the whole id."""
+    return run_id if len(run_id) <= 13 else "…" + run_id[-12:]
 
 
 def run_doc(r: Run) -> dict[str, Any]:
