@@ -122,6 +122,8 @@ def test_runs_table_has_summary_columns_and_the_config_the_query_names(filled):
         ("train-1", "0.01", "0.95"),
         ("train-0", "0.1", "0.9"),
     ]
+    ids = {d["name"]: d["id"] for d in json.loads(cairn("runs", "--json").stdout)}
+    assert [x[0] for x in rows] == ["…" + ids[x[1]][-12:] for x in rows]  # the end of the id
     [best] = json.loads(
         cairn("runs", "--sort", "-summary.val_acc", "--limit", "1", "--json").stdout
     )
