@@ -8,6 +8,7 @@ from .errors import (
     Finalized,
     IntegrityError,
     InvalidName,
+    InvalidQuery,
     NotFound,
     PermissionDenied,
     ReferenceChanged,
@@ -18,6 +19,7 @@ from .names import Ref
 from .projects import ProjectInfo
 from .repository import Repository
 from .run import Run
+from .search import RunKeys
 from .transfer import UploadStats
 from .verify import VerifyReport
 from .version import ArtifactVersion
@@ -37,6 +39,7 @@ __all__ = [
     "GCReport",
     "IntegrityError",
     "InvalidName",
+    "InvalidQuery",
     "Manifest",
     "NotFound",
     "PermissionDenied",
@@ -45,6 +48,7 @@ __all__ = [
     "ReferenceChanged",
     "Repository",
     "Run",
+    "RunKeys",
     "UploadStats",
     "VerifyReport",
 ]

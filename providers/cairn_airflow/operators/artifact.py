@@ -28,7 +28,12 @@ Paths = str | Sequence[str] | None
 
 
 class CairnBaseOperator(BaseOperator):
-    """The hook, the task instance's cairn run and error translation, shared by all."""
+    """The hook, the task instance's cairn run and error translation, shared by all.
+
+    :param config: set on the task's cairn run (`config.<key>` in `search_runs`)
+    :param metrics: logged to the run's summary once the work succeeded
+        (`summary.<key>`); both templated
+    """
 
     job_type: ClassVar[str] = "airflow-task"
 
@@ -37,11 +42,15 @@ class CairnBaseOperator(BaseOperator):
         *,
         project: str = "default",
         cairn_conn_id: str = CairnHook.default_conn_name,
+        config: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.project = project
         self.cairn_conn_id = cairn_conn_id
+        self.config = config
+        self.metrics = metrics
 
     @cached_property
     def hook(self) -> CairnHook:
@@ -53,8 +62,12 @@ class CairnBaseOperator(BaseOperator):
         try:
             with task_errors():
                 repo = self.hook.get_repository()
-                with task_run(repo, context, project=self.project, job_type=self.job_type) as run:
+                with task_run(
+                    repo, context, project=self.project, job_type=self.job_type, config=self.config
+                ) as run:
                     yield run
+                    if self.metrics:
+                        run.log_summary(self.metrics)
         finally:
             self.hook.close()
 
@@ -114,6 +127,8 @@ class LogArtifactOperator(VersionOperator):
         "aliases",
         "metadata",
         "description",
+        "config",
+        "metrics",
     )
     job_type = "log_artifact"
 
@@ -162,7 +177,7 @@ class UseArtifactOperator(CairnBaseOperator):
     :returns: (XCom) the local folder (or file) path; the exact ref is pushed as `ref`
     """
 
-    template_fields: Sequence[str] = ("ref", "path", "root", "project")
+    template_fields: Sequence[str] = ("ref", "path", "root", "project", "config", "metrics")
     job_type = "use_artifact"
 
     def __init__(
@@ -211,6 +226,8 @@ class UpsertArtifactOperator(CairnBaseOperator):
         "prefix",
         "distributed_id",
         "writer_id",
+        "config",
+        "metrics",
     )
     job_type = "upsert_artifact"
 
@@ -257,6 +274,8 @@ class FinishArtifactOperator(VersionOperator):
         "aliases",
         "metadata",
         "description",
+        "config",
+        "metrics",
     )
     job_type = "finish_artifact"
 
