@@ -7,8 +7,9 @@ One repository is built once (100 folders of small files, one version). Then, pe
 `cairn show REF` as a user runs it (a child process, its output to a file), and a fresh
 `cairn ui` server, warmed up on a one-file version's page, asked for the large version's
 Files page (its first page: the root's folders) when nothing of that version is cached, then
-for the first page of one folder of it (the file tree is cached by then). Medians are reported; the target is the cold Files page in
-under 1/10 of `cairn show`'s time, measured in the same run. Exit code 1 if it fails.
+for the first page of one folder of it (the file tree is cached by then). Medians are
+reported; the target is that first Files page in under 1/10 of `cairn show`'s time,
+measured in the same run. Exit code 1 if it fails.
 """
 
 from __future__ import annotations

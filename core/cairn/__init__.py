@@ -8,6 +8,7 @@ from .errors import (
     Finalized,
     IntegrityError,
     InvalidName,
+    InvalidQuery,
     NotFound,
     PermissionDenied,
     ReferenceChanged,
@@ -18,6 +19,7 @@ from .names import Ref
 from .projects import ProjectInfo
 from .repository import Repository
 from .run import Run
+from .search import RunKeys
 from .transfer import UploadStats
 from .tree import FileTree, FolderPage, TreeItem
 from .verify import VerifyReport
@@ -40,6 +42,7 @@ __all__ = [
     "GCReport",
     "IntegrityError",
     "InvalidName",
+    "InvalidQuery",
     "Manifest",
     "NotFound",
     "PermissionDenied",
@@ -48,6 +51,7 @@ __all__ = [
     "ReferenceChanged",
     "Repository",
     "Run",
+    "RunKeys",
     "TreeItem",
     "UploadStats",
     "VerifyReport",

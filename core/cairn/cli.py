@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, NoReturn
@@ -19,11 +20,11 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, listing, search
 from . import lineage as graphs
 from .artifact import Artifact
 from .console import RichProgress, human_size, print_table, when
-from .errors import CairnError, InvalidName, NotFound
+from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
 from .names import LATEST, Ref, check_alias, check_name
 from .projects import ProjectInfo
@@ -60,7 +61,7 @@ class _Group(TyperGroup):
             if exc.errno == errno.EPIPE:
                 raise  # `cairn ls | head`: typer quiets the broken pipe
             _unexpected(exc)
-        except (BadInput, InvalidName) as exc:
+        except (BadInput, InvalidName, InvalidQuery) as exc:
             _fail(str(exc), EXIT_USAGE)
         except CairnError as exc:
             _fail(str(exc), EXIT_ERROR)
@@ -247,14 +248,40 @@ def get(
     typer.echo(f"{v.ref}: {_count(v.file_count, 'file')}, {human_size(v.size)}", err=True)
 
 
+WhereOpt = Annotated[
+    str | None,
+    typer.Option("--where", "-w", help='Only what matches this query, e.g. "metadata.acc > 0.9".'),
+]
+SortOpt = Annotated[
+    str | None, typer.Option("--sort", "-s", help="Sort by a field; -field for descending.")
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", min=0, help="Show at most N (default 100).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DEFAULT_LIMIT = 100
+
+
 @app.command("ls")
 def list_(
     ctx: typer.Context,
     target: Annotated[
         str | None, typer.Argument(help="A project, or project/name for its versions.")
     ] = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List projects and collections, a project's collections, or a collection's versions."""
+    """List projects and collections, a project's collections, or a collection's versions.
+
+    With --where, --sort, --limit or --json: search versions (of every project you may
+    read, of the project, or of the collection TARGET names); docs/SEARCH.md.
+    """
+    if where is not None or sort is not None or limit is not None or as_json:
+        search.check("versions", where or "", sort)  # before anything is opened or made
+        _search_versions(_repo(ctx), target, where or "", sort, limit, as_json)
+        return
     repo = _repo(ctx)
     if target is None:
         known = {c["project"] for c in repo.collections()}
@@ -284,6 +311,85 @@ def list_(
             for v in repo.versions(f"{coll.project}/{coll.name}")
         ]
         print_table(["version", "state", "size", "files", "aliases", "created"], rows)
+
+
+def _search_versions(
+    repo: Repository,
+    target: str | None,
+    where: str,
+    sort: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    project = name = None
+    if target:
+        if "/" in target:
+            coll = _collection(target, repo)
+            project, name = coll.project, coll.name
+        else:
+            project = check_name(target, kind="project")
+    limit = DEFAULT_LIMIT if limit is None else limit
+    found = repo.search_versions(where, project=project, name=name, order_by=sort, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([listing.version_doc(v) for v in found], indent=2))
+    else:
+        headers, rows, hidden = listing.version_table(
+            found, first_keys=listing.named_keys("metadata", where, sort)
+        )
+        print_table(headers, rows)
+        _note_hidden(hidden, "metadata key")
+    _note_more(
+        len(found), limit, lambda: repo.count_versions(where, project=project, name=name), "version"
+    )
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    project: Annotated[
+        str | None,
+        typer.Option(help="Runs of this project (default: $CAIRN_PROJECT, else every project)."),
+    ] = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search runs: their config, summary metrics and state (docs/SEARCH.md), newest first.
+
+    The best run of a sweep: cairn runs --where "group = 'sweep-1'" --sort -summary.val_acc
+    """
+    search.check("runs", where or "", sort)  # before anything is opened or made
+    repo = _repo(ctx)
+    opts = ctx.find_object(_Options)
+    scope = project or (opts.project if opts else None) or os.environ.get("CAIRN_PROJECT") or None
+    where = where or ""
+    limit = DEFAULT_LIMIT if limit is None else limit
+    found = repo.search_runs(where, project=scope, order_by=sort, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([listing.run_doc(r) for r in found], indent=2))
+    else:
+        headers, rows, hidden = listing.run_table(
+            found,
+            first_keys=listing.named_keys("summary", where, sort),
+            config_keys=listing.named_keys("config", where, sort),
+        )
+        print_table(headers, rows)
+        _note_hidden(hidden, "summary key")
+    _note_more(len(found), limit, lambda: repo.count_runs(where, project=scope), "run")
+
+
+def _note_hidden(hidden: int, noun: str) -> None:
+    if hidden:
+        typer.echo(f"{_count(hidden, f'more {noun}')} not shown: --json shows them", err=True)
+
+
+def _note_more(shown: int, limit: int, total: Callable[[], int], noun: str) -> None:
+    """On stderr: nothing matched, or the limit cut the list short."""
+    if shown == 0:
+        typer.echo(f"no {noun} matches", err=True)
+    elif shown == limit and (n := total()) > shown:
+        typer.echo(f"showing {shown} of {n} {noun}s: --limit N shows more", err=True)
 
 
 @app.command()
@@ -337,7 +443,8 @@ def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
     except NotFound:
         files = None  # pending: the manifest exists once it is finished
     return {
-        **v.to_json(),
+        **listing.version_doc(v),
+        "namespace": v.namespace,
         "logged_by": {"id": run.id, "name": run.name, "kind": run.kind} if run else None,
         "files": files,
     }

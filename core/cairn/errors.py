@@ -33,3 +33,18 @@ class ReferenceChanged(IntegrityError):
 
 class PermissionDenied(CairnError):
     """The caller lacks the right the operation needs on a project."""
+
+
+class InvalidQuery(CairnError, ValueError):
+    """A search query or sort order is malformed or names an unknown field.
+
+    `position` is the 1-based character position the problem starts at (0 when it is
+    about the query as a whole), `reason` says what is wrong there.
+    """
+
+    def __init__(self, reason: str, *, query: str = "", position: int = 0, what: str = "query"):
+        self.reason, self.query, self.position, self.what = reason, query, position, what
+        where = f" at position {position}" if position else ""
+        shown = query if len(query) <= 80 else query[:77] + "..."
+        context = f" (in {what} {shown!r})" if query and position else ""
+        super().__init__(f"invalid {what}{where}: {reason}{context}")

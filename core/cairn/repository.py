@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from . import access
+from . import access, search
 from .artifact import Artifact, require_content
 from .cache import Cache
 from .catalog import Catalog, lineage, records, sqlite_url
+from .catalog.jsondoc import document
 from .chunking import ChunkingParams
 from .download import Downloader
 from .errors import CairnError, NotFound
@@ -23,6 +24,7 @@ from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
 from .run import Run
+from .search import RunKeys
 from .staging import stage, write_manifest
 from .statcache import StatCache
 from .stores import Store, open_store
@@ -304,9 +306,15 @@ class Repository:
         kind: str = "manual",
         run_id: str | None = None,
         attributes: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> Run:
-        """Start a run; `with repo.run(...) as run:` finishes it. A known `run_id` resumes it."""
+        """Start a run; `with repo.run(...) as run:` finishes it. A known `run_id` resumes it.
+
+        `config` (a JSON object: hyperparameters, inputs) is searchable as `config.<key>`;
+        resuming a run with a config sets those keys and keeps the others.
+        """
         project = self._project(project)
+        settings = document(config, what="config") if config is not None else None
         with self.catalog.write() as conn:
             access.require(conn, project, "write")
             pid = records.project_id(conn, project, create=True)
@@ -319,6 +327,7 @@ class Repository:
                 kind=kind,
                 attributes=attributes or {},
                 run_id=run_id,
+                config=settings,
             )
             row = lineage.get_run(conn, rid)
         return Run(self, row, project)
@@ -329,6 +338,106 @@ class Repository:
         if run is None:
             raise NotFound(f"run {run_id} not found")
         return run
+
+    # -- search (docs/SEARCH.md) ------------------------------------------------------------
+
+    def search_versions(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[ArtifactVersion]:
+        """Versions matching `query`, e.g. "metadata.accuracy > 0.9 AND type = 'model'".
+
+        In `project`, else in every project the caller may read; of collection `name` (in
+        `project`) if given. `order_by` is a field, `-` first for descending
+        (`-metadata.accuracy`); newest first by default and between ties. `limit` and
+        `offset` page through the results (`count_versions` gives the total); `params`
+        fills `:name` placeholders in the query. Versions marked DELETED are left out
+        unless the query names `state`.
+        """
+        return search.search_versions(
+            self,
+            query,
+            project=project,
+            name=name,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+            params=params,
+        )
+
+    def count_versions(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """How many versions `search_versions` would return without a limit."""
+        return search.count_versions(self, query, project=project, name=name, params=params)
+
+    def version_keys(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[str, ...]:
+        """Every metadata key (nested ones as `a.b`) of the versions `query` matches."""
+        return search.version_keys(self, query, project=project, name=name, params=params)
+
+    def search_runs(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[Run]:
+        """Runs matching `query`, e.g. "group = 'sweep-1' AND summary.val_loss < 0.3".
+
+        The best run of a sweep: `search_runs("group = :g", params={"g": group},
+        order_by="-summary.val_acc", limit=1)`. Arguments as for `search_versions`.
+        """
+        return search.search_runs(
+            self,
+            query,
+            project=project,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+            params=params,
+        )
+
+    def count_runs(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """How many runs `search_runs` would return without a limit."""
+        return search.count_runs(self, query, project=project, params=params)
+
+    def run_keys(
+        self,
+        query: str = "",
+        *,
+        project: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> RunKeys:
+        """Every config and summary key of the runs `query` matches (table columns)."""
+        return search.run_keys(self, query, project=project, params=params)
 
     # -- maintenance ------------------------------------------------------------------------
 
@@ -432,6 +541,13 @@ class Repository:
     def _record_use(self, run_id: str, version_id: int) -> None:
         with self.catalog.write() as conn:
             lineage.record_use(conn, run_id, version_id)
+
+    def _merge_into_run(self, run: Run, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set `values`' keys in the run's config or summary; returns the whole object."""
+        doc = document(values, what=column)
+        with self.catalog.write() as conn:
+            access.require(conn, run.project, "write")
+            return lineage.merge_document(conn, run.id, column, doc)
 
     def _finish_run(self, run_id: str, state: str) -> None:
         with self.catalog.write() as conn:

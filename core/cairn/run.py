@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ class Run:
         self.state: str = row.state
         self.created_at: datetime = row.created_at
         self.finished_at: datetime | None = row.finished_at
+        self._config: dict[str, Any] = dict(row.config or {})
+        self._summary: dict[str, Any] = dict(row.summary or {})
 
     @property
     def repository(self) -> Repository:
@@ -52,6 +55,40 @@ class Run:
     def finish(self, state: str = "finished") -> None:
         self._repo._finish_run(self.id, state)
         self.state = state
+
+    # -- config and metrics ----------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What the run was configured with (`repo.run(config=...)`): a copy."""
+        return dict(self._config)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The metrics the run reported (`log_summary`), as of the last call or `refresh()`:
+        a copy; change it with `log_summary`."""
+        return dict(self._summary)
+
+    def log_summary(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set these keys of the run's summary and keep the others (`{"val_loss": 0.21}`);
+        returns the whole summary. Searchable as `summary.val_loss`. Keys logged by
+        other processes meanwhile are kept: the merge happens in the catalog."""
+        self._summary = self._repo._merge_into_run(self, "summary", values)
+        return self.summary
+
+    def log_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set these keys of the run's config and keep the others; returns the whole
+        config (for settings known only once the run has started)."""
+        self._config = self._repo._merge_into_run(self, "config", values)
+        return self.config
+
+    def refresh(self) -> Run:
+        """Read state, config and summary again (another process may have changed them)."""
+        fresh = self._repo._run_by_id(self.id)
+        if fresh is not None:
+            self.state, self.finished_at = fresh.state, fresh.finished_at
+            self._config, self._summary = fresh._config, fresh._summary
+        return self
 
     # -- artifacts through this run --------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,27 +73,6 @@ class ArtifactVersion:
 
     def __repr__(self) -> str:
         return f"<ArtifactVersion {self.ref} {self.state} {self.size} bytes {self.aliases}>"
-
-    def to_json(self) -> dict[str, Any]:
-        """What the catalog records of the version, as JSON values (times in ISO 8601, UTC)."""
-        return {
-            "ref": self.ref,
-            "project": self.project,
-            "name": self.name,
-            "type": self.type,
-            "version": self.version,
-            "index": self.index,
-            "digest": self.digest,
-            "size": self.size,
-            "file_count": self.file_count,
-            "namespace": self.namespace,
-            "state": self.state,
-            "aliases": self.aliases,
-            "metadata": self.metadata,
-            "description": self.description,
-            "created_at": _iso(self.created_at),
-            "committed_at": _iso(self.committed_at) if self.committed_at else None,
-        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ArtifactVersion) and other.id == self.id
@@ -205,8 +184,3 @@ class ArtifactVersion:
     def contributors(self) -> list[Run]:
         """Runs that upserted parts into this (distributed) version."""
         return self._repo._contributors(self.id)
-
-
-def _iso(moment: datetime) -> str:
-    """SQLite hands timestamps back naive; every catalog timestamp is UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()

@@ -3,6 +3,7 @@ versioned artifacts from flows (loaded by Prefect through the `prefect.collectio
 point, which registers the block type)."""
 
 from .blocks import CairnRepository
+from .current import current_run
 from .identity import PrefectIdentity
 from .summary import VersionSummary, artifact_key
 from .tasks import Part, finish_artifact, log_artifact, upsert_artifact, use_artifact
@@ -13,6 +14,7 @@ __all__ = [
     "PrefectIdentity",
     "VersionSummary",
     "artifact_key",
+    "current_run",
     "finish_artifact",
     "log_artifact",
     "upsert_artifact",

@@ -109,6 +109,16 @@ class CairnRepository(Block):
         )
 
 
+def repository_block(repository: CairnRepository | str | None) -> CairnRepository:
+    """A block as tasks take it: the block, the name of a saved one, or None for the
+    embedded default (CAIRN_* variables, else ~/.cairn)."""
+    if repository is None:
+        return CairnRepository()
+    if isinstance(repository, str):
+        return CairnRepository.load(repository)
+    return repository
+
+
 def _with_password(url: str, password: str) -> str:
     """`url` with `password` (percent-encoded) after its user name."""
     parts = urlsplit(url)

@@ -41,7 +41,7 @@ from cairn import (
 )
 
 from . import links, summary
-from .blocks import CairnRepository
+from .blocks import CairnRepository, repository_block
 from .identity import PrefectIdentity
 
 #: a block, the name of a saved block, or None for the embedded default
@@ -79,6 +79,8 @@ def log_artifact(
     metadata: dict[str, Any] | None = None,
     incremental: bool = False,
     remove: Sequence[str] = (),
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
     repository: RepositoryArg = None,
 ) -> str:
     """Log files and folders as the next version of `name`; returns its ref (`demo/x:v3`).
@@ -87,9 +89,10 @@ def log_artifact(
     from the collection's latest version (if it has one) so only what changed is hashed and
     stored; `remove` drops paths (or folders) from it, skipping absent ones. Identical
     content returns the existing version. Publishes a table artifact summarising the version.
+    `config` is set on the task run's cairn run, `metrics` logged to its summary.
     """
-    block = _block(repository)
-    with _cairn_run(block, project) as (repo, run):
+    block = repository_block(repository)
+    with _cairn_run(block, project, config, metrics) as (repo, run):
         art = _start(run, name, type) if incremental else Artifact(name, type)
         if description is not None:
             art.description = description
@@ -121,7 +124,7 @@ def use_artifact(
     ./artifacts/NAME/vN), or with `path` the local copy of that one file, or with
     `download=False` the exact ref (`demo/x:v3`) the given ref resolved to.
     """
-    block = _block(repository)
+    block = repository_block(repository)
     with _open(block) as repo:
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
@@ -145,15 +148,18 @@ def upsert_artifact(
     prefix: str | None = None,
     distributed_id: str | None = None,
     writer_id: str | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
     repository: RepositoryArg = None,
 ) -> Part:
     """Add this task run's files as a part of a PENDING version (use with `.map`).
 
     `distributed_id` defaults to the flow run; `writer_id` to this task run, so a retry
     replaces the part. Pass `unmapped(block)` or the block's name as `repository` when
-    mapping. Nothing is visible until `finish_artifact` commits the version.
+    mapping. Nothing is visible until `finish_artifact` commits the version. `config` and
+    `metrics` go to this task run's cairn run, as for `log_artifact`.
     """
-    with _cairn_run(repository, project) as (_, run):
+    with _cairn_run(repository, project, config, metrics) as (_, run):
         art = Artifact(name, type)
         _add(art, path, prefix)
         writer = writer_id or run.id
@@ -188,6 +194,8 @@ def finish_artifact(
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
     parts: Sequence[Part] | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
     repository: RepositoryArg = None,
 ) -> str:
     """Commit the PENDING version `distributed_id` (default: the flow run); returns its ref.
@@ -195,10 +203,11 @@ def finish_artifact(
     `path` adds files of the finishing task itself. Pass the upserts' results as `parts`
     (`parts=futures.result()`, which raises if a part failed: a task whose upstream failed
     is skipped, and the flow would otherwise complete without committing); the summary
-    then counts the bytes the parts stored.
+    then counts the bytes the parts stored. `config` and `metrics` go to this task run's
+    cairn run, as for `log_artifact`.
     """
-    block = _block(repository)
-    with _cairn_run(block, project) as (repo, run):
+    block = repository_block(repository)
+    with _cairn_run(block, project, config, metrics) as (repo, run):
         art = Artifact(name, type, description=description, metadata=metadata)
         _add(art, path, prefix)
         # a retry whose earlier attempt committed gets that version back from cairn
@@ -211,14 +220,6 @@ def finish_artifact(
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _block(repository: RepositoryArg) -> CairnRepository:
-    if repository is None:
-        return CairnRepository()
-    if isinstance(repository, str):
-        return CairnRepository.load(repository)
-    return repository
-
-
 # Opening a new catalog migrates it with Alembic, whose module-global context is not
 # thread-safe: mapped tasks on the thread-pool runner open one at a time (a workaround
 # until cairn serialises its own migrations).
@@ -227,7 +228,7 @@ _OPEN_LOCK = threading.Lock()
 
 @contextmanager
 def _open(repository: RepositoryArg) -> Iterator[Repository]:
-    block = _block(repository)
+    block = repository_block(repository)
     with _OPEN_LOCK:
         repo = block.get_repository()
     with repo:
@@ -235,17 +236,29 @@ def _open(repository: RepositoryArg) -> Iterator[Repository]:
 
 
 @contextmanager
-def _run(repo: Repository, project: str | None) -> Iterator[Run]:
+def _run(
+    repo: Repository, project: str | None, config: dict[str, Any] | None = None
+) -> Iterator[Run]:
     """A cairn run for the current task run: finished on success, failed on error; a retry
     of the task run reuses it."""
-    with repo.run(project=project, **PrefectIdentity.current().run_kwargs()) as run:
+    kwargs = PrefectIdentity.current().run_kwargs()
+    with repo.run(project=project, config=config, **kwargs) as run:
         yield run
 
 
 @contextmanager
-def _cairn_run(repository: RepositoryArg, project: str | None) -> Iterator[tuple[Repository, Run]]:
-    with _open(repository) as repo, _run(repo, project) as run:
+def _cairn_run(
+    repository: RepositoryArg,
+    project: str | None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Iterator[tuple[Repository, Run]]:
+    """The repository and the task run's cairn run; `metrics` go to the run's summary
+    once the work inside succeeded."""
+    with _open(repository) as repo, _run(repo, project, config) as run:
         yield repo, run
+        if metrics:
+            run.log_summary(metrics)
 
 
 def _start(run: Run, name: str, type: str) -> Artifact:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and IDEs
     from .assets import asset_for, record_asset_event
+    from .current import current_run
     from .distributed import finish_version, upsert_part
     from .hooks.cairn import CairnHook
     from .identity import TaskIdentity, task_run
@@ -35,6 +36,7 @@ _EXPORTS = {
     "FinishArtifactOperator": "cairn_airflow.operators.artifact",
     "ArtifactAliasSensor": "cairn_airflow.sensors.alias",
     "ArtifactAliasTrigger": "cairn_airflow.triggers.alias",
+    "current_run": "cairn_airflow.current",
     "TaskIdentity": "cairn_airflow.identity",
     "task_run": "cairn_airflow.identity",
     "asset_for": "cairn_airflow.assets",
@@ -53,6 +55,7 @@ __all__ = [
     "UpsertArtifactOperator",
     "UseArtifactOperator",
     "asset_for",
+    "current_run",
     "finish_version",
     "get_provider_info",
     "record_asset_event",

@@ -9,6 +9,7 @@ parts its tasks upsert.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +74,11 @@ def task_run(
     *,
     project: str | None = None,
     job_type: str = "airflow-task",
+    config: Mapping[str, Any] | None = None,
 ) -> Run:
     """The cairn run of the current task instance; use it as a context manager.
+
+    `config` keys are set on the run (`config.<key>` in `search_runs`).
 
     From a TaskFlow task:
 
@@ -100,4 +104,5 @@ def task_run(
         kind="airflow",
         run_id=ident.cairn_run_id,
         attributes=ident.attributes(),
+        config=config,
     )

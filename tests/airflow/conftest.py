@@ -37,7 +37,12 @@ for name in ("CAIRN_CATALOG", "CAIRN_STORE", "CAIRN_STORAGE_OPTIONS", "AIRFLOW_C
     os.environ.pop(name, None)
 
 DAGS_FOLDER.mkdir(parents=True)
-for source in [*ROOT.glob("dags_examples/airflow_*.py"), *Path(__file__).parent.glob("dags/*.py")]:
+EXAMPLE_HELPERS = ["tiny_model.py"]  # modules the example DAGs import from their folder
+for source in [
+    *ROOT.glob("dags_examples/airflow_*.py"),
+    *(ROOT / "dags_examples" / name for name in EXAMPLE_HELPERS),
+    *Path(__file__).parent.glob("dags/*.py"),
+]:
     shutil.copy(source, DAGS_FOLDER / source.name)
 
 

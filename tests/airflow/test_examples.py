@@ -13,6 +13,7 @@ from dagruns import asset_events, load_dag, rerun, states, xcom
 ROOT = Path(__file__).resolve().parents[2]
 SHARDED = "airflow_sharded_dataset.py"
 DAILY = "airflow_daily_incremental.py"
+SWEEP = "airflow_model_sweep.py"
 DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
 
@@ -25,6 +26,7 @@ def test_example_dags_parse_without_errors():
         "cairn_sharded_producer",
         "cairn_sharded_consumer",
         "cairn_daily_incremental",
+        "cairn_model_sweep",
     } <= set(bag.dag_ids)
 
 
@@ -180,3 +182,36 @@ def queued_dag_runs() -> set[str]:
 
     with create_session() as session:
         return {q.target_dag_id for q in session.query(AssetDagRunQueue)}
+
+
+def test_model_sweep_trains_one_run_per_map_index_and_promotes_the_best(repo):
+    dag = load_dag(SWEEP, "cairn_model_sweep")
+    dr = dag.test(logical_date=DAY)
+
+    assert dr.state == "success", states(dr)
+    group = f"airflow:cairn_model_sweep:{dr.run_id}"
+    runs = repo.search_runs("job_type = 'train'", order_by="-summary.val_acc")
+    assert [(r.config["lr"], r.attributes["map_index"]) for r in runs] == [
+        (3.0, 1),
+        (1.0, 2),
+        (0.1, 0),
+    ]
+    assert {(r.group, r.state, r.project) for r in runs} == {(group, "finished", "demo")}
+    accs = [r.summary["val_acc"] for r in runs]
+    assert accs == sorted(accs, reverse=True) and len(set(accs)) == 3
+    best = repo.artifact("demo/sweep-model:production")
+    assert best.logged_by() == runs[0] and best.ref == runs[0].summary["model"]
+    assert best.metadata == {"lr": 3.0, "val_acc": accs[0]}
+    assert xcom(dr, "promote") == best.ref
+    assert [r.attributes["task_id"] for r in best.used_by()] == ["promote"]
+    # the model versions are searchable by what they were logged with
+    assert [
+        v.ref for v in repo.search_versions("metadata.val_acc > :a", params={"a": accs[1]})
+    ] == [best.ref]
+
+    # another DAG run trains the same models: no new versions, the same one promoted
+    again = dag.test(logical_date=datetime(2024, 3, 2, tzinfo=timezone.utc))
+    assert again.state == "success", states(again)
+    assert repo.count_versions("name = 'sweep-model'") == 3
+    assert repo.count_runs("job_type = 'train'") == 6
+    assert xcom(again, "promote") == best.ref

@@ -10,6 +10,7 @@ every API operation and CLI command, and raw SQL, against what docs/ACCESS.md pr
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -774,3 +775,65 @@ def test_a_reader_of_a_private_project_reads_its_packed_objects_and_an_outsider_
         assert conn.execute(text("SELECT count(*) FROM packed")).scalar_one() == 0
     with world.sql("reader").connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM packed")).scalar_one() == 20
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def test_search_returns_only_what_each_role_may_read(world, tmp_path):
+    """A search over every project: row-level security decides, whatever the query says."""
+    setup_project(world, "private", "acme")
+    owner = world.repo("owner")
+    owner.create_project("pub", visibility="public")
+    owner.create_project("secret", visibility="private")
+    for project, key in (("acme", "team_key"), ("pub", "public_key"), ("secret", "secret_key")):
+        a = art(tmp_path, "model", project)
+        a.metadata.update({"acc": 0.9, key: 1})
+        with owner.run(project=project, name=f"train-{project}", group="g") as run:
+            run.log_artifact(a, aliases=["production"])
+            run.log_summary({"val_acc": 0.9, key: 1})
+    readable = {
+        "owner": {"acme", "pub", "secret"},
+        "writer": {"acme", "pub"},
+        "reader": {"acme", "pub"},
+        "outsider": {"pub"},
+    }
+    for who, projects in readable.items():
+        r = world.repo(who)
+        found = r.search_versions("metadata.acc > 0.5 AND alias = 'production'")
+        assert {v.project for v in found} == projects, who
+        assert r.count_versions("metadata.acc > 0.5") == len(projects)
+        # what a role cannot read leaves no trace: not in keys, counts or orderings
+        keys = {k for k in r.version_keys() if k.endswith("_key")}
+        assert keys == {k for p, k in _KEYS.items() if p in projects}, who
+        runs = r.search_runs("group = 'g'", order_by="-summary.val_acc")
+        assert {x.project for x in runs} == projects, who
+        summary = {k for k in r.run_keys().summary if k.endswith("_key")}
+        assert summary == {k for p, k in _KEYS.items() if p in projects}, who
+        assert r.count_runs("summary.secret_key = 1") == (1 if "secret" in projects else 0)
+        # a named project: its readers search it, others are refused before any row
+        expect = Expect(world, who, "acme", rights("private", who))
+        hits = expect("read", lambda r=r: r.search_versions("metadata.acc > 0", project="acme"))
+        expect("read", lambda r=r: r.search_runs(project="acme"))
+        expect("read", lambda r=r: r.count_versions(project="acme"))
+        if hits is not None:
+            assert [v.ref for v in hits] == ["acme/model:v0"]
+        listing = world.cli(who, "ls", "--where", "metadata.acc > 0", "--json", code=0)
+        assert {v["project"] for v in json.loads(listing.stdout)} == projects
+        listing = world.cli(who, "runs", "--where", "group = 'g'", "--json", code=0)
+        assert {v["project"] for v in json.loads(listing.stdout)} == projects
+
+
+_KEYS = {"acme": "team_key", "pub": "public_key", "secret": "secret_key"}
+
+
+def test_only_writers_log_a_summary(world):
+    p = setup_project(world, "public")
+    run = world.repo("owner").search_runs("name = 'prep'", project=p)[0]
+    for who in ("reader", "outsider"):
+        [theirs] = world.repo(who).search_runs("name = 'prep'", project=p)
+        with pytest.raises(PermissionDenied):
+            theirs.log_summary({"hacked": 1})
+    [mine] = world.repo("writer").search_runs("name = 'prep'", project=p)
+    mine.log_summary({"checked": True})
+    assert run.refresh().summary == {"checked": True}

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import prefect_daily_incremental as daily
+import prefect_model_sweep as sweep
 import prefect_sharded_dataset as sharded
 import pytest
 from prefect_api import summaries, table_row, task_runs
@@ -82,6 +83,29 @@ def test_daily_incremental_adds_days_drops_bad_files_and_retractions(repo, tmp_p
     assert row["new_bytes"] == sum((today / f"part-{i}.jsonl").stat().st_size for i in (0, 1))
 
 
+def test_model_sweep_trains_one_run_per_mapped_task_and_promotes_the_best(repo, tmp_path):
+    state = sweep.model_sweep(workdir=str(tmp_path), return_state=True)
+
+    flow_run = str(state.state_details.flow_run_id)
+    runs = repo.search_runs("job_type = 'train'", order_by="-summary.val_acc")
+    assert [r.config["lr"] for r in runs] == [3.0, 1.0, 0.1]
+    assert {(r.group, r.state, r.project, r.kind) for r in runs} == {
+        (flow_run, "finished", "demo", "prefect")
+    }
+    assert len({r.attributes["task_run_id"] for r in runs}) == 3
+    accs = [r.summary["val_acc"] for r in runs]
+    assert accs == sorted(accs, reverse=True) and len(set(accs)) == 3
+    best = repo.artifact("demo/sweep-model:production")
+    assert state.result() == best.ref == runs[0].summary["model"]
+    assert best.logged_by() == runs[0] and best.metadata == {"lr": 3.0, "val_acc": accs[0]}
+    assert [r.attributes["task_name"] for r in best.used_by()] == ["promote"]
+
+    # a second sweep trains identical models: no new versions, the same one promoted
+    assert sweep.model_sweep(workdir=str(tmp_path / "again")) == best.ref
+    assert repo.count_versions("name = 'sweep-model'") == 3
+    assert repo.count_runs("job_type = 'train'") == 6
+
+
 def _script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
@@ -103,10 +127,15 @@ def test_the_examples_run_as_scripts(script_env, cairn_home):
     assert done.returncode == 0, done.stdout + done.stderr
     done = _script("prefect_daily_incremental.py", "--day", "2024-01-02", env=script_env)
     assert done.returncode == 0, done.stdout + done.stderr
+    done = _script("prefect_model_sweep.py", "--lr", "0.5", "--lr", "2", env=script_env)
+    assert done.returncode == 0, done.stdout + done.stderr
 
     with Repository.open() as repo:
         assert repo.artifact("demo/shards").file_count == 2
         assert repo.artifact("demo/sessions").file_count == 3
+        best = repo.search_runs("job_type = 'train'", order_by="-summary.val_acc", limit=1)
+        assert best[0].config["lr"] == 2.0
+        assert repo.artifact("demo/sweep-model:production").metadata["lr"] == 2.0
 
 
 def test_a_failing_example_exits_non_zero_with_the_reason(script_env):

@@ -20,10 +20,11 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import CairnError
 from ..files import use_wal
+from .jsondoc import dumps
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()
@@ -113,12 +114,15 @@ def _create_engine(url: str) -> Engine:
             pool_size=4,
             max_overflow=16,
             connect_args={"timeout": 300, "check_same_thread": False},
+            json_serializer=dumps,
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=4, max_overflow=8, json_serializer=dumps
+        )
     except ImportError as exc:
         raise CairnError(
             f"cannot open catalog {url.split('@')[-1]!r}: driver missing ({exc}); "

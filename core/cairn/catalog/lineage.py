@@ -23,9 +23,11 @@ def create_run(
     kind: str,
     attributes: dict[str, Any],
     run_id: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> str:
     """Create a run, or resume the one with the same id (an orchestrator's task retry):
-    a resumed run is running again and takes the new attributes (the try number...)."""
+    a resumed run is running again and takes the new attributes (the try number...);
+    `config` keys given again replace theirs, the others stay."""
     rid = run_id or uuid.uuid4().hex
     if run_id is not None:
         resumed = conn.execute(
@@ -34,6 +36,8 @@ def create_run(
             .values(attributes=attributes, state="running", finished_at=None)
         )
         if resumed.rowcount:
+            if config:
+                merge_document(conn, rid, "config", config)
             return rid
     insert_ignore(
         conn,
@@ -46,12 +50,31 @@ def create_run(
             "group_name": group,
             "kind": kind,
             "attributes": attributes,
+            "config": config or {},
+            "summary": {},
             "state": "running",
             "created_at": now(),
         },
         ["id"],
     )
     return rid
+
+
+def merge_document(
+    conn: Connection, run_id: str, column: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Set `values`' keys in the run's `column` (config or summary), keep the others, and
+    return the result. The row is locked while it is read and written (SQLite: every
+    write transaction is exclusive), so concurrent writers of different keys all land."""
+    q = select(runs.c[column]).where(runs.c.id == run_id)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    current = conn.execute(q).scalar_one_or_none()
+    if current is None:
+        raise NotFound(f"run {run_id} not found")
+    merged = {**current, **values}
+    conn.execute(update(runs).where(runs.c.id == run_id).values({column: merged}))
+    return merged
 
 
 def finish_run(conn: Connection, run_id: str, state: str) -> None:

@@ -19,10 +19,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
 DIGEST = String(64)
+#: a JSON object users search (docs/SEARCH.md): jsonb on PostgreSQL (revision 0005), for
+#: its typed operators and GIN indexes; text checked by JSON1 on SQLite
+DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 
 projects = Table(
     "projects",
@@ -83,11 +87,16 @@ runs = Table(
     Column("job_type", String(128), nullable=True),
     Column("group_name", String(256), nullable=True),
     Column("kind", String(32), nullable=False, server_default="manual"),
-    Column("attributes", JSON, nullable=False),
+    Column("attributes", DOCUMENT, nullable=False),
     Column("state", String(16), nullable=False, server_default="running"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # what the run was configured with, and the metrics it reported (`log_summary`)
+    Column("config", DOCUMENT, nullable=False, server_default="{}"),
+    Column("summary", DOCUMENT, nullable=False, server_default="{}"),
 )
+Index("ix_runs_created", runs.c.created_at, runs.c.id)
+Index("ix_runs_group", runs.c.group_name)
 
 versions = Table(
     "versions",
@@ -98,7 +107,7 @@ versions = Table(
     Column("state", String(16), nullable=False),
     Column("digest", DIGEST, nullable=True),  # manifest digest; None while PENDING
     Column("description", Text, nullable=True),
-    Column("metadata", JSON, nullable=False),
+    Column("metadata", DOCUMENT, nullable=False),
     Column("size", BigInteger, nullable=False, server_default="0"),
     Column("file_count", Integer, nullable=False, server_default="0"),
     Column("distributed_id", String(256), nullable=True),
@@ -112,6 +121,7 @@ versions = Table(
     UniqueConstraint("collection_id", "distributed_id", name="uq_version_distributed"),
 )
 Index("ix_versions_digest", versions.c.collection_id, versions.c.digest)
+Index("ix_versions_created", versions.c.created_at, versions.c.id)
 
 aliases = Table(
     "aliases",
@@ -177,3 +187,12 @@ packed = Table(
     Column("size", BigInteger, nullable=False),
 )
 Index("ix_packed_pack", packed.c.namespace, packed.c.pack)
+
+# PostgreSQL only: GIN indexes serving `metadata.k = v` style equality (`@>` containment)
+for _table, _column in ((versions, "metadata"), (runs, "config"), (runs, "summary")):
+    Index(
+        f"ix_{_table.name}_{_column}",
+        _table.c[_column],
+        postgresql_using="gin",
+        postgresql_ops={_column: "jsonb_path_ops"},
+    ).ddl_if(dialect="postgresql")

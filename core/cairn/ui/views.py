@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import listing
 from ..run import Run
 from ..tree import FolderPage, TreeItem
 from ..version import ArtifactVersion
@@ -27,8 +28,9 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def version_doc(v: ArtifactVersion) -> Doc:
+    """As `cairn ls --json` prints it, with what the pages link and name it by."""
     return {
-        **v.to_json(),
+        **listing.version_doc(v),
         "selector": links.selector(v),
         "distributed_id": v.distributed_id,
         "url": links.of_version(v),
@@ -36,25 +38,8 @@ def version_doc(v: ArtifactVersion) -> Doc:
 
 
 def run_doc(r: Run) -> Doc:
-    doc: Doc = {
-        "id": r.id,
-        "project": r.project,
-        "name": r.name,
-        "kind": r.kind,
-        "job_type": r.job_type,
-        "group": r.group,
-        "state": r.state,
-        "attributes": r.attributes,
-        "created_at": iso(r.created_at),
-        "finished_at": iso(r.finished_at),
-        "url": links.run(r.project, r.id),
-    }
-    # run config and summary come with the search issue's runs; shown once they exist
-    for key in ("config", "summary"):
-        value = getattr(r, key, None)
-        if isinstance(value, dict):
-            doc[key] = value
-    return doc
+    """As `cairn runs --json` prints it, with its page's URL."""
+    return {**listing.run_doc(r), "url": links.run(r.project, r.id)}
 
 
 def item_doc(item: TreeItem, version_path: str) -> Doc:

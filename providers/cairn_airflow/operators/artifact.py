@@ -29,7 +29,12 @@ Paths = str | Sequence[str] | None
 
 
 class CairnBaseOperator(BaseOperator):
-    """The hook, the task instance's cairn run and error translation, shared by all."""
+    """The hook, the task instance's cairn run and error translation, shared by all.
+
+    :param config: set on the task's cairn run (`config.<key>` in `search_runs`)
+    :param metrics: logged to the run's summary once the work succeeded
+        (`summary.<key>`); both templated
+    """
 
     job_type: ClassVar[str] = "airflow-task"
 
@@ -38,11 +43,15 @@ class CairnBaseOperator(BaseOperator):
         *,
         project: str = "default",
         cairn_conn_id: str = CairnHook.default_conn_name,
+        config: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.project = project
         self.cairn_conn_id = cairn_conn_id
+        self.config = config
+        self.metrics = metrics
 
     @cached_property
     def hook(self) -> CairnHook:
@@ -54,8 +63,12 @@ class CairnBaseOperator(BaseOperator):
         try:
             with task_errors():
                 repo = self.hook.get_repository()
-                with task_run(repo, context, project=self.project, job_type=self.job_type) as run:
+                with task_run(
+                    repo, context, project=self.project, job_type=self.job_type, config=self.config
+                ) as run:
                     yield run
+                    if self.metrics:
+                        run.log_summary(self.metrics)
         finally:
             self.hook.close()
 
@@ -118,6 +131,8 @@ class LogArtifactOperator(VersionOperator):
         "aliases",
         "metadata",
         "description",
+        "config",
+        "metrics",
     )
     job_type = "log_artifact"
 
@@ -166,7 +181,7 @@ class UseArtifactOperator(CairnBaseOperator):
     :returns: (XCom) the local folder (or file) path; the exact ref is pushed as `ref`
     """
 
-    template_fields: Sequence[str] = ("ref", "path", "root", "project")
+    template_fields: Sequence[str] = ("ref", "path", "root", "project", "config", "metrics")
     job_type = "use_artifact"
     operator_extra_links = (CairnVersionLink(),)
 
@@ -217,6 +232,8 @@ class UpsertArtifactOperator(CairnBaseOperator):
         "prefix",
         "distributed_id",
         "writer_id",
+        "config",
+        "metrics",
     )
     job_type = "upsert_artifact"
 
@@ -263,6 +280,8 @@ class FinishArtifactOperator(VersionOperator):
         "aliases",
         "metadata",
         "description",
+        "config",
+        "metrics",
     )
     job_type = "finish_artifact"
 

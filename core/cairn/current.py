@@ -1,0 +1,66 @@
+"""The runs an orchestrator's tasks are running in this process: what `current_run()` of
+`cairn_airflow` and `cairn_prefect` hands out.
+
+An adapter keys each run by its cairn run id (derived from the task instance or task
+run), so every call in one task returns the same `Run`; the orchestrator's own end-of-task
+hook then calls `finish`, which finishes the run unless the code already did and closes
+the repository the run was opened with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import CairnError
+from .run import Run
+
+
+class CurrentRuns:
+    """Runs by id, each with the function that closes what it was opened with."""
+
+    def __init__(self, noun: str):
+        self._noun = noun  # "task" or "task run", for messages
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[Run, Callable[[], None]]] = {}
+
+    def get(
+        self, run_id: str, *, project: str | None, config: Mapping[str, Any] | None
+    ) -> Run | None:
+        """The run already handed out under `run_id` (with `config`'s keys added), or None.
+
+        Asking for another project than the run's is an error: the run id names one run.
+        """
+        with self._lock:
+            known = self._runs.get(run_id)
+        if known is None:
+            return None
+        run = known[0]
+        if project is not None and project != run.project:
+            raise CairnError(
+                f"this {self._noun}'s cairn run is in project {run.project}, not {project}: "
+                f"pass the same project to every current_run() call of a {self._noun}"
+            )
+        if config:
+            run.log_config(config)
+        return run
+
+    def add(self, run: Run, close: Callable[[], None]) -> Run:
+        with self._lock:
+            self._runs[run.id] = (run, close)
+        return run
+
+    def finish(self, run_id: str, state: str) -> None:
+        """Finish the run (unless the code already did: `with current_run() as run:`) and
+        close what it was opened with. Runs this process does not hold are left alone."""
+        with self._lock:
+            known = self._runs.pop(run_id, None)
+        if known is None:
+            return
+        run, close = known
+        try:
+            if run.state == "running":
+                run.finish(state)
+        finally:
+            close()
