@@ -102,9 +102,13 @@ def build(repo: Repository) -> dict[str, ArtifactVersion]:
         draft.metadata.update(rows=300)
         out["mnist"] = run.log_artifact(draft, aliases=["production"])
     for i, lr in enumerate([0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 0.00003]):
-        with repo.run(project="demo", name=f"sweep-{i}", job_type="train", group="sweep-1") as run:
+        config = {"lr": lr, "epochs": 10 + i, "optimizer": "adam" if i % 2 else "sgd"}
+        with repo.run(
+            project="demo", name=f"sweep-{i}", job_type="train", group="sweep-1", config=config
+        ) as run:
             run.use_artifact("mnist:production")
             acc = round(0.80 + i * 0.02 - (0.03 if i > 5 else 0), 3)
+            run.log_summary({"val_acc": acc, "val_loss": round(1.05 - acc, 3)})
             v = run.log_artifact(
                 _art("classifier", "model", {"model.bin": f"weights {lr}".encode() * 100}),
                 aliases=["best"] if i == 5 else [],

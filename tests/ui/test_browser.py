@@ -153,16 +153,59 @@ def test_the_depth_control_redraws_the_graph(server, page, shots):
     page.screenshot(path=shots / "ui-lineage.png")  # the README's (docs/)
 
 
-def test_versions_sort_by_a_metadata_metric(server, page, shots):
+def test_versions_sort_by_a_metadata_metric_and_filter_with_a_query(server, page, shots):
+    console = Console(page)
     page.goto(f"{server}/projects/demo/artifacts/classifier")
     page.locator("#versions thead").get_by_role("link", name="accuracy").click()
     page.wait_for_url("**/classifier?sort=-metadata.accuracy")
     first = page.locator("#versions tbody tr").first
     assert first.locator("td").first.inner_text().startswith("v7")
-    page.screenshot(path=shots / "07-collection-sorted.png", full_page=True)
     page.locator("#versions thead").get_by_role("link", name="accuracy ↓").click()
     page.wait_for_url("**/classifier?sort=metadata.accuracy")
     assert page.locator("#versions tbody tr").first.locator("td").first.inner_text() == "v0"
+    # the search box filters with the query language, keeping the sort
+    box = page.get_by_role("searchbox", name="Query")
+    box.fill("metadata.accuracy > 0.85 AND metadata.epochs < 17")
+    box.press("Enter")
+    page.wait_for_url("**/classifier?q=*")
+    versions = page.locator("#versions tbody tr td:first-child").all_inner_texts()
+    assert [v.split()[0] for v in versions] == ["v3", "v4", "v6", "v5"]  # accuracy, ascending
+    page.screenshot(path=shots / "07-collection-search.png", full_page=True)
+    box = page.get_by_role("searchbox", name="Query")
+    box.fill("metadata.accuracy >")
+    box.press("Enter")
+    assert "invalid query at position" in page.get_by_role("alert").inner_text()
+    # the search in the top bar looks through every project
+    top = page.get_by_role("searchbox", name="Search versions")
+    top.fill("alias = 'production'")
+    top.press("Enter")
+    page.wait_for_url("**/search?q=*")
+    refs = page.locator("#versions tbody tr td:first-child").all_inner_texts()
+    assert sorted(r.split()[0] for r in refs) == ["demo/mnist:v1", "demo/raw:v0"]
+    assert [e for e in console.errors if "400" not in e] == []
+
+
+def test_runs_sort_by_a_metric_and_filter_by_group(server, page, shots):
+    console = Console(page)
+    page.goto(f"{server}/projects/demo")
+    page.locator(".tabs").get_by_role("link", name="Runs").click()
+    page.wait_for_url("**/projects/demo/runs")
+    box = page.get_by_role("searchbox", name="Query")
+    box.fill("group = 'sweep-1'")
+    box.press("Enter")
+    page.wait_for_url("**/runs?q=*")
+    assert page.locator("#runs tbody tr").count() == 8
+    page.locator("#runs thead").get_by_role("link", name="val_acc").click()
+    page.wait_for_url("**sort=-summary.val_acc*")
+    names = page.locator("#runs tbody tr td:first-child").all_inner_texts()
+    assert names[:3] == ["sweep-7", "sweep-5", "sweep-6"]
+    page.screenshot(path=shots / "08-runs-sorted.png", full_page=True)
+    page.screenshot(path=shots / "ui-runs.png")  # the README's (docs/)
+    page.get_by_role("link", name="sweep-7").click()
+    page.wait_for_url("**/projects/demo/runs/*")
+    assert page.locator(".card", has_text="Summary").get_by_text("0.91").is_visible()
+    assert page.locator(".card", has_text="Config").get_by_text("3e-05").is_visible()
+    console.expect_clean()
 
 
 def test_a_missing_page_is_a_page(server, page):

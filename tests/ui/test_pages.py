@@ -78,9 +78,62 @@ def test_versions_sort_by_any_field_or_metadata_key(client):
     assert order("-metadata.accuracy")[:3] == ["v7", "v5", "v6"]
     assert order("metadata.lr")[0] == "v7"
     assert order("version") == [f"v{i}" for i in range(8)]
-    assert order("-size")[0] in {"v5", "v6"}  # the longest learning rates, the most bytes
+    assert order("-created_at")[0] == "v7"
     bad = api(client, "/projects/demo/artifacts/classifier?sort=colour", 400)
-    assert "cannot sort by 'colour'" in bad["error"]
+    assert "colour" in bad["error"]
+
+
+def test_versions_filter_with_the_query_language(client):
+    doc = api(client, "/projects/demo/artifacts/classifier?q=metadata.accuracy+>+0.85")
+    assert sorted(v["version"] for v in doc["versions"]) == ["v3", "v4", "v5", "v6", "v7"]
+    assert doc["total"] == 5
+    # the keys the query names come first among the columns
+    named = api(client, "/projects/demo/artifacts/classifier?q=metadata.lr+<+0.01")
+    assert named["metadata_columns"][0] == "lr"
+    html = page(client, "/projects/demo/artifacts/classifier?q=alias+%3D+%27best%27")
+    assert 'href="/projects/demo/artifacts/classifier/v5"' in html
+    assert 'href="/projects/demo/artifacts/classifier/v4"' not in html
+    assert 'value="alias = &#39;best&#39;"' in html  # the box keeps the query
+
+
+def test_a_malformed_query_is_shown_beside_the_box(client):
+    r = client.get("/projects/demo/artifacts/classifier?q=metadata.accuracy+>")
+    assert r.status_code == 400
+    assert "invalid query at position" in r.text and 'class="query-error"' in r.text
+    assert 'name="q" value="metadata.accuracy &gt;"' in r.text
+    j = client.get("/api/projects/demo/artifacts/classifier?q=size+>+%27big%27")
+    assert j.status_code == 400 and "invalid query" in j.json()["error"]
+
+
+def test_search_finds_versions_in_every_project(client):
+    doc = api(client, "/search?q=type+%3D+%27dataset%27+AND+alias+%3D+%27production%27")
+    assert sorted(v["ref"] for v in doc["versions"]) == ["demo/mnist:v1", "demo/raw:v0"]
+    everything = api(client, "/search")
+    assert everything["total"] == 16 and len(everything["versions"]) == 16
+    assert {v["project"] for v in everything["versions"]} == {"demo", "vision"}
+    assert api(client, "/search?q=nope+%3D+1", 400)["error"].startswith("invalid query")
+
+
+def test_runs_table_has_config_and_summary_columns_sorted_by_a_metric(client):
+    doc = api(client, "/projects/demo/runs?q=group+%3D+%27sweep-1%27&sort=-summary.val_acc")
+    assert [r["name"] for r in doc["runs"]][:3] == ["sweep-7", "sweep-5", "sweep-6"]
+    assert doc["total"] == 8
+    assert doc["summary_columns"] == ["val_acc", "val_loss"]
+    assert set(doc["config_columns"]) == {"epochs", "lr", "optimizer"}
+    best = doc["runs"][0]
+    assert best["summary"] == {"val_acc": 0.91, "val_loss": 0.14}
+    assert best["summary_cells"] == ["0.91", "0.14"]
+    assert best["url"].startswith("/projects/demo/runs/")
+    every = api(client, "/projects/demo/runs")
+    assert every["total"] == len(every["runs"]) > 8  # ingest, prep, evaluate, shards...
+    filtered = api(
+        client, "/projects/demo/runs?q=config.optimizer+%3D+%27adam%27+AND+summary.val_acc+>+0.85"
+    )
+    assert sorted(r["name"] for r in filtered["runs"]) == ["sweep-3", "sweep-5", "sweep-7"]
+    html = page(client, "/projects/demo/runs?sort=-summary.val_acc")
+    assert "val_acc ↓" in html
+    assert api(client, "/projects/demo/runs?q=summary.val_acc+>", 400)["error"]
+    assert api(client, "/projects/demo")["runs"] == every["total"]
 
 
 def test_a_version_page_has_overview_lineage_and_usage(client, sample):
@@ -270,6 +323,12 @@ def test_a_run_page_shows_what_it_used_logged_and_wrote_parts_of(client, sample)
     run = sample["versions"]["predictions"].contributors()[0]
     doc = api(client, f"/projects/demo/runs/{run.id}")
     assert doc["run"]["name"] == run.name and doc["run"]["group"] == "preds-1"
+    sweep = api(client, "/projects/demo/runs?q=name+%3D+%27sweep-2%27")["runs"][0]
+    sweep_page = api(client, sweep["url"])
+    assert sweep_page["run"]["config"] == {"lr": 0.01, "epochs": 12, "optimizer": "sgd"}
+    assert sweep_page["run"]["summary"] == {"val_acc": 0.84, "val_loss": 0.21}
+    group = api(client, sweep_page["group_url"])  # the group's runs, by the query language
+    assert group["q"] == "group = 'sweep-1'" and group["total"] == 8
     assert [v["ref"] for v in doc["used"]] == ["demo/classifier:v5"]
     assert [v["ref"] for v in doc["contributed"]] == ["demo/predictions:v0"]
     assert doc["logged"] == []

@@ -26,14 +26,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.exceptions import HTTPException
 
-from .. import __version__
+from .. import __version__, listing
 from ..console import human_size
 from ..errors import CairnError, InvalidName, NotFound, PermissionDenied
 from ..repository import Repository
 from . import browse, files, graph, links, runs, versions
 from .pages import route_path
 from .state import Opener, RunLinks, UIState
-from .views import cell
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,7 +118,13 @@ def _templates(title: str) -> Jinja2Templates:
         static=_static,
     )
     env.filters.update(
-        size=human_size, number=_number, ago=_ago, when=_when, cell=cell, plural=_plural
+        size=human_size,
+        number=_number,
+        ago=_ago,
+        when=_when,
+        cell=listing.cell,
+        plural=_plural,
+        seconds_between=_duration,
     )
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
     return templates
@@ -153,6 +158,22 @@ def _parse(moment: str | None) -> datetime | None:
 def _when(moment: str | None) -> str:
     parsed = _parse(moment)
     return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "-"
+
+
+def _duration(end: str, start: str) -> str:
+    """'850 ms', '42 s', '3 min 5 s', '2 h 10 min' between two ISO timestamps."""
+    first, last = _parse(start), _parse(end)
+    if first is None or last is None:
+        return ""
+    seconds = (last - first).total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def _ago(moment: str | None) -> str:

@@ -4,30 +4,24 @@ and the diff of two versions."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from starlette.exceptions import HTTPException
+from fastapi import Query
 
-from ..errors import NotFound, PermissionDenied
+from .. import listing
+from ..errors import InvalidQuery, NotFound, PermissionDenied
 from ..names import check_name
+from ..query import format_path
 from ..version import ArtifactVersion
 from . import links
 from .pages import Pages
 from .state import UI
-from .views import Doc, cell, flatten, iso, metadata_columns, version_doc
+from .views import Doc, iso, version_doc
 
 pages = Pages()
 
 VERSIONS_PER_PAGE = 50
 #: paths listed per kind on a diff page; the JSON twin and `cairn diff` list them all
 DIFF_LISTED = 1000
-#: what a collection's versions can be sorted by, besides metadata.<key>
-VERSION_SORTS = {
-    "version": lambda d: d["index"] if d["index"] is not None else float("inf"),
-    "created": lambda d: d["created_at"] or "",
-    "size": lambda d: d["size"],
-    "files": lambda d: d["file_count"],
-}
 
 
 @pages.page("/projects", "projects.html")
@@ -87,34 +81,78 @@ def project_page(ui: UI, project: str) -> Doc:
         },
         "types": dict(sorted(Counter(r["type"] for r in rows).items())),
         "collections": rows,
+        "runs": repo.count_runs(project=project),
+        "runs_url": links.runs(project),
     }
 
 
 @pages.page("/projects/{project}/artifacts/{name}", "collection.html")
-def collection_page(ui: UI, project: str, name: str, sort: str = "-version", page: int = 1) -> Doc:
+def collection_page(
+    ui: UI,
+    project: str,
+    name: str,
+    q: str = "",
+    sort: str = "",
+    page: int = Query(1, ge=1),
+) -> Doc:
+    """The collection's versions, filtered by a query and sorted by any field, a page at
+    a time: the catalog does both (`repo.search_versions`)."""
     repo = ui.repo
-    found = repo.versions(f"{check_name(project, kind='project')}/{check_name(name)}")
-    docs = [version_doc(v) for v in found]
-    key, descending = _sort_key(sort)
-    docs.sort(key=key, reverse=descending)
-    start = (max(page, 1) - 1) * VERSIONS_PER_PAGE
-    shown = docs[start : start + VERSIONS_PER_PAGE]
-    columns = metadata_columns(shown)
-    by_id = {v.ref: v for v in found}
-    for doc in shown:
-        flat = flatten(doc["metadata"])
-        doc["columns"] = [cell(flat.get(c)) for c in columns]
-        doc["logged_by"] = _logger(by_id[doc["ref"]])
-    committed = [d for d in docs if d["state"] == "COMMITTED"]
-    return {
-        "collection": _collection_doc(project, name, found),
-        "versions": shown,
-        "metadata_columns": columns,
+    check_name(project, kind="project")
+    every = repo.versions(f"{project}/{check_name(name)}")  # NotFound for a missing one
+    doc: Doc = {
+        "collection": _collection_doc(project, name, every),
+        "q": q,
         "sort": sort,
-        "page": max(page, 1),
-        "pages": max(1, -(-len(docs) // VERSIONS_PER_PAGE)),
-        "total": len(docs),
-        "selectors": [d["selector"] for d in committed],
+        "page": page,
+        "selectors": [links.selector(v) for v in every if v.state == "COMMITTED"],
+    }
+    try:
+        found = repo.search_versions(
+            q,
+            project=project,
+            name=name,
+            order_by=sort or None,
+            limit=VERSIONS_PER_PAGE,
+            offset=(page - 1) * VERSIONS_PER_PAGE,
+        )
+        total = repo.count_versions(q, project=project, name=name) if q else len(every)
+    except InvalidQuery as exc:
+        return {**doc, "status": 400, "error": str(exc), "versions": [], "total": 0, "pages": 1}
+    doc.update(table(found, q, sort), total=total, pages=max(1, -(-total // VERSIONS_PER_PAGE)))
+    return doc
+
+
+@pages.page("/search", "search.html")
+def search_page(ui: UI, q: str = "", sort: str = "", page: int = Query(1, ge=1)) -> Doc:
+    """Versions of every project the caller may read that match a query."""
+    doc: Doc = {"q": q, "sort": sort, "page": page}
+    try:
+        found = ui.repo.search_versions(
+            q, order_by=sort or None, limit=VERSIONS_PER_PAGE, offset=(page - 1) * VERSIONS_PER_PAGE
+        )
+        total = ui.repo.count_versions(q)
+    except InvalidQuery as exc:
+        return {**doc, "status": 400, "error": str(exc), "versions": [], "total": 0, "pages": 1}
+    doc.update(table(found, q, sort), total=total, pages=max(1, -(-total // VERSIONS_PER_PAGE)))
+    return doc
+
+
+def table(found: list[ArtifactVersion], q: str, sort: str) -> Doc:
+    """Versions as table rows, with a column per metadata key (those the query and the
+    sort name first, as `cairn ls --where` shows them)."""
+    first = listing.named_keys("metadata", q, sort or None)
+    keys, hidden = listing.key_columns((v.metadata for v in found), first)
+    rows = []
+    for v in found:
+        doc = version_doc(v)
+        doc["columns"] = [listing.cell(listing.lookup(v.metadata, k)) for k in keys]
+        doc["logged_by"] = _logger(v)
+        rows.append(doc)
+    return {
+        "versions": rows,
+        "metadata_columns": [format_path(k) for k in keys],
+        "hidden_columns": hidden,
     }
 
 
@@ -166,31 +204,6 @@ def _collection_doc(project: str, name: str, found: list[ArtifactVersion]) -> Do
         "url": links.collection(project, name),
         "project_url": links.project(project),
     }
-
-
-def _sort_key(sort: str) -> tuple[Any, bool]:
-    """`version`, `created`, `size`, `files` or `metadata.<key>`; a leading '-' for
-    descending. Versions without the metadata key go last either way."""
-    descending = sort.startswith("-")
-    field = sort.lstrip("-")
-    if field in VERSION_SORTS:
-        return VERSION_SORTS[field], descending
-    if field.startswith("metadata.") and len(field) > len("metadata."):
-        path = field[len("metadata.") :]
-
-        def by_metadata(doc: Doc) -> tuple[int, int, Any]:
-            value = flatten(doc["metadata"]).get(path)
-            missing = value is None or isinstance(value, dict | list)
-            if missing:
-                return (0 if descending else 1, 0, 0)
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            rank = 1 if descending else 0
-            return (rank, 0, value) if numeric else (rank, 1, str(value))
-
-        return by_metadata, descending
-    raise HTTPException(
-        400, f"cannot sort by {sort!r}: use version, created, size, files or metadata.<key>"
-    )
 
 
 def _logger(v: ArtifactVersion) -> Doc | None:

@@ -1,7 +1,8 @@
 """Pages: each is one function returning a JSON document, served twice by `Pages.mount`:
 as HTML (the document rendered by a template) at its path, and as the document itself
 under /api at the same path. A page therefore always has a JSON twin that shows exactly
-what the page shows.
+what the page shows. A document with a `status` (400 for a malformed query) is served
+with it, still rendered: the page shows the error beside the search box.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def _html_endpoint(spec: PageSpec, templates: Jinja2Templates) -> Callable[..., 
     def endpoint(request: Request, **kwargs: Any) -> Any:
         doc = spec.handler(**kwargs)
         context = {"page": doc, "api_path": links.api(route_path(request))}
-        return templates.TemplateResponse(request, spec.template, context)
+        status = doc.get("status", 200)
+        return templates.TemplateResponse(request, spec.template, context, status_code=status)
 
     endpoint.__signature__ = _with_request(_signature(spec.handler))  # type: ignore[attr-defined]
     endpoint.__name__ = spec.handler.__name__
@@ -93,7 +95,8 @@ def _html_endpoint(spec: PageSpec, templates: Jinja2Templates) -> Callable[..., 
 
 def _json_endpoint(spec: PageSpec) -> Callable[..., Any]:
     def endpoint(**kwargs: Any) -> Any:
-        return JSONResponse(spec.handler(**kwargs))
+        doc = spec.handler(**kwargs)
+        return JSONResponse(doc, status_code=doc.get("status", 200))
 
     endpoint.__signature__ = _signature(spec.handler)  # type: ignore[attr-defined]
     endpoint.__name__ = f"api_{spec.handler.__name__}"

@@ -11,9 +11,10 @@ import json
 from typing import Any
 
 from ..errors import CairnError
+from ..listing import cell
 from ..manifest import Entry
 from ..version import ArtifactVersion
-from .views import Doc, cell
+from .views import Doc
 
 TEXT_HEAD = 256 * 1024  # bytes of a text file shown
 JSON_WHOLE = 1024 * 1024  # JSON up to this size is parsed and pretty-printed

@@ -3,9 +3,6 @@ its /api twin returns, so the two never disagree."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,41 +64,3 @@ def page_doc(page: FolderPage, version_path: str) -> Doc:
         "files": page.files,
         "has_more": page.has_more,
     }
-
-
-def flatten(metadata: dict[str, Any], *, prefix: str = "", depth: int = 3) -> dict[str, Any]:
-    """Nested metadata as dotted keys ('metrics.acc'), as the query language names them;
-    lists and objects deeper than `depth` stay whole."""
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value and depth > 1:
-            out.update(flatten(value, prefix=f"{name}.", depth=depth - 1))
-        else:
-            out[name] = value
-    return out
-
-
-def metadata_columns(docs: Iterable[Doc], *, limit: int = 6) -> list[str]:
-    """The metadata keys worth a column in a table of versions (or runs' summaries):
-    scalar values, the most common first."""
-    counts: Counter[str] = Counter()
-    for doc in docs:
-        for key, value in flatten(doc.get("metadata") or {}).items():
-            if value is None or isinstance(value, str | int | float | bool):
-                counts[key] += 1
-    ranked = sorted(counts, key=lambda k: (-counts[k], k))
-    return ranked[:limit]
-
-
-def cell(value: Any) -> str:
-    """A metadata value as one short table cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, str | int):
-        return str(value)
-    return json.dumps(value, sort_keys=True, default=str)
