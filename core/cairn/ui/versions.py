@@ -27,19 +27,28 @@ def resolve(repo: Repository, project: str, name: str, selector: str) -> Artifac
 
 def header(ui: UIState, v: ArtifactVersion) -> Doc:
     """What every tab of a version's page shows above its content."""
-    siblings = ui.repo.versions(f"{v.project}/{v.name}")
-    listed = [version_doc(s) for s in siblings[:SIBLINGS]]
-    if v not in siblings[:SIBLINGS]:
+    repo, project, name = ui.repo, v.project, v.name
+    # the newest versions (pending ones first), and the one before this: a collection of
+    # thousands of versions costs what one of a few does
+    siblings = repo.search_versions(
+        "", project=project, name=name, order_by="-version", limit=SIBLINGS
+    )
+    listed = [version_doc(s) for s in siblings]
+    if v not in siblings:
         listed.append(version_doc(v))
-    committed = [s for s in siblings if s.state == "COMMITTED" and s.index is not None]
-    older = [s for s in committed if v.index is not None and s.index < v.index]  # type: ignore[operator]
+    older = []
+    if v.index is not None:
+        query = "version < :i AND state = 'COMMITTED'"
+        older = repo.search_versions(
+            query, project=project, name=name, order_by="-version", limit=1, params={"i": v.index}
+        )
     return {
         "version": version_doc(v),
         "collection": {
             "project": v.project,
             "name": v.name,
             "type": v.type,
-            "versions": len(siblings),
+            "versions": repo.count_versions(project=project, name=name),
             "url": links.collection(v.project, v.name),
             "project_url": links.project(v.project),
         },
