@@ -240,3 +240,36 @@ def test_without_the_ui_packages_cairn_ui_says_what_to_install(tmp_path):
         "cairn: error: cairn ui needs the web UI's packages (uvicorn is missing): "
         "pip install 'cairn[ui]'\n"
     )
+
+
+def test_a_reference_is_previewed_and_served_from_its_source_until_it_changes(tmp_path):
+    source = tmp_path / "outside" / "table.csv"
+    source.parent.mkdir()
+    source.write_text("a,b\n1,2\n")
+    with Repository.open(home=str(tmp_path / "home")) as repo:
+        art = Artifact("linked", type="dataset")
+        art.add_reference(str(source), name="table.csv")
+        repo.log_artifact(art, project="demo")
+        client = TestClient(create_app(repo), raise_server_exceptions=False)
+        base = "/projects/demo/artifacts/linked/v0"
+        doc = client.get(f"/api{base}/files/table.csv").json()
+        assert doc["file"]["reference"].endswith("table.csv")
+        assert doc["preview"]["kind"] == "table" and doc["preview"]["rows"] == [["1", "2"]]
+        assert client.get(f"{base}/raw/table.csv").content == b"a,b\n1,2\n"
+        source.write_text("a,b\n9,9\n")  # the source changed since it was logged
+        changed = client.get(f"/api{base}/files/table.csv").json()["preview"]
+        assert changed["kind"] == "error" and "changed" in changed["note"]
+        r = client.get(f"{base}/raw/table.csv")
+        assert r.status_code == 500 and b"9,9" not in r.content
+
+
+def test_without_pyarrow_a_parquet_file_says_what_to_install(sample, monkeypatch):
+    if not sample["catalog"].startswith("sqlite"):
+        pytest.skip("one catalog is enough for an import")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    client = TestClient(create_app(sample["repo"]))
+    doc = client.get("/api/projects/demo/artifacts/mnist/v1/files/test/labels.parquet").json()
+    assert doc["preview"] == {
+        "kind": "unavailable",
+        "note": "previewing Parquet needs pyarrow: pip install 'cairn[table]'",
+    }
