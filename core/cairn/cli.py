@@ -742,7 +742,7 @@ def ui_(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
 ) -> None:
-    """Serve the read-only web UI: projects, versions, files, lineage (needs cairn[ui])."""
+    """Serve the read-only web UI: projects, versions, files, lineage, runs (the ui extra)."""
     from .ui.serve import serve
 
     serve(_repo(ctx), host=host, port=port)
