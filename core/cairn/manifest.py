@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +17,6 @@ import blake3
 
 from .errors import IntegrityError
 from .names import check_path
-
-_json_loads: Callable[[bytes], Any] = json.loads
-try:  # parses a large manifest in about half the time; optional (the `ui` extra has it)
-    import orjson
-
-    _json_loads = orjson.loads
-except ImportError:  # pragma: no cover - the standard library's, same results
-    pass
 
 FORMAT_VERSION = 1
 
@@ -185,7 +177,7 @@ def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
 
 def read_document(text: bytes) -> dict[str, Any]:
     """The parsed JSON of a manifest, its format checked."""
-    doc: dict[str, Any] = _json_loads(text)
+    doc: dict[str, Any] = json.loads(text)
     if doc.get("format") != FORMAT_VERSION:
         raise IntegrityError(
             f"manifest format {doc.get('format')!r} is not supported by this cairn "

@@ -1,26 +1,38 @@
 """A version's files as folders, listed a page at a time (what a file browser needs).
 
 `ArtifactVersion.files()` builds and checks an `Entry` for every file: on a version of 100k
-files that is most of a second. A browser shows one folder at a time, so `FileTree` keeps
-the manifest's paths (sorted, as the canonical manifest stores them) and running totals of
-their sizes, and lists a folder by bisecting over the sorted paths: every path under a
-folder `a/` lies between `a/` and `a0` ('0' follows '/'), so a child folder is skipped in
-one bisection and its size and file count come from the running totals. An `Entry` (its
+files that is most of a second. A browser shows one folder at a time, so `FileTree` lists a
+folder by bisecting over the sorted paths: every path under a folder `a/` lies between `a/`
+and `a0` ('0' follows '/'), so a child folder is skipped in one bisection. An `Entry` (its
 path checked, DESIGN invariant 10) is built only for a file asked for by name.
+
+Two ways to hold the paths. The *index* (running totals of the sizes, every entry's place)
+gives each folder its size and file count; building it touches every entry, in C code
+(cairn.manifest_text), about as much as parsing the JSON. A *quick* listing
+(`sizes=False`) reads the manifest's text in place: a few bisections over its bytes find
+each child, a folder's file count is one `bytes.count`, and only the sizes of folders are
+left out (None): a version of 100k files shows its first page in the time it takes to
+decompress the manifest. Manifests with references are parsed (cairn.manifest_text says
+why).
 """
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter, lt
-from typing import Any
+from typing import Any, overload
 
 from .errors import NotFound
-from .manifest import Entry, parse_document
+from .manifest import Entry, read_document, verified_json
+from .manifest_text import ManifestText
 from .names import check_path
+
+#: a quick listing of a folder with more children than this builds the index instead
+QUICK_CHILDREN = 5000
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class TreeItem:
     path: str  # full path inside the version; a folder's has no trailing '/'
     name: str  # the last segment
     is_folder: bool
-    size: int
+    size: int | None  # a folder's is None in a quick listing
     files: int  # 1 for a file
 
 
@@ -43,12 +55,15 @@ class FolderPage:
     total: int  # children of the folder (folders and files)
     offset: int
     limit: int
-    size: int  # bytes under the folder
+    size: int | None  # bytes under the folder (None in a quick listing)
     files: int  # files under the folder, at any depth
 
     @property
     def has_more(self) -> bool:
         return self.offset + len(self.items) < self.total
+
+
+Children = tuple[list[TreeItem], list[TreeItem]]
 
 
 class FileTree:
@@ -60,78 +75,145 @@ class FileTree:
         if not all(map(lt, paths, paths[1:])):  # a canonical manifest is sorted already
             entries = {p: entries[p] for p in sorted(paths)}
             paths = list(entries)
-        sizes = list(map(itemgetter("size"), entries.values()))
-        self._setup(paths, sizes, lambda i: entries[paths[i]])
-
-    def _setup(
-        self, paths: list[str], sizes: Sequence[int], raw: Callable[[int], Mapping[str, Any]]
-    ) -> None:
-        self._paths = paths
-        self._totals = [0, *accumulate(sizes)]
-        self._raw = raw  # entry index -> its JSON object, parsed when asked for
-        self._children: dict[str, tuple[list[TreeItem], list[TreeItem]]] = {}
+        self._text: ManifestText | None = None
+        self._indexed(paths, list(map(itemgetter("size"), entries.values())), entries.__getitem__)
 
     @classmethod
     def from_bytes(cls, body: bytes, *, expect_digest: str | None = None) -> FileTree:
         """From a stored manifest (compressed or not), checked against its digest."""
-        return cls(parse_document(body, expect_digest=expect_digest)["entries"])
+        text = verified_json(body, expect_digest=expect_digest)
+        readable = ManifestText.of(text)
+        if readable is None:
+            return cls(read_document(text)["entries"])
+        tree = cls.__new__(cls)
+        tree._text = readable
+        tree._paths = None
+        tree._children = {}
+        tree._quick = {}
+        return tree
+
+    def _indexed(
+        self, paths: Sequence[str], sizes: Sequence[int], raw: Callable[[str], Mapping[str, Any]]
+    ) -> None:
+        self._paths: Sequence[str] | None = paths
+        self._totals = [0, *accumulate(sizes)]
+        self._raw = raw  # a path -> its JSON object, parsed when asked for
+        self._children: dict[str, Children] = {}
+        self._quick: dict[str, Children] = {}
+
+    def _index(self) -> Sequence[str]:
+        """The index (see the module's docstring), built on first use."""
+        if self._paths is None:
+            text = self._text
+            assert text is not None
+            starts, sizes = text.index()
+            paths = _IndexedPaths(text, starts)
+            self._indexed(paths, sizes, lambda p: _entry_json(text, starts[paths.find(p)]))
+        assert self._paths is not None
+        return self._paths
+
+    @property
+    def indexed(self) -> bool:
+        """Whether folders' sizes are known (the index is built)."""
+        return self._paths is not None
 
     def __len__(self) -> int:
+        if self._paths is None:
+            assert self._text is not None
+            return len(self._text)
         return len(self._paths)
 
     def paths(self) -> tuple[str, ...]:
         """Every file's path, sorted."""
-        return tuple(self._paths)
+        return tuple(self._index())
 
-    def _index(self, path: str) -> int | None:
-        i = bisect_left(self._paths, path)
-        return i if i < len(self._paths) and self._paths[i] == path else None
+    def first_path_ending(self, suffixes: Sequence[str]) -> str | None:
+        """The first path (in order) ending with the first of `suffixes` any path ends with."""
+        for suffix in suffixes:
+            if self._text is not None and self._paths is None:
+                found = self._text.first_key_ending(suffix)
+            else:
+                found = next((p for p in self._index() if p.endswith(suffix)), None)
+            if found is not None:
+                return found
+        return None
 
     def is_file(self, path: str) -> bool:
-        return self._index(path) is not None
+        return self._find(path) is not None
 
     def is_folder(self, path: str) -> bool:
         """True for '' (the root) and every folder some file lies under."""
         if not path:
             return True
-        lo, hi = self._span(path.rstrip("/") + "/")
+        prefix = path.rstrip("/") + "/"
+        if self._paths is None:
+            assert self._text is not None
+            start = self._text.lower_bound(prefix)
+            return start < self._text.end and self._text.path(start).startswith(prefix)
+        lo, hi = self._span(prefix)
         return hi > lo
 
     def entry(self, path: str) -> Entry:
         """The entry of one file (NotFound if it is not a file of the version)."""
         path = check_path(path)
-        i = self._index(path)
-        if i is None:
+        raw = self._find(path)
+        if raw is None:
             raise NotFound(f"no file {path!r} in this version")
-        return Entry.from_json(path, self._raw(i))
+        return Entry.from_json(path, raw)
 
-    def listdir(self, folder: str = "", *, offset: int = 0, limit: int = 100) -> FolderPage:
-        """Up to `limit` children of `folder` from `offset` on (NotFound if no such folder)."""
+    def _find(self, path: str) -> Mapping[str, Any] | None:
+        if self._paths is None:
+            assert self._text is not None
+            start = self._text.lower_bound(path)
+            if start < self._text.end and self._text.path(start) == path:
+                return _entry_json(self._text, start)
+            return None
+        i = bisect_left(self._paths, path)
+        if i < len(self._paths) and self._paths[i] == path:
+            return self._raw(path)
+        return None
+
+    def listdir(
+        self, folder: str = "", *, offset: int = 0, limit: int = 100, sizes: bool = True
+    ) -> FolderPage:
+        """Up to `limit` children of `folder` from `offset` on (NotFound if no such folder).
+
+        `sizes=False` may leave folders' sizes out (None) to answer at once on a large
+        version; they are there once the index is built (`indexed`)."""
         folder = check_path(folder) if folder else ""
         if not self.is_folder(folder):
             raise NotFound(f"no folder {folder!r} in this version")
-        folders, files = self._list(folder)
-        children = folders + files
         offset = max(0, offset)
-        lo, hi = self._span(folder + "/" if folder else "")
+        quick = None if sizes or self.indexed else self._quick_list(folder)
+        if quick is not None:
+            folders, files = quick
+            assert self._text is not None
+            start, stop = self._text_span(folder)
+            size, count = None, self._text.count(start, stop)
+        else:
+            folders, files = self._list(folder)
+            lo, hi = self._span(folder + "/" if folder else "")
+            size, count = self._totals[hi] - self._totals[lo], hi - lo
+        children = folders + files
         return FolderPage(
             folder=folder,
             items=tuple(children[offset : offset + max(0, limit)]),
             total=len(children),
             offset=offset,
             limit=limit,
-            size=self._totals[hi] - self._totals[lo],
-            files=hi - lo,
+            size=size,
+            files=count,
         )
 
     def _span(self, prefix: str) -> tuple[int, int]:
         """Index range of the paths starting with `prefix` ('' or ending in '/')."""
+        paths = self._index()
         if not prefix:
-            return 0, len(self._paths)
-        lo = bisect_left(self._paths, prefix)
-        return lo, bisect_left(self._paths, prefix[:-1] + "0", lo)
+            return 0, len(paths)
+        lo = bisect_left(paths, prefix)
+        return lo, bisect_left(paths, prefix[:-1] + "0", lo)
 
-    def _list(self, folder: str) -> tuple[list[TreeItem], list[TreeItem]]:
+    def _list(self, folder: str) -> Children:
         """A folder's child folders and files (cached: pages of one folder share it)."""
         if folder in self._children:
             return self._children[folder]
@@ -139,7 +221,7 @@ class FileTree:
         i, end = self._span(prefix)
         folders: list[TreeItem] = []
         files: list[TreeItem] = []
-        paths, totals, start = self._paths, self._totals, len(prefix)
+        paths, totals, start = self._index(), self._totals, len(prefix)
         while i < end:
             path = paths[i]
             slash = path.find("/", start)
@@ -151,8 +233,86 @@ class FileTree:
             stop = bisect_left(paths, sub + "0", i, end)
             folders.append(TreeItem(sub, sub[start:], True, totals[stop] - totals[i], stop - i))
             i = stop
-        # sorted paths list 'a-b/x' before 'a.txt' before 'a/x': sort each kind by name
-        folders.sort(key=lambda t: t.name)
-        files.sort(key=lambda t: t.name)
-        self._children[folder] = (folders, files)
-        return folders, files
+        self._children[folder] = _by_name(folders, files)
+        return self._children[folder]
+
+    def _text_span(self, folder: str) -> tuple[int, int]:
+        """Where the entries under `folder` are in the manifest's text."""
+        text = self._text
+        assert text is not None
+        if not folder:
+            return text.first, text.end
+        start = text.lower_bound(folder + "/")
+        return start, text.lower_bound(folder + "0", start)
+
+    def _quick_list(self, folder: str) -> Children | None:
+        """A folder's children read in place from the text (folder sizes left out); None
+        when it has more than QUICK_CHILDREN (the index lists those faster)."""
+        if folder in self._quick:
+            return self._quick[folder]
+        text = self._text
+        assert text is not None
+        prefix = folder + "/" if folder else ""
+        pos, end = self._text_span(folder)
+        folders: list[TreeItem] = []
+        files: list[TreeItem] = []
+        while pos < end:
+            if len(folders) + len(files) >= QUICK_CHILDREN:
+                return None
+            path = text.path(pos)
+            slash = path.find("/", len(prefix))
+            if slash < 0:
+                files.append(TreeItem(path, path[len(prefix) :], False, text.size(pos), 1))
+                pos = text.next(pos)
+                continue
+            sub = path[:slash]
+            stop = text.lower_bound(sub + "0", pos, end)
+            folders.append(TreeItem(sub, sub[len(prefix) :], True, None, text.count(pos, stop)))
+            pos = stop
+        self._quick[folder] = _by_name(folders, files)
+        return self._quick[folder]
+
+
+def _by_name(folders: list[TreeItem], files: list[TreeItem]) -> Children:
+    # sorted paths list 'a-b/x' before 'a.txt' before 'a/x': sort each kind by name
+    folders.sort(key=lambda t: t.name)
+    files.sort(key=lambda t: t.name)
+    return folders, files
+
+
+def _entry_json(text: ManifestText, start: int) -> Mapping[str, Any]:
+    ((_, entry),) = json.loads(text.entry_json(start)).items()
+    return dict(entry)
+
+
+class _IndexedPaths(Sequence[str]):
+    """The paths of a manifest's text by entry number, each read when first looked at."""
+
+    def __init__(self, text: ManifestText, starts: list[int]):
+        self._text = text
+        self._starts = starts  # every entry's start, then the end
+        self._read: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        path = self._read.get(i)
+        if path is None:
+            path = self._read[i] = self._text.path(self._starts[i])
+        return path
+
+    def find(self, path: str) -> int:
+        return bisect_left(self, path)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cairn import Artifact, FileTree, InvalidName, NotFound
+from cairn.tree import QUICK_CHILDREN
 
 
 def _version(repo, files: dict[str, bytes]):
@@ -126,3 +129,96 @@ def test_get_run_finds_a_recorded_run_and_nothing_else(repo):
     assert found.finished_at is not None
     with pytest.raises(NotFound):
         repo.get_run("no-such-run")
+
+
+def _both(manifest):
+    """The tree read from the manifest's text, and the one from its parsed document."""
+    from cairn.manifest import parse_document
+
+    body = manifest.compressed()
+    fast = FileTree.from_bytes(body, expect_digest=manifest.digest)
+    slow = FileTree(parse_document(body)["entries"])
+    return fast, slow
+
+
+def _walk(tree: FileTree, folder: str = "", *, sizes: bool = True) -> list:
+    """Every folder's listing, depth first."""
+    page = tree.listdir(folder, limit=10_000, sizes=sizes)
+    out = [(folder, page.size, page.files, page.items)]
+    for item in page.items:
+        if item.is_folder:
+            out += _walk(tree, item.path, sizes=sizes)
+    return out
+
+
+def _without_folder_sizes(walk: list) -> list:
+    return [
+        (folder, None, files, tuple(replace(i, size=None) if i.is_folder else i for i in items))
+        for folder, _, files, items in walk
+    ]
+
+
+ODD_PATHS = [
+    'quote"in/name.txt',  # an escaped quote
+    "ends-with},/x",  # the marker between entries, at a folder's end
+    "x},",  # ... and at a file's end
+    "y9},",  # ... after a digit
+    'brace":{inside/y',  # an escaped quote followed by :{
+    'has "size":1}/z',  # the size marker, quoted
+    "ünïcödé/名前.csv",  # \\u escapes
+    "plain/a.bin",
+    "plain/b/c.txt",
+    "plain/b/d.parquet",
+]
+
+
+def _odd_manifest(many: int = 500):
+    from cairn import Chunk, Entry, Manifest
+
+    entries = [Entry(p, 10 + i, f"{i:064x}") for i, p in enumerate(ODD_PATHS)]
+    entries.append(Entry("chunked/big.bin", 300, "f" * 64, chunks=(Chunk("a" * 64, 100),) * 3))
+    entries += [Entry(f"many/f{i:05d}", i, f"{i:064x}") for i in range(many)]
+    return Manifest(entries), entries
+
+
+def test_the_text_reading_agrees_with_the_parsed_document():
+    manifest, entries = _odd_manifest()
+    fast, slow = _both(manifest)
+    assert fast._text is not None  # read in place, not parsed
+    # quick listings (no folder sizes) first, before the index exists
+    assert _walk(fast, sizes=False) == _without_folder_sizes(_walk(slow))
+    for e in entries[:11]:
+        assert fast.entry(e.path) == slow.entry(e.path) == e
+    assert fast.is_file('quote"in/name.txt') and not fast.is_file("plain")
+    assert fast.is_folder("plain/b") and not fast.is_folder("plain/b/c.txt")
+    assert fast.first_path_ending([".parquet", ".csv"]) == "plain/b/d.parquet"
+    assert fast.first_path_ending([".csv"]) == "ünïcödé/名前.csv"
+    assert fast.first_path_ending([".nope"]) is None
+    assert len(fast) == len(slow) == len(entries)
+    assert not fast.indexed
+    # then with sizes, from the index
+    assert _walk(fast) == _walk(slow)
+    assert fast.indexed
+    assert list(fast.paths()) == list(slow.paths()) == sorted(e.path for e in entries)
+    assert fast.entry("x},") == slow.entry("x},")
+
+
+def test_a_quick_listing_of_a_crowded_folder_builds_the_index():
+    manifest, _ = _odd_manifest(many=QUICK_CHILDREN + 5)
+    fast, slow = _both(manifest)
+    page = fast.listdir("many", limit=10, sizes=False)
+    assert fast.indexed and page.size == slow.listdir("many").size
+    assert [i.name for i in page.items] == [f"f{i:05d}" for i in range(10)]
+
+
+def test_manifests_with_references_and_empty_ones_are_read_too():
+    from cairn import Entry, Manifest
+
+    ref = Entry("linked.csv", 5, None, ref="s3://bucket/k", pin={"etag": "x", "size": 5})
+    fast, slow = _both(Manifest([ref, Entry("a.txt", 1, "0" * 64)]))
+    assert fast._text is None  # a pin: parsed
+    assert _walk(fast) == _walk(slow) == _walk(fast, sizes=False)
+    assert fast.entry("linked.csv") == ref
+    empty, _ = _both(Manifest([]))
+    assert (len(empty), empty.listdir().total, empty.listdir(sizes=False).total) == (0, 0, 0)
+    assert empty.paths() == () and empty.first_path_ending([".csv"]) is None

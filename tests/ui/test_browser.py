@@ -18,7 +18,12 @@ from browser import VIEWPORT, Console, chromium, node_names, node_position, scre
 from conftest import free_port, start_ui, stop
 from sample import build
 
-from cairn import Repository
+from cairn import Artifact, Repository
+from cairn.console import human_size
+from cairn.ui.files import QUICK_FROM
+
+#: more files than the UI lists with every folder's size on the first request
+BULK_FOLDERS, BULK_PER_FOLDER = 60, 350
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +31,14 @@ def server(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("browser-home")
     with Repository.open(home=str(home)) as repo:
         build(repo)
+        data = tmp_path_factory.mktemp("bulk")
+        for f in range(BULK_FOLDERS):
+            (data / f"part-{f:02d}").mkdir()
+            for i in range(BULK_PER_FOLDER):
+                (data / f"part-{f:02d}" / f"{i:04d}.txt").write_text(f"{f} {i}\n" * (f + 1))
+        bulk = Artifact("bulk", type="dataset")
+        bulk.add_dir(str(data))
+        repo.log_artifact(bulk, project="vision")
     port = free_port()
     proc = start_ui(home, port)
     yield f"http://127.0.0.1:{port}"
@@ -205,6 +218,20 @@ def test_runs_sort_by_a_metric_and_filter_by_group(server, page, shots):
     page.wait_for_url("**/projects/demo/runs/*")
     assert page.locator(".card", has_text="Summary").get_by_text("0.91").is_visible()
     assert page.locator(".card", has_text="Config").get_by_text("3e-05").is_visible()
+    console.expect_clean()
+
+
+def test_a_large_version_shows_its_folders_then_their_sizes(server, page):
+    assert BULK_FOLDERS * BULK_PER_FOLDER > QUICK_FROM
+    console = Console(page)
+    response = page.goto(f"{server}/projects/vision/artifacts/bulk/v0/files")
+    assert 'data-size-of="part-00"' in response.text()  # served before the sizes are known
+    table = page.locator("#files")
+    assert table.locator("tbody tr").count() == BULK_FOLDERS
+    page.wait_for_selector("#files[data-filled='1']")
+    first = table.locator("tbody tr").first.locator("td").nth(1).inner_text()
+    assert first == human_size(sum(len(f"0 {i}\n") for i in range(BULK_PER_FOLDER)))
+    assert "…" not in table.inner_text()
     console.expect_clean()
 
 

@@ -434,3 +434,25 @@ def test_paging_a_large_folder(sample, client):
     assert api(client, "/projects/vision/artifacts/many/v0/files/flat?page=0", 400)
     html = page(client, "/projects/vision/artifacts/many/v0/files/flat?page=2")
     assert 'href="/projects/vision/artifacts/many/v0/files/flat?page=3"' in html
+
+
+def test_a_large_version_lists_a_folder_before_its_subfolders_sizes(client, monkeypatch):
+    from cairn.ui import files
+
+    normal = api(client, "/projects/demo/artifacts/mnist/v1/files")["listing"]
+    monkeypatch.setattr(files, "QUICK_FROM", 3)  # mnist's 7 files count as large here
+    client.app.state.cairn._readers.clear()  # as a fresh server would read it
+    quick = api(client, "/projects/demo/artifacts/mnist/v1/files")["listing"]
+    assert [(i["name"], i["size"], i["files"]) for i in quick["items"]] == [
+        ("meta", None, 2),
+        ("test", None, 1),
+        ("train", None, 4),
+    ]
+    assert (quick["size"], quick["files"]) == (None, 7)
+    html = page(client, "/projects/demo/artifacts/mnist/v1/files")
+    assert 'data-sizes="/api/projects/demo/artifacts/mnist/v1/files"' in html
+    assert 'data-size-of="train"' in html
+    # what the page then asks for: the sizes (and from then on the page has them)
+    full = api(client, "/projects/demo/artifacts/mnist/v1/files?sizes=true")["listing"]
+    assert full == normal
+    assert api(client, "/projects/demo/artifacts/mnist/v1/files")["listing"] == normal

@@ -26,6 +26,9 @@ pages = Pages()
 router = APIRouter()
 
 FILES_PER_PAGE = 100
+#: a version with more files shows a folder first without its subfolders' sizes (the
+#: page fetches them next): its first page costs the manifest's decompression, no more
+QUICK_FROM = 20_000
 BLOCK = 1 << 20
 #: a downloaded file never runs as part of the UI: no scripts, no plugins, no frames
 SANDBOX = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
@@ -40,6 +43,7 @@ def files_page(
     path: str,
     page: int = Query(1, ge=1),
     limit: int = Query(FILES_PER_PAGE, ge=1, le=1000),
+    sizes: bool | None = Query(None, description="folders' sizes (default: when quick)"),
 ) -> Doc:
     """A folder's listing, or a file's details and preview (`.../files` is the root,
     `.../files/a/b.csv` a path in the version)."""
@@ -66,7 +70,9 @@ def files_page(
         }
         doc["preview"] = preview(reader, entry, image_url=links.raw(base, entry.path, inline=True))
         return doc
-    listing = tree.listdir(path, offset=(page - 1) * limit, limit=limit)
+    if sizes is None:
+        sizes = tree.indexed or v.file_count <= QUICK_FROM
+    listing = tree.listdir(path, offset=(page - 1) * limit, limit=limit, sizes=sizes)
     doc["listing"] = page_doc(listing, base)
     doc["page"] = page
     doc["pages"] = max(1, -(-listing.total // limit))

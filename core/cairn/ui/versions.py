@@ -92,12 +92,7 @@ def _table_file(ui: UIState, v: ArtifactVersion) -> str | None:
     """A file the pandas snippet can read: the first table-like one, if there is one."""
     if v.digest is None:
         return None
-    paths = ui.tree(v).paths()
-    for suffix in TABLE_SUFFIXES:
-        found = next((p for p in paths if p.endswith(suffix)), None)
-        if found is not None:
-            return found
-    return None
+    return ui.tree(v).first_path_ending(TABLE_SUFFIXES)
 
 
 def usage(v: ArtifactVersion, table: str | None) -> Doc:

@@ -60,7 +60,7 @@ def page_doc(page: FolderPage, version_path: str) -> Doc:
         "total": page.total,
         "offset": page.offset,
         "limit": page.limit,
-        "size": page.size,
+        "size": page.size,  # None: folders' sizes left out (ask again with sizes=true)
         "files": page.files,
         "has_more": page.has_more,
     }

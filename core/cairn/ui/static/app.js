@@ -1,6 +1,19 @@
 // cairn UI: the little interaction pages need (everything else is plain HTML).
 "use strict";
 
+// as the server writes sizes (decimal units: 1 kB = 1000 bytes)
+function humanSize(n) {
+  if (n < 1000) return n === 1 ? "1 byte" : `${n} bytes`;
+  const units = ["kB", "MB", "GB", "TB", "PB"];
+  let value = n / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   // tabbed cards: buttons [data-tab] show the matching [data-panel]
   for (const box of document.querySelectorAll("[data-tabs]")) {
@@ -33,6 +46,25 @@ document.addEventListener("DOMContentLoaded", () => {
       button.textContent = "Copied";
       setTimeout(() => { button.textContent = "Copy"; }, 1500);
     });
+  }
+
+  // a large version's folder is listed before its subfolders' sizes are known: ask the
+  // page's JSON twin for them, and fill them in
+  for (const table of document.querySelectorAll("table[data-sizes]")) {
+    if (!table.querySelector("[data-size-of]")) continue;
+    const url = new URL(table.dataset.sizes, window.location.href);
+    url.searchParams.set("sizes", "true");
+    fetch(url, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
+      .then((doc) => {
+        const sizes = new Map(doc.listing.items.map((i) => [i.path, i.size]));
+        for (const cell of table.querySelectorAll("[data-size-of]")) {
+          const size = sizes.get(cell.dataset.sizeOf);
+          if (typeof size === "number") cell.textContent = humanSize(size);
+        }
+        table.dataset.filled = "1";
+      })
+      .catch(() => { table.dataset.filled = "0"; });
   }
 
   // selects that reload the page when changed (lineage depth)
