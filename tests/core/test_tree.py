@@ -222,3 +222,34 @@ def test_manifests_with_references_and_empty_ones_are_read_too():
     empty, _ = _both(Manifest([]))
     assert (len(empty), empty.listdir().total, empty.listdir(sizes=False).total) == (0, 0, 0)
     assert empty.paths() == () and empty.first_path_ending([".csv"]) is None
+
+
+def test_bisecting_the_text_finds_what_bisecting_the_paths_finds():
+    """Random paths made of the characters that could confuse a reader of the text."""
+    import random
+    from bisect import bisect_left
+
+    from cairn import Entry, Manifest
+    from cairn.manifest_text import ManifestText
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", "}", ",", '"', ":", "{", "9", "é", " ", "/"]
+    paths = set()
+    while len(paths) < 400:
+        parts = ["".join(rng.choice(alphabet[:-1]) for _ in range(rng.randint(1, 6)))]
+        parts += [
+            "".join(rng.choice(alphabet[:-1]) for _ in range(rng.randint(1, 4)))
+        ] * rng.randint(0, 1)
+        path = "/".join(parts) + ".f"  # no file named like a folder
+        if path.strip() and not any(p in ("", ".", "..") for p in path.split("/")):
+            paths.add(path)
+    manifest = Manifest(Entry(p, i, f"{i:064x}") for i, p in enumerate(sorted(paths)))
+    text = ManifestText.of(manifest.to_bytes())
+    assert text is not None and len(text) == len(paths)
+    ordered = sorted(paths)
+    starts, sizes = text.index()
+    assert [text.path(s) for s in starts[:-1]] == ordered
+    assert sizes == [manifest[p].size for p in ordered]
+    for key in [*ordered, *("".join(rng.choice(alphabet) for _ in range(3)) for _ in range(300))]:
+        i = bisect_left(ordered, key)
+        assert text.lower_bound(key) == starts[i], key
