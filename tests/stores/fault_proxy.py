@@ -33,6 +33,7 @@ class Record:
     method: str
     path: str
     status: int | None = None  # None: dropped or held, never answered by the server
+    client: tuple[str, int] | None = None  # the client's address and port
 
 
 @dataclass
@@ -112,7 +113,7 @@ class FaultProxy:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         body = _read_body(h)
-        record = Record(h.command, h.path)
+        record = Record(h.command, h.path, client=h.client_address[:2])
         with self._lock:
             self.records.append(record)
             roll = self._rng.random()

@@ -1,0 +1,49 @@
+"""Fixtures of the deployment tests: one cairn repository (PostgreSQL catalog, moto S3
+store behind a fault proxy) that every orchestrator process of the session writes to.
+
+Run with the core virtualenv: `.venv/bin/pytest tests/deploy` (scripts/test does, in its
+own stage). The orchestrators run from .venv-airflow and .venv-prefect (scripts/setup);
+this process only starts them, drives them over HTTP and checks what cairn recorded.
+Logs stay under pytest's temporary folder (the last three sessions are kept); failure
+messages name them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import servers
+from backend import CairnBackend
+from stores.fault_proxy import FaultProxy
+
+from cairn import Repository
+
+
+@pytest.fixture(scope="session")
+def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("deploy")
+
+
+@pytest.fixture(scope="session")
+def cairn_backend(
+    postgres_url: str, s3_endpoint: servers.S3Endpoint, deploy_dir: Path
+) -> Iterator[CairnBackend]:
+    with (
+        servers.fresh_database(postgres_url) as catalog,
+        servers.s3_bucket(s3_endpoint) as bucket,
+        FaultProxy(s3_endpoint.endpoint_url) as proxy,
+    ):
+        backend = CairnBackend(catalog, f"s3://{bucket}/cairn", s3_endpoint, proxy, deploy_dir)
+        # set up as an admin would before the workers start: the catalog migrated, the
+        # store bound to it
+        with backend.open():
+            pass
+        yield backend
+
+
+@pytest.fixture
+def repo(cairn_backend: CairnBackend) -> Iterator[Repository]:
+    with cairn_backend.open() as r:
+        yield r
