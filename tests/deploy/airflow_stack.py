@@ -1,14 +1,14 @@
 """A real Airflow 3 deployment on 127.0.0.1: PostgreSQL metadata database, and the API
 server, scheduler and dag-processor as separate processes, with LocalExecutor workers.
 
-    with airflow_deployment(workdir, postgres_url, dags=[...], env={...}) as af:
+    with airflow_deployment(workdir, logs, postgres_url, dags=[...], env={...}) as af:
         run_id = af.trigger("cairn_deploy_parts", conf={...})
         af.wait_for_run("cairn_deploy_parts", run_id)
 
 Every process runs from .venv-airflow in its own process group, logging to a file under
-`workdir`; each failure message names those files. On exit the services get SIGTERM, then
-SIGKILL, and whatever is left of their process groups (LocalExecutor workers, task
-processes) is killed with them (tests/servers.py `running`).
+`logs` (task logs under `logs/tasks`); each failure message names them. On exit the
+services get SIGTERM, then SIGKILL, and whatever is left of their process groups
+(LocalExecutor workers, task processes) is killed with them (tests/servers.py `running`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class AirflowDeployment:
 
     def logs(self) -> list[Path]:
         """The services' logs and the folder of the task logs."""
-        return [*sorted(self.log_dir.glob("*.log")), self.home / "logs"]
+        return [*sorted(self.log_dir.glob("*.log")), self.log_dir / "tasks"]
 
 
 def ti_key(ti: dict[str, Any]) -> str:
@@ -115,6 +115,7 @@ def ti_key(ti: dict[str, Any]) -> str:
 @contextlib.contextmanager
 def airflow_deployment(
     workdir: Path,
+    logs: Path,
     postgres_url: str,
     *,
     dags: Sequence[Path],
@@ -124,7 +125,7 @@ def airflow_deployment(
     """Start the deployment with `dags` in its DAGs folder and `env` (connections, ...) in
     the environment of every process; stop it on exit."""
     airflow = str(venv_bin(".venv-airflow", "airflow"))
-    home, logs, dags_folder = workdir / "airflow-home", workdir / "logs", workdir / "dags"
+    home, dags_folder = workdir / "airflow-home", workdir / "dags"
     for d in (home, logs, dags_folder):
         d.mkdir(parents=True, exist_ok=True)
     for dag in dags:
@@ -140,6 +141,7 @@ def airflow_deployment(
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(logs / "tasks"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__API__HOST": "127.0.0.1",

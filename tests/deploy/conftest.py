@@ -10,6 +10,8 @@ messages name them.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,20 @@ from cairn import Repository
 
 @pytest.fixture(scope="session")
 def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the deployments keep their data (homes, caches, flow code)."""
     return tmp_path_factory.mktemp("deploy")
+
+
+@pytest.fixture(scope="session")
+def deploy_logs(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where every process of the deployments logs: kept when a test failed (pytest's own
+    temporary folders are pruned by the next sessions), removed when all passed."""
+    logs = Path(tempfile.mkdtemp(prefix="cairn-deploy-logs-"))
+    yield logs
+    if request.session.testsfailed:
+        print(f"\ntests/deploy: the deployments' logs are kept in {logs}")
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,14 @@
 """A real Prefect 3 deployment on 127.0.0.1: a Prefect server (its database on
 PostgreSQL), a process work pool and a worker, each a separate process.
 
-    with prefect_deployment(workdir, postgres_url, flows=..., block={...}, env={...}) as pf:
+    with prefect_deployment(workdir, logs, postgres_url, flows=..., block={...}, env={...}) as pf:
         flow_run = pf.run(parameters={...})
         pf.wait_for_flow_run(flow_run)
 
 Every process runs from .venv-prefect in its own process group, logging to a file under
-`workdir` (the worker's log holds the output of the flow-run processes it starts); each
-failure message names those files. On exit the worker and the server get SIGTERM, then
-SIGKILL, with whatever is left of their process groups.
+`logs` (the worker's log holds the output of the flow-run processes it starts); each
+failure message names those files. On exit the worker gets SIGINT and the server SIGTERM,
+then SIGKILL, with whatever is left of their process groups.
 """
 
 from __future__ import annotations
@@ -52,6 +52,16 @@ class PrefectDeployment:
         out: dict[str, Any] = self.api.call("GET", f"/flow_runs/{flow_run_id}")
         return out
 
+    def flow_process(self, flow_run_id: str) -> int:
+        """The PID of the flow run's process, as its worker recorded it."""
+        pid: str = wait_for(
+            f"the worker to record the process of flow run {flow_run_id}",
+            lambda: self.flow_run(flow_run_id).get("infrastructure_pid"),
+            timeout=30,
+            logs=self.logs(),
+        )
+        return int(pid.rpartition(":")[2])
+
     def wait_for_flow_run(self, flow_run_id: str, *, timeout: float = 240) -> dict[str, Any]:
         """Wait until the flow run ends; fail (naming the logs) unless it completed."""
         run = wait_for(
@@ -80,6 +90,7 @@ class PrefectDeployment:
 @contextlib.contextmanager
 def prefect_deployment(
     workdir: Path,
+    logs: Path,
     postgres_url: str,
     *,
     flows: Path,
@@ -90,7 +101,7 @@ def prefect_deployment(
     named `deploy`, deploy the flow in `flows`, start a worker; stop them all on exit."""
     prefect = str(venv_bin(".venv-prefect", "prefect"))
     python = str(venv_bin(".venv-prefect", "python"))
-    home, logs, folder = workdir / "prefect-home", workdir / "logs", workdir / "flows"
+    home, folder = workdir / "prefect-home", workdir / "flows"
     for d in (home, logs):
         d.mkdir(parents=True, exist_ok=True)
     shutil.copytree(flows, folder, ignore=shutil.ignore_patterns("__pycache__"))

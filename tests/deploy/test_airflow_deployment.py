@@ -12,18 +12,15 @@ every task instance.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from airflow_stack import AirflowDeployment, airflow_deployment, ti_key
 from backend import CairnBackend
-from parts import PART_FILES, HoldSecondPut, checked_out, object_keys, write_parts
-from sockets import client_pids
+from midupload import MidUpload
+from parts import PART_FILES, checked_out, write_parts
 from stack import describe_logs, wait_for
 
 from cairn import Repository
@@ -36,7 +33,7 @@ VICTIM = 13  # the map index whose process is killed mid-upload
 
 @pytest.fixture(scope="module")
 def airflow(
-    postgres_url: str, cairn_backend: CairnBackend, deploy_dir: Path
+    postgres_url: str, cairn_backend: CairnBackend, deploy_dir: Path, deploy_logs: Path
 ) -> Iterator[AirflowDeployment]:
     connection = {
         "conn_type": "cairn",
@@ -52,7 +49,7 @@ def airflow(
         **cairn_backend.s3.environ,
     }
     with airflow_deployment(
-        deploy_dir / "airflow", postgres_url, dags=[DAG_FILE], env=env
+        deploy_dir / "airflow", deploy_logs / "airflow", postgres_url, dags=[DAG_FILE], env=env
     ) as deployment:
         wait_for(
             f"the dag-processor to parse {DAG}",
@@ -68,28 +65,20 @@ def test_a_task_killed_mid_upload_is_retried_and_the_version_is_whole(
 ) -> None:
     expected = write_parts(tmp_path / "in", PARTS, seed="killed mid-upload")
     victim = [expected[f"part-{VICTIM:02d}/{name}"] for name in PART_FILES]
-    proxy = cairn_backend.proxy
-    hold = proxy.hold = HoldSecondPut(object_keys(victim))
-    try:
+    with MidUpload(cairn_backend.proxy, victim) as upload:
         run_id = airflow.trigger(DAG, {"folder": str(tmp_path / "in")})
-        # the victim has stored one of its objects and is sending the other
         wait_for(
             f"upsert[{VICTIM}] to store one object and send the next",
-            lambda: hold.held and any(r.status == 200 for r in proxy.requests("PUT", hold.passed)),
+            upload.caught,
             timeout=180,
             logs=airflow.logs(),
         )
         ti = airflow.task(DAG, run_id, "upsert", VICTIM)
         assert (ti["state"], ti["try_number"]) == ("running", 1), ti
-        (held,) = proxy.requests("PUT", hold.held)
-        assert held.client is not None
-        sender = client_pids(held.client[1], urlsplit(proxy.url).port or 0)
         # the REST API's pid is the process sending the part: kill it, and it alone
-        assert sender == {ti["pid"]}, (sender, ti)
-        os.kill(ti["pid"], signal.SIGKILL)
-    finally:
-        proxy.hold = None
-        proxy.release()  # drop the held request (its sender is gone)
+        assert upload.senders() == {ti["pid"]}, (upload.senders(), ti)
+        upload.kill(ti["pid"])
+        stored = len(upload.first_puts())
     airflow.wait_for_run(DAG, run_id)
 
     tries = {ti_key(t): t["try_number"] for t in airflow.tasks(DAG, run_id)}
@@ -105,8 +94,8 @@ def test_a_task_killed_mid_upload_is_retried_and_the_version_is_whole(
     report = repo.verify(v.ref)
     assert report.ok and report.objects_checked == len(expected), str(report)
     assert checked_out(v.download(tmp_path / "out")) == expected
-    # the retry resent only what had not arrived (DESIGN invariant 2)
-    assert [r.status for r in proxy.requests("PUT", hold.passed)] == [200]
+    # the retry sent only what had not arrived (DESIGN invariant 2)
+    assert len(upload.first_puts()) == stored
 
     # lineage: every mapped task instance contributed its part, the retried one once
     contributors = v.contributors()
@@ -131,7 +120,7 @@ def test_a_task_killed_mid_upload_is_retried_and_the_version_is_whole(
 def test_two_dag_runs_at_once_commit_two_complete_versions(
     airflow: AirflowDeployment, repo: Repository, tmp_path: Path
 ) -> None:
-    parts = 12
+    parts = 8
     inputs = {name: write_parts(tmp_path / name, parts, seed=name) for name in ("one", "two")}
     runs = {name: airflow.trigger(DAG, {"folder": str(tmp_path / name)}) for name in inputs}
     for run_id in runs.values():

@@ -16,17 +16,14 @@ every byte verified.
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from backend import CairnBackend
-from parts import PART_FILES, HoldSecondPut, checked_out, object_keys, write_parts
+from midupload import MidUpload
+from parts import PART_FILES, checked_out, write_parts
 from prefect_stack import PrefectDeployment, prefect_deployment
-from sockets import client_pids
 from stack import describe_logs, wait_for
 
 from cairn import Repository
@@ -38,7 +35,7 @@ VICTIM = 13  # the part whose task run's process is killed mid-upload
 
 @pytest.fixture(scope="module")
 def prefect(
-    postgres_url: str, cairn_backend: CairnBackend, deploy_dir: Path
+    postgres_url: str, cairn_backend: CairnBackend, deploy_dir: Path, deploy_logs: Path
 ) -> Iterator[PrefectDeployment]:
     options = cairn_backend.storage_options(through_proxy=True)
     block = {
@@ -49,7 +46,12 @@ def prefect(
     }
     env = {"CAIRN_HOME": str(deploy_dir / "prefect-cairn-home"), **cairn_backend.s3.environ}
     with prefect_deployment(
-        deploy_dir / "prefect", postgres_url, flows=FLOWS, block=block, env=env
+        deploy_dir / "prefect",
+        deploy_logs / "prefect",
+        postgres_url,
+        flows=FLOWS,
+        block=block,
+        env=env,
     ) as deployment:
         yield deployment
 
@@ -67,26 +69,20 @@ def test_a_task_runs_process_killed_mid_upload_and_the_flow_retry_make_a_whole_v
     folder = tmp_path / "in"
     expected = write_parts(folder, PARTS, seed="prefect task killed mid-upload")
     victim = [expected[f"part-{VICTIM:02d}/{name}"] for name in PART_FILES]
-    proxy = cairn_backend.proxy
-    hold = proxy.hold = HoldSecondPut(object_keys(victim))
-    try:
+    with MidUpload(cairn_backend.proxy, victim) as upload:
         flow_run_id = prefect.run({"folder": str(folder)})
         wait_for(
             f"part {VICTIM} to store one object and send the next",
-            lambda: hold.held and any(r.status == 200 for r in proxy.requests("PUT", hold.passed)),
+            upload.caught,
             timeout=180,
             logs=prefect.logs(),
         )
-        (held,) = proxy.requests("PUT", hold.held)
-        assert held.client is not None
-        (sender,) = client_pids(held.client[1], urlsplit(proxy.url).port or 0)
-        flow_process = int(prefect.flow_run(flow_run_id)["infrastructure_pid"])
+        (sender,) = upload.senders()
+        flow_process = prefect.flow_process(flow_run_id)
         # a process of the flow run's pool, not the flow run's own process
         assert sender != flow_process and parent_of(sender) == flow_process
-        os.kill(sender, signal.SIGKILL)
-    finally:
-        proxy.hold = None
-        proxy.release()
+        upload.kill(sender)
+        stored = len(upload.first_puts())
     run = prefect.wait_for_flow_run(flow_run_id)
     assert run["run_count"] == 2, describe_logs(prefect.logs())
 
@@ -97,6 +93,7 @@ def test_a_task_runs_process_killed_mid_upload_and_the_flow_retry_make_a_whole_v
     assert report.ok and report.objects_checked == len(expected), str(report)
     assert checked_out(v.download(tmp_path / "out")) == expected
     assert checked_out(tmp_path / "checkout") == expected  # the flow's use_artifact
+    assert len(upload.first_puts()) == stored  # the retry sent only what had not arrived
 
     # lineage: each part written once, by the retry's task runs; the killed attempt's
     # task runs (the victim's among them) left nothing behind

@@ -21,7 +21,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from cairn_prefect import finish_artifact, upsert_artifact, use_artifact
 
 
-@flow(retries=1, retry_delay_seconds=0, task_runner=ProcessPoolTaskRunner(max_workers=4))
+@flow(retries=1, retry_delay_seconds=0, task_runner=ProcessPoolTaskRunner(max_workers=2))
 def cairn_deploy_parts(folder: str, repository: str = "deploy") -> str:
     paths = sorted(str(p) for p in Path(folder).iterdir() if p.is_dir())
     parts = upsert_artifact.map(
