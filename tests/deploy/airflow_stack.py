@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import servers
+from processes import new_mark, sweep
 from sqlalchemy.engine import make_url
 from stack import DeployError, JsonApi, describe_logs, venv_bin, wait_for
 
@@ -132,6 +133,7 @@ def airflow_deployment(
         shutil.copy(dag, dags_folder / dag.name)
     port = servers.free_port()
     url = f"http://127.0.0.1:{port}"
+    mark = new_mark()
     with servers.fresh_database(postgres_url) as db:
         metadata = make_url(db).set(drivername="postgresql+psycopg2")
         environ = {
@@ -154,16 +156,22 @@ def airflow_deployment(
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             **env,
+            **mark,
         }
         migrate_log = logs / "db-migrate.log"
         with migrate_log.open("wb") as out:
             done = subprocess.run(
-                [airflow, "db", "migrate"], env=environ, stdout=out, stderr=subprocess.STDOUT
+                [airflow, "db", "migrate"],
+                env=environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=STARTUP,
             )
         if done.returncode:
             raise DeployError(f"airflow db migrate failed; {describe_logs([migrate_log])}")
         deployment = AirflowDeployment(home, logs, url)
         with contextlib.ExitStack() as stack:
+            stack.callback(sweep, mark)  # last: task processes leave the services' groups
             api_argv = [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)]
             stack.enter_context(
                 servers.running(

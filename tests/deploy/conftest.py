@@ -4,12 +4,13 @@ store behind a fault proxy) that every orchestrator process of the session write
 Run with the core virtualenv: `.venv/bin/pytest tests/deploy` (scripts/test does, in its
 own stage). The orchestrators run from .venv-airflow and .venv-prefect (scripts/setup);
 this process only starts them, drives them over HTTP and checks what cairn recorded.
-Logs stay under pytest's temporary folder (the last three sessions are kept); failure
-messages name them.
+Failure messages name the log files to read: in $CAIRN_DEPLOY_LOGS if set, else in a
+temporary folder kept when a test fails.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,8 +32,15 @@ def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def deploy_logs(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """Where every process of the deployments logs: kept when a test failed (pytest's own
-    temporary folders are pruned by the next sessions), removed when all passed."""
+    """Where every process of the deployments logs: $CAIRN_DEPLOY_LOGS if set (kept), else
+    a temporary folder kept when a test failed (pytest's own temporary folders are pruned
+    by the next sessions) and removed when all passed."""
+    chosen = os.environ.get("CAIRN_DEPLOY_LOGS")
+    if chosen:
+        logs = Path(chosen).resolve()
+        logs.mkdir(parents=True, exist_ok=True)
+        yield Path(tempfile.mkdtemp(prefix="session-", dir=logs))
+        return
     logs = Path(tempfile.mkdtemp(prefix="cairn-deploy-logs-"))
     yield logs
     if request.session.testsfailed:

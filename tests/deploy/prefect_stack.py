@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import servers
+from processes import new_mark, sweep
 from sqlalchemy.engine import make_url
 from stack import DeployError, JsonApi, describe_logs, venv_bin, wait_for
 
@@ -107,6 +108,7 @@ def prefect_deployment(
     shutil.copytree(flows, folder, ignore=shutil.ignore_patterns("__pycache__"))
     port = servers.free_port()
     url = f"http://127.0.0.1:{port}/api"
+    mark = new_mark()
     with servers.fresh_database(postgres_url) as db:
         database = make_url(db).set(drivername="postgresql+asyncpg")
         environ = {
@@ -119,9 +121,11 @@ def prefect_deployment(
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_WORKER_PREFETCH_SECONDS": "1",
             **env,
+            **mark,
         }
         deployment = PrefectDeployment(url, logs, deployment_id="")
         with contextlib.ExitStack() as stack:
+            stack.callback(sweep, mark)  # last: flow-run processes may leave the worker's group
             server = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
             stack.enter_context(
                 servers.running(
@@ -137,7 +141,7 @@ def prefect_deployment(
                 done = subprocess.run(
                     [python, str(folder / "setup_deployment.py"), str(folder), POOL,
                      json.dumps(block)],
-                    env=environ, stdout=subprocess.PIPE, stderr=out, cwd=folder,
+                    env=environ, stdout=subprocess.PIPE, stderr=out, cwd=folder, timeout=120,
                 )  # fmt: skip
             if done.returncode:
                 raise DeployError(f"setting up the deployment failed; {describe_logs([setup_log])}")
