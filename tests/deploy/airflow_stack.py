@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -26,11 +25,18 @@ from typing import Any
 
 import servers
 from processes import new_mark, sweep
-from sqlalchemy.engine import make_url
-from stack import DeployError, JsonApi, describe_logs, venv_bin, wait_for
+from stack import (
+    DeployError,
+    JsonApi,
+    database_url,
+    describe_logs,
+    service_environ,
+    venv_bin,
+    wait_for,
+)
 
 STARTUP = 90.0
-#: (service, argv after `airflow`) started once the API server answers
+#: (service, argv after `airflow`) besides the API server
 SERVICES = (("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"]))
 FINISHED = {"success", "failed"}
 
@@ -135,11 +141,10 @@ def airflow_deployment(
     url = f"http://127.0.0.1:{port}"
     mark = new_mark()
     with servers.fresh_database(postgres_url) as db:
-        metadata = make_url(db).set(drivername="postgresql+psycopg2")
-        environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CAIRN_"))},
+        environ = service_environ(("AIRFLOW", "CAIRN_"))
+        environ |= {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.render_as_string(hide_password=False),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(db, "postgresql+psycopg2"),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
@@ -170,20 +175,12 @@ def airflow_deployment(
         if done.returncode:
             raise DeployError(f"airflow db migrate failed; {describe_logs([migrate_log])}")
         deployment = AirflowDeployment(home, logs, url)
-        with contextlib.ExitStack() as stack:
-            stack.callback(sweep, mark)  # last: task processes leave the services' groups
-            api_argv = [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)]
-            stack.enter_context(
-                servers.running(
-                    "airflow api-server",
-                    api_argv,
-                    logs / "api-server.log",
-                    lambda: deployment.api.answers("/monitor/health"),
-                    env=environ,
-                )
-            )
+        # the scheduler and the dag-processor start while the API server does, and stop
+        # before it (they report to it until they are gone)
+        with contextlib.ExitStack() as outer, contextlib.ExitStack() as inner:
+            outer.callback(sweep, mark)  # last: task processes leave the services' groups
             for name, argv in SERVICES:
-                stack.enter_context(
+                inner.enter_context(
                     servers.running(
                         f"airflow {name}",
                         [airflow, *argv],
@@ -192,6 +189,16 @@ def airflow_deployment(
                         env=environ,
                     )
                 )
+            api_argv = [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)]
+            outer.enter_context(
+                servers.running(
+                    "airflow api-server",
+                    api_argv,
+                    logs / "api-server.log",
+                    lambda: deployment.api.answers("/monitor/health"),
+                    env=environ,
+                )
+            )
             wait_for(
                 "the scheduler and dag-processor to report healthy",
                 lambda: _healthy(deployment),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -25,8 +24,15 @@ from typing import Any
 
 import servers
 from processes import new_mark, sweep
-from sqlalchemy.engine import make_url
-from stack import DeployError, JsonApi, describe_logs, venv_bin, wait_for
+from stack import (
+    DeployError,
+    JsonApi,
+    database_url,
+    describe_logs,
+    service_environ,
+    venv_bin,
+    wait_for,
+)
 
 POOL = "deploy-pool"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -110,12 +116,11 @@ def prefect_deployment(
     url = f"http://127.0.0.1:{port}/api"
     mark = new_mark()
     with servers.fresh_database(postgres_url) as db:
-        database = make_url(db).set(drivername="postgresql+asyncpg")
-        environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CAIRN_"))},
+        environ = service_environ(("PREFECT_", "CAIRN_"))
+        environ |= {
             "PREFECT_HOME": str(home),
             "PREFECT_API_URL": url,
-            "PREFECT_API_DATABASE_CONNECTION_URL": database.render_as_string(hide_password=False),
+            "PREFECT_API_DATABASE_CONNECTION_URL": database_url(db, "postgresql+asyncpg"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": "1",

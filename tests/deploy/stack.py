@@ -9,6 +9,7 @@ HTTP like any client, and reads cairn's catalog and store directly to check the 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,12 +18,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 # every server here is on the loopback: never go through a proxy from the environment
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def service_environ(drop: tuple[str, ...], **values: str) -> dict[str, str]:
+    """This process's environment without the variables starting with `drop` (the
+    orchestrator's and cairn's own, which the deployment sets), plus `values`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **values}
+
+
+def database_url(url: str, driver: str) -> str:
+    """A SQLAlchemy URL with another driver, e.g. postgresql+asyncpg, password kept."""
+    return make_url(url).set(drivername=driver).render_as_string(hide_password=False)
 
 
 def venv_bin(venv: str, script: str) -> Path:

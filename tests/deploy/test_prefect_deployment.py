@@ -108,6 +108,6 @@ def test_a_task_runs_process_killed_mid_upload_and_the_flow_retry_make_a_whole_v
     finisher = v.logged_by()
     assert finisher is not None
     (used_by,) = v.used_by()
-    for run, task in ((finisher, "finish_artifact"), (used_by, "use_artifact")):
-        t = task_runs[run.attributes["task_run_id"]]
+    for cairn_run, task in ((finisher, "finish_artifact"), (used_by, "use_artifact")):
+        t = task_runs[cairn_run.attributes["task_run_id"]]
         assert (t["name"].rpartition("-")[0], t["flow_run_run_count"]) == (task, 2)
