@@ -44,7 +44,9 @@ def deploy_logs(request: pytest.FixtureRequest) -> Iterator[Path]:
     logs = Path(tempfile.mkdtemp(prefix="cairn-deploy-logs-"))
     yield logs
     if request.session.testsfailed:
-        print(f"\ntests/deploy: the deployments' logs are kept in {logs}")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:  # shown even with output captured
+            reporter.write_line(f"\ntests/deploy: the deployments' logs are kept in {logs}")
     else:
         shutil.rmtree(logs, ignore_errors=True)
 
