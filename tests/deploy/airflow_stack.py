@@ -7,8 +7,9 @@ server, scheduler and dag-processor as separate processes, with LocalExecutor wo
 
 Every process runs from .venv-airflow in its own process group, logging to a file under
 `logs` (task logs under `logs/tasks`); each failure message names them. On exit the
-services get SIGTERM, then SIGKILL, and whatever is left of their process groups
-(LocalExecutor workers, task processes) is killed with them (tests/servers.py `running`).
+services get SIGTERM, then SIGKILL, with whatever is left of their process groups
+(tests/servers.py `running`); task processes, which Airflow puts in groups of their own,
+are swept last (processes.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ PostgreSQL), a process work pool and a worker, each a separate process.
 Every process runs from .venv-prefect in its own process group, logging to a file under
 `logs` (the worker's log holds the output of the flow-run processes it starts); each
 failure message names those files. On exit the worker gets SIGINT and the server SIGTERM,
-then SIGKILL, with whatever is left of their process groups.
+then SIGKILL, with whatever is left of their process groups; flow-run processes that left
+the worker's group are swept last (processes.py).
 """
 
 from __future__ import annotations
