@@ -81,6 +81,7 @@ def checkout(
 ) -> None:
     """Make `folder` hold `target`'s entries (module docstring for the rules)."""
     reserved(manifest)
+    folder.lock()
     try:
         run = _Checkout(target, manifest, folder, cache=cache, link=link)
         plan = run.plan(force=force)

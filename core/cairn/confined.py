@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -254,6 +255,11 @@ class ConfinedDir:
 
     def fsync(self, rel: str = "") -> None:
         os.fsync(self.folder(rel))
+
+    def lock(self) -> None:
+        """Wait for, then hold until close, the folder's exclusive lock (flock): two gets
+        into one folder (mapped tasks on one worker) take turns instead of racing."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
 
 def make_folder(path: str) -> ConfinedDir:

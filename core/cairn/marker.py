@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 MARKER = ".cairn-checkout.json"
@@ -35,7 +35,12 @@ class Written:
     ino: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None and v != 0 or k == "kind"}
+        out: dict[str, Any] = {"kind": self.kind}
+        for key in ("digest", "size", "target", "mtime_ns", "ino"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Written:

@@ -439,3 +439,21 @@ def test_a_marker_cairn_did_not_write_is_no_licence(local, tmp_path, outside):
     write(out / "a.txt", "edited")
     with pytest.raises(Conflict, match="cannot read"):
         v0.download(out)
+
+
+def test_concurrent_gets_into_one_folder_take_turns(local, tmp_path, home):
+    """Mapped tasks on one worker using one version share its default folder."""
+    files = {f"d{i % 5}/f{i}.txt": str(i) * 100 for i in range(2000)}
+    v0 = _version(local, tmp_path, files)
+    v0.download(tmp_path / "warm")
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", _GET, f"sqlite:///{home}/catalog.db", str(home), v0.ref]
+    procs = []
+    for _ in range(4):  # staggered: each starts while another is writing
+        procs.append(
+            subprocess.Popen([*args, str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
+        time.sleep(0.4)
+    results = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err.decode()[-500:] for _, err in results]
+    assert _tree(out) == files
