@@ -35,6 +35,7 @@ from .marker import MARKER, Marker, Written
 #: entries -> cache_key(entry) -> local path of verified content (Downloader.ensure)
 Fetch = Callable[[list[Entry]], dict[str, str]]
 _SHOWN = 5  # paths an error names; the rest are counted
+_RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY, errno.EEXIST}
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ def checkout(
             raise run.refusal(plan.problems)
         run.apply(plan, fetch)
     except OSError as exc:
-        # the folder changed under the get (another process), or cannot be read
         where = f": {exc.filename}" if exc.filename else ""
+        # a path vanishing or changing kind under the get: another process at work there
+        raced = exc.errno in _RACES
+        hint = " (did something else change the folder meanwhile?)" if raced else ""
         raise Conflict(
-            f"cannot check out {target.ref} into {folder.path}: {exc.strerror}{where} "
-            "(did something else change the folder meanwhile?)"
+            f"cannot check out {target.ref} into {folder.path}: {exc.strerror}{where}{hint}"
         ) from exc
 
 
@@ -265,9 +267,10 @@ class _Checkout:
     def apply(self, plan: _Plan, fetch: Fetch) -> None:
         files = list({cache_key(e): e for e in plan.write}.values())
         sources = fetch(files) if files else {}
-        # first: a re-run after an interruption knows what this get may have written
-        before = dict(self.marker.entries) if self.marker else {}
-        self._write_marker(entries=before, incoming=self._incoming(), complete=False)
+        if plan.remove or plan.write or plan.links or not (self.marker and self.marker.complete):
+            # first: a re-run after an interruption knows what this get may have written
+            before = dict(self.marker.entries) if self.marker else {}
+            self._write_marker(entries=before, incoming=self._incoming(), complete=False)
         for path in sorted(plan.remove, key=lambda p: -p.count("/")):
             self.folder.remove(path)
         for d in sorted(self.wanted_dirs):

@@ -231,31 +231,39 @@ print("done", flush=True)
 
 
 def test_an_interrupted_get_leaves_no_wrong_file_and_a_rerun_completes_it(local, tmp_path, home):
-    many0 = {f"d{i % 20}/f{i}.txt": f"zero {i}" * 50 for i in range(1500)}
-    many1 = {f"d{i % 20}/f{i}.txt": f"one {i}" * 50 for i in range(200, 1700)}
+    many0 = {f"d{i % 20}/f{i}.txt": f"zero {i}" * 50 for i in range(2000)}
+    many1 = {f"d{i % 20}/f{i}.txt": f"one {i}" * 50 for i in range(200, 2200)}
     v0 = _version(local, tmp_path, many0)
     v1 = _version(local, tmp_path, many1)
     out = v0.download(tmp_path / "out")
     v1.download(tmp_path / "warm")  # v1 in the cache: the get below only writes files
     args = [sys.executable, "-c", _GET, f"sqlite:///{home}/catalog.db", str(home), v1.ref]
-    killed = False
-    for delay in (0.02, 0.05, 0.1, 0.2):
+    states: set[str] = set()
+    first = out / "d0" / "f1000.txt"  # the first file the get rewrites (path order)
+    for wait_for_writes in (False, True):
+        before = os.stat(out / MARKER).st_ino
         proc = subprocess.Popen([*args, str(out)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        time.sleep(delay)
+        # SIGKILL once the get has started changing the folder (its new marker says so),
+        # or once it has started writing files
+        while proc.poll() is None and (
+            os.stat(out / MARKER).st_ino == before
+            or wait_for_writes
+            and not (first.exists() and first.read_text().startswith("one"))
+        ):
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         stdout, _ = proc.communicate()
-        if b"done" in stdout:
-            break
-        killed = True
+        assert b"done" not in stdout, "the get finished before it was killed"
         # every file there is one version's or the other's, never a mixture or a stub
         for rel, text in _tree(out).items():
             if os.path.basename(rel).startswith(".cairn-tmp-"):
                 continue
             assert text in (many0.get(rel), many1.get(rel)), rel
-    assert killed, "the get finished before it could be killed: make the data larger"
+            states.add("new" if text == many1.get(rel) else "old")
+    assert states == {"old", "new"}  # killed half way through at least once
     v1.download(out)  # a re-run finishes the job, without --force
     assert _tree(out) == many1
+    assert not [p for p in out.rglob(".cairn-tmp-*")]
 
 
 # -- links and other things in the way ---------------------------------------------------------
