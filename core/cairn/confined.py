@@ -170,49 +170,50 @@ class ConfinedDir:
     # -- writing ---------------------------------------------------------------------------
 
     def write(self, rel: str, fill: Callable[[int], None]) -> os.stat_result:
-        """Create the file `rel` from `fill(fd)`: written under a temporary name, renamed
-        over whatever file or link was there. Returns its stat as written."""
-        dfd, name = self._dir_and_name(rel)
-        tmp = TMP_PREFIX + secrets.token_hex(8)
-        fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
-        try:
+        """Create the file `rel` from `fill(fd)`. Returns its stat as written."""
+
+        def make(dfd: int, tmp: str) -> os.stat_result:
+            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
             try:
                 fill(fd)
-                st = os.fstat(fd)
+                return os.fstat(fd)
             finally:
                 os.close(fd)
+
+        return self._put(rel, make)
+
+    def hardlink(self, rel: str, source: str) -> os.stat_result:
+        """Make `rel` another name of the file at `source` (an absolute path outside)."""
+
+        def make(dfd: int, tmp: str) -> os.stat_result:
+            os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
+
+        return self._put(rel, make)
+
+    def symlink(self, rel: str, target: str) -> os.stat_result:
+        """Make `rel` a symbolic link to `target` (the link is made, never followed)."""
+
+        def make(dfd: int, tmp: str) -> os.stat_result:
+            os.symlink(target, tmp, dir_fd=dfd)
+            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
+
+        return self._put(rel, make)
+
+    def _put(self, rel: str, make: Callable[[int, str], os.stat_result]) -> os.stat_result:
+        """Make a new file, hardlink or link under a temporary name in `rel`'s folder with
+        `make(folder fd, name)`, then rename it over whatever file or link was at `rel`:
+        never a partial file under the final name."""
+        dfd, name = self._dir_and_name(rel)
+        tmp = TMP_PREFIX + secrets.token_hex(8)
+        try:
+            st = make(dfd, tmp)
             self._rename(dfd, tmp, name, rel)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
             raise
         return st
-
-    def hardlink(self, rel: str, source: str) -> os.stat_result:
-        """Make `rel` another name of the file at `source` (an absolute path outside)."""
-        dfd, name = self._dir_and_name(rel)
-        tmp = TMP_PREFIX + secrets.token_hex(8)
-        os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
-        try:
-            self._rename(dfd, tmp, name, rel)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
-
-    def symlink(self, rel: str, target: str) -> os.stat_result:
-        """Make `rel` a symbolic link to `target` (the link is made, never followed)."""
-        dfd, name = self._dir_and_name(rel)
-        tmp = TMP_PREFIX + secrets.token_hex(8)
-        os.symlink(target, tmp, dir_fd=dfd)
-        try:
-            self._rename(dfd, tmp, name, rel)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
 
     def _rename(self, dfd: int, tmp: str, name: str, rel: str) -> None:
         try:

@@ -465,3 +465,58 @@ def test_concurrent_gets_into_one_folder_take_turns(local, tmp_path, home):
     results = [p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err.decode()[-500:] for _, err in results]
     assert _tree(out) == files
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second file system")
+def test_link_across_file_systems_falls_back_to_copies(home, tmp_path):
+    """A cache on another file system cannot be hardlinked: the get copies instead."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        repo = Repository.open(
+            catalog=f"sqlite:///{home}/catalog.db", home=str(home), cache_dir=shm
+        )
+        try:
+            v0 = _version(repo, tmp_path, V0)
+            out = v0.download(tmp_path / "out", link=True)
+            assert _tree(out) == V0
+            cached = _cache_file(repo, v0, "a.txt")
+            assert os.stat(out / "a.txt").st_dev != os.stat(cached).st_dev
+        finally:
+            repo.close()
+
+
+def test_copies_work_without_clones_and_across_file_systems(tmp_path):
+    from cairn.files import clone_fd, copy_fd
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    for folder in [tmp_path, Path("/dev/shm")] if os.path.isdir("/dev/shm") else [tmp_path]:
+        dst = Path(folder) / f"cairn-copy-test-{os.getpid()}"
+        try:
+            with open(src, "rb") as s, open(dst, "wb") as d:
+                if not clone_fd(s.fileno(), d.fileno()):  # ext4, tmpfs: no reflinks
+                    copy_fd(s.fileno(), d.fileno())
+            assert dst.read_bytes() == src.read_bytes()
+        finally:
+            dst.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("missing", [["copy_file_range"], ["copy_file_range", "sendfile"]])
+def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, missing):
+    """Kernels or file systems without copy_file_range (or sendfile) are a fault this
+    machine cannot cause: their errors are simulated."""
+    import errno
+
+    from cairn import files
+
+    def unsupported(*args, **kwargs):
+        raise OSError(errno.ENOSYS, "not here")
+
+    for name in missing:
+        monkeypatch.setattr(files, f"_{name}", unsupported)
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(os.urandom((9 << 20) + 7))
+    with open(src, "rb") as s, open(dst, "wb") as d:
+        files.copy_fd(s.fileno(), d.fileno())
+    assert dst.read_bytes() == src.read_bytes()
