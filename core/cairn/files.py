@@ -77,14 +77,15 @@ def clone_fd(src: int, dst: int) -> bool:
 
 
 def copy_fd(src: int, dst: int) -> None:
-    """Copy the whole file `src` into the empty file `dst`: in the kernel
-    (copy_file_range, else sendfile) where it can, by reads and writes otherwise."""
+    """Copy the whole file `src` into the empty file `dst`, both at offset 0: in the kernel
+    (copy_file_range, else sendfile; each advances the files' own offsets, as `cp` calls
+    them) where it can, by reads and writes otherwise."""
     size = os.fstat(src).st_size
     copied = 0
     for move in (_copy_file_range, _sendfile):
         try:
             while copied < size:
-                n = move(dst, src, copied, size - copied)
+                n = move(dst, src, size - copied)
                 if n == 0:
                     break
                 copied += n
@@ -100,13 +101,12 @@ def copy_fd(src: int, dst: int) -> None:
             view = view[n:]
 
 
-def _sendfile(dst: int, src: int, offset: int, count: int) -> int:
-    os.lseek(dst, offset, os.SEEK_SET)
-    return os.sendfile(dst, src, offset, count)
+def _copy_file_range(dst: int, src: int, count: int) -> int:
+    return os.copy_file_range(src, dst, count)
 
 
-def _copy_file_range(dst: int, src: int, offset: int, count: int) -> int:
-    return os.copy_file_range(src, dst, count, offset, offset)
+def _sendfile(dst: int, src: int, count: int) -> int:
+    return os.sendfile(dst, src, None, count)
 
 
 def use_wal(db: sqlite3.Connection | sqlite3.Cursor, *, attempts: int = 200) -> None:
