@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,11 +31,12 @@ from .download import cache_key
 from .errors import CairnError, Conflict
 from .files import clone_fd, copy_fd
 from .manifest import DIR, FILE, LINK, Entry, Manifest
-from .marker import MARKER, Marker, Written
+from .marker import MARKER, RACY_NS, Marker, Written
 
 #: entries -> cache_key(entry) -> local path of verified content (Downloader.ensure)
 Fetch = Callable[[list[Entry]], dict[str, str]]
 _SHOWN = 5  # paths an error names; the rest are counted
+_TICK_NS = 5_000_000  # how far file stamps (a coarse clock) may lag time.time_ns()
 _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY, errno.EEXIST}
 
 
@@ -282,6 +284,11 @@ class _Checkout:
             assert e.target is not None
             self.folder.symlink(e.path, e.target)
         self._prune()
+        if written:
+            # the marker a tick later than the newest file, so a later get trusts its stamp
+            # instead of reading the file again (marker.RACY_NS)
+            newest = max(w.mtime_ns or 0 for w in written.values())
+            time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
         entries = {}
         for e in self.manifest.values():
             if e.kind == FILE:

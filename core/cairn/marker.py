@@ -19,8 +19,8 @@ from typing import Any
 MARKER = ".cairn-checkout.json"
 MARKER_FORMAT = 1
 # a file written this close before the marker may have been edited within the same
-# timestamp tick (ext4 counts time in jiffies): its stamp alone is not trusted
-_RACY_NS = 100_000_000
+# timestamp tick (ext4 stamps in jiffies, 4-10 ms): its stamp alone is not trusted
+RACY_NS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,6 @@ class Marker:
             return None
         if (st.st_size, st.st_mtime_ns, st.st_ino) != (w.size, w.mtime_ns, w.ino):
             return None
-        if w.mtime_ns + _RACY_NS >= self.written_ns:
+        if w.mtime_ns + RACY_NS >= self.written_ns:
             return None
         return w

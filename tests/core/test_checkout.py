@@ -520,3 +520,19 @@ def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, mis
     with open(src, "rb") as s, open(dst, "wb") as d:
         files.copy_fd(s.fileno(), d.fileno())
     assert dst.read_bytes() == src.read_bytes()
+
+
+def test_a_get_of_an_unchanged_checkout_reads_no_file(local, tmp_path, monkeypatch):
+    """Stamps in the marker decide; files are read only when a stamp moved."""
+    from cairn import checkout
+
+    v0 = _version(local, tmp_path, V0)
+    out = v0.download(tmp_path / "out")
+    reads: list[int] = []
+    real = checkout._hash_into
+    monkeypatch.setattr(checkout, "_hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
+    v0.download(out)
+    assert reads == []
+    os.utime(out / "a.txt", (1, 1))
+    v0.download(out)
+    assert len(reads) == 1  # the one whose stamp moved, read to tell an edit from a touch
