@@ -102,6 +102,8 @@ def copy_fd(src: int, dst: int) -> None:
 
 
 def _copy_file_range(dst: int, src: int, count: int) -> int:
+    if not hasattr(os, "copy_file_range"):  # not Linux
+        raise OSError(errno.ENOSYS, "copy_file_range is not available")
     return os.copy_file_range(src, dst, count)
 
 
