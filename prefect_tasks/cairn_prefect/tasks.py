@@ -119,9 +119,10 @@ def use_artifact(
 ) -> str:
     """Record that this task run uses `ref` and return it as local data.
 
-    Returns the folder the version was downloaded to (`root`, default
-    ./artifacts/NAME/vN), or with `path` the local copy of that one file, or with
-    `download=False` the exact ref (`demo/x:v3`) the given ref resolved to.
+    Returns the folder the version was checked out to (`root`, default
+    ./artifacts/PROJECT/NAME/vN; an earlier checkout there is updated in place), or with
+    `path` the local copy of that one file, or with `download=False` the exact ref
+    (`demo/x:v3`) the given ref resolved to.
     """
     with _open(repository) as repo:
         project = Ref.parse(ref, default_project=repo.default_project).project

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from cairn.marker import MARKER
+
 #: bytes of each file of a part: above cairn's packing size, so every file is an object
 #: of its own, sent with its own PUT
 FILE_BYTES = 384 << 10
@@ -28,9 +30,10 @@ def write_parts(folder: Path, count: int, seed: str) -> dict[str, bytes]:
 
 
 def checked_out(root: Path) -> dict[str, bytes]:
-    """Every file under `root`, by its path relative to it."""
+    """Every file of the version checked out under `root`, by its path relative to it
+    (not the checkout's own marker, `.cairn-checkout.json`)."""
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.relative_to(root).as_posix() != MARKER
     }
