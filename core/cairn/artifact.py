@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .errors import CairnError, Conflict, NotFound
 from .manifest import Entry, Manifest
 from .names import check_name, check_path, join_path
+from .walk import walk
 
 if TYPE_CHECKING:
     from .version import ArtifactVersion
@@ -56,14 +57,30 @@ class Artifact:
         )
         return self
 
-    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> Artifact:
-        """Add every file below a local folder, under the prefix `name` (default: the root)."""
+    def add_dir(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        follow_links: bool = False,
+    ) -> Artifact:
+        """Add everything below a local folder, under the prefix `name` (default: the root).
+
+        Files, empty folders, and symbolic links that stay inside the folder (as links);
+        a link pointing outside is refused unless `follow_links`, which logs what it
+        points to instead (cairn.walk).
+        """
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise NotFound(f"cannot add {os.fspath(local_path)!r}: no such folder")
         prefix = None if name is None else check_path(name)
-        for inner, full in _walk_files(root, ""):
+        found = walk(root, follow_links=follow_links)
+        if found.outside:
+            raise found.refusal(os.fspath(local_path))
+        for inner, full in found.files:
             self._put(join_path(prefix, inner), full)
+        for e in found.entries:
+            self.add_entry(e.moved(join_path(prefix, e.path)))
         return self
 
     @contextmanager
@@ -84,7 +101,8 @@ class Artifact:
         self._put(path, local)
 
     def add_entry(self, entry: Entry) -> Artifact:
-        """Add a ready-made entry (a reference, or content already in the store)."""
+        """Add a ready-made entry: a reference, content already in the store, a link
+        (`Entry.link`) or an empty folder (`Entry.folder`)."""
         self._check_free(entry.path, None)
         self._entries[entry.path] = entry
         self._removed.discard(entry.path)
@@ -197,22 +215,6 @@ class Artifact:
         art._base = manifest
         art._parent = parent
         return art
-
-
-def _walk_files(folder: str, rel: str) -> Iterator[tuple[str, str]]:
-    """(path below the root, local path) of every regular file under `folder`, sorted.
-
-    Follows symlinks like os.walk does for files (not for folders); skips sockets,
-    broken links and the like. The directory entry's type saves a stat per file.
-    """
-    with os.scandir(folder) as it:
-        found = sorted(it, key=lambda e: e.name)
-    for e in found:
-        inner = f"{rel}{e.name}"
-        if e.is_dir(follow_symlinks=False):
-            yield from _walk_files(e.path, f"{inner}/")
-        elif e.is_file():
-            yield inner, e.path
 
 
 def require_content(art: Artifact) -> None:

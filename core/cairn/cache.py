@@ -1,7 +1,7 @@
 """The local download cache: one verified, read-only file per content digest.
 
 Every version shares it, so a file common to many versions is fetched once; checkouts
-hardlink from it where the filesystem allows and copy otherwise. An index records each
+copy (or clone) from it, and hardlink only when asked (cairn.checkout). An index records each
 file's size, mtime and last use: a cache file whose stamp changed is re-verified before
 it is trusted, and `cleanup` evicts the least recently used first.
 """
@@ -20,7 +20,7 @@ from typing import IO
 import blake3
 
 from .errors import IntegrityError
-from .files import atomic_file, copy_into, use_wal
+from .files import atomic_file, use_wal
 
 
 @dataclass(frozen=True)
@@ -135,25 +135,3 @@ def _hash_file(path: str) -> str:
         while block := f.read(4 << 20):
             h.update(block)
     return h.hexdigest()
-
-
-def checkout(source: str, dest: str, *, link: bool = True) -> None:
-    """Place `source` at `dest`: a hardlink when allowed (read-only), else a writable copy."""
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    try:
-        st_dest = os.lstat(dest)
-    except FileNotFoundError:
-        st_dest = None
-    if st_dest is not None:
-        st_src = os.stat(source)
-        if (st_dest.st_ino, st_dest.st_dev) == (st_src.st_ino, st_src.st_dev):
-            return
-        os.unlink(dest)
-    if link:
-        try:
-            os.link(source, dest)
-            return
-        except OSError:
-            pass
-    with atomic_file(dest, mode=0o644) as dst:
-        copy_into(source, dst)

@@ -26,6 +26,7 @@ from .artifact import Artifact
 from .console import RichProgress, human_size, print_table, when
 from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
+from .manifest import Entry
 from .names import LATEST, Ref, check_alias, check_name
 from .projects import ProjectInfo
 from .repository import Repository
@@ -187,8 +188,17 @@ def put(
     alias: Annotated[
         list[str] | None, typer.Option("-a", "--alias", help="An alias to set (repeatable).")
     ] = None,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Log what links pointing outside the folder point to (default: refuse them).",
+        ),
+    ] = False,
 ) -> None:
-    """Log a file or folder as the next version; print its ref."""
+    """Log a file or folder as the next version; print its ref.
+
+    Links that stay inside the folder are logged as links, empty folders are kept."""
     if not os.path.exists(path):
         raise BadInput(f"{path}: no such file or folder")
     meta = _json_object(metadata) if metadata is not None else {}
@@ -197,7 +207,7 @@ def put(
     kind = type_ or _existing_type(repo, target) or "dataset"
     art = Artifact(target.name, kind, description=description, metadata=meta)
     if os.path.isdir(path):
-        art.add_dir(path)
+        art.add_dir(path, follow_links=follow_links)
     else:
         art.add_file(path)
     v = repo.log_artifact(art, project=target.project, aliases=alias or [])
@@ -238,13 +248,25 @@ def get(
     ctx: typer.Context,
     ref: RefArg,
     root: Annotated[
-        str | None, typer.Option(help="Where to put the files (default: artifacts/NAME/vN).")
+        str | None,
+        typer.Option(help="Where to put the files (default: artifacts/PROJECT/NAME/vN)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write over local edits and files cairn did not make."),
+    ] = False,
+    link: Annotated[
+        bool,
+        typer.Option("--link", help="Hardlink read-only files from the cache instead of copying."),
+    ] = False,
 ) -> None:
-    """Download a version (verified, from the cache when possible); print the folder."""
+    """Check a version out (verified, from the cache when possible); print the folder.
+
+    A previous checkout of the collection there is updated in place; local edits and
+    files cairn did not make stop it unless --force."""
     v = _repo(ctx).artifact(ref)
-    folder = v.download(root)
-    typer.echo(os.path.abspath(folder))
+    folder = v.download(root, force=force, link=link)
+    typer.echo(folder)
     typer.echo(f"{v.ref}: {_count(v.file_count, 'file')}, {human_size(v.size)}", err=True)
 
 
@@ -423,11 +445,17 @@ def show(
         typer.echo("files        known once the version is finished")
         return
     typer.echo("")
-    rows = [
-        [f["path"], human_size(f["size"]), f["ref"] or (f["digest"] or "")[:16]]
-        for f in doc["files"]
-    ]
+    rows = [[f["path"], *_what(f)] for f in doc["files"]]
     print_table(["path", "size", "digest / reference"], rows)
+
+
+def _what(f: dict[str, Any]) -> list[str]:
+    """Size and content column of `show` for a file, a link or an empty folder."""
+    if f["kind"] == "link":
+        return ["-", f"-> {f['target']}"]
+    if f["kind"] == "dir":
+        return ["-", "(empty folder)"]
+    return [human_size(f["size"]), f["ref"] or (f["digest"] or "")[:16]]
 
 
 def _exact_size(n: int) -> str:
@@ -437,9 +465,7 @@ def _exact_size(n: int) -> str:
 def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
     run = v.logged_by()
     try:
-        files: list[dict[str, Any]] | None = [
-            {"path": e.path, "size": e.size, "digest": e.digest, "ref": e.ref} for e in v.files()
-        ]
+        files: list[dict[str, Any]] | None = [_file_doc(e) for e in v.files()]
     except NotFound:
         files = None  # pending: the manifest exists once it is finished
     return {
@@ -448,6 +474,13 @@ def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
         "logged_by": {"id": run.id, "name": run.name, "kind": run.kind} if run else None,
         "files": files,
     }
+
+
+def _file_doc(e: Entry) -> dict[str, Any]:
+    doc = {"path": e.path, "kind": e.kind, "size": e.size, "digest": e.digest, "ref": e.ref}
+    if e.target is not None:
+        doc["target"] = e.target
+    return doc
 
 
 @app.command()

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractFileSystem
 
-from .errors import NotFound
-from .manifest import Entry, Manifest
+from .errors import IntegrityError, NotFound
+from .manifest import DIR, FILE, LINK, Entry, Manifest
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -105,17 +105,15 @@ class CairnFileSystem(AbstractFileSystem):
             out = self._ls_catalog(path)
         else:
             version, tree = self._version(ref)
-            if inner in tree.manifest:
-                out = [self._file_info(ref, tree.manifest[inner], version)]
-            elif inner in tree.folders:
+            here = self._at(ref, version, tree, inner)
+            if here["type"] == "directory":
+                real = tree.real(inner) or ""
                 out = [
-                    self._file_info(ref, tree.manifest[child], version)
-                    if child in tree.manifest
-                    else _folder(f"{ref}/{child}")
-                    for child in sorted(tree.folders[inner])
+                    self._at(ref, version, tree, _join(inner, child.rsplit("/", 1)[-1]))
+                    for child in sorted(tree.folders[real])
                 ]
             else:
-                raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+                out = [here]
         return out if detail else [o["name"] for o in out]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -126,11 +124,7 @@ class CairnFileSystem(AbstractFileSystem):
                 raise FileNotFoundError(f"cairn://{path}: no such project")
             return _folder(path)
         version, tree = self._version(ref)
-        if inner in tree.manifest:
-            return self._file_info(ref, tree.manifest[inner], version)
-        if inner in tree.folders:
-            return _folder(path)
-        raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+        return self._at(ref, version, tree, inner)
 
     def _open(
         self,
@@ -202,20 +196,40 @@ class CairnFileSystem(AbstractFileSystem):
         return version, tree
 
     def _entry(self, path: str) -> tuple[ArtifactVersion, Entry]:
+        """The file a path names, links followed within its version."""
         path = self._strip_protocol(path)
         ref, inner = _split(path)
         if ref is None or not inner:
             raise IsADirectoryError(f"cairn://{path} is not a file")
         version, tree = self._version(ref)
-        if inner not in tree.manifest:
-            if inner in tree.folders:
-                raise IsADirectoryError(f"cairn://{path} is a folder")
+        real = tree.real(inner)
+        if real is not None and real in tree.folders:
+            raise IsADirectoryError(f"cairn://{path} is a folder")
+        if real is None or real not in tree.files:
             raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
-        return version, tree.manifest[inner]
+        return version, tree.files[real]
 
-    def _file_info(self, ref: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
+    def _at(self, ref: str, version: ArtifactVersion, tree: _Tree, inner: str) -> dict[str, Any]:
+        """The info of `inner` in a version: a file, a folder, or a link (reported with
+        `islink` and `destination`, typed as what it points to, "other" if nothing)."""
+        name = _join(ref, inner)
+        raw = tree.manifest.get(inner)
+        real = tree.real(inner)
+        if real is not None and real in tree.files:
+            info = self._file_info(name, tree.files[real], version)
+        elif real is not None and real in tree.folders:
+            info = _folder(name)
+        elif raw is not None and raw.kind == LINK:
+            info = {"name": name, "type": "other", "size": 0}
+        else:
+            raise FileNotFoundError(f"cairn://{name}: {version.ref} has no such file")
+        if raw is not None and raw.kind == LINK:
+            info.update(islink=True, destination=raw.target)
+        return info
+
+    def _file_info(self, name: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "name": f"{ref}/{entry.path}",
+            "name": name,
             "type": "file",
             "size": entry.size,
             "digest": entry.digest,
@@ -228,18 +242,33 @@ class CairnFileSystem(AbstractFileSystem):
 
 
 class _Tree:
-    """A manifest with its folders: folder path ('' for the root) -> child paths."""
+    """A manifest with its files and folders: folder path ('' for the root) -> paths of
+    what is in it (empty-folder entries included)."""
 
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
+        self.files = {p: e for p, e in manifest.items() if e.kind == FILE}
         self.folders: dict[str, set[str]] = {"": set()}
-        for path in manifest:
+        for path, e in manifest.items():
+            if e.kind == DIR:
+                self.folders.setdefault(path, set())
             child = path
             while "/" in child:
                 parent = child.rsplit("/", 1)[0]
                 self.folders.setdefault(parent, set()).add(child)
                 child = parent
             self.folders[""].add(child)
+
+    def real(self, inner: str) -> str | None:
+        """`inner` with links followed within the version; None for a link loop."""
+        try:
+            return self.manifest.resolve(inner)
+        except IntegrityError:
+            return None
+
+
+def _join(head: str, name: str) -> str:
+    return f"{head}/{name}" if head and name else head or name
 
 
 def _split(path: str) -> tuple[str | None, str]:

@@ -1,10 +1,11 @@
 """Reading a manifest's canonical text without parsing it (for browsing large versions).
 
 Parsing a manifest builds an object per file: on 100k files that is most of what opening it
-costs. The canonical text (sorted paths, sorted keys, no spaces) of a manifest without
-references can be read in place instead: every entry is `"path":{...,"size":N}`, entries
-are joined by `,`, and `"size":` occurs nowhere else (a path's quotes are escaped, digests
-are hex, chunk lists hold no objects; only references have nested objects, their pins).
+costs. The canonical text (sorted paths, sorted keys, no spaces) of a manifest of files
+(format 1: no links or folder entries) without references can be read in place instead:
+every entry is `"path":{...,"size":N}`, entries are joined by `,`, and `"size":` occurs
+nowhere else (a path's quotes are escaped, digests are hex, chunk lists hold no objects;
+only references have nested objects, their pins).
 So the entry owning a position is the one whose `"size":` comes next, an entry boundary is
 a `},"` right after such a size, and a path is looked up by bisection over the bytes,
 reading a few paths on the way. Counting the files in a span is one `bytes.count`.
@@ -16,10 +17,10 @@ import json
 from itertools import accumulate
 from operator import add, itemgetter, methodcaller
 
-from .manifest import FORMAT_VERSION
+from .manifest import FORMAT_FILES
 
 HEAD = b'{"entries":{'
-TAIL = b'},"format":%d}' % FORMAT_VERSION
+TAIL = b'},"format":%d}' % FORMAT_FILES  # files only: every entry has a size
 SIZE = b'"size":'
 _DIGITS = frozenset(b"0123456789")
 

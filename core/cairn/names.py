@@ -59,6 +59,39 @@ def check_path(value: str) -> str:
     return value.rstrip("/")
 
 
+def check_link_target(path: str, target: str) -> str:
+    """Return `target` if a link at `path` pointing there stays inside the version.
+
+    The target is relative to the link's folder, '/'-separated, with '..' segments only
+    at its start and no more of them than the link has folders above it; no '.', empty
+    segment, backslash or NUL. With '..' only in front, the target resolves the same way
+    by names and on a disk (no '..' ever follows a name that could be a link), so a link
+    that stays inside by this rule stays inside a checkout too (DESIGN invariant 10).
+    """
+    bad = None
+    if not isinstance(target, str) or not target:
+        bad = "is empty"
+    elif "\x00" in target or "\\" in target:
+        bad = "contains NUL or a backslash"
+    elif target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+        bad = "is absolute; link targets are relative to the link's folder"
+    else:
+        parts = target.split("/")
+        ups = 0
+        while ups < len(parts) and parts[ups] == "..":
+            ups += 1
+        rest = parts[ups:]
+        if any(p in ("", ".", "..") for p in rest):
+            bad = "has an empty or '.' segment, or '..' after a name"
+        elif any(len(p.encode()) > 255 for p in rest):
+            bad = "has a segment longer than 255 bytes"
+        elif ups > path.count("/"):
+            bad = "points outside the version"
+    if bad:
+        raise InvalidName(f"invalid link {path!r} -> {target!r}: its target {bad}")
+    return target
+
+
 def _plain_path(value: str) -> bool:
     """A quick yes for the common path that is certainly valid (no '.' segment start, no
     empty segment, no NUL or backslash, not absolute, no drive, short); else check_path

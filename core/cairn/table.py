@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .download import cache_key
 from .errors import CairnError, NotFound
+from .manifest import DIR
 from .names import check_path
 
 if TYPE_CHECKING:
@@ -29,10 +30,16 @@ def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
     except ImportError as exc:
         raise CairnError("read_table needs pyarrow: pip install cairn[table]") from exc
     prefix = check_path(name) + "/"
-    found = [e for e in version.files() if e.path.startswith(prefix) and e.path.endswith(_FORMATS)]
-    if not found:
+    # a link is read as the file it names in the version; empty folders hold no rows
+    named = [
+        e.path
+        for e in version.files()
+        if e.kind != DIR and e.path.startswith(prefix) and e.path.endswith(_FORMATS)
+    ]
+    if not named:
         raise NotFound(f"{version.ref} has no .parquet or .csv parts under {name!r}")
-    kinds = {e.path.rsplit(".", 1)[-1] for e in found}
+    kinds = {p.rsplit(".", 1)[-1] for p in named}
+    found = [version.resolve(p) for p in named]
     if len(kinds) > 1:
         raise CairnError(f"{version.ref}:{name} mixes Parquet and CSV parts; keep to one format")
     paths = version._repo._fetch(found, version.namespace)

@@ -23,11 +23,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import itemgetter, lt
+from operator import lt
 from typing import Any, overload
 
 from .errors import NotFound
-from .manifest import Entry, read_document, verified_json
+from .manifest import DIR, FILE, Entry, read_document, verified_json
 from .manifest_text import ManifestText
 from .names import check_path
 
@@ -37,13 +37,14 @@ QUICK_CHILDREN = 5000
 
 @dataclass(frozen=True)
 class TreeItem:
-    """A file, or a folder with the number and total size of the files under it."""
+    """A file (or a link), or a folder with the number and total size of the files under it."""
 
     path: str  # full path inside the version; a folder's has no trailing '/'
     name: str  # the last segment
     is_folder: bool
     size: int | None  # a folder's is None in a quick listing
     files: int  # 1 for a file
+    kind: str = FILE  # FILE, LINK or DIR (manifest entry kinds); a folder with files: DIR
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ class FileTree:
             entries = {p: entries[p] for p in sorted(paths)}
             paths = list(entries)
         self._text: ManifestText | None = None
-        self._indexed(paths, list(map(itemgetter("size"), entries.values())), entries.__getitem__)
+        sizes = [e.get("size", 0) for e in entries.values()]  # links and folders have none
+        self._indexed(paths, sizes, entries.__getitem__)
+        #: links and empty folders (format 2 manifests), by path
+        self._kinds = {p: e["kind"] for p, e in entries.items() if e.get("kind", FILE) != FILE}
 
     @classmethod
     def from_bytes(cls, body: bytes, *, expect_digest: str | None = None) -> FileTree:
@@ -90,6 +94,7 @@ class FileTree:
         tree._paths = None
         tree._children = {}
         tree._quick = {}
+        tree._kinds = {}  # format 1: files only
         return tree
 
     def _indexed(
@@ -111,6 +116,11 @@ class FileTree:
             self._indexed(paths, sizes, lambda p: _entry_json(text, starts[paths.find(p)]))
         assert self._paths is not None
         return self._paths
+
+    @property
+    def plain(self) -> bool:
+        """Files only (no links, no empty folders): a path names itself, no link between."""
+        return not self._kinds
 
     @property
     def indexed(self) -> bool:
@@ -139,11 +149,12 @@ class FileTree:
         return None
 
     def is_file(self, path: str) -> bool:
-        return self._find(path) is not None
+        """True for a file or a link; an empty folder's entry is a folder."""
+        return self._kinds.get(path) != DIR and self._find(path) is not None
 
     def is_folder(self, path: str) -> bool:
-        """True for '' (the root) and every folder some file lies under."""
-        if not path:
+        """True for '' (the root), every folder some file lies under, and empty folders."""
+        if not path or self._kinds.get(path.rstrip("/")) == DIR:
             return True
         prefix = path.rstrip("/") + "/"
         if self._paths is None:
@@ -192,8 +203,9 @@ class FileTree:
             size, count = None, self._text.count(start, stop)
         else:
             folders, files = self._list(folder)
-            lo, hi = self._span(folder + "/" if folder else "")
-            size, count = self._totals[hi] - self._totals[lo], hi - lo
+            prefix = folder + "/" if folder else ""
+            lo, hi = self._span(prefix)
+            size, count = self._totals[hi] - self._totals[lo], hi - lo - self._empty_folders(prefix)
         children = folders + files
         return FolderPage(
             folder=folder,
@@ -204,6 +216,10 @@ class FileTree:
             size=size,
             files=count,
         )
+
+    def _empty_folders(self, prefix: str) -> int:
+        """Empty-folder entries under `prefix` (they are not files)."""
+        return sum(1 for p, k in self._kinds.items() if k == DIR and p.startswith(prefix))
 
     def _span(self, prefix: str) -> tuple[int, int]:
         """Index range of the paths starting with `prefix` ('' or ending in '/')."""
@@ -226,12 +242,18 @@ class FileTree:
             path = paths[i]
             slash = path.find("/", start)
             if slash < 0:
-                files.append(TreeItem(path, path[start:], False, totals[i + 1] - totals[i], 1))
+                kind = self._kinds.get(path, FILE)
+                if kind == DIR:  # an empty folder
+                    folders.append(TreeItem(path, path[start:], True, 0, 0, DIR))
+                else:
+                    size = totals[i + 1] - totals[i]
+                    files.append(TreeItem(path, path[start:], False, size, 1, kind))
                 i += 1
                 continue
             sub = path[:slash]
             stop = bisect_left(paths, sub + "0", i, end)
-            folders.append(TreeItem(sub, sub[start:], True, totals[stop] - totals[i], stop - i))
+            count = stop - i - self._empty_folders(sub + "/")
+            folders.append(TreeItem(sub, sub[start:], True, totals[stop] - totals[i], count, DIR))
             i = stop
         self._children[folder] = _by_name(folders, files)
         return self._children[folder]
@@ -267,7 +289,9 @@ class FileTree:
                 continue
             sub = path[:slash]
             stop = text.lower_bound(sub + "0", pos, end)
-            folders.append(TreeItem(sub, sub[len(prefix) :], True, None, text.count(pos, stop)))
+            folders.append(
+                TreeItem(sub, sub[len(prefix) :], True, None, text.count(pos, stop), DIR)
+            )
             pos = stop
         self._quick[folder] = _by_name(folders, files)
         return self._quick[folder]

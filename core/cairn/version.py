@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifact import Artifact
-from .cache import checkout
+from .checkout import Target, checkout, reserved
+from .confined import make_folder
 from .download import cache_key
-from .errors import Conflict, NotFound
-from .manifest import Entry, Manifest
+from .errors import CairnError, Conflict, NotFound
+from .manifest import DIR, FILE, Entry, Manifest
 from .names import LATEST, check_alias, check_path
 from .transfer import UploadStats
 from .tree import FileTree
@@ -116,27 +117,78 @@ class ArtifactVersion:
         except KeyError:
             raise NotFound(f"{self.ref} has no file {path!r}") from None
 
-    def download(self, root: str | os.PathLike[str] | None = None, *, link: bool = True) -> Path:
-        """Place every file under `root` (default ./artifacts/NAME/vN), verified.
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        force: bool = False,
+        link: bool = False,
+    ) -> Path:
+        """Check the version out under `root` (default ./artifacts/PROJECT/NAME/vN), verified;
+        returns the folder's absolute path.
 
-        Files come from the shared cache: hardlinked read-only where the filesystem
-        allows (`link=False` for writable copies).
+        An empty or new folder gets the version; a previous checkout of the collection is
+        updated in place; local edits, files cairn did not make and links stop it with a
+        Conflict naming them, unless `force` (docs/FORMAT.md, "Checkouts"). Nothing is
+        written outside `root` or through a link. Files are copies (copy-on-write clones
+        where the file system can); `link=True` hardlinks them to the shared cache instead,
+        read-only.
         """
-        target = Path(root) if root is not None else Path("artifacts") / self.name / self.version
-        entries = self.files()
-        cached = self._repo._fetch(entries, self.namespace)
-        for e in entries:
-            checkout(cached[cache_key(e)], os.path.join(target, *e.path.split("/")), link=link)
-        return target
+        if root is None:
+            root = Path("artifacts", self.project, self.name, self.version)
+        try:
+            target = os.path.abspath(root)
+        except FileNotFoundError:
+            raise CairnError(
+                f"the current folder no longer exists: cannot place {self.ref} under it; "
+                "pass an absolute root (--root)"
+            ) from None
+        manifest = self.manifest
+        reserved(manifest)
+        assert self.digest is not None
+        with make_folder(target) as folder:
+            checkout(
+                Target(self.ref, self.project, self.name, self.version, self.digest),
+                manifest,
+                folder,
+                fetch=lambda entries: self._repo._fetch(entries, self.namespace),
+                cache=self._repo.cache,
+                force=force,
+                link=link,
+            )
+        return Path(target)
 
     def get_path(self, path: str) -> Path:
-        """A verified, read-only local copy of one file (in the cache), downloaded if needed."""
-        e = self.entry(path)
+        """A verified, read-only local copy of one file (in the cache), downloaded if needed.
+
+        A link is followed within the version."""
+        e = self.resolve(path)
         return Path(self._repo._fetch([e], self.namespace)[cache_key(e)])
+
+    def resolve(self, path: str) -> Entry:
+        """The file entry `path` names, links followed within the version."""
+        path = check_path(path)
+        if self._manifest is None and self.digest is not None and self.file_tree().plain:
+            # no links: the path names itself (a large version's file tree is cheaper)
+            tree = self.file_tree()
+            if tree.is_file(path):
+                return tree.entry(path)
+            if tree.is_folder(path):
+                raise NotFound(f"{self.ref}: {path!r} is a folder, not a file")
+            raise NotFound(f"{self.ref} has no file {path!r}")
+        real = self.manifest.resolve(path)
+        e = self.manifest.get(real)
+        if e is not None and e.kind == FILE:
+            return e
+        if e is not None and e.kind == DIR or any(p.startswith(real + "/") for p in self.manifest):
+            raise NotFound(f"{self.ref}: {path!r} is a folder, not a file")
+        if real != path:
+            raise NotFound(f"{self.ref}: {path!r} is a link to {real!r}, which it does not have")
+        raise NotFound(f"{self.ref} has no file {path!r}")
 
     def open(self, path: str) -> Any:
         """A binary file object reading one file straight from the store."""
-        return self._repo._open_entry(self.entry(path), self.namespace)
+        return self._repo._open_entry(self.resolve(path), self.namespace)
 
     def read_table(self, name: str) -> pyarrow.Table:
         """A table from the Parquet/CSV parts under folder `name` (see cairn.table)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,20 @@ class PrefectIdentity:
         if self.flow_run_id:
             return "prefect-flow-" + self.flow_run_id.replace("-", "")
         return None  # outside Prefect: a fresh run
+
+    def writer_id(self, paths: Sequence[str], *inputs: Any) -> str:
+        """The writer id of a part: this task's name, the first local path's name and a
+        digest of every input (local paths, collection, prefix).
+
+        Prefect gives a mapped task run no stable index (its dynamic key is random), and a
+        retried or re-run flow run runs new task runs: the same task upserting the same
+        inputs is the same writer in every attempt, so its part replaces the one an
+        earlier attempt wrote instead of sitting beside it (or conflicting with it).
+        """
+        key = json.dumps([list(paths), *inputs], sort_keys=True, default=str)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        label = os.path.basename(paths[0].rstrip("/"))[:60] if paths else ""
+        return f"{(self.task_name or 'prefect')[:100]}:{label}:{digest}"
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of `Repository.run` for this identity."""

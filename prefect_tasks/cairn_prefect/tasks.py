@@ -6,8 +6,9 @@ data: a version ref, a local path, or a small dict describing an upserted part.
 
 Distributed versions: `upsert_artifact.map(...)` adds one part per task run to the PENDING
 version of the flow run (the default `distributed_id`); `finish_artifact` commits it. The
-writer id is the task run's id, which Prefect keeps across retries, so a retried task
-replaces its own part instead of adding a second one. A task that wraps the logic in its
+writer id is the task's name and what it upserts (local paths, collection, prefix), so a
+retried task run, and the task runs of a retried or re-run flow run, replace the part an
+earlier attempt wrote instead of adding a second one. A task that wraps the logic in its
 own retried task should call `upsert_artifact.fn(...)` so the part belongs to that task run.
 
 The tasks never answer from Prefect's cache (they have side effects), and a CairnError
@@ -120,9 +121,10 @@ def use_artifact(
 ) -> str:
     """Record that this task run uses `ref` and return it as local data.
 
-    Returns the folder the version was downloaded to (`root`, default
-    ./artifacts/NAME/vN), or with `path` the local copy of that one file, or with
-    `download=False` the exact ref (`demo/x:v3`) the given ref resolved to.
+    Returns the folder the version was checked out to (`root`, default
+    ./artifacts/PROJECT/NAME/vN; an earlier checkout there is updated in place), or with
+    `path` the local copy of that one file, or with `download=False` the exact ref
+    (`demo/x:v3`) the given ref resolved to.
     """
     block = repository_block(repository)
     with _open(block) as repo:
@@ -154,15 +156,19 @@ def upsert_artifact(
 ) -> Part:
     """Add this task run's files as a part of a PENDING version (use with `.map`).
 
-    `distributed_id` defaults to the flow run; `writer_id` to this task run, so a retry
-    replaces the part. Pass `unmapped(block)` or the block's name as `repository` when
-    mapping. Nothing is visible until `finish_artifact` commits the version. `config` and
-    `metrics` go to this task run's cairn run, as for `log_artifact`.
+    `distributed_id` defaults to the flow run; `writer_id` to this task and its inputs, so
+    a retry of the task run or of the flow run replaces the part (two task runs upserting
+    the same local paths under the same prefix are one writer: give them distinct
+    `writer_id`s if those paths hold different files, e.g. on different machines). Pass
+    `unmapped(block)` or the block's name as `repository` when mapping. Nothing is
+    visible until `finish_artifact` commits the version. `config` and `metrics` go to
+    this task run's cairn run, as for `log_artifact`.
     """
     with _cairn_run(repository, project, config, metrics) as (_, run):
         art = Artifact(name, type)
         _add(art, path, prefix)
-        writer = writer_id or run.id
+        identity = PrefectIdentity.current()
+        writer = writer_id or identity.writer_id(_paths(path), run.project, name, type, prefix)
         v = run.upsert_artifact(art, distributed_id=distributed_id, writer_id=writer)
         _logger().info(
             "upserted %d files into %s/%s (%s) as writer %s",
@@ -270,12 +276,17 @@ def _start(run: Run, name: str, type: str) -> Artifact:
     return latest.new_draft()
 
 
-def _add(art: Artifact, path: Paths, prefix: str | None) -> None:
+def _paths(path: Paths) -> list[str]:
+    """The local paths given, as absolute paths."""
     if path is None:
-        return
-    folder = (prefix or "").strip("/") or None
+        return []
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    for p in map(os.fspath, paths):
+    return [os.path.abspath(os.fspath(p)) for p in paths]
+
+
+def _add(art: Artifact, path: Paths, prefix: str | None) -> None:
+    folder = (prefix or "").strip("/") or None
+    for p in _paths(path):
         if os.path.isdir(p):
             art.add_dir(p, name=folder)
         else:

@@ -124,10 +124,59 @@ def test_get_downloads_the_files_and_prints_the_folder(data, tmp_path):
     assert r.stdout == f"{out}\n"
     assert (out / "a.txt").read_text() == "alpha"
     assert (out / "sub" / "b.txt").read_text() == "bravo"
-    # default root: ./artifacts/NAME/vN
+    # default root: ./artifacts/PROJECT/NAME/vN
     r = cairn("get", "demo/mnist")
-    assert r.stdout == f"{Path.cwd() / 'artifacts' / 'mnist' / 'v0'}\n"
+    assert r.stdout == f"{Path.cwd() / 'artifacts' / 'demo' / 'mnist' / 'v0'}\n"
     assert (Path(r.stdout.strip()) / "sub" / "b.txt").read_text() == "bravo"
+
+
+def test_get_stops_on_local_edits_unless_forced_and_links_only_when_asked(data, tmp_path, home):
+    cairn("put", str(data), "-n", "demo/mnist")
+    out = tmp_path / "out"
+    cairn("get", "demo/mnist", "--root", str(out))
+    (out / "a.txt").write_text("edited")
+    write(data / "a.txt", "new alpha")
+    cairn("put", str(data), "-n", "demo/mnist")
+    r = cairn("get", "demo/mnist", "--root", str(out), code=1)
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "a.txt" in r.stderr and "--force" in r.stderr
+    assert (out / "a.txt").read_text() == "edited"
+    cairn("get", "demo/mnist", "--root", str(out), "--force")
+    assert (out / "a.txt").read_text() == "new alpha"
+    assert os.stat(out / "a.txt").st_nlink == 1  # a copy, not the cache's file
+    linked = Path(
+        cairn("get", "demo/mnist", "--root", str(tmp_path / "l"), "--link").stdout.strip()
+    )
+    assert os.stat(linked / "a.txt").st_nlink > 1
+
+
+def test_put_refuses_links_to_outside_unless_following_them(data, tmp_path):
+    write(tmp_path / "secret.txt", "secret")
+    os.symlink(tmp_path / "secret.txt", data / "leak")
+    os.symlink("a.txt", data / "inside")
+    (data / "empty").mkdir()
+    r = cairn("put", str(data), "-n", "demo/mnist", code=1)
+    assert r.stderr.count("\n") == 1 and "leak" in r.stderr and "--follow-links" in r.stderr
+    cairn("put", str(data), "-n", "demo/mnist", "--follow-links")
+    kinds = {f["path"]: f["kind"] for f in show("demo/mnist")["files"]}
+    assert kinds == {
+        "a.txt": "file",
+        "empty": "dir",
+        "inside": "link",
+        "leak": "file",
+        "sub/b.txt": "file",
+    }
+
+
+def test_get_into_a_folder_that_cannot_be_made_is_one_line(data, tmp_path):
+    assert run("put", str(data), "-n", "demo/mnist").returncode == 0
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f"cd {gone} && rmdir {gone} && exec {sys.executable} -m cairn get demo/mnist"
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "current folder" in r.stderr, r.stderr
+    assert "unexpected" not in r.stderr
 
 
 def test_ls_lists_projects_collections_and_versions(data, home):
@@ -216,6 +265,7 @@ def test_show_json_is_machine_readable(data, home):
     assert doc["logged_by"]["name"] == "prep"
     assert doc["files"][0] == {
         "path": "a.txt",
+        "kind": "file",
         "size": 5,
         "digest": doc["files"][0]["digest"],
         "ref": None,
@@ -230,8 +280,9 @@ def test_diff_lists_added_removed_and_modified_paths(data):
     os.remove(data / "sub" / "b.txt")
     cairn("put", str(data), "-n", "demo/mnist")
     r = cairn("diff", "demo/mnist:v0", "demo/mnist:v1")
-    assert r.stdout.splitlines() == ["A  c.txt", "D  sub/b.txt", "M  a.txt"]
-    assert r.stderr.strip() == "1 added, 1 removed, 1 modified"
+    # the folder emptied stays, as an empty folder
+    assert r.stdout.splitlines() == ["A  c.txt", "A  sub", "D  sub/b.txt", "M  a.txt"]
+    assert r.stderr.strip() == "2 added, 1 removed, 1 modified"
     same = cairn("diff", "demo/mnist:v1", "demo/mnist:latest")
     assert same.stdout == "" and same.stderr.strip() == "no differences"
 
@@ -650,11 +701,20 @@ def test_console_script_entry_point_is_cli_main():
         (["put", "DATA", "-n", "demo/x", "-m", "{not json"], 2, "-m is not valid JSON"),
         (["cache", "cleanup", "9ZB"], 2, "invalid size '9ZB'"),
         (["rm", "demo/mnist:v0"], 1, "has aliases keep"),
+        (["get", "demo/mnist", "--root", "/proc/nope/x"], 1, "cannot create /proc/nope/x"),
+        (["get", "demo/mnist", "--root", "/sys/cairn-x/y"], 1, "cannot create /sys/cairn-x/y"),
+        (["get", "demo/mnist", "--root", "UNDERFILE"], 1, "a.txt is not a folder"),
+        (["get", "demo/mnist", "--root", "TMP"], 1, "not a checkout of demo/mnist"),
     ],
 )
 def test_errors_are_one_line_and_exit_non_zero(data, tmp_path, args, code, message):
     assert run("put", str(data), "-n", "demo/mnist", "-a", "keep").returncode == 0
-    swap = {"DATA": str(data), "MISSING": str(tmp_path / "missing.txt")}
+    swap = {
+        "DATA": str(data),
+        "MISSING": str(tmp_path / "missing.txt"),
+        "UNDERFILE": str(data / "a.txt" / "x"),
+        "TMP": str(tmp_path),
+    }
     r = run(*[swap.get(a, a) for a in args])
     assert r.returncode == code, r.stderr
     assert r.stdout == ""

@@ -61,19 +61,21 @@ def test_prune_keeps_the_newest_and_every_aliased_version(repo, tmp_path):
     assert [v.version for v in repo.versions("p/ds")] == ["v4", "v3", "v1"]
 
 
-def test_download_hardlinks_read_only_files_from_the_shared_cache(repo, tmp_path):
+def test_download_copies_from_the_shared_cache_and_hardlinks_only_when_asked(repo, tmp_path):
     big = random.Random(0).randbytes(200_000)
     f = write(tmp_path / "in" / "a.bin", big)
     v = repo.log_artifact(Artifact("ds").add_file(f, name="x/a.bin"), project="p")
+    cached = repo.cache.path(v.entry("x/a.bin").digest)
     one = v.download(root=tmp_path / "one") / "x" / "a.bin"
-    two = v.download(root=tmp_path / "two") / "x" / "a.bin"
     assert one.read_bytes() == big
-    assert os.stat(one).st_ino == os.stat(two).st_ino  # one cached copy serves both
-    assert not os.access(one, os.W_OK) or os.geteuid() == 0
-    assert (os.stat(one).st_mode & 0o222) == 0
-    copy = v.download(root=tmp_path / "three", link=False) / "x" / "a.bin"
-    assert os.stat(copy).st_ino != os.stat(one).st_ino
-    assert copy.read_bytes() == big
+    assert os.stat(one).st_ino != os.stat(cached).st_ino  # a copy, writable
+    assert os.stat(one).st_mode & 0o200
+    one.write_bytes(b"edited")
+    assert v.get_path("x/a.bin").read_bytes() == big  # the cache is untouched
+    linked = v.download(root=tmp_path / "two", link=True) / "x" / "a.bin"
+    three = v.download(root=tmp_path / "three", link=True) / "x" / "a.bin"
+    assert os.stat(linked).st_ino == os.stat(three).st_ino == os.stat(cached).st_ino
+    assert (os.stat(linked).st_mode & 0o222) == 0  # read-only: one cached copy serves both
 
 
 def test_open_streams_one_file_with_seek(small_chunks, tmp_path):

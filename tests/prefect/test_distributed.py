@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from prefect import flow, task, unmapped
+from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner
 from prefect_api import summaries, table_row, task_runs
 
@@ -95,6 +96,35 @@ def test_a_mapped_upsert_that_fails_once_replaces_its_part_on_retry(repo, data_d
     assert len(v.contributors()) == 3
     runs = {str(r.id): r for r in task_runs(state.state_details.flow_run_id)}
     assert runs[retried[0].attributes["task_run_id"]].run_count == 2
+
+
+def test_a_flow_retry_replaces_the_parts_its_failed_attempt_wrote(repo, data_dir):
+    """A flow run that fails after its parts were written (or whose process died) is
+    retried with new task runs: they are the same writers, so each replaces the part of
+    the earlier attempt, even with new content, instead of adding a second copy."""
+    paths = _shards(data_dir, 3)
+
+    @flow(retries=1, retry_delay_seconds=0)
+    def retried() -> str:
+        if flow_run.run_count > 1:  # the retry reads a shard that changed meanwhile
+            Path(paths[1]).write_text("1,second attempt\n" * 50)
+        parts = upsert_artifact.map(paths, name="shards", project="demo")
+        written = parts.result()
+        if flow_run.run_count == 1:
+            raise RuntimeError("injected: the first attempt fails after writing its parts")
+        return finish_artifact(name="shards", project="demo", parts=written)
+
+    state = retried(return_state=True)
+
+    assert state.result() == "demo/shards:v0"
+    v = repo.artifact("demo/shards:v0")
+    assert v.get_path("shard-1.csv").read_text() == "1,second attempt\n" * 50
+    flow_run_id = str(state.state_details.flow_run_id)
+    runs = {str(r.id): r for r in task_runs(flow_run_id)}
+    contributors = v.contributors()
+    assert len(contributors) == 3  # the retry's task runs, not the failed attempt's too
+    assert len([r for r in runs.values() if r.name.startswith("upsert_artifact")]) == 6
+    assert {runs[r.attributes["task_run_id"]].flow_run_run_count for r in contributors} == {2}
 
 
 def test_a_retried_task_wrapping_upsert_fn_replaces_its_part(repo, data_dir):

@@ -33,6 +33,7 @@ class Record:
     method: str
     path: str
     status: int | None = None  # None: dropped or held, never answered by the server
+    client: tuple[str, int] | None = None  # the client's address and port
 
 
 @dataclass
@@ -92,8 +93,11 @@ class FaultProxy:
         self._server.server_close()
 
     def release(self) -> None:
-        """Let go of held requests: their connections are dropped, nothing is forwarded."""
-        self._released.set()
+        """Let go of held requests: their connections are dropped, nothing is forwarded.
+        Requests held after this wait for the next release."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
 
     def requests(self, method: str | None = None, contains: str = "") -> list[Record]:
         with self._lock:
@@ -112,12 +116,14 @@ class FaultProxy:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         body = _read_body(h)
-        record = Record(h.command, h.path)
+        record = Record(h.command, h.path, client=h.client_address[:2])
         with self._lock:
             self.records.append(record)
             roll = self._rng.random()
         if self.hold is not None and self.hold(h.command, h.path):
-            self._released.wait()
+            with self._lock:
+                released = self._released
+            released.wait()
             _drop(h)
             return
         if roll < self.reset_rate:

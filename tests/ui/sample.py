@@ -13,7 +13,7 @@ import sys
 import zlib
 from typing import Any
 
-from cairn import Artifact, ArtifactVersion, Repository
+from cairn import Artifact, ArtifactVersion, Entry, Repository
 
 #: a description and metadata value a page must show as text, never run
 SCRIPT = "<script>document.title='pwned'</script>"
@@ -152,6 +152,12 @@ def build(repo: Repository) -> dict[str, ArtifactVersion]:
         _art("faces", "dataset", {"faces.csv": "id,name\n1,a\n"}, metadata={"license": "cc-by"}),
         project="vision",
     )
+    # links and an empty folder (a manifest of format 2)
+    linked = _art("linked", "dataset", {"data/table.csv": "a,b\n1,2\n"})
+    linked.add_entry(Entry.link("current.csv", "data/table.csv"))
+    linked.add_entry(Entry.link("broken", "data/gone.csv"))
+    linked.add_entry(Entry.folder("empty"))
+    out["linked"] = repo.log_artifact(linked, project="vision")
     return out
 
 

@@ -109,7 +109,7 @@ def test_search_finds_versions_in_every_project(client):
     doc = api(client, "/search?q=type+%3D+%27dataset%27+AND+alias+%3D+%27production%27")
     assert sorted(v["ref"] for v in doc["versions"]) == ["demo/mnist:v1", "demo/raw:v0"]
     everything = api(client, "/search")
-    assert everything["total"] == 16 and len(everything["versions"]) == 16
+    assert everything["total"] == 17 and len(everything["versions"]) == 17
     assert {v["project"] for v in everything["versions"]} == {"demo", "vision"}
     assert api(client, "/search?q=nope+%3D+1", 400)["error"].startswith("invalid query")
 
@@ -456,3 +456,26 @@ def test_a_large_version_lists_a_folder_before_its_subfolders_sizes(client, monk
     full = api(client, "/projects/demo/artifacts/mnist/v1/files?sizes=true")["listing"]
     assert full == normal
     assert api(client, "/projects/demo/artifacts/mnist/v1/files")["listing"] == normal
+
+
+def test_links_and_empty_folders(client):
+    base = "/projects/vision/artifacts/linked/v0"
+    items = api(client, f"{base}/files")["listing"]["items"]
+    assert [(i["name"], i["kind"], i.get("link", False)) for i in items] == [
+        ("data", "folder", False),
+        ("empty", "folder", False),
+        ("broken", "file", True),
+        ("current.csv", "file", True),
+    ]
+    assert api(client, f"{base}/files/empty")["listing"]["items"] == []
+    link = api(client, f"{base}/files/current.csv")
+    assert link["file"]["link"] == "data/table.csv" and link["file"]["size"] == 8
+    assert link["preview"]["kind"] == "table" and link["preview"]["rows"] == [["1", "2"]]
+    r = client.get(f"{base}/raw/current.csv")  # the target's bytes, under the link's name
+    assert (
+        r.content == b"a,b\n1,2\n" and 'filename="current.csv"' in r.headers["content-disposition"]
+    )
+    broken = api(client, f"{base}/files/broken")["preview"]
+    assert broken["kind"] == "error" and "data/gone.csv" in broken["note"]
+    assert client.get(f"{base}/raw/broken").status_code == 404
+    assert client.get(f"{base}/raw/empty").status_code == 404

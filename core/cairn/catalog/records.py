@@ -109,7 +109,7 @@ def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None
             "digest": manifest.digest,
             "body": manifest.compressed(),
             "size": manifest.size,
-            "file_count": len(manifest),
+            "file_count": manifest.file_count,
             "created_at": now(),
         },
         ["project_id", "digest"],
@@ -245,7 +245,7 @@ def commit(
         "state": COMMITTED,
         "digest": manifest.digest,
         "size": manifest.size,
-        "file_count": len(manifest),
+        "file_count": manifest.file_count,
         "committed_at": now(),
     }
     if pending_id is not None:

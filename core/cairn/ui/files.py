@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ..errors import NotFound
+from ..manifest import LINK
 from . import links
 from .pages import Pages
 from .preview import IMAGE_TYPES, extension, preview
@@ -61,6 +62,8 @@ def files_page(
         doc["file"] = {
             "path": entry.path,
             "name": entry.path.rsplit("/", 1)[-1],
+            "kind": entry.kind,
+            "link": entry.target,  # a link's target, relative to its folder
             "size": entry.size,
             "digest": entry.digest,
             "chunks": len(entry.chunks),
@@ -68,7 +71,14 @@ def files_page(
             "download": links.raw(base, entry.path),
             "cairn_uri": f"cairn://{v.ref}/{entry.path}",
         }
-        doc["preview"] = preview(reader, entry, image_url=links.raw(base, entry.path, inline=True))
+        image = links.raw(base, entry.path, inline=True)
+        try:
+            target = reader.resolve(entry.path) if entry.kind == LINK else entry
+        except NotFound as exc:  # a link to nothing in the version
+            doc["preview"] = {"kind": "error", "note": str(exc)}
+        else:
+            doc["preview"] = preview(reader, target, image_url=image)
+            doc["file"]["size"] = target.size
         return doc
     if sizes is None:
         sizes = tree.indexed or v.file_count <= QUICK_FROM
@@ -90,17 +100,17 @@ def raw(ui: UI, project: str, name: str, version: str, path: str, inline: bool =
     which every client reports as a failed download, never as a good file.
     """
     v = ui.reader(resolve(ui.repo, project, name, version))
-    entry = v.entry(path)
-    stream = v.open(entry.path)
+    entry = v.resolve(path)  # a link's target's bytes, under the link's name
+    stream = v.open(path)
     try:
         first = stream.read(BLOCK)
     except BaseException:
         stream.close()
         raise
-    ext = extension(entry.path)
+    ext = extension(path)
     shown = inline and ext in IMAGE_TYPES
     media = IMAGE_TYPES[ext] if shown else _media_type(entry.path)
-    filename = entry.path.rsplit("/", 1)[-1]
+    filename = path.rstrip("/").rsplit("/", 1)[-1]
     fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
     disposition = "inline" if shown else "attachment"
     names = f"filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"

@@ -80,7 +80,7 @@ def _not_shown(note: str) -> Doc:
 def _head(v: ArtifactVersion, entry: Entry, limit: int) -> bytes:
     with v.open(entry.path) as f:
         data: bytes = f.read(min(limit, entry.size) if entry.size else limit)
-    return data
+    return data  # `entry` is a file (a link's target, for a link)
 
 
 def _decode(data: bytes) -> str | None:

@@ -50,6 +50,8 @@ def item_doc(item: TreeItem, version_path: str) -> Doc:
     }
     if not item.is_folder:
         doc["download"] = links.raw(version_path, item.path)
+    if item.kind == "link":
+        doc["link"] = True
     return doc
 
 
