@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +19,7 @@ from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_alias, check_name
-from .objects import Objects
+from .objects import Objects, presence
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
@@ -142,7 +143,7 @@ class Repository:
             coll = records.collection(conn, project, art.name, type=art.type, create=True)
             namespace = records.namespace(conn, coll.project_id)
         scanned = scan(art.local_files.items(), self._statcache)
-        unchanged = self._unchanged(art, project, scanned, wanted)
+        unchanged = self._unchanged(art, project, scanned, wanted, namespace)
         if unchanged is not None:
             return unchanged
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
@@ -167,27 +168,46 @@ class Repository:
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
-        self, art: Artifact, project: str, scanned: Scan, aliases: list[str]
+        self, art: Artifact, project: str, scanned: Scan, aliases: list[str], namespace: str
     ) -> ArtifactVersion | None:
-        """The committed version `art` would return, when the stat cache knows every file.
+        """The committed version `art` would return, when the stat cache knows every file
+        and the store still holds every object it needs intact.
 
-        Logging unchanged files again then costs a stat per file and one transaction: no
-        file is read and no object leased or checked, since a committed version's objects
-        stay in the store while it does (the aliases are set in the same transaction that
-        finds it, so a concurrent delete cannot slip in between).
+        Logging unchanged files again then costs a stat per file, one batched existence
+        check (a key per pack, however many objects it holds) and one transaction: no
+        file is read and no object leased, since a committed version's objects stay in
+        the store while it does (the aliases are set in the same transaction that finds
+        it, so a concurrent delete cannot slip in between). A missing or damaged object
+        sends the log the long way, which stores it again.
         """
-        known = scanned.entries()
-        if known is None:
+        if len(scanned.known) < len(scanned.stamps):
             return None
-        digest = Manifest([*art.base_entries(), *known, *art.entries.values()]).digest
+        needed = {d for e in [*art.base_entries(), *art.entries.values()] for d in e.objects()}
+        for digest, chunks in scanned.known.values():
+            needed.update(c.digest for c in chunks) if chunks else needed.add(digest)
+        # the store and the catalog are asked while the manifest is built: the check
+        # costs a re-log of 10,000 files little more than that work takes anyway
+        with ThreadPoolExecutor(1) as pool:
+            intact = pool.submit(self._intact, namespace, needed)
+            known = scanned.entries() or []
+            digest = Manifest([*art.base_entries(), *known, *art.entries.values()]).digest
+            if not intact.result():
+                return None
         with self.catalog.write() as conn:
             coll = records.collection(conn, project, art.name, type=art.type)
             row = records.committed_with_digest(conn, coll.id, digest)
             if row is None:
                 return None
+            if row.namespace != namespace and not self._intact(row.namespace, needed):
+                return None  # logged before its project's visibility changed
             for a in aliases:
                 records.set_alias(conn, coll.id, a, row.id)
         return self._logged(row.id, UploadStats(files=len(scanned.items)), created=False)
+
+    def _intact(self, namespace: str, digests: set[str]) -> bool:
+        """Whether `namespace` holds every one of `digests`, none reported damaged."""
+        with self.catalog.read() as conn:
+            return presence(self.store, conn, namespace, digests).present == digests
 
     def upsert_artifact(
         self,
@@ -333,11 +353,20 @@ class Repository:
             access.require_maintenance(conn, "run gc")
         return collect(self, dry_run=dry_run)
 
-    def verify(self, ref: str | None = None) -> Any:
-        """Re-read the store and report missing or corrupt objects."""
+    def verify(
+        self, ref: str | None = None, *, repair: bool = False, folders: Sequence[str] = ()
+    ) -> Any:
+        """Re-read the store and report missing or corrupt objects, with every version
+        that needs one; drop cache files that no longer match. With `repair`, store a
+        good copy of each bad object found on this machine (the cache, files logged
+        from here, `folders`)."""
+        from .repair import repair as repair_objects
         from .verify import verify
 
-        return verify(self, ref)
+        report = verify(self, ref)
+        if repair and report.bad:
+            repair_objects(self, report, folders, self._statcache)
+        return report
 
     def prune(self, name: str, *, keep: int, dry_run: bool = False) -> list[ArtifactVersion]:
         """Delete versions without aliases beyond the newest `keep`; returns what went."""

@@ -73,5 +73,28 @@ class StatCache:
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
 
+    def files_with(self, digest: str) -> list[tuple[str, int, int]]:
+        """Files logged from this machine that held object `digest` when they were logged
+        (whole, or as one of their chunks): (path, start, size) of its bytes in each. For
+        `cairn verify --repair`, which checks the bytes before it trusts them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, size, digest, chunks FROM files WHERE params = ? AND "
+                "(digest = ? OR instr(chunks, ?) > 0)",
+                (self._params, digest, digest),
+            ).fetchall()
+        out = []
+        for path, size, whole, chunks in rows:
+            if whole == digest:
+                out.append((path, 0, size))
+                continue
+            at = 0
+            for d, n in json.loads(chunks):
+                if d == digest:
+                    out.append((path, at, n))
+                    break
+                at += n
+        return out
+
     def close(self) -> None:
         self._db.close()

@@ -177,3 +177,18 @@ packed = Table(
     Column("size", BigInteger, nullable=False),
 )
 Index("ix_packed_pack", packed.c.namespace, packed.c.pack)
+# covers the question "which packs hold these digests" (revision 0005)
+Index("ix_packed_digest_pack", packed.c.namespace, packed.c.digest, packed.c.pack)
+
+# objects `cairn verify` found bad in a store namespace: missing, corrupt, or in a pack that
+# is gone or cut short. Writers treat them as absent and store a good copy over them; the
+# row goes once a good copy is durable (docs/FORMAT.md "Damaged objects")
+damaged = Table(
+    "damaged",
+    metadata,
+    Column("namespace", String(128), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Column("problem", String(16), nullable=False),  # 'missing' or 'corrupt'
+    Column("found_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("problem IN ('missing', 'corrupt')", name="ck_damaged_problem"),
+)
