@@ -18,7 +18,7 @@ from .download import Downloader
 from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
-from .names import LATEST, Ref, check_alias, check_name
+from .names import LATEST, Ref, check_name, check_user_alias
 from .objects import Objects, presence
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
@@ -136,7 +136,7 @@ class Repository:
         (with `aliases` applied) instead of creating a new one.
         """
         project = self._project(project)
-        wanted = [check_alias(a) for a in aliases if a != LATEST]
+        wanted = [check_user_alias(a) for a in aliases]
         require_content(art)
         with self.catalog.write() as conn:
             access.require(conn, project, "write")

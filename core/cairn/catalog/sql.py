@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def clock(conn: Connection) -> datetime:
+    """The time a version's `created_at` and `committed_at` take: the database server's
+    clock on PostgreSQL, where writers on many machines (with clocks apart) create and
+    commit one version; this machine's on SQLite, a catalog on one machine."""
+    if conn.dialect.name == "postgresql":
+        moment: datetime = conn.execute(select(func.now())).scalar_one()
+        return moment
+    return now()
 
 
 def insert_ignore(
