@@ -39,6 +39,7 @@ from cairn import (
     Repository,
     Run,
 )
+from cairn.sizes import format_size
 
 from . import summary
 from .blocks import CairnRepository
@@ -123,7 +124,7 @@ def use_artifact(
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
             v = run.use_artifact(ref)
-            _logger().info("using %s (%d files, %d bytes)", v.ref, v.file_count, v.size)
+            _logger().info("using %s (%d files, %s)", v.ref, v.file_count, format_size(v.size))
             if path is not None:
                 return str(v.get_path(path))
             if not download:

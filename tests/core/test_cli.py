@@ -737,3 +737,26 @@ def test_sizes_are_binary_units_everywhere(data, home):
     assert "3.0 MiB (3145738 bytes), 3 files" in cairn("show", "demo/mnist").stdout
     assert "3.0 MiB" in cairn("ls", "demo/mnist").stdout
     assert "(3.0 MiB)" in cairn("verify").stdout
+
+
+def test_verify_repair_from_a_folder_fixes_the_store_and_lists_what_is_left(data, home, tmp_path):
+    cairn("put", str(data), "-n", "demo/mnist")
+    checkout = tmp_path / "checkout"
+    cairn("get", "demo/mnist", "--root", str(checkout))
+    cairn("cache", "cleanup", "0")
+    for victim in _objects(home):
+        victim.unlink()
+    moved = tmp_path / "moved"
+    (data / "a.txt").rename(tmp_path / "a-moved.txt")  # the stat cache's copy is gone too
+    (data / "sub" / "b.txt").rename(tmp_path / "b-moved.txt")
+
+    missing = cairn("verify", "--from", str(tmp_path / "nope"), code=2)
+    assert "--from" in missing.stderr and "no such folder" in missing.stderr
+    (moved).mkdir()
+    partial = cairn("verify", "--from", str(moved), code=1)
+    assert "not repaired: no good copy" in partial.stdout
+    assert "versions that need a bad object: demo/mnist:v0" in partial.stdout
+    fixed = cairn("verify", "--repair", "--from", str(checkout))
+    assert fixed.stdout.count("repaired ") == 2 and fixed.stdout.endswith("all good\n")
+    assert str(checkout / "a.txt") in fixed.stdout
+    cairn("verify")
