@@ -121,10 +121,12 @@ class VerifyReport:
             lines.append(f"{head}: all good")
         else:
             missing = sum(b.problem == damaged.MISSING for b in self.bad)
-            lines.append(
-                f"{head}: {missing} missing, {len(self.bad) - missing} corrupt, "
-                f"{_count(len(self.references), 'reference')} changed"
-            )
+            found = [
+                f"{missing} missing" if missing else "",
+                f"{len(self.bad) - missing} corrupt" if len(self.bad) > missing else "",
+                f"{_count(len(self.references), 'reference')} changed" if self.references else "",
+            ]
+            lines.append(f"{head}: {', '.join(f for f in found if f)}")
         for b in self.bad:
             needed = _count(len(b.versions), "version")
             lines.append(f"{b.problem}: {b.where()}, needed by {needed}:")

@@ -290,7 +290,7 @@ def _commit_summary(
         created = logged_by is not None and logged_by.id == run.id
     summary.publish(repo, v, created=created, new_bytes=new_bytes)
     if created:
-        _logger().info("committed %s: %d files, %d bytes", v.ref, v.file_count, v.size)
+        _logger().info("committed %s: %d files, %s", v.ref, v.file_count, format_size(v.size))
     else:
         _logger().info("content identical to %s: no new version", v.ref)
 

@@ -452,7 +452,7 @@ def test_verify_exits_1_after_an_object_is_corrupted(data, home):
     victim.chmod(0o644)  # store objects are read-only
     victim.write_bytes(b"rotten")
     bad = cairn("verify", code=1)
-    assert "0 missing, 1 corrupt" in bad.stdout
+    assert "(11 bytes): 1 corrupt\n" in bad.stdout  # "rotten" read back: 6 bytes
     assert f"corrupt: object {victim.parent.name}{victim.name} in projects/demo/" in bad.stdout
     assert "needed by 1 version:\n  demo/mnist:v0 " in bad.stdout
     cairn("verify", "demo/mnist:v0", code=1)
