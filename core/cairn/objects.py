@@ -25,6 +25,7 @@ from .catalog import damaged, packs
 from .catalog.packs import Member
 from .errors import IntegrityError
 from .layout import object_key, pack_key
+from .placecache import Layout
 from .stores import Batch, Store
 
 if TYPE_CHECKING:
@@ -124,6 +125,32 @@ def presence(store: Store, conn: Connection, namespace: str, digests: Iterable[s
     present = {d for k, d in loose_keys.items() if k in found} | (packed - lost)
     repair = bad | lost
     return Presence(present - bad, repair, repair & packed, lost - bad)
+
+
+def intact(
+    store: Store,
+    conn: Connection,
+    namespace: str,
+    digests: set[str],
+    *,
+    remembered: Layout | None = None,
+) -> Layout | None:
+    """Where `digests` are, if `namespace` holds every one of them intact; else None.
+
+    None of them reported damaged, and the store has every loose one and every pack
+    holding the others: one batched existence call, a key per pack. `remembered` (where
+    they were found before) spares asking the pack index, while its epoch stands.
+    """
+    if damaged.digests(conn, namespace) & digests:
+        return None
+    now = packs.epoch(conn, namespace)
+    layout = remembered if remembered is not None and remembered.epoch == now else None
+    if layout is None:
+        holding, loose = packs.split(conn, namespace, digests)
+        layout = Layout(now, frozenset(holding), frozenset(loose))
+    keys = [pack_key(p, namespace=namespace) for p in layout.packs]
+    keys += [object_key(d, namespace=namespace) for d in layout.loose]
+    return layout if len(store.exists_many(keys)) == len(keys) else None
 
 
 class Objects:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +18,8 @@ from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_name, check_user_alias
-from .objects import Objects, presence
+from .objects import Objects, intact
+from .placecache import PlaceCache
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
@@ -60,6 +60,7 @@ class Repository:
         self._cache_dir = cache_dir or os.path.join(home, "cache")
         self._cache: Cache | None = None
         self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
+        self._places: PlaceCache | None = None  # opened by the first unchanged re-log
 
     @classmethod
     def open(
@@ -102,6 +103,8 @@ class Repository:
         self.catalog.close()
         self.store.close()
         self._statcache.close()
+        if self._places is not None:
+            self._places.close()
         if self._cache is not None:
             self._cache.close()
 
@@ -143,7 +146,7 @@ class Repository:
             coll = records.collection(conn, project, art.name, type=art.type, create=True)
             namespace = records.namespace(conn, coll.project_id)
         scanned = scan(art.local_files.items(), self._statcache)
-        unchanged = self._unchanged(art, project, scanned, wanted, namespace)
+        unchanged = self._unchanged(art, project, scanned, wanted)
         if unchanged is not None:
             return unchanged
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
@@ -168,46 +171,46 @@ class Repository:
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
-        self, art: Artifact, project: str, scanned: Scan, aliases: list[str], namespace: str
+        self, art: Artifact, project: str, scanned: Scan, aliases: list[str]
     ) -> ArtifactVersion | None:
         """The committed version `art` would return, when the stat cache knows every file
         and the store still holds every object it needs intact.
 
-        Logging unchanged files again then costs a stat per file, one batched existence
-        check (a key per pack, however many objects it holds) and one transaction: no
-        file is read and no object leased, since a committed version's objects stay in
-        the store while it does (the aliases are set in the same transaction that finds
-        it, so a concurrent delete cannot slip in between). A missing or damaged object
-        sends the log the long way, which stores it again.
+        Logging unchanged files again then costs a stat per file and one batched
+        existence check (a key per pack, however many objects it holds, and one per loose
+        object): no file is read and no object leased, since a committed version's
+        objects stay in the store while it does. A missing or damaged object sends the
+        log the long way, which stores it again. Aliases are set in a transaction that
+        finds the version again, so a concurrent delete cannot slip in between.
         """
-        if len(scanned.known) < len(scanned.stamps):
+        known = scanned.entries()
+        if known is None:
             return None
-        needed = {d for e in [*art.base_entries(), *art.entries.values()] for d in e.objects()}
-        for digest, chunks in scanned.known.values():
-            needed.update(c.digest for c in chunks) if chunks else needed.add(digest)
-        # the store and the catalog are asked while the manifest is built: the check
-        # costs a re-log of 10,000 files little more than that work takes anyway
-        with ThreadPoolExecutor(1) as pool:
-            intact = pool.submit(self._intact, namespace, needed)
-            known = scanned.entries() or []
-            digest = Manifest([*art.base_entries(), *known, *art.entries.values()]).digest
-            if not intact.result():
-                return None
-        with self.catalog.write() as conn:
+        manifest = Manifest([*art.base_entries(), *known, *art.entries.values()])
+        with self.catalog.read() as conn:
             coll = records.collection(conn, project, art.name, type=art.type)
-            row = records.committed_with_digest(conn, coll.id, digest)
-            if row is None:
+            row = records.committed_with_digest(conn, coll.id, manifest.digest)
+            if row is None or not self._intact(conn, row.namespace, manifest):
                 return None
-            if row.namespace != namespace and not self._intact(row.namespace, needed):
-                return None  # logged before its project's visibility changed
-            for a in aliases:
-                records.set_alias(conn, coll.id, a, row.id)
+        if aliases:
+            with self.catalog.write() as conn:
+                row = records.committed_with_digest(conn, coll.id, manifest.digest)
+                if row is None:
+                    return None
+                for a in aliases:
+                    records.set_alias(conn, coll.id, a, row.id)
         return self._logged(row.id, UploadStats(files=len(scanned.items)), created=False)
 
-    def _intact(self, namespace: str, digests: set[str]) -> bool:
-        """Whether `namespace` holds every one of `digests`, none reported damaged."""
-        with self.catalog.read() as conn:
-            return presence(self.store, conn, namespace, digests).present == digests
+    def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
+        """Whether `namespace` holds every object of `manifest` intact (what this machine
+        remembers of where they are spares the pack index its searches)."""
+        if self._places is None:
+            self._places = PlaceCache(os.path.join(self.home, "places.db"))
+        known = self._places.get(self.store.url, namespace, manifest.digest)
+        layout = intact(self.store, conn, namespace, manifest.objects(), remembered=known)
+        if layout is not None and layout != known:
+            self._places.put(self.store.url, namespace, manifest.digest, layout)
+        return layout is not None
 
     def upsert_artifact(
         self,

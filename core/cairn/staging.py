@@ -173,6 +173,7 @@ class _PackIndex:
         with self.repo.catalog.write() as conn:
             self.repo.catalog.gc_guard(conn, exclusive=False)
             packs.forget(conn, self.namespace, (fixed & self.indexed) - self.repacked)
+            packs.moved(conn, self.namespace)  # a repaired object may be elsewhere now
             damaged.clear(conn, self.namespace, fixed)
 
 

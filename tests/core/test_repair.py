@@ -17,15 +17,8 @@ from cairn.catalog.schema import damaged as damaged_table
 from cairn.layout import object_key, pack_key
 from cairn.objects import PACK_MIN
 
+from .conftest import random_files as _files
 from .conftest import write
-
-
-def _files(root, n: int, *, seed: int = 0, size: int = 1000) -> dict[str, bytes]:
-    rnd = random.Random(seed)
-    out = {f"f/{i:04d}.bin": rnd.randbytes(size) for i in range(n)}
-    for name, data in out.items():
-        write(root / name, data)
-    return out
 
 
 def _path(repo, key: str) -> str:
@@ -392,12 +385,51 @@ def test_migration_0005_adds_the_damaged_table_and_downgrades_cleanly(catalog_ur
     assert "damaged" not in layout()[0]
     migrate_to(catalog_url, "0005")
     tables, indexes = layout()
-    assert "damaged" in tables and "ix_packed_digest_pack" in indexes
+    assert {"damaged", "pack_epochs"} <= tables and "ix_packed_digest_pack" in indexes
     migrate_to(catalog_url, "0004", down=True)
     tables, indexes = layout()
-    assert "damaged" not in tables and indexes == {"ix_packed_pack"}
+    assert not {"damaged", "pack_epochs"} & tables and indexes == {"ix_packed_pack"}
     _big(tmp_path)
     with Repository.open(catalog=catalog_url, home=str(home)) as repo:  # upgrades again
         v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
         repo.store.delete([object_key(v.entry("big.bin").digest, namespace=v.namespace)])
         assert not repo.verify().ok and _damaged_rows(repo) == 1
+
+
+def test_a_relog_trusts_where_it_found_objects_only_while_none_changed_place(repo, tmp_path):
+    """What a machine remembers of where a version's objects are stands while the pack
+    index epoch does: a repair that moves an object out of its pack bumps the epoch, so
+    the next re-log looks again and finds the moved copy gone."""
+    _files(tmp_path / "d", 40)
+    v0 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")  # remembers: 1 pack
+    victim = v0.entry("f/0007.bin").digest
+    (member,) = repo.objects.locate(v0.namespace, [victim]).values()
+    with repo.catalog.read() as conn:
+        before = packs.epoch(conn, v0.namespace)
+    _flip(_path(repo, pack_key(member.pack, namespace=v0.namespace)), member.start + 3)
+    repo.verify()
+    healed = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    assert healed.last_log.objects_sent == 1  # now loose; the pack still holds the bad copy
+    with repo.catalog.read() as conn:
+        assert packs.epoch(conn, v0.namespace) > before
+    repo.store.delete([object_key(victim, namespace=v0.namespace)])
+
+    again = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+
+    assert again.last_log.objects_sent == 1  # the pack it remembered is there; the object is not
+    assert repo.verify().ok
+
+
+def test_the_pack_index_epoch_moves_when_rows_go_and_not_when_rows_come(repo):
+    from cairn.catalog.packs import Member
+
+    with repo.catalog.write() as conn:
+        assert packs.epoch(conn, "p") == 0
+        packs.record(conn, "p", [Member("a" * 64, "b" * 64, 0, 1)])
+        assert packs.epoch(conn, "p") == 0
+        packs.forget(conn, "p", [])
+        assert packs.epoch(conn, "p") == 0
+        packs.forget(conn, "p", ["a" * 64])
+        packs.forget(conn, "p", ["c" * 64])
+        assert (packs.epoch(conn, "p"), packs.epoch(conn, "")) == (2, 0)

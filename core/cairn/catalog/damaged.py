@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 
 from .schema import damaged
-from .sql import insert_ignore, now
-
-# digests per IN (...) list: well inside every database's limit on bound parameters
-_IN_LIST = 500
+from .sql import delete_digests, insert_ignore, now
 
 MISSING, CORRUPT = "missing", "corrupt"
 
@@ -40,13 +37,7 @@ def record(conn: Connection, namespace: str, problems: Mapping[str, str]) -> Non
 
 def clear(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
     """Forget that objects were damaged: a good copy of each is durably stored now."""
-    wanted = sorted(set(digests))
-    for i in range(0, len(wanted), _IN_LIST):
-        conn.execute(
-            delete(damaged).where(
-                damaged.c.namespace == namespace, damaged.c.digest.in_(wanted[i : i + _IN_LIST])
-            )
-        )
+    delete_digests(conn, damaged, namespace, digests)
 
 
 __all__ = ["CORRUPT", "MISSING", "clear", "digests", "record"]

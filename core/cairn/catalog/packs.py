@@ -11,13 +11,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
-from .schema import packed
-from .sql import insert_ignore
-
-# digests per IN (...) list: well inside every database's limit on bound parameters
-_IN_LIST = 500
+from .schema import pack_epochs, packed
+from .sql import IN_LIST, delete_digests, insert_ignore
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,10 @@ def lookup(conn: Connection, namespace: str, digests: Iterable[str]) -> dict[str
     """Where each of `digests` that is packed in `namespace` is."""
     wanted = sorted(set(digests))
     out: dict[str, Member] = {}
-    for i in range(0, len(wanted), _IN_LIST):
+    for i in range(0, len(wanted), IN_LIST):
         rows = conn.execute(
             select(packed.c.digest, packed.c.pack, packed.c.start, packed.c.size).where(
-                packed.c.namespace == namespace, packed.c.digest.in_(wanted[i : i + _IN_LIST])
+                packed.c.namespace == namespace, packed.c.digest.in_(wanted[i : i + IN_LIST])
             )
         )
         out.update((r.digest, Member(r.digest, r.pack, r.start, r.size)) for r in rows)
@@ -117,13 +115,28 @@ def all_members(conn: Connection) -> dict[tuple[str, str], list[Member]]:
 
 def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
     """Drop the rows of `digests` in `namespace` (gc: their pack goes, or they moved)."""
-    wanted = sorted(set(digests))
-    for i in range(0, len(wanted), _IN_LIST):
-        conn.execute(
-            delete(packed).where(
-                packed.c.namespace == namespace, packed.c.digest.in_(wanted[i : i + _IN_LIST])
-            )
+    wanted = set(digests)
+    if wanted:
+        delete_digests(conn, packed, namespace, wanted)
+        moved(conn, namespace)
+
+
+def epoch(conn: Connection, namespace: str) -> int:
+    """How many times an indexed object of `namespace` has changed place (0: never)."""
+    value = conn.scalar(select(pack_epochs.c.epoch).where(pack_epochs.c.namespace == namespace))
+    return int(value or 0)
+
+
+def moved(conn: Connection, namespace: str) -> None:
+    """Say that objects of `namespace` changed place: what any machine remembers about
+    where they are is stale (`epoch` moves on)."""
+    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = mod.insert(pack_epochs).values(namespace=namespace, epoch=1)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["namespace"], set_={"epoch": pack_epochs.c.epoch + 1}
         )
+    )
 
 
-__all__ = ["Member", "all_members", "forget", "lookup", "record", "split"]
+__all__ = ["Member", "all_members", "epoch", "forget", "lookup", "moved", "record", "split"]

@@ -8,7 +8,9 @@ intact (docs/FORMAT.md "Damaged objects"). A writer that logs those bytes again 
 them as absent, stores a good copy over the bad one and deletes the row. A cairn older
 than this revision would trust a damaged object and never repair it: the revision number
 keeps it from opening the catalog. The index `ix_packed_digest_pack` answers "which
-packs hold these objects" without reading the pack index's rows.
+packs hold these objects" without reading the pack index's rows, and `pack_epochs`
+counts, per namespace, the times an indexed object changed place (gc, repairs), so a
+machine may reuse what it learned about where a version's objects are until it changes.
 
 On PostgreSQL the table gets row-level security like every other: whoever may read a
 namespace may see and report its damaged objects (verify needs no special role); whoever
@@ -38,6 +40,11 @@ def upgrade() -> None:
     # which packs hold a version's objects, answered from the index alone: what a writer
     # asks before it trusts that objects are stored (cairn.catalog.packs.split)
     op.create_index("ix_packed_digest_pack", "packed", ["namespace", "digest", "pack"])
+    op.create_table(
+        "pack_epochs",
+        sa.Column("namespace", sa.String(128), primary_key=True),
+        sa.Column("epoch", sa.BigInteger, nullable=False),
+    )
     if op.get_bind().dialect.name == "postgresql":
         _row_level_security()
 
@@ -45,6 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP POLICY IF EXISTS cairn_repair ON {_schema()}.packed")
+    op.drop_table("pack_epochs")
     op.drop_index("ix_packed_digest_pack", "packed")
     op.drop_table("damaged")
 
@@ -75,6 +83,17 @@ def _row_level_security() -> None:
         f"WITH CHECK ({may(1)})"
     )
     op.execute(f"CREATE POLICY cairn_delete ON {s}.damaged FOR DELETE USING ({may(2)})")
+    # whoever may move an object's index row bumps its namespace's epoch
+    op.execute(f"GRANT SELECT, INSERT, UPDATE ON {s}.pack_epochs TO PUBLIC")
+    op.execute(f"ALTER TABLE {s}.pack_epochs ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {s}.pack_epochs FORCE ROW LEVEL SECURITY")
+    op.execute(f"CREATE POLICY cairn_read ON {s}.pack_epochs FOR SELECT USING ({may(1)})")
+    op.execute(f"CREATE POLICY cairn_insert ON {s}.pack_epochs FOR INSERT WITH CHECK ({may(2)})")
+    op.execute(
+        f"CREATE POLICY cairn_update ON {s}.pack_epochs FOR UPDATE USING ({may(2)}) "
+        f"WITH CHECK ({may(2)})"
+    )
+    op.execute(f"CREATE POLICY cairn_delete ON {s}.pack_epochs FOR DELETE USING ({admin})")
     # a writer moves the index row of a damaged packed object to the good copy it stored
     op.execute(
         f"CREATE POLICY cairn_repair ON {s}.packed FOR DELETE USING ({may(2, 'packed')} AND "
