@@ -43,10 +43,10 @@ class LocalStore(Store):
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         if os.sep != "/":
             return {k for k in keys if os.path.exists(self._path(k))}
-        # keys are '/'-separated already: no split and join per key (an unchanged re-log
-        # asks for every loose chunk of a large file)
+        # keys are '/'-separated already: no split and join per key, and access() builds
+        # no stat result (an unchanged re-log asks for every loose chunk of a large file)
         root = self.root + "/"
-        return {k for k in keys if os.path.exists(root + k)}
+        return {k for k in keys if os.access(root + k, os.F_OK)}
 
     def put(self, key: str, data: bytes | memoryview) -> None:
         with atomic_file(self._path(key)) as f:
