@@ -123,7 +123,12 @@ def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
 
 def epoch(conn: Connection, namespace: str) -> int:
     """How many times an indexed object of `namespace` has changed place (0: never)."""
-    value = conn.scalar(select(pack_epochs.c.epoch).where(pack_epochs.c.namespace == namespace))
+    # plain SQL: asked once by each re-log, in a new process, where compiling a
+    # select() costs more than running it
+    value = conn.execute(
+        text("SELECT epoch FROM pack_epochs WHERE namespace = :namespace"),
+        {"namespace": namespace},
+    ).scalar()
     return int(value or 0)
 
 
