@@ -45,6 +45,8 @@ class ArtifactVersion:
         self.committed_at: datetime | None = row.committed_at
         self.description: str | None = row.description
         self.metadata: dict[str, Any] = dict(row.metadata or {})
+        #: as read with this handle: `latest` moves on to newer versions without changing
+        #: it (`repo.artifact(v.ref)` reads them again)
         self.aliases: list[str] = list(aliases)
         self._saved_aliases = list(aliases)
         self._run_id: str | None = row.run_id
