@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from cairn import Artifact, CairnError, NotFound, PermissionDenied, Repository
 from cairn import lineage as graphs
-from cairn.catalog import leases, packs
+from cairn.catalog import damaged, leases, packs
 from cairn.catalog.schema import metadata
 from cairn.cli import app
 from cairn.layout import pack_key
@@ -360,8 +360,11 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
         v0 = member.artifact(f"{p}/data:v0")
         lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)
         leases.add_objects(conn, lease, ["ab" * 32])
-        # the index of a pack in the project's namespace
+        # the index of a pack in the project's namespace, an object verify found bad there,
+        # and the namespace's pack index epoch
         packs.record(conn, v0.namespace, [packs.Member("cd" * 32, "ef" * 32, 0, 1)])
+        damaged.record(conn, v0.namespace, {"cd" * 32: damaged.CORRUPT})
+        packs.moved(conn, v0.namespace)
     with w.sql("owner").connect() as conn:
         return {
             t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
@@ -396,6 +399,8 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         "DELETE FROM manifests": 0,
         "DELETE FROM packed": 0,
         "UPDATE packed SET start = 0": 0,
+        "DELETE FROM damaged": 0,
+        "UPDATE pack_epochs SET epoch = 0": 0,
     }
     engine = world.sql("outsider")
     for statement, rows in sneaky.items():
@@ -412,6 +417,8 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         f"VALUES ('r', {pid}, 'manual', '{{}}', 'running', now())",
         f"INSERT INTO manifests VALUES ({pid}, '{'00' * 32}', 'x', 1, 1, now())",
         f"INSERT INTO packed VALUES ('secret', '{'00' * 32}', '{'11' * 32}', 0, 1)",
+        f"INSERT INTO damaged VALUES ('secret', '{'00' * 32}', 'missing', now())",
+        "INSERT INTO pack_epochs VALUES ('secret', 7)",
         f"INSERT INTO projects (name, visibility, created_at, created_by) "
         f"VALUES ('spoof', 'private', now(), '{world.roles['owner']}')",
     ]
