@@ -127,6 +127,14 @@ def presence(store: Store, conn: Connection, namespace: str, digests: Iterable[s
     return Presence(present - bad, repair, repair & packed, lost - bad)
 
 
+def where(conn: Connection, namespace: str, digests: Iterable[str]) -> Layout:
+    """Which packs hold those of `digests` that are packed, and which are loose, with the
+    pack index epoch read first (a change after it makes the answer stale, never wrong)."""
+    now = packs.epoch(conn, namespace)
+    holding, loose = packs.split(conn, namespace, digests)
+    return Layout(now, frozenset(holding), frozenset(loose))
+
+
 def intact(
     store: Store,
     conn: Connection,
@@ -146,8 +154,7 @@ def intact(
     now = packs.epoch(conn, namespace)
     layout = remembered if remembered is not None and remembered.epoch == now else None
     if layout is None:
-        holding, loose = packs.split(conn, namespace, digests)
-        layout = Layout(now, frozenset(holding), frozenset(loose))
+        layout = where(conn, namespace, digests)
     keys = [pack_key(p, namespace=namespace) for p in layout.packs]
     keys += [object_key(d, namespace=namespace) for d in layout.loose]
     return layout if len(store.exists_many(keys)) == len(keys) else None

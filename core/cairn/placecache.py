@@ -1,4 +1,4 @@
-"""Where a committed version's objects were last found intact, remembered per machine.
+"""Where a committed version's objects are, remembered per machine (in statcache.db).
 
 An unchanged re-log must check that the version it returns is still readable: every
 loose object and every pack holding its objects still stored, none reported damaged.
@@ -7,17 +7,16 @@ cache remembers the answer per (store, namespace, manifest), together with the p
 index epoch it was read at (`cairn.catalog.packs.epoch`). While that epoch stands, no
 indexed object of the namespace has changed place, so the answer stands too, and the
 re-log asks only the store (one key per pack, one per loose object) and the damaged list.
+A log remembers where the version it committed keeps its objects, so even the first
+re-log after it searches nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-
-from .files import use_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS places (
@@ -39,13 +38,13 @@ class Layout:
 
 
 class PlaceCache:
-    def __init__(self, path: str):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        use_wal(self._db)
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute(_SCHEMA)
-        self._lock = threading.Lock()
+    """A table of the stat cache's database (one file, one connection per repository)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
+        self._db = db
+        self._lock = lock
+        with self._lock:
+            self._db.execute(_SCHEMA)
 
     def get(self, store: str, namespace: str, manifest: str) -> Layout | None:
         with self._lock:
@@ -71,9 +70,6 @@ class PlaceCache:
                     json.dumps(sorted(layout.loose)),
                 ),
             )
-
-    def close(self) -> None:
-        self._db.close()
 
 
 __all__ = ["Layout", "PlaceCache"]

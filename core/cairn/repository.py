@@ -18,8 +18,7 @@ from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_name, check_user_alias
-from .objects import Objects, intact
-from .placecache import PlaceCache
+from .objects import Objects, intact, where
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
@@ -60,7 +59,6 @@ class Repository:
         self._cache_dir = cache_dir or os.path.join(home, "cache")
         self._cache: Cache | None = None
         self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
-        self._places: PlaceCache | None = None  # opened by the first unchanged re-log
 
     @classmethod
     def open(
@@ -103,8 +101,6 @@ class Repository:
         self.catalog.close()
         self.store.close()
         self._statcache.close()
-        if self._places is not None:
-            self._places.close()
         if self._cache is not None:
             self._cache.close()
 
@@ -168,6 +164,7 @@ class Repository:
                 )
                 for a in wanted:
                     records.set_alias(conn, coll.id, a, version_id)
+        self._remember(namespace, manifest)
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
@@ -192,6 +189,7 @@ class Repository:
             row = records.committed_with_digest(conn, coll.id, manifest.digest)
             if row is None or not self._intact(conn, row.namespace, manifest):
                 return None
+            v = ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
         if aliases:
             with self.catalog.write() as conn:
                 row = records.committed_with_digest(conn, coll.id, manifest.digest)
@@ -199,18 +197,26 @@ class Repository:
                     return None
                 for a in aliases:
                     records.set_alias(conn, coll.id, a, row.id)
-        return self._logged(row.id, UploadStats(files=len(scanned.items)), created=False)
+            v = self._version_by_id(row.id)
+        v.last_log, v.created = UploadStats(files=len(scanned.items)), False
+        return v
 
     def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
         """Whether `namespace` holds every object of `manifest` intact (what this machine
         remembers of where they are spares the pack index its searches)."""
-        if self._places is None:
-            self._places = PlaceCache(os.path.join(self.home, "places.db"))
-        known = self._places.get(self.store.url, namespace, manifest.digest)
+        places = self._statcache.places
+        known = places.get(self.store.url, namespace, manifest.digest)
         layout = intact(self.store, conn, namespace, manifest.objects(), remembered=known)
         if layout is not None and layout != known:
-            self._places.put(self.store.url, namespace, manifest.digest, layout)
+            places.put(self.store.url, namespace, manifest.digest, layout)
         return layout is not None
+
+    def _remember(self, namespace: str, manifest: Manifest) -> None:
+        """Note where a version just logged keeps its objects: the next unchanged re-log
+        then checks them without searching the pack index."""
+        with self.catalog.read() as conn:
+            layout = where(conn, namespace, manifest.objects())
+        self._statcache.places.put(self.store.url, namespace, manifest.digest, layout)
 
     def upsert_artifact(
         self,
