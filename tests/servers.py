@@ -164,9 +164,13 @@ def _drop_root(owned: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (trust auth, fsync off). Yields its SQLAlchemy URL without
-    a database name, e.g. postgresql+psycopg://postgres@127.0.0.1:5433"""
+def postgres_server(*, password: str | None = None) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (fsync off). Yields its SQLAlchemy URL without a
+    database name, e.g. postgresql+psycopg://postgres@127.0.0.1:5433
+
+    Trust auth by default. With `password`, connections over TCP must authenticate
+    (scram-sha-256, the way a real server is set up) and the superuser `postgres` has that
+    password, which the yielded URL carries; the Unix socket still trusts."""
     bindir = postgres_bindir()
     if bindir is None:
         raise ServerError(POSTGRES_MISSING)
@@ -174,8 +178,15 @@ def postgres_server() -> Iterator[str]:
     try:
         as_postgres = _drop_root(base)
         data, log = base / "data", base / "server.log"
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = base / "pwfile"
+            pwfile.write_text(password + "\n")
+            if as_postgres:
+                os.chown(pwfile, as_postgres["user"], as_postgres["group"])
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
         initdb = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", *auth,
              "-E", "UTF8", "--no-locale", "--no-sync"],
             cwd=base, capture_output=True, text=True, **as_postgres,
         )  # fmt: skip
@@ -193,8 +204,9 @@ def postgres_server() -> Iterator[str]:
             return subprocess.run(isready, stdout=subprocess.DEVNULL).returncode == 0
 
         # SIGINT is PostgreSQL's "fast shutdown": roll back open sessions and stop.
+        user = "postgres" if password is None else f"postgres:{password}"
         with running("PostgreSQL", argv, log, ready, signal.SIGINT, cwd=base, **as_postgres):
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+            yield f"postgresql+psycopg://{user}@127.0.0.1:{port}"
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
-import blake3
-
+from .chunking import digest_file
 from .errors import IntegrityError
 from .files import atomic_file, use_wal
 
@@ -62,7 +61,7 @@ class Cache:
         if row == (size, st.st_mtime_ns) and st.st_size == size:
             return True
         # unknown or changed since cached: trust it only if it still hashes right
-        if st.st_size == size and _hash_file(path) == digest:
+        if st.st_size == size and digest_file(path) == digest:
             self._record(digest, size, st.st_mtime_ns)
             return True
         with contextlib.suppress(OSError):
@@ -102,6 +101,41 @@ class Cache:
                 (digest, size, mtime_ns, time.time()),
             )
 
+    def scrub(self, digests: Iterable[str] | None = None) -> tuple[int, list[str]]:
+        """Re-hash cached files (every one, or those of `digests`) and drop each that no
+        longer matches its digest; returns (files checked, digests dropped).
+
+        A checkout hardlinked to the cache that is made writable and edited changes the
+        cached bytes: dropping the cache's name for them (the checkout keeps its file)
+        means no later download hands them out.
+        """
+        if digests is None:
+            wanted = sorted(
+                name + rest
+                for name in _listdir(os.path.join(self.root, "files"))
+                if len(name) == 2
+                for rest in _listdir(os.path.join(self.root, "files", name))
+                if not rest.startswith(".tmp-")
+            )
+        else:
+            wanted = sorted(set(digests))
+        checked, dropped = 0, []
+        for digest in wanted:
+            path = self.path(digest)
+            try:
+                got = digest_file(path)
+            except FileNotFoundError:
+                continue
+            checked += 1
+            if got != digest:
+                dropped.append(digest)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        if dropped:
+            with self._lock, self._db:
+                self._db.executemany("DELETE FROM files WHERE digest = ?", [(d,) for d in dropped])
+        return checked, dropped
+
     def size(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM files").fetchone()[0])
@@ -129,9 +163,8 @@ class Cache:
         self._db.close()
 
 
-def _hash_file(path: str) -> str:
-    h = blake3.blake3()
-    with open(path, "rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []

@@ -44,6 +44,15 @@ def digest(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
+def digest_file(path: str) -> str:
+    """The digest of a whole local file, read in blocks."""
+    h = blake3.blake3()
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 class Window:
     """A stretch of a file read into a buffer and cut into whole chunks.
 

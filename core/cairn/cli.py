@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from . import __version__, listing, search
 from . import lineage as graphs
@@ -27,7 +27,7 @@ from .console import RichProgress, human_size, print_table, when
 from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
 from .manifest import Entry
-from .names import LATEST, Ref, check_alias, check_name
+from .names import Ref, check_name, check_user_alias
 from .projects import ProjectInfo
 from .repository import Repository
 from .version import ArtifactVersion
@@ -43,8 +43,60 @@ class BadInput(Exception):
     """A malformed argument the user can fix (exit 2)."""
 
 
+class _Argument(TyperArgument):
+    """An argument shown as command lines show them: `PATH`, `[REF]`, no `<str>`."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """An option shown as `--name TEXT`, `--format [tree|dot]`, a flag with no value."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.metavar:
+            return self.metavar
+        typed = (super().display_type_rich(ctx) or "").strip("<>").removesuffix("...")
+        if typed == "bool":
+            return None  # a flag
+        if typed.startswith("list[") and typed.endswith("]"):
+            typed = typed[len("list[") : -1]
+        typed = typed.removesuffix(" range")
+        if "|" in typed:
+            return f"[{typed}]"
+        return _TYPE_NAMES.get(typed, typed.upper())
+
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
+
+
+def _plain_help(command: Any, ctx: Any) -> None:
+    """Give a command's parameters (and its subcommands') the conventional help above,
+    instead of Typer's `<str>`, `<bool>`, `<list[str]>` and `{path}`."""
+    helper = command.get_help_option(ctx)
+    for param in [*command.params, *([helper] if helper is not None else [])]:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub, ctx)
+
+
 class _Group(TyperGroup):
     """Turns every exception raised by a command into one stderr line and an exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _plain_help(self, ctx)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -183,7 +235,9 @@ def put(
         str | None,
         typer.Option("-t", "--type", help="dataset, model, ... (default: the collection's)."),
     ] = None,
-    description: Annotated[str | None, typer.Option("-d", "--description")] = None,
+    description: Annotated[
+        str | None, typer.Option("-d", "--description", help="What this version holds.")
+    ] = None,
     metadata: Annotated[str | None, typer.Option("-m", "--metadata", help="A JSON object.")] = None,
     alias: Annotated[
         list[str] | None, typer.Option("-a", "--alias", help="An alias to set (repeatable).")
@@ -459,7 +513,7 @@ def _what(f: dict[str, Any]) -> list[str]:
 
 
 def _exact_size(n: int) -> str:
-    return human_size(n) if n < 1000 else f"{human_size(n)} ({n} bytes)"
+    return human_size(n) if n < 1024 else f"{human_size(n)} ({n} bytes)"
 
 
 def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
@@ -536,9 +590,7 @@ app.add_typer(alias_app, name="alias")
 
 
 def _user_alias(alias: str) -> str:
-    if alias == LATEST:
-        raise BadInput("'latest' moves by itself to the newest version; pick another alias")
-    return check_alias(alias)
+    return check_user_alias(alias)
 
 
 @alias_app.command("add")
@@ -636,7 +688,7 @@ def cache_cleanup(
     limit = parse_size(size)
     report = _repo(ctx).cache.cleanup(max_bytes=limit)
     typer.echo(
-        f"removed {report.files_removed} files ({human_size(report.bytes_freed)}); "
+        f"removed {_count(report.files_removed, 'file')} ({human_size(report.bytes_freed)}); "
         f"the cache holds {human_size(report.bytes_kept)}"
     )
 
@@ -659,9 +711,32 @@ def parse_size(text: str) -> int:
 def verify(
     ctx: typer.Context,
     ref: Annotated[str | None, typer.Argument(help="One version (default: all).")] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Store a good copy of each bad object found on this machine: in the cache, "
+            "in files logged from here, or in the --from folders.",
+        ),
+    ] = False,
+    folders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            metavar="DIR",
+            help="A folder holding good copies (a checkout, the original data), matched by "
+            "path and by content; repeatable. Implies --repair.",
+        ),
+    ] = None,
 ) -> None:
-    """Re-read stored objects and check their digests; exit 1 if any is missing or corrupt."""
-    report = _repo(ctx).verify(ref)
+    """Check every stored object against its digest; list the versions that need a bad one.
+
+    Exits 1 while an object is missing or corrupt. Drops cached files that changed.
+    """
+    for folder in folders or []:
+        if not os.path.isdir(folder):
+            raise BadInput(f"--from {folder}: no such folder")
+    report = _repo(ctx).verify(ref, repair=repair or bool(folders), folders=folders or [])
     typer.echo(str(report))
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)

@@ -13,18 +13,20 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import IO
 
-from rich import filesize
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+from .sizes import format_size
 
 
 class RichProgress:
@@ -47,8 +49,8 @@ class RichProgress:
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            _Bytes(),
+            _Rate(),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
@@ -70,9 +72,26 @@ class RichProgress:
             bar.stop()
 
 
+class _Bytes(ProgressColumn):
+    """'1.5/4.0 GiB': bytes done and to do, as every size cairn prints."""
+
+    def render(self, task: Task) -> Text:
+        total = format_size(task.total or 0)
+        return Text(f"{format_size(task.completed)}/{total}", style="progress.download")
+
+
+class _Rate(ProgressColumn):
+    """'85.3 MiB/s'."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "?" if speed is None else f"{format_size(speed)}/s"
+        return Text(shown, style="progress.data.speed")
+
+
 def human_size(n: int) -> str:
-    """1234567 -> '1.2 MB' (decimal units, as the progress bar shows them)."""
-    return str(filesize.decimal(n))
+    """1234567 -> '1.2 MiB': cairn.sizes.format_size, the one formatter for sizes."""
+    return format_size(n)
 
 
 def when(moment: datetime | None) -> str:

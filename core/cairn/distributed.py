@@ -16,10 +16,10 @@ from sqlalchemy import Connection, Row, select
 from .artifact import Artifact
 from .catalog import parts, records
 from .catalog.schema import versions
-from .catalog.sql import insert_ignore, now
+from .catalog.sql import clock, insert_ignore
 from .errors import CairnError, Conflict, Finalized, NotFound
 from .manifest import Manifest
-from .names import LATEST, Ref, check_alias, check_name
+from .names import Ref, check_name, check_user_alias
 from .staging import stage, write_manifest
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def finish(
     run: Run | None,
 ) -> ArtifactVersion:
     check_name(project, kind="project")
-    wanted = [check_alias(a) for a in aliases if a != LATEST]
+    wanted = [check_user_alias(a) for a in aliases]
     done = _already_finished(repo, project, art.name, distributed_id)
     if done is not None:
         committer = done.logged_by()
@@ -155,7 +155,7 @@ def _pending(
                 "state": records.PENDING,
                 "distributed_id": distributed_id,
                 "metadata": {},
-                "created_at": now(),
+                "created_at": clock(conn),  # the clock its commit reads too
                 "namespace": records.namespace(conn, coll.project_id),
             },
             ["collection_id", "distributed_id"],

@@ -37,6 +37,7 @@ from .layout import (
     digest_of_pack_key,
     pack_key,
 )
+from .sizes import format_size
 from .stores import ObjectInfo, Store
 
 if TYPE_CHECKING:
@@ -63,22 +64,41 @@ class GCReport:
     #: dead objects left in packs that are mostly live (freed when their pack is rewritten)
     dead_in_packs: int = 0
     dead_bytes_in_packs: int = 0
+    #: bytes of the objects kept
+    bytes_kept: int = 0
 
     def __str__(self) -> str:
-        verb = "would free" if self.dry_run else "freed"
-        text = (
-            f"{verb} {self.objects_deleted} objects ({self.bytes_freed} bytes), "
-            f"kept {self.objects_kept}; {self.manifests_deleted} manifests unreferenced"
+        free, delete, keep, rewrite = (
+            ("would free", "would delete", "would keep", "would rewrite")
+            if self.dry_run
+            else ("freed", "deleted", "kept", "rewrote")
         )
+        gone = [_count(self.objects_deleted, "object")]
+        if self.manifests_deleted:
+            gone.append(_count(self.manifests_deleted, "manifest"))
+        lines = [
+            f"{free} {format_size(self.bytes_freed)}: {delete} {' and '.join(gone)} "
+            "that no version needs",
+            f"{keep} {format_size(self.bytes_kept)}: {_count(self.objects_kept, 'object')} "
+            "that versions, unfinished uploads or running writers still need",
+        ]
         if self.packs_deleted or self.packs_rewritten:
-            verb = "would delete" if self.dry_run else "deleted"
-            text += f"; {verb} {self.packs_deleted} packs, rewrote {self.packs_rewritten}"
-        if self.dead_in_packs:
-            text += (
-                f"; {self.dead_in_packs} dead objects ({self.dead_bytes_in_packs} bytes) stay "
-                "in packs that are mostly live"
+            lines.append(
+                f"packs: {delete} {self.packs_deleted} whole, {rewrite} "
+                f"{self.packs_rewritten} to hold only what is still needed"
             )
-        return text
+        if self.dead_in_packs:
+            lines.append(
+                f"not freed yet: {_count(self.dead_in_packs, 'object')} "
+                f"({format_size(self.dead_bytes_in_packs)}) that no version needs, inside "
+                "packs whose other objects are still needed (a pack is rewritten once half "
+                "of it is unneeded)"
+            )
+        return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @dataclass
@@ -101,6 +121,7 @@ class _Plan:
     rewrite: list[tuple[ObjectInfo, str, list[Member], list[Member]]] = field(default_factory=list)
     objects_deleted: int = 0
     objects_kept: int = 0
+    bytes_kept: int = 0
     manifests_deleted: int = 0
     packs_deleted: int = 0
     freed: int = 0
@@ -149,6 +170,7 @@ def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
         len(rewritten),
         plan.dead_in_packs,
         plan.dead_bytes_in_packs,
+        plan.bytes_kept,
     )
 
 
@@ -165,6 +187,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         if obj is not None:
             if recent or obj[1] in live.objects[obj[0]]:
                 plan.objects_kept += 1
+                plan.bytes_kept += info.size
             else:
                 plan.doomed.append((info.key, *obj))
                 plan.objects_deleted += 1
@@ -184,6 +207,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         alive = [m for m in members if m.digest in live.objects[namespace]]
         if _recent(info, started) or name in live.objects[namespace]:  # a writer's, not indexed yet
             plan.objects_kept += len(members)
+            plan.bytes_kept += info.size
         elif not alive:
             plan.doomed.append((info.key, namespace, name))
             plan.forget.append((namespace, members))
@@ -193,6 +217,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         else:
             plan.objects_kept += len(alive)
             live_bytes = sum(m.size for m in alive)
+            plan.bytes_kept += live_bytes
             indexed_bytes = sum(m.size for m in members)
             if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes:
                 plan.rewrite.append((info, namespace, members, alive))

@@ -30,6 +30,17 @@ def check_alias(value: str) -> str:
     return value
 
 
+def check_user_alias(value: str) -> str:
+    """An alias a user sets or removes: any alias but `latest`, which is cairn's own."""
+    if value == LATEST:
+        raise InvalidName(
+            "'latest' is cairn's own alias: it always names the newest committed version "
+            "and moves by itself, so it cannot be set or removed; use another alias "
+            "(e.g. production)"
+        )
+    return check_alias(value)
+
+
 def check_path(value: str) -> str:
     """Return a normalised logical path inside an artifact, or raise InvalidName.
 

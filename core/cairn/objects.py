@@ -16,17 +16,21 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import blake3
 
-from .catalog import packs
+from .catalog import damaged, packs
 from .catalog.packs import Member
 from .errors import IntegrityError
 from .layout import object_key, pack_key
+from .placecache import Layout
 from .stores import Batch, Store
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from .catalog import Catalog
 
 #: objects up to this size are packed; larger ones cost little per byte to send alone
@@ -84,6 +88,76 @@ def groups(blobs: dict[str, bytes | memoryview]) -> list[list[tuple[str, bytes |
         out[-1].append(item)
         size += len(item[1])
     return out
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which of some objects a namespace holds intact, as far as a cheap check can tell."""
+
+    #: stored loose, or packed in a pack that is stored, and not reported damaged
+    present: set[str]
+    #: absent although the catalog knows them: reported damaged (`cairn verify`), or
+    #: indexed in a pack that is gone. A good copy stored for one is a repair: its
+    #: damaged row goes, and so does its pack index row if it has one (`indexed`).
+    repair: set[str]
+    indexed: set[str]
+    #: the ones whose pack is gone (not reported damaged yet)
+    lost: set[str]
+
+
+def presence(store: Store, conn: Connection, namespace: str, digests: Iterable[str]) -> Presence:
+    """Check, in one batched existence call, which of `digests` `namespace` holds intact.
+
+    A packed object exists when its pack does: one key per pack, however many objects
+    it holds. Objects `cairn verify` reported damaged count as absent, stored or not.
+    """
+    wanted = set(digests)
+    bad = damaged.digests(conn, namespace) & wanted
+    holding, loose = packs.split(conn, namespace, wanted)
+    pack_keys = {pack_key(p, namespace=namespace): p for p in holding}
+    loose_keys = {object_key(d, namespace=namespace): d for d in loose}
+    found = store.exists_many([*pack_keys, *loose_keys])
+    packed = wanted - loose
+    lost: set[str] = set()
+    if any(k not in found for k in pack_keys):  # a pack is gone: which objects were in it
+        gone = {p for k, p in pack_keys.items() if k not in found}
+        lost = {d for d, m in packs.lookup(conn, namespace, packed).items() if m.pack in gone}
+    present = {d for k, d in loose_keys.items() if k in found} | (packed - lost)
+    repair = bad | lost
+    return Presence(present - bad, repair, repair & packed, lost - bad)
+
+
+def where(conn: Connection, namespace: str, digests: Iterable[str]) -> Layout:
+    """Which packs hold those of `digests` that are packed, and which are loose, with the
+    pack index epoch read first (a change after it makes the answer stale, never wrong)."""
+    now = packs.epoch(conn, namespace)
+    holding, loose = packs.split(conn, namespace, digests)
+    return Layout(now, frozenset(holding), frozenset(loose))
+
+
+def intact(
+    store: Store,
+    conn: Connection,
+    namespace: str,
+    digests: set[str],
+    *,
+    remembered: Layout | None = None,
+) -> Layout | None:
+    """Where `digests` are, if `namespace` holds every one of them intact; else None.
+
+    None of them reported damaged, and the store has every loose one and every pack
+    holding the others: one batched existence call, a key per pack. `remembered` (where
+    they were found before) spares asking the pack index, while its epoch stands.
+    """
+    if damaged.digests(conn, namespace) & digests:
+        return None
+    now = packs.epoch(conn, namespace)
+    layout = remembered if remembered is not None and remembered.epoch == now else None
+    if layout is None:
+        layout = where(conn, namespace, digests)
+    keys = [pack_key(p, namespace=namespace) for p in layout.packs]
+    keys += [object_key(d, namespace=namespace) for d in layout.loose]
+    return layout if len(store.exists_many(keys)) == len(keys) else None
 
 
 class Objects:

@@ -18,8 +18,8 @@ from .download import Downloader
 from .errors import CairnError, NotFound
 from .layout import CONFIG_KEY
 from .manifest import Diff, Entry, Manifest
-from .names import LATEST, Ref, check_alias, check_name
-from .objects import Objects
+from .names import LATEST, Ref, check_name, check_user_alias
+from .objects import Objects, intact, where
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
@@ -137,7 +137,7 @@ class Repository:
         (with `aliases` applied) instead of creating a new one.
         """
         project = self._project(project)
-        wanted = [check_alias(a) for a in aliases if a != LATEST]
+        wanted = [check_user_alias(a) for a in aliases]
         require_content(art)
         with self.catalog.write() as conn:
             access.require(conn, project, "write")
@@ -166,30 +166,59 @@ class Repository:
                 )
                 for a in wanted:
                     records.set_alias(conn, coll.id, a, version_id)
+        self._remember(namespace, manifest)
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
         self, art: Artifact, project: str, scanned: Scan, aliases: list[str]
     ) -> ArtifactVersion | None:
-        """The committed version `art` would return, when the stat cache knows every file.
+        """The committed version `art` would return, when the stat cache knows every file
+        and the store still holds every object it needs intact.
 
-        Logging unchanged files again then costs a stat per file and one transaction: no
-        file is read and no object leased or checked, since a committed version's objects
-        stay in the store while it does (the aliases are set in the same transaction that
-        finds it, so a concurrent delete cannot slip in between).
+        Logging unchanged files again then costs a stat per file and one batched
+        existence check (a key per pack, however many objects it holds, and one per loose
+        object): no file is read and no object leased, since a committed version's
+        objects stay in the store while it does. A missing or damaged object sends the
+        log the long way, which stores it again. Aliases are set in a transaction that
+        finds the version again, so a concurrent delete cannot slip in between.
         """
         known = scanned.entries()
         if known is None:
             return None
-        digest = Manifest([*art.base_entries(), *known, *art.entries.values()]).digest
-        with self.catalog.write() as conn:
+        manifest = Manifest([*art.base_entries(), *known, *art.entries.values()])
+        with self.catalog.read() as conn:
             coll = records.collection(conn, project, art.name, type=art.type)
-            row = records.committed_with_digest(conn, coll.id, digest)
-            if row is None:
+            row = records.committed_with_digest(conn, coll.id, manifest.digest)
+            if row is None or not self._intact(conn, row.namespace, manifest):
                 return None
-            for a in aliases:
-                records.set_alias(conn, coll.id, a, row.id)
-        return self._logged(row.id, UploadStats(files=len(scanned.items)), created=False)
+            v = ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+        if aliases:
+            with self.catalog.write() as conn:
+                row = records.committed_with_digest(conn, coll.id, manifest.digest)
+                if row is None:
+                    return None
+                for a in aliases:
+                    records.set_alias(conn, coll.id, a, row.id)
+            v = self._version_by_id(row.id)
+        v.last_log, v.created = UploadStats(files=len(scanned.items)), False
+        return v
+
+    def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
+        """Whether `namespace` holds every object of `manifest` intact (what this machine
+        remembers of where they are spares the pack index its searches)."""
+        places = self._statcache.places
+        known = places.get(self.store.url, namespace, manifest.digest)
+        layout = intact(self.store, conn, namespace, manifest.objects(), remembered=known)
+        if layout is not None and layout != known:
+            places.put(self.store.url, namespace, manifest.digest, layout)
+        return layout is not None
+
+    def _remember(self, namespace: str, manifest: Manifest) -> None:
+        """Note where a version just logged keeps its objects: the next unchanged re-log
+        then checks them without searching the pack index."""
+        with self.catalog.read() as conn:
+            layout = where(conn, namespace, manifest.objects())
+        self._statcache.places.put(self.store.url, namespace, manifest.digest, layout)
 
     def upsert_artifact(
         self,
@@ -449,11 +478,20 @@ class Repository:
             access.require_maintenance(conn, "run gc")
         return collect(self, dry_run=dry_run)
 
-    def verify(self, ref: str | None = None) -> Any:
-        """Re-read the store and report missing or corrupt objects."""
+    def verify(
+        self, ref: str | None = None, *, repair: bool = False, folders: Sequence[str] = ()
+    ) -> Any:
+        """Re-read the store and report missing or corrupt objects, with every version
+        that needs one; drop cache files that no longer match. With `repair`, store a
+        good copy of each bad object found on this machine (the cache, files logged
+        from here, `folders`)."""
+        from .repair import repair as repair_objects
         from .verify import verify
 
-        return verify(self, ref)
+        report = verify(self, ref)
+        if repair and report.bad:
+            repair_objects(self, report, folders, self._statcache)
+        return report
 
     def prune(self, name: str, *, keep: int, dry_run: bool = False) -> list[ArtifactVersion]:
         """Delete versions without aliases beyond the newest `keep`; returns what went."""

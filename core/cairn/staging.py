@@ -11,17 +11,19 @@ namespace are copied into it, so a version never needs bytes outside its namespa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .artifact import Artifact
-from .catalog import leases, packs
+from .catalog import damaged, leases, packs
 from .catalog.packs import Member
 from .errors import CairnError
-from .layout import manifest_key, namespace_prefix, object_key
+from .layout import manifest_key, namespace_prefix
 from .manifest import Entry, Manifest
+from .objects import presence
 from .transfer import Scan, Uploader, UploadStats
 
 if TYPE_CHECKING:
@@ -59,20 +61,16 @@ def stage(
             else None
         )
     try:
+        index = _PackIndex(repo, lease_id, namespace)
         uploader = Uploader(
             repo.store,
             namespace=namespace,
             params=repo.chunking,
-            protect=lambda digests: _protect(
-                repo,
-                lease_id,
-                {object_key(d, namespace=namespace): d for d in digests},
-                packed_in=namespace,
-            ),
+            protect=index.protect,
             statcache=repo._statcache,
             progress=repo.progress,
             concurrency=repo.concurrency,
-            packs=_PackIndex(repo, lease_id, namespace),
+            packs=index,
             objects=repo.objects,
         )
         try:
@@ -82,6 +80,7 @@ def stage(
             if parent is not None and moved:
                 _take_over(uploader, art.base_entries(), source=parent.namespace)
             uploader.flush()
+            index.repaired(uploader.stored)
             entries += added
         finally:
             uploader.close()
@@ -107,28 +106,45 @@ def _take_over(uploader: Uploader, entries: list[Entry], *, source: str | None) 
         )
 
 
-def _protect(
-    repo: Repository, lease_id: str, keys: dict[str, str], *, packed_in: str | None = None
-) -> set[str]:
-    """Lease the digests of `keys` (key -> digest), then report which exist: in that
-    order, under the GC guard. Objects packed in namespace `packed_in` exist too."""
+def _protect(repo: Repository, lease_id: str, keys: dict[str, str]) -> set[str]:
+    """Lease the digests of `keys` (key -> digest), then report which keys exist: in
+    that order, under the GC guard."""
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=False)
         leases.add_objects(conn, lease_id, keys.values())
-        found = (
-            set(packs.lookup(conn, packed_in, keys.values())) if packed_in is not None else set()
-        )
-        rest = {k: d for k, d in keys.items() if d not in found}
-        return found | {keys[k] for k in repo.store.exists_many(rest)}
+        return {keys[k] for k in repo.store.exists_many(keys)}
 
 
 @dataclass
 class _PackIndex:
-    """The uploader's packs, leased and indexed under the writer's lease."""
+    """The writer's objects, leased under its lease before their existence is checked,
+    its packs indexed, and what it repairs: objects the catalog knew but the store did
+    not hold intact, of which it stores a good copy."""
 
     repo: Repository
     lease_id: str
     namespace: str
+    #: digests this writer found absent though known (objects.Presence.repair) ...
+    repair: set[str] = field(default_factory=set)
+    #: ... of which these have a pack index row to move off the bad copy
+    indexed: set[str] = field(default_factory=set)
+    #: ... and these were re-sent in a new pack, whose index rows replaced the old ones
+    repacked: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def protect(self, digests: list[str]) -> set[str]:
+        """Lease `digests`, then report which the namespace holds intact: in that order,
+        under the GC guard, so gc cannot delete one between the check and the commit."""
+        with self.repo.catalog.write() as conn:
+            self.repo.catalog.gc_guard(conn, exclusive=False)
+            leases.add_objects(conn, self.lease_id, digests)
+            found = presence(self.repo.store, conn, self.namespace, digests)
+            if found.lost:  # their pack is gone: say so, as verify would
+                damaged.record(conn, self.namespace, dict.fromkeys(found.lost, damaged.MISSING))
+        with self._lock:
+            self.repair |= found.repair
+            self.indexed |= found.indexed
+        return found.present
 
     def lease(self, digests: list[str]) -> None:
         with self.repo.catalog.write() as conn:
@@ -137,9 +153,28 @@ class _PackIndex:
 
     def record(self, members: list[Member]) -> None:
         # under the GC guard: gc never sees a stored pack whose index is half written
+        with self._lock:
+            moved = {m.digest for m in members} & self.indexed
         with self.repo.catalog.write() as conn:
             self.repo.catalog.gc_guard(conn, exclusive=False)
+            if moved:  # a repaired object: its good copy is here now, not in the bad pack
+                packs.forget(conn, self.namespace, moved)
             packs.record(conn, self.namespace, members)
+        with self._lock:
+            self.repacked |= moved
+
+    def repaired(self, stored: set[str]) -> None:
+        """The good copies of objects under repair are durably stored (`stored`: what the
+        uploader sent): drop their damaged rows, and the index rows of those that were
+        packed and now are loose."""
+        fixed = self.repair & stored
+        if not fixed:
+            return
+        with self.repo.catalog.write() as conn:
+            self.repo.catalog.gc_guard(conn, exclusive=False)
+            packs.forget(conn, self.namespace, (fixed & self.indexed) - self.repacked)
+            packs.moved(conn, self.namespace)  # a repaired object may be elsewhere now
+            damaged.clear(conn, self.namespace, fixed)
 
 
 def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:

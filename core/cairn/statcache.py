@@ -1,6 +1,8 @@
 """A per-machine cache of file digests keyed by (path, inode, size, mtime, ctime).
 
-Lets an unchanged local file be logged again without reading it, as DVC does.
+Lets an unchanged local file be logged again without reading it, as DVC does. Its
+database also holds where the versions logged from here keep their objects
+(`placecache.py`), so an unchanged re-log does not search the pack index either.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 
 from .files import use_wal
 from .manifest import Chunk
+from .placecache import PlaceCache
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -39,6 +42,8 @@ class StatCache:
         self._db.execute(_SCHEMA)
         self._params = params_key
         self._lock = threading.Lock()
+        #: where the objects of versions logged or checked from here are (placecache.py)
+        self.places = PlaceCache(self._db, self._lock)
 
     def lookup(self, files: dict[str, Stamp]) -> dict[str, Known]:
         """Digests of the files (absolute path -> stamp) whose stamp is unchanged."""
@@ -72,6 +77,29 @@ class StatCache:
             return
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def files_with(self, digest: str) -> list[tuple[str, int, int]]:
+        """Files logged from this machine that held object `digest` when they were logged
+        (whole, or as one of their chunks): (path, start, size) of its bytes in each. For
+        `cairn verify --repair`, which checks the bytes before it trusts them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, size, digest, chunks FROM files WHERE params = ? AND "
+                "(digest = ? OR instr(chunks, ?) > 0)",
+                (self._params, digest, digest),
+            ).fetchall()
+        out = []
+        for path, size, whole, chunks in rows:
+            if whole == digest:
+                out.append((path, 0, size))
+                continue
+            at = 0
+            for d, n in json.loads(chunks):
+                if d == digest:
+                    out.append((path, at, n))
+                    break
+                at += n
+        return out
 
     def close(self) -> None:
         self._db.close()

@@ -98,6 +98,9 @@ class Uploader:
         self.statcache = statcache
         self.progress = progress or NoProgress()
         self.stats = UploadStats()
+        #: digests of the objects this uploader has stored (durable after `flush`)
+        self.stored: set[str] = set()
+        self._stored_lock = threading.Lock()
         self._chunker = FileChunker(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
         # reads get threads of their own: never queued behind the uploads of a batch
@@ -237,6 +240,10 @@ class Uploader:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _stored(self, digests: set[str]) -> None:
+        with self._stored_lock:
+            self.stored |= digests
+
     def _protect_all(self, digests: list[str]) -> set[str]:
         present: set[str] = set()
         # one protect call per batch: its existence check lists each folder at most once
@@ -333,6 +340,7 @@ class Uploader:
                 for d, data in blobs.items():
                     if keys[d] in done.ok:
                         self.stats.sent(len(data))
+                self._stored({d for d in blobs if keys[d] in done.ok})
                 done.raise_first()
             finally:
                 self._inflight.give(size)
@@ -359,6 +367,7 @@ class Uploader:
                 index.record(members)
                 for m in members:
                     self.stats.sent(m.size)
+                self._stored({m.digest for m in members})
             finally:
                 self._inflight.give(size)
 

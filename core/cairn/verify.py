@@ -2,10 +2,18 @@
 
 Objects are read in the store namespace each version records: a private project's copy
 is checked where its readers will read it, not a shared copy of the same content.
+
+What is bad is recorded in the catalog (`cairn.catalog.damaged`), so the next writer of
+those bytes stores a good copy over the bad one (self-healing), and what reads back
+intact again is cleared. Each bad object is reported with every version and file that
+needs it. The local download cache is checked too: a cached file that no longer matches
+its digest (a hardlinked checkout made writable and edited) is dropped, so it is never
+handed out again.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,14 +21,52 @@ from typing import TYPE_CHECKING
 import blake3
 
 from . import references
+from .catalog import damaged
 from .catalog.packs import Member
 from .layout import namespace_prefix
+from .manifest import Entry
+from .sizes import format_size
 
 # packed objects checked per task: up to 256 KiB each, read as ranges of their pack
 _PACKED_SLICE = 256
 
 if TYPE_CHECKING:
     from .repository import Repository
+    from .version import ArtifactVersion
+
+
+@dataclass(frozen=True)
+class Need:
+    """A file of a version that needs an object (the whole file, or one of its chunks)."""
+
+    ref: str
+    entry: Entry
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+
+@dataclass(frozen=True)
+class BadObject:
+    """An object the store does not hold intact, and everything that needs it."""
+
+    namespace: str
+    digest: str
+    problem: str  # damaged.MISSING or damaged.CORRUPT
+    needed_by: tuple[Need, ...]
+    #: why `--repair` left it bad, if it tried
+    note: str = ""
+
+    @property
+    def versions(self) -> list[str]:
+        """Refs of the versions that need it, each once, in order."""
+        return list(dict.fromkeys(n.ref for n in self.needed_by))
+
+    def where(self) -> str:
+        """'object 3fa2... in projects/vision/' (no namespace: the shared one)."""
+        place = f" in {namespace_prefix(self.namespace)}" if self.namespace else ""
+        return f"object {self.digest}{place}"
 
 
 @dataclass
@@ -28,59 +74,132 @@ class VerifyReport:
     versions_checked: int = 0
     objects_checked: int = 0
     bytes_checked: int = 0
-    missing: list[str] = field(default_factory=list)  # "ref path (object digest)"
-    corrupt: list[str] = field(default_factory=list)
+    #: every bad object with every version and file that needs it
+    bad: list[BadObject] = field(default_factory=list)
     #: references whose source is gone or changed since they were logged
     references: list[str] = field(default_factory=list)
+    #: cache files re-hashed, and the digests of those dropped for not matching
+    cache_checked: int = 0
+    cache_dropped: list[str] = field(default_factory=list)
+    #: set by `cairn verify --repair`: (digest, where its good copy came from)
+    repaired: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.corrupt or self.references)
+        return not (self.bad or self.references)
+
+    @property
+    def missing(self) -> list[str]:
+        """'ref path (object digest[ in namespace])' for every file needing a missing object."""
+        return self._lines(damaged.MISSING)
+
+    @property
+    def corrupt(self) -> list[str]:
+        """The same for corrupt objects."""
+        return self._lines(damaged.CORRUPT)
+
+    def _lines(self, problem: str) -> list[str]:
+        return [
+            f"{n.ref} {n.path} ({b.where()})"
+            for b in self.bad
+            if b.problem == problem
+            for n in b.needed_by
+        ]
+
+    @property
+    def affected(self) -> list[str]:
+        """Every version that needs a bad object, each once."""
+        return list(dict.fromkeys(ref for b in self.bad for ref in b.versions))
 
     def __str__(self) -> str:
         head = (
-            f"checked {self.versions_checked} versions, {self.objects_checked} objects, "
-            f"{self.bytes_checked} bytes"
+            f"checked {_count(self.versions_checked, 'version')}, "
+            f"{_count(self.objects_checked, 'object')} ({format_size(self.bytes_checked)})"
         )
+        lines = [f"repaired {b} from {source}" for b, source in self.repaired]
         if self.ok:
-            return f"{head}: all good"
-        lines = [
-            f"{head}: {len(self.missing)} missing, {len(self.corrupt)} corrupt, "
-            f"{len(self.references)} references changed"
-        ]
-        lines += [f"missing: {m}" for m in self.missing]
-        lines += [f"corrupt: {c}" for c in self.corrupt]
+            lines.append(f"{head}: all good")
+        else:
+            missing = sum(b.problem == damaged.MISSING for b in self.bad)
+            found = [
+                f"{missing} missing" if missing else "",
+                f"{len(self.bad) - missing} corrupt" if len(self.bad) > missing else "",
+                f"{_count(len(self.references), 'reference')} changed" if self.references else "",
+            ]
+            lines.append(f"{head}: {', '.join(f for f in found if f)}")
+        for b in self.bad:
+            needed = _count(len(b.versions), "version")
+            lines.append(f"{b.problem}: {b.where()}, needed by {needed}:")
+            lines += [f"  {n.ref} {n.path}" for n in b.needed_by]
+            if b.note:
+                lines.append(f"  not repaired: {b.note}")
         lines += [f"reference: {r}" for r in self.references]
+        if self.cache_dropped:
+            lines.append(
+                f"cache: dropped {_count(len(self.cache_dropped), 'file')} that no longer "
+                f"matched its digest (of {self.cache_checked} checked); the next get fetches "
+                "it from the store again"
+            )
+        if self.bad:
+            lines.append(f"versions that need a bad object: {', '.join(self.affected)}")
         return "\n".join(lines)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
-    if ref is not None:
-        targets = [repo.artifact(ref)]
-    else:
-        targets = [
-            v
-            for c in repo.collections()
-            for v in repo.versions(f"{c['project']}/{c['name']}")
-            if v.state == "COMMITTED"
-        ]
+    """Check `ref` (or every committed version the caller may read), record what is bad
+    in the catalog and clear what reads back intact; drop bad cache files."""
+    targets = _targets(repo, ref)
     report = VerifyReport(versions_checked=len(targets))
-    owners: dict[tuple[str, str], str] = {}  # (namespace, digest) -> who needs it
+    needs: dict[tuple[str, str], list[Need]] = defaultdict(list)  # (namespace, digest) ->
     for v in targets:
         files = v.files()
-        place = f" in {namespace_prefix(v.namespace)}" if v.namespace else ""
         for e in files:
             for d in e.objects():
-                owners.setdefault((v.namespace, d), f"{v.ref} {e.path} (object {d}{place})")
+                needs[v.namespace, d].append(Need(v.ref, e))
         problems = references.check_all(
             files, sources=repo.reference_sources, concurrency=repo.store.concurrency
         )
         report.references += [f"{v.ref} {problem}" for problem in problems.values()]
 
-    # loose objects one per read, packed ones by runs of their pack (ranged reads)
+    found = _read_back(repo, needs)
+    for (namespace, d), (problem, size) in sorted(found.items()):
+        report.objects_checked += 1
+        report.bytes_checked += size
+        if problem:
+            report.bad.append(BadObject(namespace, d, problem, tuple(needs[namespace, d])))
+    _record(repo, found)
+
+    wanted = None if ref is None else {e.digest for v in targets for e in v.files() if e.digest}
+    report.cache_checked, report.cache_dropped = repo.cache.scrub(wanted)
+    return report
+
+
+def _targets(repo: Repository, ref: str | None) -> list[ArtifactVersion]:
+    if ref is not None:
+        return [repo.artifact(ref)]
+    return [
+        v
+        for c in repo.collections()
+        for v in repo.versions(f"{c['project']}/{c['name']}")
+        if v.state == "COMMITTED"
+    ]
+
+
+def _read_back(
+    repo: Repository, needs: dict[tuple[str, str], list[Need]]
+) -> dict[tuple[str, str], tuple[str, int]]:
+    """(namespace, digest) -> (problem or '', bytes read) for every needed object.
+
+    Loose objects are read one per request, packed ones by runs of their pack (ranged
+    reads), on the store's concurrency.
+    """
     tasks: list[tuple[str, list[str], dict[str, Member]]] = []
-    for namespace in sorted({ns for ns, _ in owners}):
-        digests = sorted(d for ns, d in owners if ns == namespace)
+    for namespace in sorted({ns for ns, _ in needs}):
+        digests = sorted(d for ns, d in needs if ns == namespace)
         where = repo.objects.locate(namespace, digests)
         tasks += [(namespace, [d], where) for d in digests if d not in where]
         packed = sorted(where.values(), key=lambda m: (m.pack, m.start))
@@ -97,19 +216,26 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
                 exc = got.failed[d]
                 if not isinstance(exc, FileNotFoundError):
                     raise exc
-                out.append((d, "missing", 0))
+                out.append((d, damaged.MISSING, 0))
             else:
                 ok = blake3.blake3(data).hexdigest() == d
-                out.append((d, "" if ok else "corrupt", len(data)))
+                out.append((d, "" if ok else damaged.CORRUPT, len(data)))
         return out
 
+    found: dict[tuple[str, str], tuple[str, int]] = {}
     with ThreadPoolExecutor(repo.store.concurrency) as pool:
         for (namespace, _, _), results in zip(tasks, pool.map(check, tasks), strict=True):
             for d, problem, size in results:
-                report.objects_checked += 1
-                report.bytes_checked += size
-                if problem == "missing":
-                    report.missing.append(owners[namespace, d])
-                elif problem == "corrupt":
-                    report.corrupt.append(owners[namespace, d])
-    return report
+                found[namespace, d] = (problem, size)
+    return found
+
+
+def _record(repo: Repository, found: dict[tuple[str, str], tuple[str, int]]) -> None:
+    """Write what is bad to the catalog, and clear the rows of what read back intact
+    (row-level security lets a reader report, and only a writer clear)."""
+    with repo.catalog.write() as conn:
+        for namespace in sorted({ns for ns, _ in found}):
+            here = {d: p for (ns, d), (p, _) in found.items() if ns == namespace}
+            damaged.record(conn, namespace, {d: p for d, p in here.items() if p})
+            known = damaged.digests(conn, namespace)
+            damaged.clear(conn, namespace, {d for d, p in here.items() if not p} & known)

@@ -13,7 +13,7 @@ from .confined import make_folder
 from .download import cache_key
 from .errors import CairnError, Conflict, NotFound
 from .manifest import DIR, FILE, Entry, Manifest
-from .names import LATEST, check_alias, check_path
+from .names import LATEST, check_alias, check_path, check_user_alias
 from .transfer import UploadStats
 from .tree import FileTree
 
@@ -47,6 +47,8 @@ class ArtifactVersion:
         self.committed_at: datetime | None = row.committed_at
         self.description: str | None = row.description
         self.metadata: dict[str, Any] = dict(row.metadata or {})
+        #: as read with this handle: `latest` moves on to newer versions without changing
+        #: it (`repo.artifact(v.ref)` reads them again)
         self.aliases: list[str] = list(aliases)
         self._saved_aliases = list(aliases)
         self._run_id: str | None = row.run_id
@@ -203,11 +205,19 @@ class ArtifactVersion:
     # -- mutable fields ------------------------------------------------------------------
 
     def save(self) -> ArtifactVersion:
-        """Write description, metadata and aliases back to the catalog."""
+        """Write description, metadata and aliases back to the catalog.
+
+        `latest` is cairn's: adding it to a version that does not hold it is refused,
+        and leaving it out of `aliases` does not take it away.
+        """
+        for a in dict.fromkeys(self.aliases):
+            if a not in self._saved_aliases:
+                check_user_alias(a)
         wanted = [check_alias(a) for a in dict.fromkeys(self.aliases) if a != LATEST]
         self._repo._save_version(self, wanted, self._saved_aliases)
         fresh = self._repo._version_by_id(self.id)
-        self.aliases = self._saved_aliases = fresh.aliases
+        # two lists: an edit of `aliases` must not change what was saved
+        self.aliases, self._saved_aliases = list(fresh.aliases), list(fresh.aliases)
         return self
 
     def delete(self, *, delete_aliases: bool = False) -> None:
@@ -221,7 +231,7 @@ class ArtifactVersion:
             )
         self._repo._delete_version(self)
         self.state = "DELETED"
-        self.aliases = self._saved_aliases = []
+        self.aliases, self._saved_aliases = [], []
 
     # -- lineage -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 from prefect.artifacts import create_table_artifact
 
 from cairn import ArtifactVersion, Repository
+from cairn.sizes import format_size
 
 _LISTED = 10  # paths listed per kind in the description; the CLI diff shows them all
 
@@ -52,10 +53,10 @@ def summarize(
         modified=len(diff.modified) if diff is not None else 0,
         digest=v.digest,
     )
-    stored = "not reported" if new_bytes is None else _size(new_bytes)
+    stored = "not reported" if new_bytes is None else format_size(new_bytes)
     state = "committed" if created else "no new version (identical content, or committed before)"
     lines = [
-        f"**{v.ref}** {state}: {v.file_count} files, {_size(v.size)}, {stored} newly stored.",
+        f"**{v.ref}** {state}: {v.file_count} files, {format_size(v.size)}, {stored} newly stored.",
     ]
     if previous is None or diff is None:
         lines.append("First version of the collection.")
@@ -96,12 +97,3 @@ def _listing(kind: str, paths: tuple[str, ...]) -> list[str]:
     shown = ", ".join(f"`{p}`" for p in paths[:_LISTED])
     more = f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else ""
     return [f"{kind.capitalize()}: {shown}{more}."]
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")

@@ -40,6 +40,7 @@ from cairn import (
     Repository,
     Run,
 )
+from cairn.sizes import format_size
 
 from . import links, summary
 from .blocks import CairnRepository, repository_block
@@ -131,7 +132,7 @@ def use_artifact(
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
             v = run.use_artifact(ref)
-            _logger().info("using %s (%d files, %d bytes)", v.ref, v.file_count, v.size)
+            _logger().info("using %s (%d files, %s)", v.ref, v.file_count, format_size(v.size))
             links.publish(block.ui_url, v, verb="used")
             if path is not None:
                 return str(v.get_path(path))
@@ -319,7 +320,7 @@ def _commit_summary(
         created = logged_by is not None and logged_by.id == run.id
     summary.publish(repo, v, created=created, new_bytes=new_bytes)
     if created:
-        _logger().info("committed %s: %d files, %d bytes", v.ref, v.file_count, v.size)
+        _logger().info("committed %s: %d files, %s", v.ref, v.file_count, format_size(v.size))
     else:
         _logger().info("content identical to %s: no new version", v.ref)
 

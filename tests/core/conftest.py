@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ def write(path, data: bytes | str) -> str:
     with open(path, mode) as f:
         f.write(data)
     return path
+
+
+def random_files(root, n: int, *, seed: int = 0, size: int = 1000) -> dict[str, bytes]:
+    """Write n files of random bytes under root (f/0000.bin, ...); return path -> bytes."""
+    rnd = random.Random(seed)
+    out = {f"f/{i:04d}.bin": rnd.randbytes(size) for i in range(n)}
+    for name, data in out.items():
+        write(root / name, data)
+    return out
 
 
 def stored_objects(repo: Repository) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,10 @@ from typer.testing import CliRunner
 
 from cairn import Artifact, CairnError, NotFound, PermissionDenied, Repository
 from cairn import lineage as graphs
-from cairn.catalog import leases, packs
+from cairn.catalog import damaged, leases, packs
 from cairn.catalog.schema import metadata
 from cairn.cli import app
+from cairn.layout import pack_key
 
 from .conftest import migrate_to, write
 
@@ -359,8 +361,11 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
         v0 = member.artifact(f"{p}/data:v0")
         lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)
         leases.add_objects(conn, lease, ["ab" * 32])
-        # the index of a pack in the project's namespace
+        # the index of a pack in the project's namespace, an object verify found bad there,
+        # and the namespace's pack index epoch
         packs.record(conn, v0.namespace, [packs.Member("cd" * 32, "ef" * 32, 0, 1)])
+        damaged.record(conn, v0.namespace, {"cd" * 32: damaged.CORRUPT})
+        packs.moved(conn, v0.namespace)
     with w.sql("owner").connect() as conn:
         return {
             t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
@@ -395,6 +400,8 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         "DELETE FROM manifests": 0,
         "DELETE FROM packed": 0,
         "UPDATE packed SET start = 0": 0,
+        "DELETE FROM damaged": 0,
+        "UPDATE pack_epochs SET epoch = 0": 0,
     }
     engine = world.sql("outsider")
     for statement, rows in sneaky.items():
@@ -411,6 +418,8 @@ def test_raw_sql_of_an_outsider_cannot_change_a_private_project(world):
         f"VALUES ('r', {pid}, 'manual', '{{}}', 'running', now())",
         f"INSERT INTO manifests VALUES ({pid}, '{'00' * 32}', 'x', 1, 1, now())",
         f"INSERT INTO packed VALUES ('secret', '{'00' * 32}', '{'11' * 32}', 0, 1)",
+        f"INSERT INTO damaged VALUES ('secret', '{'00' * 32}', 'missing', now())",
+        "INSERT INTO pack_epochs VALUES ('secret', 7)",
         f"INSERT INTO projects (name, visibility, created_at, created_by) "
         f"VALUES ('spoof', 'private', now(), '{world.roles['owner']}')",
     ]
@@ -628,7 +637,8 @@ def test_every_catalog_table_has_row_level_security_forced(world):
         policies = conn.execute(
             text("SELECT tablename, count(*) FROM pg_policies GROUP BY tablename")
         ).all()
-        assert dict(policies) == {t: 4 for t in tables}
+        # and the pack index's fifth: a writer moves the row of an object it repaired
+        assert dict(policies) == {t: 4 for t in tables} | {"packed": 5}
 
 
 # -- migrations --------------------------------------------------------------------------------
@@ -837,3 +847,69 @@ def test_only_writers_log_a_summary(world):
     [mine] = world.repo("writer").search_runs("name = 'prep'", project=p)
     mine.log_summary({"checked": True})
     assert run.refresh().summary == {"checked": True}
+
+
+def _many(w: World, name: str, n: int = 20) -> tuple[Artifact, dict[str, str]]:
+    files = {f"f/{i:02d}.txt": f"small {i}" for i in range(n)}
+    a = Artifact(name)
+    for path, content in files.items():
+        a.add_file(write(w.tmp / name / path, content), name=path)
+    return a, files
+
+
+def test_a_reader_reports_a_damaged_object_and_a_writer_repairs_it(world):
+    """verify needs no special role: a reader records what is bad; only a writer's log
+    (or repair) clears it, moving the pack index row off the bad pack."""
+    p = setup_project(world, "private", "heal")
+    a, files = _many(world, "many")
+    v = world.repo("writer").log_artifact(a, project=p)
+    victim = v.entry("f/07.txt").digest
+    (member,) = world.repo("owner").objects.locate(p, [victim]).values()
+    key = pack_key(member.pack, namespace=p)
+    path = world.repo("owner").store.local_path(key)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(member.start)
+        f.write(b"X")
+
+    report = world.repo("reader").verify(v.ref)
+    assert [b.digest for b in report.bad] == [victim]
+    with world.sql("reader").connect() as conn:
+        assert conn.execute(text("SELECT digest FROM damaged")).scalars().all() == [victim]
+    with world.sql("outsider").connect() as conn:  # a private namespace's rows stay hidden
+        assert conn.execute(text("SELECT count(*) FROM damaged")).scalar_one() == 0
+    assert not world.repo("reader").verify(v.ref).ok  # a reader cannot clear it, or repair
+    assert not world.repo("reader").verify(v.ref, repair=True).ok
+
+    again = world.repo("writer").log_artifact(_many(world, "many")[0], project=p)
+    assert again.last_log.objects_sent == 1
+    assert world.repo("reader").verify(v.ref).ok
+    out = world.repo("reader").artifact(v.ref).download(world.tmp / "out")
+    assert {n: (out / n).read_text() for n in files} == files
+    with world.sql("owner").connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM damaged")).scalar_one() == 0
+
+
+def test_only_a_damaged_object_of_ones_own_namespace_can_lose_its_pack_index_row(world):
+    p = setup_project(world, "private", "rows")
+    v = world.repo("writer").log_artifact(_many(world, "many")[0], project=p)
+    digest = v.entry("f/00.txt").digest
+
+    def delete_row(who: str) -> int:
+        with world.sql(who).begin() as conn:
+            return conn.execute(
+                text("DELETE FROM packed WHERE namespace = :n AND digest = :d"),
+                {"n": p, "d": digest},
+            ).rowcount
+
+    assert delete_row("writer") == 0  # not reported damaged: the row stays
+    with world.sql("outsider").begin() as conn, pytest.raises(DBAPIError):
+        conn.execute(
+            text("INSERT INTO damaged VALUES (:n, :d, 'corrupt', now())"), {"n": p, "d": digest}
+        )
+    with world.sql("reader").begin() as conn:
+        conn.execute(
+            text("INSERT INTO damaged VALUES (:n, :d, 'corrupt', now())"), {"n": p, "d": digest}
+        )
+    assert delete_row("outsider") == 0 and delete_row("reader") == 0
+    assert delete_row("writer") == 1

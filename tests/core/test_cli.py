@@ -419,13 +419,20 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     cairn("rm", "demo/mnist:v0")
 
     dry = cairn("gc", "--dry-run")
-    assert dry.stdout.startswith("would free 1 objects (5 bytes)")
+    assert dry.stdout.splitlines() == [
+        "would free 5 bytes: would delete 1 object and 1 manifest that no version needs",
+        "would keep 12 bytes: 2 objects that versions, unfinished uploads or running writers "
+        "still need",
+    ]
     assert _objects(home) == before
 
     real = cairn("gc")
-    assert real.stdout.startswith("freed 1 objects (5 bytes)")
+    assert real.stdout.splitlines() == [
+        "freed 5 bytes: deleted 1 object and 1 manifest that no version needs",
+        "kept 12 bytes: 2 objects that versions, unfinished uploads or running writers still need",
+    ]
     assert len(_objects(home)) == 2
-    assert cairn("gc").stdout.startswith("freed 0 objects")
+    assert cairn("gc").stdout.startswith("freed 0 bytes: deleted 0 objects that")
     out = Path(cairn("get", "demo/mnist").stdout.strip())
     assert (out / "a.txt").read_text() == "changed"
 
@@ -442,6 +449,7 @@ def test_cache_cleanup_zero_empties_the_cache(data, home, tmp_path):
     assert r.stdout.startswith("removed 0 files") and len(_cached(home)) == 2
     r = cairn("cache", "cleanup", "0")
     assert r.stdout.startswith("removed 2 files (10 bytes)")
+    assert cairn("cache", "cleanup", "0").stdout.startswith("removed 0 files (0 bytes)")
     assert _cached(home) == []
     # the downloaded copy is unaffected, and a new get refills the cache
     assert (tmp_path / "out" / "a.txt").read_text() == "alpha"
@@ -488,18 +496,19 @@ def test_parse_size_rejects(text):
 def test_verify_exits_1_after_an_object_is_corrupted(data, home):
     cairn("put", str(data), "-n", "demo/mnist")
     ok = cairn("verify")
-    assert ok.stdout.strip() == "checked 1 versions, 2 objects, 10 bytes: all good"
+    assert ok.stdout.strip() == "checked 1 version, 2 objects (10 bytes): all good"
     assert cairn("verify", "demo/mnist:v0").stdout.endswith("all good\n")
 
     victim = _objects(home)[0]
     victim.chmod(0o644)  # store objects are read-only
     victim.write_bytes(b"rotten")
     bad = cairn("verify", code=1)
-    assert "1 corrupt" in bad.stdout
-    assert "corrupt: demo/mnist:v0" in bad.stdout
+    assert "(11 bytes): 1 corrupt\n" in bad.stdout  # "rotten" read back: 6 bytes
+    assert f"corrupt: object {victim.parent.name}{victim.name} in projects/demo/" in bad.stdout
+    assert "needed by 1 version:\n  demo/mnist:v0 " in bad.stdout
     cairn("verify", "demo/mnist:v0", code=1)
     victim.unlink()
-    assert "missing: demo/mnist:v0" in cairn("verify", code=1).stdout
+    assert "versions that need a bad object: demo/mnist:v0" in cairn("verify", code=1).stdout
 
 
 # -- projects --------------------------------------------------------------------------------
@@ -599,7 +608,7 @@ def test_rich_progress_draws_bytes_rate_and_eta():
     bar.finish()
     bar.finish()  # idempotent
     text = out.getvalue()
-    assert "downloading" in text and "2.0 MB" in text and "/s" in text
+    assert "downloading" in text and "1.9 MiB/1.9 MiB" in text and "iB/s" in text
 
     quiet = io.StringIO()
     idle = RichProgress(Console(file=quiet, force_terminal=True))
@@ -744,5 +753,70 @@ def test_progress_bar_on_a_terminal(tmp_path):
     os.close(leader)
     assert r.returncode == 0 and r.stdout == "demo/big:v0\n"
     text = drawn.decode(errors="replace")
-    assert "hashing" in text and "/4.2 MB" in text  # the bar: done/total bytes
+    assert "hashing" in text and "/4.0 MiB" in text  # the bar: done/total bytes
     assert "logged demo/big:v0" in text
+
+
+def _commands(group=None, path=()):
+    """(argv path, command) of every command and group of the CLI."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    yield path, group
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_reads_like_a_command_line_and_every_option_says_what_it_is_for():
+    for path, command in _commands():
+        text = runner.invoke(app, [*path, "--help"], terminal_width=200).stdout
+        for typer_ism in ("<bool>", "<str>", "<int", "<list[", "{"):
+            assert typer_ism not in text, (path, typer_ism, text)
+        for param in command.params:
+            if param.name not in ("install_completion", "show_completion"):
+                assert getattr(param, "help", None), (path, param.name)
+    put_help = runner.invoke(app, ["put", "--help"], terminal_width=200).stdout
+    assert "Usage: cairn put [OPTIONS] PATH" in put_help
+    assert "--description" in put_help and "What this version holds." in put_help
+    lineage_help = runner.invoke(app, ["lineage", "--help"], terminal_width=200).stdout
+    assert "[tree|dot|mermaid|json]" in lineage_help and "INTEGER" in lineage_help
+
+
+def test_sizes_are_binary_units_everywhere(data, home):
+    from cairn.sizes import format_size
+
+    assert [format_size(n) for n in (1, 1023, 1536, 5 << 30)] == [
+        "1 byte",
+        "1023 bytes",
+        "1.5 KiB",
+        "5.0 GiB",
+    ]
+    write(data / "big.bin", os.urandom(3 << 20))
+    put = cairn("put", str(data), "-n", "demo/mnist")
+    assert put.stderr == "logged demo/mnist:v0: 3 files, 3.0 MiB, 3.0 MiB newly stored\n"
+    assert "3.0 MiB (3145738 bytes), 3 files" in cairn("show", "demo/mnist").stdout
+    assert "3.0 MiB" in cairn("ls", "demo/mnist").stdout
+    assert "(3.0 MiB)" in cairn("verify").stdout
+
+
+def test_verify_repair_from_a_folder_fixes_the_store_and_lists_what_is_left(data, home, tmp_path):
+    cairn("put", str(data), "-n", "demo/mnist")
+    checkout = tmp_path / "checkout"
+    cairn("get", "demo/mnist", "--root", str(checkout))
+    cairn("cache", "cleanup", "0")
+    for victim in _objects(home):
+        victim.unlink()
+    moved = tmp_path / "moved"
+    (data / "a.txt").rename(tmp_path / "a-moved.txt")  # the stat cache's copy is gone too
+    (data / "sub" / "b.txt").rename(tmp_path / "b-moved.txt")
+
+    missing = cairn("verify", "--from", str(tmp_path / "nope"), code=2)
+    assert "--from" in missing.stderr and "no such folder" in missing.stderr
+    (moved).mkdir()
+    partial = cairn("verify", "--from", str(moved), code=1)
+    assert "not repaired: no good copy" in partial.stdout
+    assert "versions that need a bad object: demo/mnist:v0" in partial.stdout
+    fixed = cairn("verify", "--repair", "--from", str(checkout))
+    assert fixed.stdout.count("repaired ") == 2 and fixed.stdout.endswith("all good\n")
+    assert str(checkout / "a.txt") in fixed.stdout
+    cairn("verify")

@@ -7,7 +7,6 @@ finds them there as it would find loose objects.
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 from sqlalchemy import func, select
@@ -25,15 +24,8 @@ from cairn.layout import (
 )
 from cairn.objects import build, read_index
 
+from .conftest import random_files as _files
 from .conftest import stored_objects, write
-
-
-def _files(root, n: int, *, seed: int = 0, size: int = 1000) -> dict[str, bytes]:
-    rnd = random.Random(seed)
-    out = {f"f/{i:04d}.bin": rnd.randbytes(size) for i in range(n)}
-    for name, data in out.items():
-        write(root / name, data)
-    return out
 
 
 def _layout(repo) -> tuple[list[str], list[str]]:

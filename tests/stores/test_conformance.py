@@ -49,6 +49,23 @@ def test_rewriting_a_key_with_the_same_bytes_is_harmless(store):
     assert store.get("manifests/m.json") == b"{}"
 
 
+def test_put_replaces_an_existing_object(store):
+    """A repair writes a good copy over a corrupt one: put must not skip an existing key,
+    alone or in a batch, even when the old object is read-only on disk."""
+    store.put("objects/ab/cdef", b"rotten bytes")
+    local = getattr(_inner(store), "local_path", None)
+    if local is not None:
+        os.chmod(local("objects/ab/cdef"), 0o444)
+    store.put("objects/ab/cdef", b"good")
+    assert store.get("objects/ab/cdef") == b"good"
+    assert store.stat("objects/ab/cdef").size == 4
+    store.put_many({"objects/ab/cdef": b"better", "objects/ab/0123": b"new"}).raise_first()
+    assert store.get_many(["objects/ab/cdef", "objects/ab/0123"]).ok == {
+        "objects/ab/cdef": b"better",
+        "objects/ab/0123": b"new",
+    }
+
+
 def test_stat(store):
     store.put("objects/st/at", b"12345")
     info = store.stat("objects/st/at")

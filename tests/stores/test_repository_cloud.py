@@ -101,7 +101,7 @@ def test_log_download_draft_diff_verify_gc(cloud_repo, tmp_path):
     report = repo.gc()
     # d/000.txt ("file 0\n"): only v0 had it; it stays in its pack, which is mostly live
     assert (report.objects_deleted, report.dead_in_packs, report.dead_bytes_in_packs) == (0, 1, 7)
-    assert "1 dead objects (7 bytes) stay in packs" in str(report)
+    assert "not freed yet: 1 object (7 bytes) that no version needs, inside packs" in str(report)
     assert repo.verify().ok
     out1 = v1.download(tmp_path / "out1")
     assert (out1 / "d/new.txt").read_text() == "new"

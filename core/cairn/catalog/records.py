@@ -12,7 +12,7 @@ from ..layout import namespace_for
 from ..manifest import Manifest
 from ..names import LATEST, Ref
 from .schema import aliases, collections, manifests, parts, projects, versions
-from .sql import insert_ignore, now
+from .sql import clock, insert_ignore, now
 
 PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
 
@@ -240,13 +240,14 @@ def commit(
     conn.execute(
         update(collections).where(collections.c.id == coll.id).values(next_index=index + 1)
     )
+    at = clock(conn)  # one reading: a new version is created and committed at once
     values = {
         "idx": index,
         "state": COMMITTED,
         "digest": manifest.digest,
         "size": manifest.size,
         "file_count": manifest.file_count,
-        "committed_at": now(),
+        "committed_at": at,
     }
     if pending_id is not None:
         conn.execute(update(versions).where(versions.c.id == pending_id).values(**values))
@@ -259,7 +260,7 @@ def commit(
                 description=description,
                 metadata=metadata,
                 run_id=run_id,
-                created_at=now(),
+                created_at=at,
                 namespace=namespace,
                 **values,
             )

@@ -196,3 +196,29 @@ for _table, _column in ((versions, "metadata"), (runs, "config"), (runs, "summar
         postgresql_using="gin",
         postgresql_ops={_column: "jsonb_path_ops"},
     ).ddl_if(dialect="postgresql")
+
+# covers the question "which packs hold these digests" (revision 0006)
+Index("ix_packed_digest_pack", packed.c.namespace, packed.c.digest, packed.c.pack)
+
+# per store namespace, a counter bumped whenever an indexed object changes place (its
+# `packed` row deleted or moved, by gc or a repair): a machine that remembers where a
+# version's objects were trusts that memory only while the counter is unchanged
+pack_epochs = Table(
+    "pack_epochs",
+    metadata,
+    Column("namespace", String(128), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+)
+
+# objects `cairn verify` found bad in a store namespace: missing, corrupt, or in a pack that
+# is gone or cut short. Writers treat them as absent and store a good copy over them; the
+# row goes once a good copy is durable (docs/FORMAT.md "Damaged objects")
+damaged = Table(
+    "damaged",
+    metadata,
+    Column("namespace", String(128), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Column("problem", String(16), nullable=False),  # 'missing' or 'corrupt'
+    Column("found_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("problem IN ('missing', 'corrupt')", name="ck_damaged_problem"),
+)

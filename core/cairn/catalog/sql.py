@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+
+# values per IN (...) list: well inside every database's limit on bound parameters
+IN_LIST = 500
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def clock(conn: Connection) -> datetime:
+    """The time a version's `created_at` and `committed_at` take: the database server's
+    clock on PostgreSQL, where writers on many machines (with clocks apart) create and
+    commit one version; this machine's on SQLite, a catalog on one machine."""
+    if conn.dialect.name == "postgresql":
+        moment: datetime = conn.execute(select(func.now())).scalar_one()
+        return moment
+    return now()
 
 
 def insert_ignore(
@@ -23,3 +36,14 @@ def insert_ignore(
     mod = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = mod.insert(table).on_conflict_do_nothing(index_elements=keys)
     conn.execute(stmt, [rows] if isinstance(rows, dict) else list(rows))
+
+
+def delete_digests(conn: Connection, table: Table, namespace: str, digests: Iterable[str]) -> None:
+    """Delete the rows of `digests` in `namespace` from a table keyed by both."""
+    wanted = sorted(set(digests))
+    for i in range(0, len(wanted), IN_LIST):
+        conn.execute(
+            delete(table).where(
+                table.c.namespace == namespace, table.c.digest.in_(wanted[i : i + IN_LIST])
+            )
+        )

@@ -1,7 +1,9 @@
 """The storage interface: six primitives every backend implements, plus batched forms.
 
 Keys are '/'-separated relative paths chosen by cairn (see docs/FORMAT.md); backends
-never interpret them. Objects are write-once: `put` of an existing key may be skipped.
+never interpret them. Objects are named by their content and cairn writes each once,
+except to repair it: `put` of an existing key must replace it (a good copy over one
+`cairn verify` found corrupt), never skip it.
 Retries, concurrency, progress and dry-run wrap a Store; they are not flags inside it.
 
 `put_many` and `get_many` have sequential defaults built on `put` and `get`; a backend
@@ -51,7 +53,8 @@ class Store(ABC):
 
     @abstractmethod
     def put(self, key: str, data: bytes | memoryview) -> None:
-        """Write `data` at `key` atomically: readers see all of it or nothing."""
+        """Write `data` at `key` atomically, replacing what is there: readers see the old
+        object or all of the new one, never a mix."""
 
     @abstractmethod
     def get_range(self, key: str, start: int = 0, end: int | None = None) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from cairn import Artifact, ArtifactVersion, NotFound, Run
+from cairn.sizes import format_size
 
 from ..assets import outlet_for, record_asset_event
 from ..distributed import finish_version, upsert_part
@@ -103,8 +104,9 @@ class VersionOperator(CairnBaseOperator):
 
     def announce(self, context: Any, v: ArtifactVersion, verb: str) -> str:
         """Log the version, attach it to the outlet's asset event, return its ref."""
-        sent = f" ({v.last_log.bytes_sent} new)" if v.last_log else ""
-        self.log.info("%s %s: %d files, %d bytes%s", verb, v.ref, v.file_count, v.size, sent)
+        sent = f", {format_size(v.last_log.bytes_sent)} newly stored" if v.last_log else ""
+        files = f"{v.file_count} file" + ("" if v.file_count == 1 else "s")
+        self.log.info("%s %s: %s, %s%s", verb, v.ref, files, format_size(v.size), sent)
         record_asset_event(v, context)
         setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return v.ref

@@ -1,17 +1,16 @@
 // cairn UI: the little interaction pages need (everything else is plain HTML).
 "use strict";
 
-// as the server writes sizes (decimal units: 1 kB = 1000 bytes)
+// as the server writes sizes (cairn.sizes.format_size: 1 KiB = 1024 bytes)
 function humanSize(n) {
-  if (n < 1000) return n === 1 ? "1 byte" : `${n} bytes`;
-  const units = ["kB", "MB", "GB", "TB", "PB"];
-  let value = n / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
+  if (n < 1024) return n === 1 ? "1 byte" : `${n} bytes`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = n;
+  for (const [i, unit] of units.entries()) {
+    value /= 1024;
+    if (value < 1024 || i === units.length - 1) return `${value.toFixed(1)} ${unit}`;
   }
-  return `${value.toFixed(1)} ${units[unit]}`;
+  return `${n} bytes`;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
