@@ -21,6 +21,7 @@ from .repository import Repository
 from .run import Run
 from .search import RunKeys
 from .transfer import UploadStats
+from .tree import FileTree, FolderPage, TreeItem
 from .verify import VerifyReport
 from .version import ArtifactVersion
 
@@ -35,7 +36,9 @@ __all__ = [
     "Conflict",
     "Diff",
     "Entry",
+    "FileTree",
     "Finalized",
+    "FolderPage",
     "GCReport",
     "IntegrityError",
     "InvalidName",
@@ -49,6 +52,7 @@ __all__ = [
     "Repository",
     "Run",
     "RunKeys",
+    "TreeItem",
     "UploadStats",
     "VerifyReport",
 ]

@@ -844,6 +844,18 @@ def _note_single_user(info: ProjectInfo) -> None:
         typer.echo(_SINGLE_USER, err=True)
 
 
+@app.command("ui")
+def ui_(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+) -> None:
+    """Serve the read-only web UI: projects, versions, files, lineage, runs (the ui extra)."""
+    from .ui.serve import serve
+
+    serve(_repo(ctx), host=host, port=port)
+
+
 def main() -> None:
     """Console-script entry point (`cairn`, `python -m cairn`)."""
     app(prog_name="cairn")

@@ -66,17 +66,18 @@ class LineageGraph:
         }
 
 
-def build(version: ArtifactVersion, *, depth: int | None = None) -> LineageGraph:
-    """The lineage of `version`, up to `depth` edges away in each direction (None: all)."""
-    graph = LineageGraph(_key(version))
-    _add(graph, version)
-    _walk(graph, version, depth, upstream=True)
-    _walk(graph, version, depth, upstream=False)
+def build(start: ArtifactVersion | Run, *, depth: int | None = None) -> LineageGraph:
+    """The lineage of a version (or a run), up to `depth` edges away in each direction
+    (None: all). `build(x, depth=1)` is x with every node it has an edge to."""
+    graph = LineageGraph(_key(start))
+    _add(graph, start)
+    _walk(graph, start, depth, upstream=True)
+    _walk(graph, start, depth, upstream=False)
     return graph
 
 
 def _walk(
-    graph: LineageGraph, start: ArtifactVersion, depth: int | None, *, upstream: bool
+    graph: LineageGraph, start: ArtifactVersion | Run, depth: int | None, *, upstream: bool
 ) -> None:
     seen = {_key(start)}
     known = set(graph.edges)
@@ -112,7 +113,9 @@ def _downstream(item: Any) -> Iterable[tuple[Any, EdgeKind]]:
     from .run import Run
 
     if isinstance(item, Run):
-        return [(v, "logged") for v in item.logged_artifacts()]
+        logged = item.logged_artifacts()
+        parts = [v for v in item.contributed_artifacts() if v not in logged]
+        return [(v, "logged") for v in logged] + [(v, "contributed") for v in parts]
     return [(r, "used") for r in item.used_by()]
 
 

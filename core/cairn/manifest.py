@@ -233,25 +233,43 @@ class Manifest(Mapping[str, Entry]):
 
     @classmethod
     def from_bytes(cls, body: bytes, *, expect_digest: str | None = None) -> Manifest:
-        if body[:1] != b"{":
-            body = zlib.decompress(body)
-        if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
-            raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
-        doc = json.loads(body)
-        form = doc.get("format")
-        if form not in (FORMAT_FILES, FORMAT_VERSION):
-            raise IntegrityError(
-                f"manifest format {form!r} is not supported by this cairn "
-                f"(knows {FORMAT_FILES} and {FORMAT_VERSION}); upgrade cairn"
-            )
-        if form == FORMAT_FILES:
-            for p, e in doc["entries"].items():
-                if "kind" in e:
-                    raise IntegrityError(
-                        f"manifest format 1 has a {e['kind']!r} entry at {p!r}: only format 2 "
-                        "holds links and folders; the manifest is corrupt"
-                    )
+        doc = parse_document(body, expect_digest=expect_digest)
         return cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+
+
+def parse_document(body: bytes, *, expect_digest: str | None = None) -> dict[str, Any]:
+    """A manifest's JSON document (`{"entries": {path: entry}, "format": 1 or 2}`), its
+    digest and format checked, without building an `Entry` per path (see cairn.tree)."""
+    return read_document(verified_json(body, expect_digest=expect_digest))
+
+
+def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
+    """A stored manifest (compressed or not) as its canonical JSON, checked against its
+    digest: the bytes the digest was taken over."""
+    if body[:1] != b"{":
+        body = zlib.decompress(body)
+    if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
+        raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
+    return body
+
+
+def read_document(text: bytes) -> dict[str, Any]:
+    """The parsed JSON of a manifest, its format checked."""
+    doc: dict[str, Any] = json.loads(text)
+    form = doc.get("format")
+    if form not in (FORMAT_FILES, FORMAT_VERSION):
+        raise IntegrityError(
+            f"manifest format {form!r} is not supported by this cairn "
+            f"(knows {FORMAT_FILES} and {FORMAT_VERSION}); upgrade cairn"
+        )
+    if form == FORMAT_FILES:
+        for p, e in doc["entries"].items():
+            if "kind" in e:
+                raise IntegrityError(
+                    f"manifest format 1 has a {e['kind']!r} entry at {p!r}: only format 2 "
+                    "holds links and folders; the manifest is corrupt"
+                )
+    return doc
 
 
 def _checked(by_path: dict[str, Entry]) -> dict[str, Entry]:

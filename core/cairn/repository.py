@@ -361,6 +361,13 @@ class Repository:
             row = lineage.get_run(conn, rid)
         return Run(self, row, project)
 
+    def get_run(self, run_id: str) -> Run:
+        """A recorded run by its id (NotFound if there is none the caller may read)."""
+        run = self._run_by_id(run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
     # -- search (docs/SEARCH.md) ------------------------------------------------------------
 
     def search_versions(
@@ -527,6 +534,10 @@ class Repository:
         with self.catalog.read() as conn:
             return records.load_manifest(conn, digest)
 
+    def _manifest_body(self, digest: str) -> bytes:
+        with self.catalog.read() as conn:
+            return records.manifest_body(conn, digest)
+
     def _fetch(self, entries: Iterable[Entry], namespace: str) -> dict[str, str]:
         downloader = Downloader(
             self.objects,
@@ -612,6 +623,11 @@ class Repository:
     def _logged_by_run(self, run_id: str) -> list[ArtifactVersion]:
         with self.catalog.read() as conn:
             rows = lineage.logged_by_run(conn, run_id)
+        return self._versions(rows)
+
+    def _contributed_by_run(self, run_id: str) -> list[ArtifactVersion]:
+        with self.catalog.read() as conn:
+            rows = lineage.contributed_by_run(conn, run_id)
         return self._versions(rows)
 
     def _used_by_run(self, run_id: str) -> list[ArtifactVersion]:

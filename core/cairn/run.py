@@ -137,6 +137,10 @@ class Run:
     def used_artifacts(self) -> list[ArtifactVersion]:
         return self._repo._used_by_run(self.id)
 
+    def contributed_artifacts(self) -> list[ArtifactVersion]:
+        """Distributed versions this run upserted parts into (pending or committed)."""
+        return self._repo._contributed_by_run(self.id)
+
     def _group_id(self) -> str:
         from .errors import InvalidName
 

@@ -85,6 +85,14 @@ class CairnRepository(Block):
         default=None,
         description="Project used by refs and artifacts that name none (default: 'default').",
     )
+    ui_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the cairn UI showing this repository (`cairn ui`, e.g. "
+            "http://cairn:8765, or Airflow's http://airflow/cairn). When set, tasks that "
+            "log or use a version publish a link artifact to the version's page."
+        ),
+    )
 
     def get_repository(self) -> Repository:
         """Open the repository; the only place the secrets are unwrapped. Close it after

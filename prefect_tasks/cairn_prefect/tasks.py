@@ -42,7 +42,7 @@ from cairn import (
 )
 from cairn.sizes import format_size
 
-from . import summary
+from . import links, summary
 from .blocks import CairnRepository, repository_block
 from .identity import PrefectIdentity
 
@@ -93,7 +93,8 @@ def log_artifact(
     content returns the existing version. Publishes a table artifact summarising the version.
     `config` is set on the task run's cairn run, `metrics` logged to its summary.
     """
-    with _cairn_run(repository, project, config, metrics) as (repo, run):
+    block = repository_block(repository)
+    with _cairn_run(block, project, config, metrics) as (repo, run):
         art = _start(run, name, type) if incremental else Artifact(name, type)
         if description is not None:
             art.description = description
@@ -106,6 +107,7 @@ def log_artifact(
                 _logger().warning("nothing to remove at %r in %s: skipped", p, name)
         v = run.log_artifact(art, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_sent(v))
+        links.publish(block.ui_url, v, verb="logged")
         return v.ref
 
 
@@ -125,11 +127,13 @@ def use_artifact(
     `path` the local copy of that one file, or with `download=False` the exact ref
     (`demo/x:v3`) the given ref resolved to.
     """
-    with _open(repository) as repo:
+    block = repository_block(repository)
+    with _open(block) as repo:
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
             v = run.use_artifact(ref)
             _logger().info("using %s (%d files, %s)", v.ref, v.file_count, format_size(v.size))
+            links.publish(block.ui_url, v, verb="used")
             if path is not None:
                 return str(v.get_path(path))
             if not download:
@@ -209,12 +213,14 @@ def finish_artifact(
     then counts the bytes the parts stored. `config` and `metrics` go to this task run's
     cairn run, as for `log_artifact`.
     """
-    with _cairn_run(repository, project, config, metrics) as (repo, run):
+    block = repository_block(repository)
+    with _cairn_run(block, project, config, metrics) as (repo, run):
         art = Artifact(name, type, description=description, metadata=metadata)
         _add(art, path, prefix)
         # a retry whose earlier attempt committed gets that version back from cairn
         v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
         _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
+        links.publish(block.ui_url, v, verb="committed")
         return v.ref
 
 

@@ -116,6 +116,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Local download cache (empty: $CAIRN_HOME/cache)",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "ui_url": {
+                        "label": "UI URL",
+                        "description": "A standalone `cairn ui` for task links, e.g. "
+                        "http://cairn:8765 (empty: the UI in this Airflow, at /cairn)",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "login", "password", "port"],
@@ -125,4 +131,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "asset-uris": [{"schemes": ["cairn"], "handler": None}],
+        # the cairn UI in the API server at /cairn, with a navigation entry
+        "plugins": [{"name": "cairn", "plugin-class": "cairn_airflow.plugins.CairnPlugin"}],
+        "extra-links": ["cairn_airflow.links.CairnVersionLink"],
     }

@@ -148,6 +148,28 @@ def test_distributed_parts_are_contributed_edges(repo):
     }
 
 
+def test_build_from_a_run_follows_its_parts_downstream(repo):
+    with repo.run(project="demo", name="prep") as run:
+        run.log_artifact(_art("raw"))
+    with repo.run(project="demo", name="writer", group="g2") as writer:
+        writer.use_artifact("raw")
+        part = Artifact("shards", type="dataset")
+        with part.new_file("part-0.txt") as f:
+            f.write("part 0")
+        writer.upsert_artifact(part)
+    assert _edges(lineage.build(writer, depth=1)) == {
+        ("demo/raw:v0", "writer", "used"),
+        ("writer", "demo/shards@g2", "contributed"),
+    }
+    with repo.run(project="demo", name="finisher", group="g2") as run:
+        v = run.finish_artifact(Artifact("shards", type="dataset"))
+    assert [x.ref for x in repo.get_run(writer.id).contributed_artifacts()] == [v.ref]
+    # downstream of raw: the writer, and through its part the committed version
+    assert ("writer", "demo/shards:v0", "contributed") in _edges(
+        lineage.build(repo.artifact("demo/raw:v0"))
+    )
+
+
 def _render(renderable) -> str:
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(renderable)

@@ -129,3 +129,13 @@ def contributors_of(conn: Connection, version_id: int) -> list[Row]:
         .order_by(runs.c.created_at)
     )
     return list(conn.execute(q))
+
+
+def contributed_by_run(conn: Connection, run_id: str) -> list[Row]:
+    """Versions the run upserted parts into, oldest first."""
+    q = (
+        version_query()
+        .where(versions.c.id.in_(select(parts.c.version_id).where(parts.c.run_id == run_id)))
+        .order_by(versions.c.id)
+    )
+    return list(conn.execute(q))

@@ -117,11 +117,16 @@ def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None
 
 
 def load_manifest(conn: Connection, digest: str) -> Manifest:
+    return Manifest.from_bytes(manifest_body(conn, digest), expect_digest=digest)
+
+
+def manifest_body(conn: Connection, digest: str) -> bytes:
+    """The stored (compressed) manifest, unchecked: callers verify it against `digest`."""
     # any copy the caller may read: copies in several projects hold the same bytes
     body = conn.scalar(select(manifests.c.body).where(manifests.c.digest == digest).limit(1))
     if body is None:
         raise NotFound(f"manifest {digest} is missing from the catalog")
-    return Manifest.from_bytes(body, expect_digest=digest)
+    return bytes(body)
 
 
 # -- versions ------------------------------------------------------------------------------

@@ -61,6 +61,17 @@ class CairnHook(BaseHook):
         self.__dict__["repository_options"] = options
 
     @cached_property
+    def ui_url(self) -> str | None:
+        """Where a standalone `cairn ui` serves this repository (extra `ui_url`), if set;
+        task links then go there instead of to the UI mounted in Airflow."""
+        try:
+            extra = self.get_connection(self.cairn_conn_id).extra_dejson
+        except AirflowNotFoundException:
+            return None
+        url = extra.get("ui_url", extra.get("extra__cairn__ui_url"))
+        return str(url).rstrip("/") if url else None
+
+    @cached_property
     def repository(self) -> Repository:
         return Repository.open(**self.repository_options)
 

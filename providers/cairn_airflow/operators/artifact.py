@@ -24,6 +24,7 @@ from ..distributed import finish_version, upsert_part
 from ..errors import task_errors
 from ..hooks.cairn import CairnHook
 from ..identity import task_run
+from ..links import REF_ATTRIBUTE, CairnVersionLink
 
 Paths = str | Sequence[str] | None
 
@@ -99,12 +100,15 @@ class VersionOperator(CairnBaseOperator):
         self.metadata = metadata
         self.description = description
 
+    operator_extra_links = (CairnVersionLink(),)
+
     def announce(self, context: Any, v: ArtifactVersion, verb: str) -> str:
         """Log the version, attach it to the outlet's asset event, return its ref."""
         sent = f", {format_size(v.last_log.bytes_sent)} newly stored" if v.last_log else ""
         files = f"{v.file_count} file" + ("" if v.file_count == 1 else "s")
         self.log.info("%s %s: %s, %s%s", verb, v.ref, files, format_size(v.size), sent)
         record_asset_event(v, context)
+        setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return v.ref
 
 
@@ -181,6 +185,7 @@ class UseArtifactOperator(CairnBaseOperator):
 
     template_fields: Sequence[str] = ("ref", "path", "root", "project", "config", "metrics")
     job_type = "use_artifact"
+    operator_extra_links = (CairnVersionLink(),)
 
     def __init__(
         self,
@@ -201,6 +206,7 @@ class UseArtifactOperator(CairnBaseOperator):
             local = v.get_path(self.path) if self.path else v.download(self._root(v))
         self.log.info("using %s at %s", v.ref, local)
         context["ti"].xcom_push(key="ref", value=v.ref)
+        setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return str(local)
 
     def _root(self, v: ArtifactVersion) -> str:
