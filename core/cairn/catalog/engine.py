@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .jsondoc import dumps
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()
@@ -41,6 +41,9 @@ class Catalog:
         engine_ref = weakref.ref(self.engine)
         os.register_at_fork(after_in_child=lambda: _dispose_in_child(engine_ref))
         self.dialect = self.engine.dialect.name
+        #: called before every write transaction that does not opt out: the repository
+        #: checks there that store and catalog belong together (cairn.identity)
+        self.before_write: Callable[[], object] | None = None
         if migrate:
             ensure_schema(self.engine)
 
@@ -50,8 +53,13 @@ class Catalog:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that commits on success and rolls back on any error."""
+    def write(self, *, check: bool = True) -> Iterator[Connection]:
+        """A transaction that commits on success and rolls back on any error.
+
+        `before_write` runs first unless `check` is False (the binding itself).
+        """
+        if check and self.before_write is not None:
+            self.before_write()
         with self.engine.connect() as conn:
             conn = conn.execution_options(cairn_write=True)
             with _refusals(conn), conn.begin():
@@ -72,6 +80,10 @@ class Catalog:
         """Lock one row until the transaction ends (a no-op on SQLite, already serial)."""
         if self.dialect == "postgresql":
             conn.execute(table.select().where(table.c.id == row_id).with_for_update())
+
+    def display_url(self) -> str:
+        """The catalog's URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
