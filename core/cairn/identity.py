@@ -19,7 +19,8 @@ store's:
 | no id | c, binding pending | stamp c (finish an interrupted adoption) |
 | no id | c, bound | refused |
 | none (no config.json) | no c, not legacy | create: bind a new id, write the store's config |
-| none | no c, legacy | refused (the catalog's versions are elsewhere) |
+| none | no c, legacy, the store holds data | adopt (a store made before config.json) |
+| none | no c, legacy, the store is empty | refused (the catalog's versions are elsewhere) |
 | none | c, binding pending | write the store's config with c (another process binding) |
 | none | c, bound | refused |
 
@@ -97,12 +98,14 @@ def decide(
             f"CAIRN_STORE at the store of repository {c}",
         )
     if c is None:
-        if not catalog.legacy:
+        # a legacy catalog adopts a store without config.json only if it holds data
+        # (bytes of the catalog's versions); an empty one is somewhere else
+        if not catalog.legacy or not store_empty():
             return Decision("bind")
         return Decision(
             "refuse",
-            "is empty (it has no config.json), but this catalog holds versions made before "
-            "repository ids: point CAIRN_STORE at the store it was used with",
+            "is empty, but this catalog holds versions made before repository ids: point "
+            "CAIRN_STORE at the store it was used with",
         )
     if catalog.pending:
         return Decision("stamp")

@@ -319,7 +319,8 @@ _S, _C = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222
         ((_C, True, False), "", None, "stamp"),
         ((_C, False, False), "", None, "refuse"),
         ((None, False, False), None, None, "bind"),  # new store, new catalog
-        ((None, False, True), None, None, "refuse"),
+        ((None, False, True), None, True, "refuse"),  # the legacy catalog's store is elsewhere
+        ((None, False, True), None, False, "bind"),  # ... or here, without config.json
         ((_C, True, False), None, None, "stamp"),
         ((_C, False, False), None, None, "refuse"),
     ],

@@ -68,6 +68,10 @@ def _row_level_security() -> None:
     op.execute(f"ALTER TABLE {s}.repository FORCE ROW LEVEL SECURITY")
     op.execute(f"CREATE POLICY cairn_read ON {s}.repository FOR SELECT USING (true)")
     op.execute(f"CREATE POLICY cairn_update ON {s}.repository FOR UPDATE USING (true)")
+    # the row is the migration's; only the catalog's administrators add or remove it
+    admin = f"{s}.cairn_is_admin(current_user)"
+    op.execute(f"CREATE POLICY cairn_insert ON {s}.repository FOR INSERT WITH CHECK ({admin})")
+    op.execute(f"CREATE POLICY cairn_delete ON {s}.repository FOR DELETE USING ({admin})")
     # an id, once set, never changes: a wrong store can never re-bind a catalog
     op.execute(
         f"""CREATE FUNCTION {s}.cairn_keep_id() RETURNS trigger LANGUAGE plpgsql AS $$
