@@ -14,6 +14,7 @@ from .errors import (
     ReferenceChanged,
     RepositoryMismatch,
 )
+from .export import ExportReport
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
 from .names import Ref
@@ -37,6 +38,7 @@ __all__ = [
     "Conflict",
     "Diff",
     "Entry",
+    "ExportReport",
     "FileTree",
     "Finalized",
     "FolderPage",

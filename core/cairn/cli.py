@@ -690,6 +690,60 @@ def gc(
     typer.echo(str(_repo(ctx).gc(dry_run=dry_run, grace=parse_duration(grace))))
 
 
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    what: Annotated[
+        str,
+        typer.Argument(
+            metavar="REF|PROJECT",
+            help="A project (all of it), project/name (every version) or a ref naming one "
+            "version (project/name:v3, project/name:production).",
+        ),
+    ],
+    to: Annotated[
+        str,
+        typer.Option("--to", metavar="STORE_URL", help="The target repository's store."),
+    ],
+    to_catalog: Annotated[
+        str,
+        typer.Option(
+            "--to-catalog",
+            metavar="URL",
+            help="The target repository's catalog (sqlite:///path/catalog.db, "
+            "postgresql+psycopg://...).",
+        ),
+    ],
+    to_storage_options: Annotated[
+        str | None,
+        typer.Option(
+            "--to-storage-options",
+            metavar="JSON",
+            help="fsspec options for the target store (credentials, endpoint), as JSON.",
+        ),
+    ] = None,
+) -> None:
+    """Copy versions into another repository, sending only the objects it lacks.
+
+    Version numbers, aliases, metadata, descriptions, lineage, the project's visibility
+    and members come along. Refused, with nothing written, when the target uses one of
+    the version numbers for other content. Running it again brings the copy up to date.
+    """
+    options = None
+    if to_storage_options:
+        try:
+            options = json.loads(to_storage_options)
+        except ValueError as exc:
+            raise BadInput(f"--to-storage-options is not JSON: {exc}") from exc
+        if not isinstance(options, dict):
+            raise BadInput("--to-storage-options must be a JSON object")
+    source = _repo(ctx)
+    target = ctx.find_root().with_resource(
+        Repository.open(to_catalog, to, storage_options=options, home=source.home)
+    )
+    typer.echo(str(source.export(what, to=target)))
+
+
 cache_app = typer.Typer(help="The local download cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 

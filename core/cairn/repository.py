@@ -16,6 +16,7 @@ from .catalog import Catalog, lineage, records, sqlite_url
 from .catalog.jsondoc import document
 from .download import Downloader
 from .errors import CairnError, NotFound
+from .export import ExportReport, export_into
 from .gc import DEFAULT_GRACE, GCReport, collect
 from .identity import Identity
 from .manifest import Diff, Entry, Manifest
@@ -489,6 +490,14 @@ class Repository:
         with self.catalog.read() as conn:
             access.require_maintenance(conn, "run gc")
         return collect(self, dry_run=dry_run, grace=seconds)
+
+    def export(self, what: str, *, to: Repository) -> ExportReport:
+        """Copy a project, a collection (`project/name`) or one version (`project/name:v3`)
+        into another repository `to`, keeping version numbers, aliases, metadata,
+        descriptions, lineage, visibility and members, and sending only the objects it
+        lacks. Conflict (nothing written) if `to` uses one of the numbers for other
+        content (docs/EXPORT.md)."""
+        return export_into(self, what, to)
 
     def verify(
         self, ref: str | None = None, *, repair: bool = False, folders: Sequence[str] = ()

@@ -32,6 +32,7 @@ from cairn.catalog import damaged, leases, packs
 from cairn.catalog.schema import metadata
 from cairn.cli import app
 from cairn.layout import pack_key
+from cairn.storeconfig import StoreConfig
 
 from .conftest import migrate_to, write
 
@@ -707,6 +708,8 @@ def old_catalog(request, tmp_path) -> str:
 
 def test_a_0001_catalog_upgrades_to_head_keeping_its_data(old_catalog, tmp_path):
     _db_at_0001(old_catalog, tmp_path)
+    # its store, as the cairn of 0001 left it: config.json of store format 1 (no id)
+    write(tmp_path / "home" / "store" / "config.json", StoreConfig().to_bytes())
     with Repository.open(catalog=old_catalog, home=str(tmp_path / "home")) as repo:
         for ref, path in (("one/x", "a.txt"), ("two/y", "a.txt")):
             v = repo.artifact(ref)

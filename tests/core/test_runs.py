@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 import pytest
 
 from cairn import CairnError, InvalidQuery, Repository, Run, RunKeys
+from cairn.storeconfig import StoreConfig
 
 _ctx = mp.get_context("spawn")
 
 
-def _log_keys(catalog: str, home: str, run_id: str, worker: int, rounds: int) -> None:
-    with Repository.open(catalog=catalog, home=home) as repo:
+def _log_keys(catalog: str, store: str, home: str, run_id: str, worker: int, rounds: int) -> None:
+    with Repository.open(catalog=catalog, store=store, home=home) as repo:
         [run] = repo.search_runs("id = :id", params={"id": run_id})
         for i in range(rounds):
             run.log_summary({f"w{worker}": i, "shared": worker})
@@ -107,7 +108,10 @@ def test_bad_summaries_are_refused_and_change_nothing(repo, values, message):
 def test_processes_logging_different_keys_keep_each_others(repo, catalog_url, home, tmp_path):
     run = repo.run(project="p", name="shared")
     workers, rounds = 4, 15
-    args = [(catalog_url, str(tmp_path / f"w{i}"), run.id, i, rounds) for i in range(workers)]
+    args = [
+        (catalog_url, repo.store.url, str(tmp_path / f"w{i}"), run.id, i, rounds)
+        for i in range(workers)
+    ]
     with _ctx.Pool(workers) as pool:
         pool.starmap(_log_keys, args)
     summary = run.refresh().summary
@@ -246,7 +250,7 @@ def test_migration_0005_adds_run_documents_and_downgrades_cleanly(catalog_url, h
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.pool import NullPool
 
-    from .conftest import migrate_to
+    from .conftest import migrate_to, write
 
     home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(catalog_url, poolclass=NullPool)
@@ -302,6 +306,8 @@ def test_migration_0005_adds_run_documents_and_downgrades_cleanly(catalog_url, h
         assert sorted(rls) == [("runs", True, True), ("versions", True, True)]
         assert policies == 8
         assert "cairn_right(p.id" in _read_policy(engine, "versions")  # once per statement
+    # its store, as the cairn of 0004 left it: config.json of store format 1 (no id)
+    write(home / "store" / "config.json", StoreConfig().to_bytes())
     with Repository.open(catalog=catalog_url, home=str(home)) as repo:
         [v] = repo.search_versions("metadata.acc > 0.5 AND metadata.tag = 'x'")
         assert v.metadata == {"acc": 0.9, "tag": "x"}

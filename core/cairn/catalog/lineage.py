@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
@@ -24,10 +25,12 @@ def create_run(
     attributes: dict[str, Any],
     run_id: str | None = None,
     config: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
 ) -> str:
     """Create a run, or resume the one with the same id (an orchestrator's task retry):
     a resumed run is running again and takes the new attributes (the try number...);
-    `config` keys given again replace theirs, the others stay."""
+    `config` keys given again replace theirs, the others stay. `created_at` keeps a
+    copied run's time (`cairn export`)."""
     rid = run_id or uuid.uuid4().hex
     if run_id is not None:
         resumed = conn.execute(
@@ -53,7 +56,7 @@ def create_run(
             "config": config or {},
             "summary": {},
             "state": "running",
-            "created_at": now(),
+            "created_at": created_at or now(),
         },
         ["id"],
     )
@@ -77,8 +80,10 @@ def merge_document(
     return merged
 
 
-def finish_run(conn: Connection, run_id: str, state: str) -> None:
-    conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=now()))
+def finish_run(conn: Connection, run_id: str, state: str, *, at: datetime | None = None) -> None:
+    conn.execute(
+        update(runs).where(runs.c.id == run_id).values(state=state, finished_at=at or now())
+    )
 
 
 def get_run(conn: Connection, run_id: str) -> Row:

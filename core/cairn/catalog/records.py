@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, delete, func, select, update
@@ -219,28 +220,45 @@ def commit(
     run_id: str | None,
     namespace: str,
     pending_id: int | None = None,
+    index: int | None = None,
+    created_at: datetime | None = None,
 ) -> tuple[int, bool]:
     """Make `manifest` a committed version of `coll`; return (version id, created).
 
     Runs inside the caller's write transaction, after every object is durably stored
     in `namespace` (a pending version keeps the namespace it was created with). The
     collection row lock makes the identical-content check and the index bump atomic
-    (invariants 3 and 4).
+    (invariants 3 and 4). `index` and `created_at` keep a copied version's number and
+    time (another repository's, `cairn export`): Conflict if the number is taken, or
+    the content is already another number's.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(collections.c.id).where(collections.c.id == coll.id).with_for_update())
     existing = committed_with_digest(conn, coll.id, manifest.digest)
     if existing is not None:
+        if index is not None and existing.idx != index:
+            raise Conflict(
+                f"{existing.project}/{existing.collection}:v{existing.idx} has the content of "
+                f"v{index} already"
+            )
         return existing.id, False
-    index = int(
+    following = int(
         conn.execute(
             select(collections.c.next_index).where(collections.c.id == coll.id)
         ).scalar_one()
     )
+    if index is None:
+        index = following
+    elif conn.scalar(
+        select(versions.c.id).where(versions.c.collection_id == coll.id, versions.c.idx == index)
+    ):
+        raise Conflict(f"v{index} of {coll.name} exists already, with other content")
     conn.execute(
-        update(collections).where(collections.c.id == coll.id).values(next_index=index + 1)
+        update(collections)
+        .where(collections.c.id == coll.id)
+        .values(next_index=max(following, index + 1))
     )
-    at = clock(conn)  # one reading: a new version is created and committed at once
+    at = created_at or clock(conn)  # one reading: a new version is created and committed at once
     values = {
         "idx": index,
         "state": COMMITTED,
