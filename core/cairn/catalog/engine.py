@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import CairnError
 from ..files import use_wal
+from . import journal as journals
 from .jsondoc import dumps
 from .schema import metadata
 
@@ -41,6 +42,9 @@ class Catalog:
         engine_ref = weakref.ref(self.engine)
         os.register_at_fork(after_in_child=lambda: _dispose_in_child(engine_ref))
         self.dialect = self.engine.dialect.name
+        #: where each write transaction's record goes before it commits (the store log);
+        #: None writes none (a catalog opened without its store)
+        self.journal: journals.Journal | None = None
         if migrate:
             ensure_schema(self.engine)
 
@@ -50,12 +54,23 @@ class Catalog:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction that commits on success and rolls back on any error."""
+    def write(self, *, record: bool = True) -> Iterator[Connection]:
+        """A transaction that commits on success and rolls back on any error.
+
+        What it changed goes to the journal as one record before the commit (docs/FORMAT.md
+        "Store log": record first, then commit); `record=False` is for writes that put the
+        log's own content back (recover).
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(cairn_write=True)
-            with _refusals(conn), conn.begin():
-                yield conn
+            entries = journals.begin(conn) if record and self.journal is not None else None
+            try:
+                with _refusals(conn), conn.begin():
+                    yield conn
+                    if entries and self.journal is not None:
+                        self.journal.flush(conn, entries)
+            finally:
+                journals.end(conn)
 
     def gc_guard(self, conn: Connection, *, exclusive: bool) -> None:
         """Take the GC lock inside `conn`'s transaction (released when it ends).

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from ..errors import NotFound
+from . import journal
 from .records import version_query
 from .schema import parts, runs, usages, versions
 from .sql import insert_ignore, now
@@ -38,6 +39,7 @@ def create_run(
         if resumed.rowcount:
             if config:
                 merge_document(conn, rid, "config", config)
+            journal.note_run(conn, "run.started", rid)
             return rid
     insert_ignore(
         conn,
@@ -57,6 +59,7 @@ def create_run(
         },
         ["id"],
     )
+    journal.note_run(conn, "run.started", rid)
     return rid
 
 
@@ -74,11 +77,13 @@ def merge_document(
         raise NotFound(f"run {run_id} not found")
     merged = {**current, **values}
     conn.execute(update(runs).where(runs.c.id == run_id).values({column: merged}))
+    journal.note_run(conn, "run.updated", run_id)
     return merged
 
 
 def finish_run(conn: Connection, run_id: str, state: str) -> None:
     conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, finished_at=now()))
+    journal.note_run(conn, "run.finished", run_id)
 
 
 def get_run(conn: Connection, run_id: str) -> Row:
@@ -89,12 +94,18 @@ def get_run(conn: Connection, run_id: str) -> Row:
 
 
 def record_use(conn: Connection, run_id: str, version_id: int) -> None:
+    known = conn.scalar(
+        select(usages.c.run_id).where(usages.c.run_id == run_id, usages.c.version_id == version_id)
+    )
+    if known is not None:
+        return
     insert_ignore(
         conn,
         usages,
         {"run_id": run_id, "version_id": version_id, "created_at": now()},
         ["run_id", "version_id"],
     )
+    journal.note_usage(conn, run_id, version_id)
 
 
 def users_of(conn: Connection, version_id: int) -> list[Row]:
