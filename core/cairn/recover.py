@@ -45,7 +45,11 @@ class CatalogReport:
 
     def __str__(self) -> str:
         if self.ok:
-            done = f"; applied {self.reconciled} change(s) from the store log" if self.reconciled else ""
+            done = (
+                f"; applied {self.reconciled} change(s) from the store log"
+                if self.reconciled
+                else ""
+            )
             return f"catalog and store log agree{done}"
         head = f"{len(self.differences)} difference(s) between the catalog and the store log"
         if self.reconciled:
@@ -186,18 +190,19 @@ def _apply(
     changed.sort(key=lambda k: (ORDER.index(k.partition(":")[0]), k))
     for key in changed:
         restorer.put(key, rows[key])
+    restorer.flush()
     # aliases the log removed (or whose version it deleted) that the catalog still has
     stale = [k for k in found if k.startswith("alias:") and k not in rows]
     for key in stale:
         restorer.remove_alias(key)
-    wanted = [
-        k for k in changed if k.startswith("version:") and rows[k]["state"] == "COMMITTED"
-    ]
-    for key, body in _manifests(store, state, rows, wanted, problems).items():
-        item = rows[key]
-        restorer.save_manifest(
-            item["project"], item["digest"], body, item["size"], item["file_count"]
-        )
+    wanted = [k for k in changed if k.startswith("version:") and rows[k]["state"] == "COMMITTED"]
+    bodies = _manifests(store, state, rows, wanted, problems)
+    restorer.save_manifests(
+        [
+            (rows[k]["project"], rows[k]["digest"], body, rows[k]["size"], rows[k]["file_count"])
+            for k, body in bodies.items()
+        ]
+    )
     return len(changed) + len(stale)
 
 
@@ -218,7 +223,7 @@ def _manifests(
     for object_key, key in fetch.items():
         digest = rows[key]["digest"]
         try:
-            data = got.ok[object_key] if object_key in got.ok else None
+            data = got.ok.get(object_key)
             if data is None:
                 raise got.failed[object_key]
             out[key] = Manifest.from_bytes(data, expect_digest=digest).compressed()
@@ -232,7 +237,9 @@ def _manifests(
 
 def _index_packs(store: Store, conn: Any, rows: dict[str, Any]) -> int:
     """Rebuild the pack index from each pack's own index (docs/FORMAT.md "Packs")."""
-    spaces = set(namespaces(store)) | {r["namespace"] for k, r in rows.items() if k.startswith("version:")}
+    spaces = set(namespaces(store)) | {
+        r["namespace"] for k, r in rows.items() if k.startswith("version:")
+    }
     total = 0
     for namespace in sorted(spaces):
         for info in store.list(namespace_prefix(namespace) + PACKS):

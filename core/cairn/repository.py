@@ -27,8 +27,8 @@ from .run import Run
 from .search import RunKeys
 from .staging import stage, write_manifest
 from .statcache import StatCache
-from .stores import Store, open_store
 from .storelog import StoreLog
+from .stores import Store, open_store
 from .transfer import Scan, UploadStats, scan
 from .version import ArtifactVersion
 

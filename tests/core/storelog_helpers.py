@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import servers
 from sqlalchemy.engine import make_url
 
 from cairn import Artifact, Repository
 from cairn.catalog.dump import dump
 from cairn.recover import differences
-import servers
 
 
 def open_repo(home: Path, catalog_url: str, store: str, options: dict | None) -> Repository:

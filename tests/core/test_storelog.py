@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,8 +57,8 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     assert catalog_differences(before, snapshot(repo)) == []
     assert repo.verify_catalog().ok
     # the bytes read back through the recovered catalog
-    assert open(repo.artifact("demo/ds:staging").get_path("a.txt")).read() == "content 3"
-    assert open(repo.artifact("secret/notes:kept").get_path("s.txt")).read() == "private bytes"
+    assert Path(repo.artifact("demo/ds:staging").get_path("a.txt")).read_text() == "content 3"
+    assert Path(repo.artifact("secret/notes:kept").get_path("s.txt")).read_text() == "private bytes"
     repo.cache.cleanup(max_bytes=0)
     assert repo.verify().ok  # every object, packed ones included, read back
     assert repo.artifact("demo/model:best").logged_by().summary == {"acc": 0.93}
@@ -85,8 +86,10 @@ def test_recover_from_the_command_line_into_another_catalog(home, catalog_url, t
     rebuilt.close()
     if catalog_url.startswith("postgresql"):
         # SQLite records no role: the project creators and grantors are the only difference
-        assert all("created_by" in d or "granted_by" in d or "members" in d for d in
-                   catalog_differences(before, after))
+        assert all(
+            "created_by" in d or "granted_by" in d or "members" in d
+            for d in catalog_differences(before, after)
+        )
     else:
         assert catalog_differences(before, after) == []
 
@@ -124,12 +127,14 @@ def test_verify_catalog_lists_every_difference_and_reconcile_applies_the_log(
     assert done.returncode == 1, done.stdout
     lines = done.stdout.splitlines()
     assert lines[0] == "3 difference(s) between the catalog and the store log:"
-    assert any(x.startswith("version demo/ds:v1: description is \"tampered\"") for x in lines)
+    assert any(x.startswith('version demo/ds:v1: description is "tampered"') for x in lines)
     assert "alias demo/model:best: in the store log, not in the catalog" in lines
     assert any(x.startswith("run ") and "summary" in x for x in lines)
     done = subprocess.run([*check, "--reconcile"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
-    assert done.stdout.strip() == "catalog and store log agree; applied 3 change(s) from the store log"
+    assert (
+        done.stdout.strip() == "catalog and store log agree; applied 3 change(s) from the store log"
+    )
     assert repo.artifact("demo/ds:v1").description == "take 1"
     assert repo.artifact("demo/model:best").version == "v0"
     repo.close()
@@ -199,7 +204,9 @@ def test_a_catalog_from_before_the_log_is_written_to_it_first(home, catalog_url,
     assert not os.path.exists(home / "store" / STARTED_KEY)
     repo = Repository.open(catalog=catalog_url, home=str(home))
     (tmp_path / "data" / "new.txt").write_text("first write with the log")
-    repo.log_artifact(Artifact("ds", type="dataset").add_dir(str(tmp_path / "data")), project="demo")
+    repo.log_artifact(
+        Artifact("ds", type="dataset").add_dir(str(tmp_path / "data")), project="demo"
+    )
     before = snapshot(repo)
     assert json.loads((home / "store" / STARTED_KEY).read_text())["genesis"] is True
     repo.close()

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -110,7 +111,7 @@ def test_sigkill_between_record_and_commit_is_reconciled_without_loss(
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     v = repo.artifact("demo/ds:fresh")
     assert v.version == "v4" and repo.artifact("demo/ds:latest").version == "v4"
-    assert open(v.get_path("n.txt")).read() == "logged by a writer that was killed"
+    assert Path(v.get_path("n.txt")).read_text() == "logged by a writer that was killed"
     (data / "n.txt").write_text("next")
     art = Artifact("ds", type="dataset").add_dir(str(data))
     assert repo.log_artifact(art, project="demo").version == "v5"
@@ -131,15 +132,18 @@ def test_a_number_taken_after_the_crash_keeps_both_versions(home, catalog_url, t
     cfg = dict(catalog=catalog_url, store=url, options=None, home=str(home), data=str(data))
     _die(mode="log", **cfg)
     (data / "n.txt").write_text("second writer")
-    assert repo.log_artifact(Artifact("ds", type="dataset").add_dir(str(data)), project="demo").version == "v4"
+    assert (
+        repo.log_artifact(Artifact("ds", type="dataset").add_dir(str(data)), project="demo").version
+        == "v4"
+    )
 
     rebuilt_url = f"sqlite:///{tmp_path}/rebuilt.db"
     repo.recover(into=rebuilt_url)
     report = repo.verify_catalog(reconcile=True)
     assert report.ok and report.reconciled >= 2, str(report)
-    assert open(repo.artifact("demo/ds:v4").get_path("n.txt")).read() == "second writer"
+    assert Path(repo.artifact("demo/ds:v4").get_path("n.txt")).read_text() == "second writer"
     killed = repo.artifact("demo/ds:fresh")
-    assert killed.version == "v5" and open(killed.get_path("n.txt")).read() == "killed writer"
+    assert killed.version == "v5" and Path(killed.get_path("n.txt")).read_text() == "killed writer"
     assert repo.artifact("demo/ds:latest").version == "v5"
     rebuilt = open_repo(home, rebuilt_url, url, None)
     diffs = catalog_differences(snapshot(repo), snapshot(rebuilt))

@@ -71,6 +71,8 @@ class Catalog:
                         self.journal.flush(conn, entries)
             finally:
                 journals.end(conn)
+            if entries and self.journal is not None:
+                self.journal.committed()
 
     def gc_guard(self, conn: Connection, *, exclusive: bool) -> None:
         """Take the GC lock inside `conn`'s transaction (released when it ends).

@@ -27,6 +27,9 @@ class Journal(Protocol):
 
     def flush(self, conn: Connection, entries: list[dict[str, Any]]) -> None: ...
 
+    def committed(self) -> None:
+        """The transaction whose entries were flushed last has committed."""
+
 
 def begin(conn: Connection) -> list[dict[str, Any]]:
     """Start buffering this transaction's notes on `conn`."""
@@ -149,7 +152,8 @@ def note_version(conn: Connection, kind: str, version_id: int) -> None:
         body = conn.scalar(
             select(manifests.c.body).where(
                 manifests.c.digest == row.digest,
-                manifests.c.project_id == select(projects.c.id).where(projects.c.name == row.project).scalar_subquery(),
+                manifests.c.project_id
+                == select(projects.c.id).where(projects.c.name == row.project).scalar_subquery(),
             )
         )
         if body is not None and len(body) <= INLINE_MANIFEST:

@@ -37,11 +37,15 @@ def collection(
 ) -> Row:
     """The collection row; with create=True it is made on first use."""
     pid = project_id(conn, project, create=create)
-    made = create and type and _insert_new(
-        conn,
-        collections,
-        {"project_id": pid, "name": name, "type": type, "created_at": now()},
-        ["project_id", "name"],
+    made = (
+        create
+        and type
+        and _insert_new(
+            conn,
+            collections,
+            {"project_id": pid, "name": name, "type": type, "created_at": now()},
+            ["project_id", "name"],
+        )
     )
     row = conn.execute(
         select(collections).where(collections.c.project_id == pid, collections.c.name == name)

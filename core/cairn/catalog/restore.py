@@ -1,8 +1,9 @@
 """Putting store-log items back into catalog rows (recover and reconcile).
 
-`put` writes one item (catalog/journal.py's shape) as the rows it describes, inserting
-or updating; `Restorer` remembers the ids it looked up, so restoring 10,000 versions
-costs a statement or two each. Callers order items parents first (`ORDER`).
+`put` takes one item (catalog/journal.py's shape) and writes the rows it describes,
+inserting or updating: projects and collections at once, runs, versions, aliases and
+usages at `flush`, new rows of a kind in one statement (recovering 10,000 versions is a
+few statements, not 10,000). Callers put items parents first (`ORDER`), then flush.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Restorer:
         self._projects: dict[str, int] = {}
         self._collections: dict[str, int] = {}
         self._versions: dict[tuple[int, int], int] = {}
+        self._runs: set[str] = set()
+        self._pending_runs: list[tuple[str, dict[str, Any]]] = []
+        self._pending_versions: list[tuple[str, dict[str, Any]]] = []
+        self._pending_aliases: list[tuple[str, dict[str, Any]]] = []
+        self._pending_usages: list[tuple[str, dict[str, Any]]] = []
 
     def put(self, key: str, item: dict[str, Any]) -> None:
         kind, _, rest = key.partition(":")
@@ -40,16 +46,21 @@ class Restorer:
                 delete(aliases).where(aliases.c.collection_id == cid, aliases.c.name == name)
             )
 
-    def save_manifest(self, project: str, digest: str, body: bytes, size: int, files: int) -> None:
-        row = {
-            "project_id": self._project_id(project),
-            "digest": digest,
-            "body": body,
-            "size": size,
-            "file_count": files,
-            "created_at": now(),
-        }
-        insert_ignore(self.conn, manifests, row, ["project_id", "digest"])
+    def save_manifests(self, rows: list[tuple[str, str, bytes, int, int]]) -> None:
+        """(project, digest, compressed body, size, file count) of each manifest."""
+        at = now()
+        values = [
+            {
+                "project_id": self._project_id(project),
+                "digest": digest,
+                "body": body,
+                "size": size,
+                "file_count": files,
+                "created_at": at,
+            }
+            for project, digest, body, size, files in rows
+        ]
+        insert_ignore(self.conn, manifests, values, ["project_id", "digest"])
 
     # -- one method per kind of item ------------------------------------------------------------
 
@@ -102,77 +113,123 @@ class Restorer:
             self.conn.execute(update(collections).where(collections.c.id == cid).values(**values))
 
     def _run(self, run_id: str, item: dict[str, Any]) -> None:
-        values = {
-            "project_id": self._project_id(item["project"]),
-            "name": item["name"],
-            "job_type": item["job_type"],
-            "group_name": item["group"],
-            "kind": item["kind"],
-            "attributes": item["attributes"],
-            "state": item["state"],
-            "config": item["config"],
-            "summary": item["summary"],
-            "created_at": moment(item["created_at"]),
-            "finished_at": moment(item["finished_at"]),
-        }
-        known = self.conn.scalar(select(runs.c.id).where(runs.c.id == run_id))
-        if known is None:
-            self.conn.execute(runs.insert().values(id=run_id, **values))
-        else:
-            self.conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+        self._pending_runs.append((run_id, item))
 
     def _version(self, key: str, item: dict[str, Any]) -> None:
-        collection, _, index = key.rpartition(":")
-        cid = self._collection_id(collection)
-        if cid is None:
-            raise KeyError(f"collection {collection} of {key}")
-        run = item["run"]
-        if run is not None and self.conn.scalar(select(runs.c.id).where(runs.c.id == run)) is None:
-            run = None  # its run is not in the log (verify lists the difference)
-        values = {
-            "state": item["state"],
-            "digest": item["digest"],
-            "namespace": item["namespace"],
-            "size": item["size"],
-            "file_count": item["file_count"],
-            "description": item["description"],
-            "metadata": item["metadata"],
-            "run_id": run,
-            "distributed_id": item["distributed_id"],
-            "created_at": moment(item["created_at"]),
-            "committed_at": moment(item["committed_at"]),
-        }
-        vid = self._version_id(cid, int(index))
-        if vid is None:
-            vid = self.conn.execute(
-                versions.insert()
-                .values(collection_id=cid, idx=int(index), **values)
-                .returning(versions.c.id)
-            ).scalar_one()
-            self._versions[(cid, int(index))] = vid
-        else:
-            self.conn.execute(update(versions).where(versions.c.id == vid).values(**values))
+        self._pending_versions.append((key, item))
 
     def _alias(self, key: str, item: dict[str, Any]) -> None:
-        collection, _, name = key.rpartition(":")
-        cid = self._collection_id(collection)
-        vid = None if cid is None else self._version_id(cid, int(item["version"]))
-        if cid is None or vid is None:
-            return
-        self.conn.execute(
-            delete(aliases).where(aliases.c.collection_id == cid, aliases.c.name == name)
-        )
-        self.conn.execute(aliases.insert().values(collection_id=cid, name=name, version_id=vid))
+        self._pending_aliases.append((key, item))
 
     def _usage(self, key: str, item: dict[str, Any]) -> None:
-        run, _, version = key.partition("|")
-        collection, _, index = version.rpartition(":")
-        cid = self._collection_id(collection)
-        vid = None if cid is None else self._version_id(cid, int(index))
-        if vid is None or self.conn.scalar(select(runs.c.id).where(runs.c.id == run)) is None:
-            return
-        row = {"run_id": run, "version_id": vid, "created_at": moment(item["created_at"])}
-        insert_ignore(self.conn, usages, row, ["run_id", "version_id"])
+        self._pending_usages.append((key, item))
+
+    # -- many rows at once: one statement per kind for what is new ------------------------------
+
+    def flush(self) -> None:
+        """Write the runs, versions, aliases and usages `put` gathered (in that order)."""
+        self._flush_runs()
+        self._flush_versions()
+        self._flush_aliases()
+        self._flush_usages()
+
+    def _flush_runs(self) -> None:
+        known = set(self.conn.scalars(select(runs.c.id)))
+        new, old = [], []
+        for run_id, item in self._pending_runs:
+            values = {
+                "project_id": self._project_id(item["project"]),
+                "name": item["name"],
+                "job_type": item["job_type"],
+                "group_name": item["group"],
+                "kind": item["kind"],
+                "attributes": item["attributes"],
+                "state": item["state"],
+                "config": item["config"],
+                "summary": item["summary"],
+                "created_at": moment(item["created_at"]),
+                "finished_at": moment(item["finished_at"]),
+            }
+            (old if run_id in known else new).append({"id": run_id, **values})
+        if new:
+            self.conn.execute(runs.insert(), new)
+        for row in old:
+            self.conn.execute(update(runs).where(runs.c.id == row.pop("id")).values(**row))
+        self._runs = known | {r["id"] for r in new}
+        self._pending_runs = []
+
+    def _load_versions(self) -> None:
+        rows = self.conn.execute(select(versions.c.id, versions.c.collection_id, versions.c.idx))
+        self._versions = {(r.collection_id, r.idx): r.id for r in rows if r.idx is not None}
+
+    def _flush_versions(self) -> None:
+        self._load_versions()
+        new, old = [], []
+        for key, item in self._pending_versions:
+            collection, _, index = key.rpartition(":")
+            cid = self._collection_id(collection)
+            if cid is None:
+                raise KeyError(f"collection {collection} of {key}")
+            run = item["run"] if item["run"] in self._runs else None
+            values = {
+                "collection_id": cid,
+                "idx": int(index),
+                "state": item["state"],
+                "digest": item["digest"],
+                "namespace": item["namespace"],
+                "size": item["size"],
+                "file_count": item["file_count"],
+                "description": item["description"],
+                "metadata": item["metadata"],
+                "run_id": run,  # None: its run is not in the log (verify lists it)
+                "distributed_id": item["distributed_id"],
+                "created_at": moment(item["created_at"]),
+                "committed_at": moment(item["committed_at"]),
+            }
+            vid = self._versions.get((cid, int(index)))
+            (new if vid is None else old).append((vid, values))
+        if new:
+            self.conn.execute(versions.insert(), [v for _, v in new])
+        for vid, values in old:
+            self.conn.execute(update(versions).where(versions.c.id == vid).values(**values))
+        if new:
+            self._load_versions()
+        self._pending_versions = []
+
+    def _flush_aliases(self) -> None:
+        rows = []
+        for key, item in self._pending_aliases:
+            collection, _, name = key.rpartition(":")
+            cid = self._collection_id(collection)
+            vid = None if cid is None else self._versions.get((cid, int(item["version"])))
+            if cid is not None and vid is not None:
+                rows.append({"collection_id": cid, "name": name, "version_id": vid})
+        existing = {(r.collection_id, r.name) for r in self.conn.execute(select(aliases))}
+        for row in rows:
+            if (row["collection_id"], row["name"]) in existing:
+                self.conn.execute(
+                    delete(aliases).where(
+                        aliases.c.collection_id == row["collection_id"],
+                        aliases.c.name == row["name"],
+                    )
+                )
+        if rows:
+            self.conn.execute(aliases.insert(), rows)
+        self._pending_aliases = []
+
+    def _flush_usages(self) -> None:
+        rows = []
+        for key, item in self._pending_usages:
+            run, _, version = key.partition("|")
+            collection, _, index = version.rpartition(":")
+            cid = self._collection_id(collection)
+            vid = None if cid is None else self._versions.get((cid, int(index)))
+            if vid is not None and run in self._runs:
+                rows.append(
+                    {"run_id": run, "version_id": vid, "created_at": moment(item["created_at"])}
+                )
+        insert_ignore(self.conn, usages, rows, ["run_id", "version_id"])
+        self._pending_usages = []
 
     # -- ids ------------------------------------------------------------------------------------
 
@@ -199,15 +256,3 @@ class Restorer:
                 return None
             self._collections[key] = cid
         return self._collections[key]
-
-    def _version_id(self, cid: int, index: int) -> Any:
-        if (cid, index) not in self._versions:
-            vid = self.conn.scalar(
-                select(versions.c.id).where(
-                    versions.c.collection_id == cid, versions.c.idx == index
-                )
-            )
-            if vid is None:
-                return None
-            self._versions[(cid, index)] = vid
-        return self._versions[(cid, index)]

@@ -111,10 +111,11 @@ class CompactReport:
         )
 
 
-def compact(store: Store) -> CompactReport:
-    """Fold each namespace's records into one snapshot, then delete what it holds."""
+def compact(store: Store, only: list[str] | None = None) -> CompactReport:
+    """Fold each namespace's records (of `only`, default all) into one snapshot, then
+    delete what it holds."""
     folded = merged = written = 0
-    for namespace in namespaces(store):
+    for namespace in namespaces(store) if only is None else only:
         log = read(store, [namespace])
         if not log.records and len(log.snapshots) <= 1:
             continue

@@ -9,6 +9,7 @@ transaction back: nothing is committed that the log does not hold.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,10 @@ from ..stores import Store
 from .format import NAMESPACES, STARTED_KEY, encode_record, record_key
 from .genesis import write_genesis
 
+#: on average, one commit in this many compacts the namespaces it wrote to afterwards,
+#: so a log holds about this many records beyond its snapshots (reading stays fast)
+COMPACT_EVERY = 1000
+
 
 class StoreLog:
     """The journal that writes each transaction's record into `store`."""
@@ -33,6 +38,7 @@ class StoreLog:
         self._started = False
         self._namespaces: set[str] = {SHARED}
         self._last = ""
+        self._written: set[str] = set()
 
     def flush(self, conn: Connection, entries: list[dict[str, Any]]) -> None:
         if not self._started:
@@ -56,6 +62,17 @@ class StoreLog:
             self.store.put_many(puts).raise_first()
         # durable before the catalog commits (docs/FORMAT.md "Store log", rule 1)
         self.store.sync()
+        self._written = set(groups)
+
+    def committed(self) -> None:
+        if random.random() * COMPACT_EVERY >= 1:
+            return
+        from .reader import compact
+
+        try:
+            compact(self.store, sorted(self._written))
+        except Exception:  # noqa: S110 - the commit stands; the next compaction retries
+            pass
 
     def _stamp(self, conn: Connection) -> str:
         """The record's time: the database's clock, read now (PostgreSQL: not the
