@@ -36,8 +36,8 @@ from cairn import Artifact, Repository  # noqa: E402
 from cairn.catalog import Catalog, records  # noqa: E402
 from cairn.manifest import Entry, Manifest  # noqa: E402
 from cairn.recover import recover  # noqa: E402
-from cairn.stores import open_store  # noqa: E402
 from cairn.storelog import StoreLog, compact  # noqa: E402
+from cairn.stores import open_store  # noqa: E402
 
 KiB = 1 << 10
 
@@ -87,9 +87,7 @@ def many_versions(work: Path, n: int, *, log: bool) -> float:
     return took
 
 
-def paired(
-    label: str, repeat: int, run: Callable[..., float], *args: object
-) -> dict[str, object]:
+def paired(label: str, repeat: int, run: Callable[..., float], *args: object) -> dict[str, object]:
     """Median of `repeat` runs each way, alternating on and off."""
     on: list[float] = []
     off: list[float] = []
@@ -103,8 +101,11 @@ def paired(
         "runs": repeat,
     }
     row["ratio"] = row["with log s"] / row["without log s"]  # type: ignore[operator]
-    print(f"{label}: without {row['without log s']:.3f}s, with {row['with log s']:.3f}s, "
-          f"ratio {row['ratio']:.3f}", flush=True)
+    print(
+        f"{label}: without {row['without log s']:.3f}s, with {row['with log s']:.3f}s, "
+        f"ratio {row['ratio']:.3f}",
+        flush=True,
+    )
     return row
 
 
@@ -148,8 +149,9 @@ def recover_rows(work: Path, n: int, store_url: str, options: dict | None, where
     source = f"sqlite:///{work}/source-{where}.db"
     start = time.perf_counter()
     build_log(store_url, options, source, n)
-    print(f"built a log of {n} versions on {where} in {time.perf_counter() - start:.1f}s",
-          flush=True)
+    print(
+        f"built a log of {n} versions on {where} in {time.perf_counter() - start:.1f}s", flush=True
+    )
     rows = []
     took = timed_recover(store_url, options, f"sqlite:///{work}/r1-{where}.db")
     rows.append({"store": where, "log": f"{n} records", "recover s": took})
@@ -160,10 +162,17 @@ def recover_rows(work: Path, n: int, store_url: str, options: dict | None, where
     compact_s = time.perf_counter() - start
     store.close()
     took = timed_recover(store_url, options, f"sqlite:///{work}/r2-{where}.db")
-    rows.append({"store": where, "log": "1 snapshot (after compact-log)", "recover s": took,
-                 "compact s": compact_s})
-    print(f"compact {compact_s:.2f}s; recover from the snapshot on {where}: {took:.2f}s",
-          flush=True)
+    rows.append(
+        {
+            "store": where,
+            "log": "1 snapshot (after compact-log)",
+            "recover s": took,
+            "compact s": compact_s,
+        }
+    )
+    print(
+        f"compact {compact_s:.2f}s; recover from the snapshot on {where}: {took:.2f}s", flush=True
+    )
     return rows
 
 
@@ -183,18 +192,27 @@ def main() -> None:
         paired_rows = []
         if "first" in only:
             data = small_files(work / "small", files)
-            paired_rows.append(paired(f"first log of {files} files of 4 KiB", args.repeat,
-                                      first_log, work, data))
+            paired_rows.append(
+                paired(f"first log of {files} files of 4 KiB", args.repeat, first_log, work, data)
+            )
         if "versions" in only:
-            paired_rows.append(paired(f"{versions} versions of one collection",
-                                      args.repeat, many_versions, work, versions))
+            paired_rows.append(
+                paired(
+                    f"{versions} versions of one collection",
+                    args.repeat,
+                    many_versions,
+                    work,
+                    versions,
+                )
+            )
         out["log"] = paired_rows
         if "recover" in only:
             rows = recover_rows(work, recovered, str(work / "store-local"), None, "local")
             with servers.moto_s3() as s3, servers.s3_bucket(s3) as bucket:
                 os.environ.update(s3.environ)
-                rows += recover_rows(work, recovered, f"s3://{bucket}/store",
-                                     s3.storage_options, "s3 (moto)")
+                rows += recover_rows(
+                    work, recovered, f"s3://{bucket}/store", s3.storage_options, "s3 (moto)"
+                )
             out["recover"] = rows
     out["load_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=2))

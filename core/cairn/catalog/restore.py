@@ -135,7 +135,8 @@ class Restorer:
 
     def _flush_runs(self) -> None:
         known = set(self.conn.scalars(select(runs.c.id)))
-        new, old = [], []
+        new: list[dict[str, Any]] = []
+        old: list[dict[str, Any]] = []
         for run_id, item in self._pending_runs:
             values = {
                 "project_id": self._project_id(item["project"]),
@@ -164,7 +165,8 @@ class Restorer:
 
     def _flush_versions(self) -> None:
         self._load_versions()
-        new, old = [], []
+        new: list[tuple[int | None, dict[str, Any]]] = []
+        old: list[tuple[int | None, dict[str, Any]]] = []
         for key, item in self._pending_versions:
             collection, _, index = key.rpartition(":")
             cid = self._collection_id(collection)
