@@ -226,3 +226,92 @@ def test_recover_into_the_same_catalog_reconciles_and_a_bad_log_is_refused(home,
     with pytest.raises(CairnError, match="format 9; this cairn reads 1: upgrade cairn"):
         repo.verify_catalog()
     repo.close()
+
+
+def _commit(n: int, digest: str) -> dict:
+    return {
+        "kind": "version.committed",
+        "key": f"version:p/c:{n}",
+        "project": "p",
+        "value": {"version": n, "digest": digest, "state": "COMMITTED", "metadata": {}},
+    }
+
+
+def test_folding_is_last_writer_wins_and_order_free():
+    from cairn.storelog.state import State
+
+    records = [
+        (
+            "t1",
+            [
+                _commit(0, "a"),
+                {
+                    "kind": "alias.set",
+                    "key": "alias:p/c:prod",
+                    "project": "p",
+                    "value": {"version": 0},
+                },
+            ],
+        ),
+        (
+            "t2",
+            [
+                {
+                    **_commit(0, "a"),
+                    "kind": "version.edited",
+                    "value": {
+                        "version": 0,
+                        "digest": "a",
+                        "state": "COMMITTED",
+                        "metadata": {"k": 2},
+                    },
+                }
+            ],
+        ),
+        (
+            "t3",
+            [
+                {
+                    "kind": "alias.removed",
+                    "key": "alias:p/c:prod",
+                    "project": "p",
+                    "value": {"version": None},
+                }
+            ],
+        ),
+    ]
+    forward, backward = State(), State()
+    for at, entries in records:
+        forward.apply(at, entries)
+    for at, entries in reversed(records):
+        backward.apply(at, entries)
+    assert forward.rows() == backward.rows()
+    rows = forward.rows()
+    assert rows["version:p/c:0"]["metadata"] == {"k": 2}
+    assert "alias:p/c:prod" not in rows and rows["alias:p/c:latest"] == {"version": 0}
+    # a record applied twice, or a snapshot merged twice, changes nothing
+    again = forward.copy()
+    again.apply(*records[1])
+    again.merge_state(forward)
+    assert again.rows() == rows
+
+
+def test_a_number_claimed_twice_goes_to_the_later_commit_and_the_other_moves():
+    from cairn.storelog.state import State
+
+    state = State()
+    state.apply("t1", [_commit(0, "a")])
+    # killed before its commit: its record claims 1 with its own alias
+    state.apply(
+        "t2",
+        [
+            _commit(1, "orphan"),
+            {"kind": "alias.set", "key": "alias:p/c:x", "project": "p", "value": {"version": 1}},
+        ],
+    )
+    state.apply("t3", [_commit(1, "b")])  # the writer that committed 1
+    rows = state.rows()
+    assert rows["version:p/c:1"]["digest"] == "b"
+    assert rows["version:p/c:2"]["digest"] == "orphan" and rows["version:p/c:2"]["version"] == 2
+    assert rows["alias:p/c:x"] == {"version": 2}  # its alias followed it
+    assert state.next_index("p/c") == 3
