@@ -12,6 +12,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ReferenceChanged,
+    RepositoryMismatch,
 )
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
@@ -53,6 +54,7 @@ __all__ = [
     "Ref",
     "ReferenceChanged",
     "Repository",
+    "RepositoryMismatch",
     "Run",
     "RunKeys",
     "TreeItem",

@@ -24,6 +24,7 @@ from . import __version__, listing, search
 from . import lineage as graphs
 from .artifact import Artifact
 from .console import RichProgress, human_size, print_table, when
+from .durations import parse_duration
 from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
 from .manifest import Entry
@@ -670,9 +671,23 @@ def prune(
 def gc(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="Keep unneeded objects younger than this (90s, 30m, 1h, 2d; 0 for none): "
+            "a writer may be about to commit them.",
+        ),
+    ] = "1h",
 ) -> None:
-    """Delete stored objects no live version needs."""
-    typer.echo(str(_repo(ctx).gc(dry_run=dry_run)))
+    """Delete stored objects no live version needs.
+
+    Only in store namespaces this catalog owns, only what was written longer ago than
+    the grace period, and only after recording what goes under gc/ in the store.
+    Refused when the store belongs to another repository's catalog.
+    """
+    typer.echo(str(_repo(ctx).gc(dry_run=dry_run, grace=parse_duration(grace))))
 
 
 cache_app = typer.Typer(help="The local download cache.", no_args_is_help=True)

@@ -48,3 +48,8 @@ class InvalidQuery(CairnError, ValueError):
         shown = query if len(query) <= 80 else query[:77] + "..."
         context = f" (in {what} {shown!r})" if query and position else ""
         super().__init__(f"invalid {what}{where}: {reason}{context}")
+
+
+class RepositoryMismatch(CairnError):
+    """The store and the catalog belong to different repositories (or one of them to
+    none): writes and deletions are refused, so a wrong catalog never changes a store."""

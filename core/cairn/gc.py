@@ -26,79 +26,32 @@ from sqlalchemy import Connection, delete, select
 from . import objects as packing
 from .catalog import leases, packs, parts, records
 from .catalog.packs import Member
-from .catalog.schema import manifests, versions
+from .catalog.schema import manifests, projects, versions
+from .gcrecord import Doomed, GCRecord, utc_stamp, write_record
+from .gcreport import GCReport
 from .layout import (
     MANIFESTS,
     OBJECTS,
     PACKS,
     PROJECTS,
+    SHARED,
     digest_of_manifest_key,
     digest_of_object_key,
     digest_of_pack_key,
     pack_key,
 )
-from .sizes import format_size
 from .stores import ObjectInfo, Store
 
 if TYPE_CHECKING:
     from .repository import Repository
 
-# objects younger than this are left alone: a writer on a clock-skewed machine may be
-# between its upload and its lease renewal
-_GRACE_SECONDS = 0.0
+#: objects and manifests younger than this are left alone by default: a writer working
+#: from another process's view (an expired lease, a clock-skewed machine, a writer that
+#: has uploaded and not yet leased) may be about to commit them
+DEFAULT_GRACE = 3600.0
 # a pack is rewritten with its live objects alone once at least this share of the bytes
 # of the objects it indexes is dead
 _REPACK_DEAD = 0.5
-
-
-@dataclass(frozen=True)
-class GCReport:
-    objects_deleted: int
-    bytes_freed: int
-    objects_kept: int
-    manifests_deleted: int
-    dry_run: bool
-    #: packs deleted whole, and packs rewritten to hold only their live objects
-    packs_deleted: int = 0
-    packs_rewritten: int = 0
-    #: dead objects left in packs that are mostly live (freed when their pack is rewritten)
-    dead_in_packs: int = 0
-    dead_bytes_in_packs: int = 0
-    #: bytes of the objects kept
-    bytes_kept: int = 0
-
-    def __str__(self) -> str:
-        free, delete, keep, rewrite = (
-            ("would free", "would delete", "would keep", "would rewrite")
-            if self.dry_run
-            else ("freed", "deleted", "kept", "rewrote")
-        )
-        gone = [_count(self.objects_deleted, "object")]
-        if self.manifests_deleted:
-            gone.append(_count(self.manifests_deleted, "manifest"))
-        lines = [
-            f"{free} {format_size(self.bytes_freed)}: {delete} {' and '.join(gone)} "
-            "that no version needs",
-            f"{keep} {format_size(self.bytes_kept)}: {_count(self.objects_kept, 'object')} "
-            "that versions, unfinished uploads or running writers still need",
-        ]
-        if self.packs_deleted or self.packs_rewritten:
-            lines.append(
-                f"packs: {delete} {self.packs_deleted} whole, {rewrite} "
-                f"{self.packs_rewritten} to hold only what is still needed"
-            )
-        if self.dead_in_packs:
-            lines.append(
-                f"not freed yet: {_count(self.dead_in_packs, 'object')} "
-                f"({format_size(self.dead_bytes_in_packs)}) that no version needs, inside "
-                "packs whose other objects are still needed (a pack is rewritten once half "
-                "of it is unneeded)"
-            )
-        return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @dataclass
@@ -114,7 +67,7 @@ class _Plan:
     """What one gc run deletes: keys with their (namespace, digest), catalog rows, packs
     to rewrite; and what it counts."""
 
-    doomed: list[tuple[str, str, str]] = field(default_factory=list)
+    doomed: list[Doomed] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)  # manifest rows
     forget: list[tuple[str, list[Member]]] = field(default_factory=list)  # pack index rows
     #: (pack, its namespace, every indexed member, the live ones)
@@ -127,26 +80,40 @@ class _Plan:
     freed: int = 0
     dead_in_packs: int = 0
     dead_bytes_in_packs: int = 0
+    objects_recent: int = 0
+    bytes_recent: int = 0
+    objects_foreign: int = 0
 
 
-def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
+def collect(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
     """Two transactions, each holding the GC guard exclusive. The first decides, moves
-    the pack index off what goes (rewriting packs that are mostly dead) and commits; the
-    second deletes the bytes that are still dead (a writer may have leased some since).
-    References go before bytes: a crash in between leaves only unreferenced bytes
-    behind, for the next run."""
+    the pack index off what goes (rewriting packs that are mostly dead), records the
+    decision in the store and commits; the second deletes the bytes that are still dead
+    (a writer may have leased some since). The record goes before any deletion and
+    references before bytes: a crash in between leaves only unreferenced bytes behind,
+    for the next run, and the record of why."""
+    repo_id = repo.identity.require("run gc")
     started = time.time()
+    record: str | None = None
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=True)
-        plan = _plan(repo.store, conn, _live(conn), started)
+        plan = _plan(repo.store, conn, _live(conn), _owned(conn), _Age(started, grace))
         rewritten = plan.rewrite
         if not dry_run:
+            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
+            plan.doomed += [
+                Doomed(info.key, ns, members[0].pack, info.size)
+                for info, ns, members, _ in rewritten
+            ]
+            if plan.doomed or plan.rows or plan.forget:
+                record = write_record(
+                    repo.store,
+                    _record(repo, repo_id, plan, rewritten, started=started, grace=grace),
+                )
             if plan.rows:
                 conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
             for namespace, members in plan.forget:
                 packs.forget(conn, namespace, [m.digest for m in members])
-            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
-            plan.doomed += [(info.key, ns, members[0].pack) for info, ns, members, _ in rewritten]
         for info, _, members, alive in rewritten:
             plan.objects_deleted += len(members) - len(alive)
             plan.freed += info.size - sum(m.size for m in alive)
@@ -156,9 +123,10 @@ def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
             # a writer may have found and even committed some of them in between
             now = _live(conn)
             repo.store.delete(
-                key
-                for key, ns, d in plan.doomed
-                if d not in now.objects[ns] and d not in now.manifests[ns]
+                d.key
+                for d in plan.doomed
+                if d.digest not in now.objects[d.namespace]
+                and d.digest not in now.manifests[d.namespace]
             )
     return GCReport(
         plan.objects_deleted,
@@ -171,10 +139,67 @@ def collect(repo: Repository, *, dry_run: bool = False) -> GCReport:
         plan.dead_in_packs,
         plan.dead_bytes_in_packs,
         plan.bytes_kept,
+        objects_recent=plan.objects_recent,
+        bytes_recent=plan.bytes_recent,
+        objects_foreign=plan.objects_foreign,
+        grace=grace,
+        record=record,
     )
 
 
-def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
+def _record(
+    repo: Repository,
+    repo_id: str,
+    plan: _Plan,
+    rewritten: list[tuple[ObjectInfo, str, list[Member], list[Member]]],
+    *,
+    started: float,
+    grace: float,
+) -> GCRecord:
+    return GCRecord(
+        repository=repo_id,
+        catalog=repo.catalog.display_url(),
+        started_at=utc_stamp(started),
+        grace_seconds=grace,
+        delete=list(plan.doomed),
+        manifest_rows=sorted(plan.rows),
+        repacked=[
+            {"namespace": ns, "pack": members[0].pack, "kept": str(len(alive))}
+            for _, ns, members, alive in rewritten
+        ],
+        forgotten=[
+            {"namespace": ns, "pack": members[0].pack, "objects": len(members)}
+            for ns, members in plan.forget
+            if members
+        ],
+    )
+
+
+def _owned(conn: Connection) -> set[str]:
+    """The store namespaces this catalog owns: the shared one, each of its projects',
+    and every namespace a version of it records."""
+    names = {r[0] for r in conn.execute(select(projects.c.name))}
+    recorded = {r[0] for r in conn.execute(select(versions.c.namespace).distinct())}
+    return {SHARED} | names | recorded
+
+
+@dataclass(frozen=True)
+class _Age:
+    """Which objects are old enough to go: last written a grace period before gc began."""
+
+    started: float
+    grace: float
+
+    def old(self, info: ObjectInfo) -> bool:
+        # an object whose age the store does not report is kept, unless there is no grace
+        if info.mtime is None:
+            return self.grace <= 0
+        return info.mtime <= self.started - self.grace
+
+
+def _plan(store: Store, conn: Connection, live: _Live, owned: set[str], age: _Age) -> _Plan:
+    """What goes: everything in an owned namespace no live version, part or lease needs
+    and written a grace period before gc began (younger dead objects stay)."""
     plan = _Plan()
     stored_packs: dict[tuple[str, str], ObjectInfo] = {}
     # the shared namespace at the root, every private one under projects/
@@ -182,34 +207,45 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
     )
     for info in listing:
-        recent = _recent(info, started)
         obj = digest_of_object_key(info.key)
-        if obj is not None:
-            if recent or obj[1] in live.objects[obj[0]]:
-                plan.objects_kept += 1
-                plan.bytes_kept += info.size
-            else:
-                plan.doomed.append((info.key, *obj))
-                plan.objects_deleted += 1
-                plan.freed += info.size
+        man = digest_of_manifest_key(info.key) if obj is None else None
+        pack = digest_of_pack_key(info.key) if obj is None and man is None else None
+        found = obj or man or pack
+        if found is None:
             continue
-        man = digest_of_manifest_key(info.key)
-        if man is not None and not recent and man[1] not in live.manifests[man[0]]:
-            plan.doomed.append((info.key, *man))
-            plan.manifests_deleted += 1
+        if found[0] not in owned:
+            plan.objects_foreign += 1
             continue
-        pack = digest_of_pack_key(info.key)
         if pack is not None:
             stored_packs[pack] = info
+            continue
+        live_here = live.objects if obj is not None else live.manifests
+        if found[1] in live_here[found[0]]:
+            if obj is not None:
+                plan.objects_kept += 1
+                plan.bytes_kept += info.size
+        elif not age.old(info):
+            plan.objects_recent += 1
+            plan.bytes_recent += info.size
+        else:
+            plan.doomed.append(Doomed(info.key, found[0], found[1], info.size))
+            if obj is not None:
+                plan.objects_deleted += 1
+                plan.freed += info.size
+            else:
+                plan.manifests_deleted += 1
     indexed = packs.all_members(conn)
     for (namespace, name), info in stored_packs.items():
         members = indexed.get((namespace, name), [])
         alive = [m for m in members if m.digest in live.objects[namespace]]
-        if _recent(info, started) or name in live.objects[namespace]:  # a writer's, not indexed yet
+        if name in live.objects[namespace]:  # a writer's, not indexed yet
             plan.objects_kept += len(members)
             plan.bytes_kept += info.size
+        elif not alive and not age.old(info):
+            plan.objects_recent += max(1, len(members))
+            plan.bytes_recent += info.size
         elif not alive:
-            plan.doomed.append((info.key, namespace, name))
+            plan.doomed.append(Doomed(info.key, namespace, name, info.size))
             plan.forget.append((namespace, members))
             plan.objects_deleted += len(members)
             plan.packs_deleted += 1
@@ -219,7 +255,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
             live_bytes = sum(m.size for m in alive)
             plan.bytes_kept += live_bytes
             indexed_bytes = sum(m.size for m in members)
-            if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes:
+            if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes and age.old(info):
                 plan.rewrite.append((info, namespace, members, alive))
             else:
                 plan.dead_in_packs += len(members) - len(alive)
@@ -227,7 +263,7 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
     # the index of a pack that is gone (lost behind cairn's back): writers must not
     # count on it; `cairn verify` reports the versions that needed it
     for where, members in indexed.items():
-        if where not in stored_packs:
+        if where not in stored_packs and where[0] in owned:
             plan.forget.append((where[0], members))
     # catalog rows: a manifest no live version or lease of any namespace names
     needed = set().union(*live.manifests.values())
@@ -235,10 +271,6 @@ def _plan(store: Store, conn: Connection, live: _Live, started: float) -> _Plan:
         r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
     ]
     return plan
-
-
-def _recent(info: ObjectInfo, started: float) -> bool:
-    return info.mtime is not None and info.mtime > started - _GRACE_SECONDS
 
 
 def _rewrite(

@@ -17,6 +17,8 @@ OBJECTS = "objects/"
 MANIFESTS = "manifests/"
 PACKS = "packs/"
 PROJECTS = "projects/"
+#: gc's records of what it deleted, one immutable object per run (docs/FORMAT.md)
+GC = "gc/"
 SHARED = ""
 _HEX = frozenset("0123456789abcdef")
 
@@ -47,6 +49,11 @@ def manifest_key(digest: str, *, namespace: str) -> str:
 def pack_key(digest: str, *, namespace: str) -> str:
     """A pack of small objects (docs/FORMAT.md), named by the digest of its bytes."""
     return f"{namespace_prefix(namespace)}{PACKS}{digest[:2]}/{digest[2:]}"
+
+
+def gc_record_key(stamp: str, token: str) -> str:
+    """A gc run's record: named by its start time (sorts by time) and a random token."""
+    return f"{GC}{stamp}-{token}.json.gz"
 
 
 def digest_of_object_key(key: str) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
+from .catalog import identity as catalog_identity
 from .catalog.dump import dump
 from .catalog.packs import Member
 from .catalog.packs import record as record_packs
@@ -24,6 +25,7 @@ from .catalog.restore import ORDER, Restorer
 from .errors import CairnError, IntegrityError
 from .layout import PACKS, digest_of_pack_key, manifest_key, namespace_prefix
 from .manifest import Manifest
+from .storeconfig import StoreConfig, new_repository_id, read_config, write_config
 from .storelog import read
 from .storelog.reader import namespaces
 from .storelog.state import State
@@ -105,16 +107,34 @@ def recover(store: Store, catalog: Catalog) -> RecoverReport:
     state = store_state(store)
     rows = state.rows()
     problems: list[str] = []
-    with catalog.write(record=False) as conn:
+    config = read_config(store)
+    store_id = config.id if config is not None else None
+    adopted = None
+    # the binding itself: no identity check before it (cairn.identity), and nothing to
+    # record (the log is where these rows come from)
+    with catalog.write(check=False, record=False) as conn:
+        bound = catalog_identity.load(conn)
         found = dump(conn)
-        if found and not same_repository(found, rows):
+        other = bound.id is not None and bound.id != store_id
+        if other or (bound.id is None and found and not same_repository(found, rows)):
+            whose = f"repository {bound.id}" if bound.id else "another repository"
             raise CairnError(
-                f"catalog {catalog.engine.url.render_as_string(hide_password=True)} is not "
-                "empty and holds none of this store's versions or projects: it belongs to "
-                "another repository; recover into an empty catalog (--into URL)"
+                f"catalog {catalog.display_url()} is not empty and belongs to {whose}, not "
+                f"to the store's ({store_id or 'no id yet'}); recover into an empty catalog "
+                "(--into URL)"
             )
         _apply(store, conn, state, rows, found, problems=problems)
         packed = 0 if found else _index_packs(store, conn, rows)
+        if bound.id is None:
+            # the rebuilt catalog is the store's: bound to its id (a store from before
+            # ids gets one, stamped once the rows are committed)
+            adopted = store_id or new_repository_id()
+            catalog_identity.bind(conn, adopted, store.url)
+    if adopted is not None:
+        if store_id is None:
+            write_config(store, (config or StoreConfig()).with_id(adopted))
+        with catalog.write(check=False, record=False) as conn:
+            catalog_identity.settle(conn, adopted)
     count = {kind: sum(1 for k in rows if k.startswith(kind + ":")) for kind in ORDER}
     return RecoverReport(
         projects=count["project"],

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from . import access, search
@@ -13,10 +14,10 @@ from .artifact import Artifact, require_content
 from .cache import Cache
 from .catalog import Catalog, lineage, records, sqlite_url
 from .catalog.jsondoc import document
-from .chunking import ChunkingParams
 from .download import Downloader
 from .errors import CairnError, NotFound
-from .layout import CONFIG_KEY
+from .gc import DEFAULT_GRACE, GCReport, collect
+from .identity import Identity
 from .manifest import Diff, Entry, Manifest
 from .names import LATEST, Ref, check_name, check_user_alias
 from .objects import Objects, intact, where
@@ -27,12 +28,11 @@ from .run import Run
 from .search import RunKeys
 from .staging import stage, write_manifest
 from .statcache import StatCache
+from .storeconfig import StoreConfig
 from .storelog import StoreLog
 from .stores import Store, open_store
 from .transfer import Scan, UploadStats, scan
 from .version import ArtifactVersion
-
-STORE_FORMAT = 1
 
 
 class Repository:
@@ -60,7 +60,10 @@ class Repository:
         self.default_project = check_name(default_project, kind="project")
         self.progress: Progress = progress or NoProgress()
         self.concurrency = concurrency
-        self.chunking = _load_config(store)
+        #: store and catalog belong to one repository, checked before the first write
+        self.identity = Identity(catalog, store)
+        catalog.before_write = self.identity.require
+        self.chunking = (self.identity.config or StoreConfig()).chunking
         self._cache_dir = cache_dir or os.path.join(home, "cache")
         self._cache: Cache | None = None
         self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
@@ -473,13 +476,22 @@ class Repository:
 
     # -- maintenance ------------------------------------------------------------------------
 
-    def gc(self, *, dry_run: bool = False) -> Any:
-        """Delete objects no live (committed or pending) version or writer needs."""
-        from .gc import collect
+    def gc(self, *, dry_run: bool = False, grace: float | timedelta = DEFAULT_GRACE) -> GCReport:
+        """Delete objects no live (committed or pending) version or writer needs.
 
+        Only in store namespaces this catalog owns, only objects and manifests last
+        written more than `grace` ago (seconds or a timedelta; default one hour: a writer
+        working from another process's view may be about to commit younger ones), and
+        only after recording what goes under `gc/` in the store. Refused when the store
+        belongs to another repository (docs/FORMAT.md).
+        """
+        seconds = grace.total_seconds() if isinstance(grace, timedelta) else float(grace)
+        if seconds < 0:
+            raise CairnError("the grace period must be zero or more")
+        self.identity.require("run gc")
         with self.catalog.read() as conn:
             access.require_maintenance(conn, "run gc")
-        return collect(self, dry_run=dry_run)
+        return collect(self, dry_run=dry_run, grace=seconds)
 
     def verify(
         self, ref: str | None = None, *, repair: bool = False, folders: Sequence[str] = ()
@@ -491,6 +503,9 @@ class Repository:
         from .repair import repair as repair_objects
         from .verify import verify
 
+        # verify records what it finds bad in the catalog: against another repository's
+        # store it would mark every object damaged
+        self.identity.require("verify the store" + (" or repair it" if repair else ""))
         report = verify(self, ref)
         if repair and report.bad:
             repair_objects(self, report, folders, self._statcache)
@@ -531,6 +546,8 @@ class Repository:
         """Delete versions without aliases beyond the newest `keep`; returns what went."""
         if keep < 0:
             raise CairnError("--keep must be zero or more")
+        if not dry_run:
+            self.identity.require("prune versions")
         committed = [v for v in self.versions(name) if v.state == "COMMITTED"]
         doomed = [v for v in committed[keep:] if not [a for a in v.aliases if a != LATEST]]
         if not dry_run:
@@ -668,22 +685,6 @@ class Repository:
         with self.catalog.read() as conn:
             rows = lineage.used_by_run(conn, run_id)
         return self._versions(rows)
-
-
-def _load_config(store: Store) -> ChunkingParams:
-    """Read the store's config.json, writing the defaults into a new store."""
-    try:
-        doc = json.loads(store.get(CONFIG_KEY))
-    except FileNotFoundError:
-        doc = {"format": STORE_FORMAT, "chunking": ChunkingParams().to_json()}
-        store.put(CONFIG_KEY, json.dumps(doc, sort_keys=True, indent=2).encode())
-        store.sync()
-    if doc.get("format") != STORE_FORMAT:
-        raise CairnError(
-            f"store {store.url} has format {doc.get('format')!r}; this cairn reads "
-            f"{STORE_FORMAT}: upgrade cairn"
-        )
-    return ChunkingParams(**doc["chunking"])
 
 
 def recover(

@@ -418,7 +418,7 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     assert len(before) == 3  # alpha, bravo, changed
     cairn("rm", "demo/mnist:v0")
 
-    dry = cairn("gc", "--dry-run")
+    dry = cairn("gc", "--dry-run", "--grace", "0")
     assert dry.stdout.splitlines() == [
         "would free 5 bytes: would delete 1 object and 1 manifest that no version needs",
         "would keep 12 bytes: 2 objects that versions, unfinished uploads or running writers "
@@ -426,13 +426,15 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     ]
     assert _objects(home) == before
 
-    real = cairn("gc")
-    assert real.stdout.splitlines() == [
+    real = cairn("gc", "--grace", "0")
+    lines = real.stdout.splitlines()
+    assert lines[:2] == [
         "freed 5 bytes: deleted 1 object and 1 manifest that no version needs",
         "kept 12 bytes: 2 objects that versions, unfinished uploads or running writers still need",
     ]
+    assert lines[2].startswith("recorded what it deleted in the store at gc/")
     assert len(_objects(home)) == 2
-    assert cairn("gc").stdout.startswith("freed 0 bytes: deleted 0 objects that")
+    assert cairn("gc", "--grace", "0").stdout.startswith("freed 0 bytes: deleted 0 objects that")
     out = Path(cairn("get", "demo/mnist").stdout.strip())
     assert (out / "a.txt").read_text() == "changed"
 
@@ -558,9 +560,14 @@ def test_global_options_choose_catalog_store_and_home(data, tmp_path, home):
     assert (other / "catalog.db").exists() and (store / "projects" / "demo" / "objects").is_dir()
     assert not home.exists()  # CAIRN_HOME was overridden by --home
     catalog = f"sqlite:///{tmp_path / 'cat.db'}"
-    cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other")
+    # another catalog may not write to that store (it belongs to the first one) ...
+    refused = cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other", code=1)
+    assert "belongs to repository" in refused.stderr
+    # ... but to a store of its own
+    own = ["--home", str(other), "--store", str(tmp_path / "own-store")]
+    cairn("--catalog", catalog, *own, "put", str(data), "-n", "demo/other")
     assert "other" not in cairn(*args, "ls", "demo").stdout
-    assert "other" in cairn("--catalog", catalog, *args, "ls", "demo").stdout
+    assert "other" in cairn("--catalog", catalog, *own, "ls", "demo").stdout
 
 
 def test_postgres_catalog_from_the_environment(data, fresh_postgres_url, monkeypatch):

@@ -71,7 +71,7 @@ def _gc_loop(catalog: str, home: str, seconds: float) -> int:
     with _open(catalog, home) as repo:
         deadline = time.time() + seconds
         while time.time() < deadline:
-            repo.gc()
+            repo.gc(grace=0)
             runs += 1
     return runs
 
@@ -123,7 +123,7 @@ def test_invariant_8_gc_in_a_loop_beside_writers_never_drops_live_content(
     report = repo.verify()
     assert report.ok, str(report)
     assert report.versions_checked == 4 + 1  # each churn collection keeps its last log
-    repo.gc()
+    repo.gc(grace=0)
     assert repo.verify().ok
 
 
@@ -136,6 +136,6 @@ def test_invariant_8_holds_for_packs_gc_deletes_and_rewrites_beside_writers(
     assert report.versions_checked == 3 * 2  # each m<i> keeps its last log, and k<i>
     for i in range(3):
         repo.artifact(f"p/m{i}").delete()
-    final = repo.gc()
+    final = repo.gc(grace=0)
     assert final.packs_rewritten + final.packs_deleted >= 1
     assert repo.verify().ok

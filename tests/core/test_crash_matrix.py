@@ -92,7 +92,7 @@ def test_killed_log_leaves_no_version_and_rerun_completes(crash_repo, catalog_ur
     v = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
     assert v.version == "v0" and len(v.files()) == 31
     assert repo.verify().ok
-    repo.gc()
+    repo.gc(grace=0)
     assert repo.verify().ok
 
 
@@ -129,7 +129,7 @@ def test_killed_finish_leaves_the_version_pending_and_rerun_commits_it(
         repo.upsert_artifact(part, project="p", distributed_id="d", writer_id=w)
     _die_at(stage, mode="finish", catalog=catalog_url, home=str(home), data=data, name="ds")
     assert [v.state for v in repo.versions("p/ds")] == ["PENDING"]
-    assert repo.gc().objects_deleted == 0  # the parts are still live
+    assert repo.gc(grace=0).objects_deleted == 0  # the parts are still live
     v = repo.finish_artifact(Artifact("ds"), project="p", distributed_id="d")
     assert v.version == "v0" and len(v.files()) == 62
     assert repo.verify().ok

@@ -108,10 +108,10 @@ def test_pending_version_can_be_abandoned_and_its_parts_are_protected_until_then
     repo.upsert_artifact(
         _part(tmp_path, "a", b"pending bytes"), project="p", distributed_id="d", writer_id="0"
     )
-    assert repo.gc().objects_deleted == 0  # pending parts are live
+    assert repo.gc(grace=0).objects_deleted == 0  # pending parts are live
     (pending,) = repo.versions("p/preds")
     pending.delete()
-    assert repo.gc().objects_deleted == 1
+    assert repo.gc(grace=0).objects_deleted == 1
     # the distributed id is free for a new attempt
     repo.upsert_artifact(_part(tmp_path, "b", b"b"), project="p", distributed_id="d", writer_id="0")
     v = repo.finish_artifact(Artifact("preds", type="dataset"), project="p", distributed_id="d")

@@ -173,7 +173,7 @@ def test_unchanged_relog_of_a_deleted_version_stores_its_objects_again(repo, tmp
     data = _files(tmp_path / "data", 20)
     v0 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
     v0.delete()
-    repo.gc()
+    repo.gc(grace=0)
     assert stored_objects(repo) == {}
 
     v1 = repo.log_artifact(Artifact("ds").add_dir(data), project="p")
@@ -192,13 +192,13 @@ def test_invariant_8_gc_frees_only_what_no_live_version_needs(repo, tmp_path):
     v1 = repo.log_artifact(
         Artifact("ds").add_file(shared).add_file(only1, name="only0.bin"), project="p"
     )
-    dry = repo.gc(dry_run=True)
+    dry = repo.gc(dry_run=True, grace=0)
     assert dry.objects_deleted == 0
     v0.delete()
-    dry = repo.gc(dry_run=True)
+    dry = repo.gc(dry_run=True, grace=0)
     assert (dry.objects_deleted, dry.bytes_freed) == (1, 4000)
     assert len(stored_objects(repo)) == 3  # dry run deleted nothing
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert (report.objects_deleted, report.bytes_freed) == (1, 4000)
     assert repo.verify().ok
     assert v1.download(root=tmp_path / "out").joinpath("only0.bin").read_bytes() == b"one" * 1000
@@ -215,7 +215,7 @@ def test_invariant_8_gc_keeps_objects_a_writer_has_leased(repo, tmp_path):
     art = Artifact("ds").add_file(f)
     with stage(repo, art, namespace=v0.namespace) as staged:
         assert staged.stats.objects_sent == 0  # deduplicated against v0's object
-        assert repo.gc().objects_deleted == 0  # ... which the lease now protects
+        assert repo.gc(grace=0).objects_deleted == 0  # ... which the lease now protects
     v1 = repo.log_artifact(Artifact("ds").add_file(f), project="p")
     assert repo.verify(v1.ref).ok
 

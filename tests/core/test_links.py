@@ -364,6 +364,6 @@ def test_verify_and_gc_handle_links_and_folders(repo, tree, tmp_path):
     (tree / "a.txt").write_text("changed")
     v1 = repo.log_artifact(Artifact("ds").add_dir(tree), project="p")
     v0.delete()
-    repo.gc()
+    repo.gc(grace=0)
     assert repo.verify().ok
     assert (v1.download(tmp_path / "out") / "l1").read_text() == "changed"

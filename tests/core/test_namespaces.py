@@ -230,7 +230,7 @@ def test_a_visibility_change_moves_new_versions_and_leaves_old_ones_where_they_a
         again = repo.artifact(f"vision/ds:v{i}")
         assert again.namespace == ("vision" if i == 1 else "")
         assert _read_all(again, tmp_path / f"out{i}") == {"a.txt": content}
-    assert repo.verify().ok and repo.gc().objects_deleted == 0
+    assert repo.verify().ok and repo.gc(grace=0).objects_deleted == 0
 
 
 def test_the_cli_says_in_one_line_where_versions_bytes_go(home, tmp_path, monkeypatch):
@@ -277,7 +277,7 @@ def test_a_draft_logged_into_another_namespace_copies_the_objects_it_keeps(repo,
     assert v1.last_log.objects_sent == 2  # ... but keep.txt is copied in too
     assert _keys(repo, "projects/vision/objects/") == _object_keys(v1)
     v0.delete()
-    assert repo.gc().objects_deleted == 2  # the shared copies of keep.txt and drop.txt
+    assert repo.gc(grace=0).objects_deleted == 2  # the shared copies of keep.txt and drop.txt
     assert _keys(repo, "objects/") == []
     assert _read_all(v1, tmp_path / "out") == {"keep.txt": b"kept", "new.txt": b"new"}
     assert repo.verify().ok
@@ -328,7 +328,7 @@ def test_gc_deletes_only_the_dead_copy_of_a_digest_live_in_another_namespace(rep
     }
     assert logged["pub"].digest == logged["vision"].digest  # one manifest, two namespaces
     logged[dead].delete()
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert (report.objects_deleted, report.bytes_freed, report.manifests_deleted) == (1, 3000, 1)
     live = logged["vision" if dead == "pub" else "pub"]
     gone = logged[dead]
@@ -367,7 +367,7 @@ def test_gc_keeps_a_private_pending_versions_parts_and_a_private_writers_lease(r
         assert staged.stats.objects_sent == 0  # found in projects/vision/, and leased
         manifest = Manifest(staged.entries)
         write_manifest(repo, staged, manifest)
-        report = repo.gc()
+        report = repo.gc(grace=0)
         assert report.objects_deleted == 1  # the shared copy only
         assert report.manifests_deleted == 1  # the shared manifest; the private one is leased
         held = [
@@ -378,7 +378,7 @@ def test_gc_keeps_a_private_pending_versions_parts_and_a_private_writers_lease(r
     assert _keys(repo, "objects/") == [] and _keys(repo, "manifests/") == []
     v = repo.finish_artifact(Artifact("parts"), project="vision", distributed_id="d")
     assert _read_all(v, tmp_path / "out") == {"p.txt": b"pending part"}
-    assert repo.gc().objects_deleted == 1  # the lease has gone: f.bin's private copy too
+    assert repo.gc(grace=0).objects_deleted == 1  # the lease has gone: f.bin's private copy too
     assert repo.verify().ok
 
 
@@ -472,7 +472,7 @@ def test_migration_0003_keeps_existing_versions_shared(catalog_url, home, tmp_pa
         assert (old.download(tmp_path / "out") / "a.txt").read_bytes() == data
         new = repo.log_artifact(_art(tmp_path, "x", {"a.txt": "new bytes"}), project="old")
         assert new.namespace == "old"
-        assert repo.gc().objects_deleted == 0
+        assert repo.gc(grace=0).objects_deleted == 0
         assert repo.verify().ok and repo.verify().versions_checked == 2
         with repo.catalog.read() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD

@@ -95,7 +95,7 @@ def test_gc_deletes_a_dead_pack_and_rewrites_a_mostly_dead_one(repo, tmp_path):
     assert len(_layout(repo)[1]) == 2
 
     va.delete()
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert (report.packs_deleted, report.packs_rewritten, report.objects_deleted) == (1, 0, 100)
     assert len(_layout(repo)[1]) == 1 and _indexed(repo) == 100
 
@@ -108,9 +108,9 @@ def test_gc_deletes_a_dead_pack_and_rewrites_a_mostly_dead_one(repo, tmp_path):
     assert vc.last_log.objects_sent == 0
     vb.delete()
     before = sum(stored_objects(repo).values())
-    dry = repo.gc(dry_run=True)
+    dry = repo.gc(dry_run=True, grace=0)
     assert (dry.packs_rewritten, dry.objects_deleted) == (1, 80)
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert (report.packs_deleted, report.packs_rewritten, report.objects_deleted) == (0, 1, 80)
     assert "rewrote 1" in str(report)
     loose, packs = _layout(repo)
@@ -119,7 +119,7 @@ def test_gc_deletes_a_dead_pack_and_rewrites_a_mostly_dead_one(repo, tmp_path):
     assert repo.verify().ok
     root = vc.download(tmp_path / "out")
     assert {n: (root / n).read_bytes() for n in keep} == {n: b[n] for n in keep}
-    assert repo.gc().objects_deleted == 0  # a rewritten pack is all live
+    assert repo.gc(grace=0).objects_deleted == 0  # a rewritten pack is all live
 
 
 def test_a_reader_that_located_an_object_before_gc_rewrote_its_pack_still_reads_it(repo, tmp_path):
@@ -133,7 +133,7 @@ def test_a_reader_that_located_an_object_before_gc_rewrote_its_pack_still_reads_
     where = repo.objects.locate(va.namespace, [e.digest for e in keep])
     assert len(where) == 10
     va.delete()
-    assert repo.gc().packs_rewritten == 1
+    assert repo.gc(grace=0).packs_rewritten == 1
     # the places found before gc are stale now
     got = repo.objects.get_many(va.namespace, [e.digest for e in keep], where=where)
     assert not got.failed
@@ -150,7 +150,7 @@ def test_a_lost_pack_is_reported_forgotten_by_gc_and_sent_again(repo, tmp_path):
     assert len(report.missing) == 50 and not report.corrupt
     with pytest.raises(IntegrityError, match="missing from the store"):
         v.download(tmp_path / "out")
-    repo.gc()
+    repo.gc(grace=0)
     assert _indexed(repo) == 0  # writers no longer count on the lost pack
     again = repo.log_artifact(Artifact("again").add_dir(tmp_path / "d"), project="p")
     assert again.last_log.objects_sent == 50
@@ -212,7 +212,7 @@ def test_gc_keeps_a_leased_pack_not_yet_indexed_and_deletes_an_orphan(repo, tmp_
     record = staging._PackIndex.record
 
     def gc_first(self, members):
-        reports.append(repo.gc())  # the pack is stored and leased, its rows not written
+        reports.append(repo.gc(grace=0))  # the pack is stored and leased, its rows not written
         record(self, members)
 
     monkeypatch.setattr(staging._PackIndex, "record", gc_first)

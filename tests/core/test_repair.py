@@ -126,7 +126,7 @@ def test_a_corrupt_packed_object_is_sent_again_loose_and_reads_move_to_it(repo, 
     assert victim not in repo.objects.locate(v0.namespace, [victim])  # loose now
     assert repo.store.exists_many([object_key(victim, namespace=v0.namespace)])
     assert repo.verify().ok
-    repo.gc()  # the pack stays (its other objects are live), the loose copy too
+    repo.gc(grace=0)  # the pack stays (its other objects are live), the loose copy too
     assert repo.verify().ok
     out = v0.download(tmp_path / "out")
     assert {n: (out / n).read_bytes() for n in files} == files

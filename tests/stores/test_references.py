@@ -358,7 +358,7 @@ def test_gc_keeps_nothing_for_references_and_they_still_read(repo, s3, tmp_path)
     art = Artifact("mixed").add_reference(f"s3://{bucket}/raw/a.csv").add_file(tmp_path / "own.txt")
     v = repo.log_artifact(art, project="p")
     assert len(_stored_objects(repo)) == 1  # only the stored file
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert report.objects_deleted == 0
     assert _read(v, "a.csv") == b"ref bytes"
     assert _read(v, "own.txt") == b"stored bytes"

@@ -98,7 +98,7 @@ def test_log_download_draft_diff_verify_gc(cloud_repo, tmp_path):
 
     assert repo.verify().ok
     v0.delete()
-    report = repo.gc()
+    report = repo.gc(grace=0)
     # d/000.txt ("file 0\n"): only v0 had it; it stays in its pack, which is mostly live
     assert (report.objects_deleted, report.dead_in_packs, report.dead_bytes_in_packs) == (0, 1, 7)
     assert "not freed yet: 1 object (7 bytes) that no version needs, inside packs" in str(report)
@@ -133,7 +133,7 @@ def test_private_and_public_projects_keep_their_bytes_apart(cloud_repo, tmp_path
     assert private.last_log.objects_sent == 20
     assert (_stored(repo), _stored(repo, "projects/vision/")) == (20, 20)
     public.delete()
-    report = repo.gc()
+    report = repo.gc(grace=0)
     assert (report.objects_deleted, report.manifests_deleted, report.packs_deleted) == (20, 1, 1)
     assert _stored(repo) == 0 and list(repo.store.list("manifests/")) == []
     assert repo.verify().ok

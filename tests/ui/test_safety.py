@@ -214,9 +214,8 @@ def _listening(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.parametrize("sample", ["sqlite"], indirect=True)  # one catalog is enough here
 def test_cairn_ui_listens_on_the_loopback_only_by_default(sample):
-    if not sample["catalog"].startswith("sqlite"):
-        pytest.skip("one catalog is enough to check an address")
     port = free_port()
     proc = start_ui(sample["home"], port)
     try:
@@ -263,9 +262,8 @@ def test_a_reference_is_previewed_and_served_from_its_source_until_it_changes(tm
         assert r.status_code == 500 and b"9,9" not in r.content
 
 
+@pytest.mark.parametrize("sample", ["sqlite"], indirect=True)  # one catalog is enough here
 def test_without_pyarrow_a_parquet_file_says_what_to_install(sample, monkeypatch):
-    if not sample["catalog"].startswith("sqlite"):
-        pytest.skip("one catalog is enough for an import")
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     client = TestClient(create_app(sample["repo"]))
     doc = client.get("/api/projects/demo/artifacts/mnist/v1/files/test/labels.parquet").json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from .jsondoc import dumps
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()
@@ -42,6 +42,9 @@ class Catalog:
         engine_ref = weakref.ref(self.engine)
         os.register_at_fork(after_in_child=lambda: _dispose_in_child(engine_ref))
         self.dialect = self.engine.dialect.name
+        #: called before every write transaction that does not opt out: the repository
+        #: checks there that store and catalog belong together (cairn.identity)
+        self.before_write: Callable[[], object] | None = None
         #: where each write transaction's record goes before it commits (the store log);
         #: None writes none (a catalog opened without its store)
         self.journal: journals.Journal | None = None
@@ -54,13 +57,16 @@ class Catalog:
             yield conn
 
     @contextmanager
-    def write(self, *, record: bool = True) -> Iterator[Connection]:
+    def write(self, *, check: bool = True, record: bool = True) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on any error.
 
-        What it changed goes to the journal as one record before the commit (docs/FORMAT.md
-        "Store log": record first, then commit); `record=False` is for writes that put the
-        log's own content back (recover).
+        `before_write` runs first unless `check` is False (the binding itself). What the
+        transaction changed goes to the journal as one record before the commit
+        (docs/FORMAT.md "Store log": record first, then commit); `record=False` is for
+        writes that put the log's own content back (recover).
         """
+        if check and self.before_write is not None:
+            self.before_write()
         with self.engine.connect() as conn:
             conn = conn.execution_options(cairn_write=True)
             entries = journals.begin(conn) if record and self.journal is not None else None
@@ -89,6 +95,10 @@ class Catalog:
         """Lock one row until the transaction ends (a no-op on SQLite, already serial)."""
         if self.dialect == "postgresql":
             conn.execute(table.select().where(table.c.id == row_id).with_for_update())
+
+    def display_url(self) -> str:
+        """The catalog's URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()

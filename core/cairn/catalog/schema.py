@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -221,4 +222,21 @@ damaged = Table(
     Column("problem", String(16), nullable=False),  # 'missing' or 'corrupt'
     Column("found_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("problem IN ('missing', 'corrupt')", name="ck_damaged_problem"),
+)
+
+# which repository this catalog belongs to (revision 0007): one row, `one` = 1. `id` is
+# the repository id its store's config.json holds, NULL until the catalog is bound;
+# `pending` while a binding has reached the catalog but not yet the store; `legacy` when
+# the catalog already held versions when it was upgraded to 0007 (it may then adopt a
+# store made before ids); `store_url` is where it was bound, for messages only
+repository = Table(
+    "repository",
+    metadata,
+    Column("one", Integer, primary_key=True),
+    Column("id", String(36), nullable=True),
+    Column("pending", Boolean, nullable=False),
+    Column("legacy", Boolean, nullable=False),
+    Column("store_url", Text, nullable=True),
+    Column("bound_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("one = 1", name="ck_repository_one"),
 )
