@@ -49,6 +49,10 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     repo.close()
 
     delete_catalog(catalog_url)
+    lost = open_repo(home, catalog_url, url, options)
+    with pytest.raises(CairnError, match="cairn recover"):  # an empty catalog may not write
+        lost.log_artifact(Artifact("x", type="t").add_dir(str(tmp_path / "data")), project="o")
+    lost.close()
     report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
     assert report.versions == 6 and not report.reconciled, str(report)
     assert report.packed >= 20  # the pack index is rebuilt from the packs themselves
@@ -108,7 +112,7 @@ def test_recover_refuses_a_catalog_of_another_repository(home, catalog_url, tmp_
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.startswith("cairn: error: catalog sqlite:///")
-    assert "belongs to another repository" in done.stderr and done.stderr.count("\n") == 1
+    assert "is not empty and belongs to repository " in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_verify_catalog_lists_every_difference_and_reconcile_applies_the_log(

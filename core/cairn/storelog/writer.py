@@ -56,13 +56,13 @@ class StoreLog:
                 puts[f"{NAMESPACES}{namespace}"] = b""
                 self._namespaces.add(namespace)
             puts[record_key(namespace, at)] = encode_record(at, group)
+        # durable before the catalog commits (docs/FORMAT.md "Store log", write order)
         if len(puts) == 1:
             key, data = next(iter(puts.items()))
-            self.store.put(key, data)
+            self.store.put_durable(key, data)
         else:
             self.store.put_many(puts).raise_first()
-        # durable before the catalog commits (docs/FORMAT.md "Store log", rule 1)
-        self.store.sync()
+            self.store.sync()
         self._written = set(groups)
 
     def committed(self) -> None:
