@@ -800,8 +800,10 @@ def recover(
     """Rebuild a lost or empty catalog from the store alone.
 
     Every version, its number, type, metadata, description, aliases, lineage, runs,
-    projects and access settings come back from the store log. A catalog that holds this
-    repository already is reconciled; one that holds another is refused.
+    projects and access settings come back from the store log, and the catalog is bound
+    to the store's repository. A catalog of this repository is reconciled; one of another
+    is refused. Recover into a new catalog only when the old one is lost: two catalogs of
+    one store would hand out the same version numbers.
     """
     typer.echo(str(_repo(ctx).recover(into=into)))
 
