@@ -43,12 +43,11 @@ def write_genesis(store: Store, engine: Engine) -> bool:
         if namespace != SHARED:
             puts[f"{NAMESPACES}{namespace}"] = b""
         puts[snapshot_key(namespace, at)] = encode_snapshot(at, part, [], genesis=True)
-    if puts:
-        store.put_many(puts).raise_first()
-        store.sync()
+    # one per namespace, and few: each made durable on its own (a file and its folder)
+    for key, data in puts.items():
+        store.put_durable(key, data)
     doc = {"at": at, "format": 1, "genesis": bool(items)}
-    store.put(STARTED_KEY, json.dumps(doc, sort_keys=True).encode())
-    store.sync()
+    store.put_durable(STARTED_KEY, json.dumps(doc, sort_keys=True).encode())
     return True
 
 
