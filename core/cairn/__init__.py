@@ -19,7 +19,8 @@ from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
 from .names import Ref
 from .projects import ProjectInfo
-from .repository import Repository
+from .recover import CatalogReport, RecoverReport
+from .repository import Repository, recover
 from .run import Run
 from .search import RunKeys
 from .transfer import UploadStats
@@ -33,6 +34,7 @@ __all__ = [
     "Artifact",
     "ArtifactVersion",
     "CairnError",
+    "CatalogReport",
     "Chunk",
     "CleanupReport",
     "Conflict",
@@ -50,6 +52,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ProjectInfo",
+    "RecoverReport",
     "Ref",
     "ReferenceChanged",
     "Repository",
@@ -59,4 +62,5 @@ __all__ = [
     "TreeItem",
     "UploadStats",
     "VerifyReport",
+    "recover",
 ]

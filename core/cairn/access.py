@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from .catalog import journal
 from .catalog.schema import members, projects
 from .catalog.sql import now
 from .errors import Conflict, NotFound, PermissionDenied
@@ -130,6 +131,7 @@ def create_project(conn: Connection, name: str, visibility: str) -> None:
         raise Conflict(
             f"project {name!r} exists already; `cairn project show {name}` shows its settings"
         )
+    journal.note_project(conn, "project.created", name)
 
 
 def set_visibility(conn: Connection, name: str, visibility: str) -> str:
@@ -137,6 +139,7 @@ def set_visibility(conn: Connection, name: str, visibility: str) -> str:
     check_visibility(visibility)
     before = str(_project(conn, name, "admin")[1].visibility)
     conn.execute(update(projects).where(projects.c.name == name).values(visibility=visibility))
+    journal.note_project(conn, "project.visibility", name)
     return before
 
 
@@ -166,6 +169,7 @@ def grant(conn: Connection, name: str, principal: str, role: str) -> None:
             created_at=now(),
         )
     )
+    journal.note_project(conn, "project.members", name)
 
 
 def revoke(conn: Connection, name: str, principal: str) -> str:
@@ -187,6 +191,7 @@ def revoke(conn: Connection, name: str, principal: str) -> str:
         .where(projects.c.id == pid, projects.c.created_by == principal)
         .values(created_by=None)
     )
+    journal.note_project(conn, "project.members", name)
     return role
 
 

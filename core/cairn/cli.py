@@ -797,11 +797,38 @@ def verify(
             "path and by content; repeatable. Implies --repair.",
         ),
     ] = None,
+    catalog: Annotated[
+        bool,
+        typer.Option(
+            "--catalog",
+            help="Check instead that the catalog holds what the store log says: one line "
+            "per difference (versions, aliases, metadata, runs, projects, members).",
+        ),
+    ] = False,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="With --catalog: first apply what the log holds and the catalog lacks "
+            "(changes whose catalog commit never happened).",
+        ),
+    ] = False,
 ) -> None:
     """Check every stored object against its digest; list the versions that need a bad one.
 
-    Exits 1 while an object is missing or corrupt. Drops cached files that changed.
+    Exits 1 while an object is missing or corrupt (with --catalog: while catalog and
+    store log differ). Drops cached files that changed.
     """
+    if reconcile and not catalog:
+        raise BadInput("--reconcile goes with --catalog")
+    if catalog:
+        if ref is not None or repair or folders:
+            raise BadInput("--catalog checks the whole repository: no REF, --repair or --from")
+        found = _repo(ctx).verify_catalog(reconcile=reconcile)
+        typer.echo(str(found))
+        if not found.ok:
+            raise typer.Exit(EXIT_ERROR)
+        return
     for folder in folders or []:
         if not os.path.isdir(folder):
             raise BadInput(f"--from {folder}: no such folder")
@@ -809,6 +836,36 @@ def verify(
     typer.echo(str(report))
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def recover(
+    ctx: typer.Context,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            "--into",
+            metavar="CATALOG_URL",
+            help="Rebuild into this catalog (an empty SQLite file or PostgreSQL database) "
+            "instead of the repository's own.",
+        ),
+    ] = None,
+) -> None:
+    """Rebuild a lost or empty catalog from the store alone.
+
+    Every version, its number, type, metadata, description, aliases, lineage, runs,
+    projects and access settings come back from the store log, and the catalog is bound
+    to the store's repository. A catalog of this repository is reconciled; one of another
+    is refused. Recover into a new catalog only when the old one is lost: two catalogs of
+    one store would hand out the same version numbers.
+    """
+    typer.echo(str(_repo(ctx).recover(into=into)))
+
+
+@app.command(name="compact-log")
+def compact_log(ctx: typer.Context) -> None:
+    """Fold the store log's records into snapshots, so recover reads few objects."""
+    typer.echo(str(_repo(ctx).compact_log()))
 
 
 # -- projects -------------------------------------------------------------------------------

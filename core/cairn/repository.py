@@ -30,6 +30,7 @@ from .search import RunKeys
 from .staging import stage, write_manifest
 from .statcache import StatCache
 from .storeconfig import StoreConfig
+from .storelog import StoreLog
 from .stores import Store, open_store
 from .transfer import Scan, UploadStats, scan
 from .version import ArtifactVersion
@@ -52,6 +53,8 @@ class Repository:
     ):
         self.catalog = catalog
         self.store = store
+        # every catalog write records its change in the store first (docs/FORMAT.md)
+        catalog.journal = StoreLog(store)
         #: where reference entries are read from; on the store's scheme, with its options
         self.reference_sources = Sources.for_store(store.url, storage_options)
         self.home = home
@@ -517,6 +520,37 @@ class Repository:
             repair_objects(self, report, folders, self._statcache)
         return report
 
+    def verify_catalog(self, *, reconcile: bool = False) -> Any:
+        """Compare the catalog with the store log; one line per difference. With
+        `reconcile`, first apply what the log holds and the catalog lacks (a record whose
+        catalog commit never happened)."""
+        from .recover import verify_catalog
+
+        with self.catalog.read() as conn:
+            access.require_maintenance(conn, "check the catalog against the store")
+        return verify_catalog(self.store, self.catalog, reconcile=reconcile)
+
+    def recover(self, *, into: str | None = None) -> Any:
+        """Rebuild the catalog (or the one at `into`) from the store alone: every version,
+        alias, run, project and access setting its log holds. A catalog that is not empty
+        must be this repository's (it is reconciled); any other is refused."""
+        from .recover import recover
+
+        if into is None:
+            return recover(self.store, self.catalog)
+        target = Catalog(into)
+        try:
+            return recover(self.store, target)
+        finally:
+            target.close()
+
+    def compact_log(self) -> Any:
+        """Fold the store log's records into one snapshot per namespace, so reading it
+        (recover, verify --catalog) stays fast; safe beside writers."""
+        from .storelog import compact
+
+        return compact(self.store)
+
     def prune(self, name: str, *, keep: int, dry_run: bool = False) -> list[ArtifactVersion]:
         """Delete versions without aliases beyond the newest `keep`; returns what went."""
         if keep < 0:
@@ -660,3 +694,22 @@ class Repository:
         with self.catalog.read() as conn:
             rows = lineage.used_by_run(conn, run_id)
         return self._versions(rows)
+
+
+def recover(
+    *,
+    store: str,
+    catalog: str,
+    storage_options: dict[str, Any] | None = None,
+) -> Any:
+    """Rebuild the catalog at URL `catalog` from the store at `store` alone (see
+    `Repository.recover`); returns a `RecoverReport`."""
+    from .recover import recover as rebuild
+
+    target = Catalog(catalog)
+    source = open_store(store, storage_options)
+    try:
+        return rebuild(source, target)
+    finally:
+        target.close()
+        source.close()

@@ -20,6 +20,14 @@ def test_put_then_get_returns_the_bytes(store):
     assert store.get("objects/ab/view") == b"from a view"
 
 
+def test_put_durable_stores_the_bytes_in_new_and_known_folders(store):
+    store.put_durable("log/records/a.json", b"first")  # a folder that did not exist
+    store.put_durable("log/records/b.json", b"second")
+    store.put_durable("log/records/a.json", b"replaced")
+    assert store.get("log/records/a.json") == b"replaced"
+    assert store.get("log/records/b.json") == b"second"
+
+
 def test_empty_object(store):
     store.put("objects/00/empty", b"")
     assert store.get("objects/00/empty") == b""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import CairnError
 from ..files import use_wal
+from . import journal as journals
 from .jsondoc import dumps
 from .schema import metadata
 
@@ -44,6 +45,9 @@ class Catalog:
         #: called before every write transaction that does not opt out: the repository
         #: checks there that store and catalog belong together (cairn.identity)
         self.before_write: Callable[[], object] | None = None
+        #: where each write transaction's record goes before it commits (the store log);
+        #: None writes none (a catalog opened without its store)
+        self.journal: journals.Journal | None = None
         if migrate:
             ensure_schema(self.engine)
 
@@ -53,17 +57,28 @@ class Catalog:
             yield conn
 
     @contextmanager
-    def write(self, *, check: bool = True) -> Iterator[Connection]:
+    def write(self, *, check: bool = True, record: bool = True) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on any error.
 
-        `before_write` runs first unless `check` is False (the binding itself).
+        `before_write` runs first unless `check` is False (the binding itself). What the
+        transaction changed goes to the journal as one record before the commit
+        (docs/FORMAT.md "Store log": record first, then commit); `record=False` is for
+        writes that put the log's own content back (recover).
         """
         if check and self.before_write is not None:
             self.before_write()
         with self.engine.connect() as conn:
             conn = conn.execution_options(cairn_write=True)
-            with _refusals(conn), conn.begin():
-                yield conn
+            entries = journals.begin(conn) if record and self.journal is not None else None
+            try:
+                with _refusals(conn), conn.begin():
+                    yield conn
+                    if entries and self.journal is not None:
+                        self.journal.flush(conn, entries)
+            finally:
+                journals.end(conn)
+            if entries and self.journal is not None:
+                self.journal.committed()
 
     def gc_guard(self, conn: Connection, *, exclusive: bool) -> None:
         """Take the GC lock inside `conn`'s transaction (released when it ends).

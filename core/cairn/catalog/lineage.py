@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from ..errors import NotFound
+from . import journal
 from .records import version_query
 from .schema import parts, runs, usages, versions
 from .sql import insert_ignore, now
@@ -41,6 +42,7 @@ def create_run(
         if resumed.rowcount:
             if config:
                 merge_document(conn, rid, "config", config)
+            journal.note_run(conn, "run.started", rid)
             return rid
     insert_ignore(
         conn,
@@ -60,6 +62,7 @@ def create_run(
         },
         ["id"],
     )
+    journal.note_run(conn, "run.started", rid)
     return rid
 
 
@@ -77,6 +80,7 @@ def merge_document(
         raise NotFound(f"run {run_id} not found")
     merged = {**current, **values}
     conn.execute(update(runs).where(runs.c.id == run_id).values({column: merged}))
+    journal.note_run(conn, "run.updated", run_id)
     return merged
 
 
@@ -84,6 +88,7 @@ def finish_run(conn: Connection, run_id: str, state: str, *, at: datetime | None
     conn.execute(
         update(runs).where(runs.c.id == run_id).values(state=state, finished_at=at or now())
     )
+    journal.note_run(conn, "run.finished", run_id)
 
 
 def get_run(conn: Connection, run_id: str) -> Row:
@@ -94,12 +99,18 @@ def get_run(conn: Connection, run_id: str) -> Row:
 
 
 def record_use(conn: Connection, run_id: str, version_id: int) -> None:
+    known = conn.scalar(
+        select(usages.c.run_id).where(usages.c.run_id == run_id, usages.c.version_id == version_id)
+    )
+    if known is not None:
+        return
     insert_ignore(
         conn,
         usages,
         {"run_id": run_id, "version_id": version_id, "created_at": now()},
         ["run_id", "version_id"],
     )
+    journal.note_usage(conn, run_id, version_id)
 
 
 def users_of(conn: Connection, version_id: int) -> list[Row]:

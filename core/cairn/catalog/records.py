@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import Conflict, NotFound
 from ..layout import namespace_for
 from ..manifest import Manifest
 from ..names import LATEST, Ref
+from . import journal
 from .schema import aliases, collections, manifests, parts, projects, versions
 from .sql import clock, insert_ignore, now
 
@@ -20,12 +22,11 @@ PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
 
 def project_id(conn: Connection, name: str, *, create: bool = False) -> int:
     if create:
-        insert_ignore(
-            conn,
-            projects,
-            {"name": name, "visibility": "private", "created_at": now()},
-            ["name"],
+        made = _insert_new(
+            conn, projects, {"name": name, "visibility": "private", "created_at": now()}, ["name"]
         )
+        if made:
+            journal.note_project(conn, "project.created", name)
     pid = conn.scalar(select(projects.c.id).where(projects.c.name == name))
     if pid is None:
         raise NotFound(f"project {name!r} not found; log an artifact to it to create it")
@@ -37,16 +38,21 @@ def collection(
 ) -> Row:
     """The collection row; with create=True it is made on first use."""
     pid = project_id(conn, project, create=create)
-    if create and type:
-        insert_ignore(
+    made = (
+        create
+        and type
+        and _insert_new(
             conn,
             collections,
             {"project_id": pid, "name": name, "type": type, "created_at": now()},
             ["project_id", "name"],
         )
+    )
     row = conn.execute(
         select(collections).where(collections.c.project_id == pid, collections.c.name == name)
     ).first()
+    if made and row is not None:
+        journal.note_collection(conn, project, row)
     if row is None:
         raise NotFound(f"artifact {project}/{name} not found")
     if type and row.type != type:
@@ -285,6 +291,7 @@ def commit(
             .returning(versions.c.id)
         ).scalar_one()
     move_latest(conn, coll.id)
+    journal.note_version(conn, "version.committed", int(version_id))
     return int(version_id), True
 
 
@@ -312,23 +319,30 @@ def set_alias(conn: Connection, collection_id: int, name: str, version_id: int) 
     conn.execute(
         aliases.insert().values(collection_id=collection_id, name=name, version_id=version_id)
     )
+    journal.note_alias(conn, version_id, name, collection_id)
 
 
 def remove_alias(conn: Connection, collection_id: int, name: str, version_id: int) -> None:
-    conn.execute(
+    gone = conn.execute(
         delete(aliases).where(
             aliases.c.collection_id == collection_id,
             aliases.c.name == name,
             aliases.c.version_id == version_id,
         )
     )
+    if gone.rowcount:
+        journal.note_alias(conn, None, name, collection_id)
 
 
 def update_version(conn: Connection, version_id: int, **values: Any) -> None:
     conn.execute(update(versions).where(versions.c.id == version_id).values(**values))
+    if values.keys() & {"description", "metadata"}:
+        journal.note_version(conn, "version.edited", version_id)
 
 
 def mark_deleted(conn: Connection, version: Row) -> None:
+    """Delete a version: its aliases go, its number stays spent (records: the deletion;
+    the fold drops the aliases of a deleted version itself)."""
     conn.execute(delete(aliases).where(aliases.c.version_id == version.id))
     if version.state == PENDING:
         # an abandoned version's parts are not needed by anyone
@@ -343,6 +357,14 @@ def mark_deleted(conn: Connection, version: Row) -> None:
         )
     )
     move_latest(conn, version.collection_id)
+    journal.note_version(conn, "version.deleted", version.id)
+
+
+def _insert_new(conn: Connection, table: Any, row: dict[str, Any], keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; whether this call inserted the row."""
+    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = mod.insert(table).values(**row).on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(stmt.returning(table.c.id)).first() is not None
 
 
 def project_name(conn: Connection, pid: int) -> str:

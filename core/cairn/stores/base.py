@@ -101,6 +101,13 @@ class Store(ABC):
         with open(local_path, "rb") as f:
             self.put(key, f.read())
 
+    def put_durable(self, key: str, data: bytes | memoryview) -> None:
+        """`put`, durable on return: a small object that must be stored before something
+        else happens (a store-log record before its catalog commit). A backend whose
+        `sync` makes every earlier put durable at once may do just this one instead."""
+        self.put(key, data)
+        self.sync()
+
     def sync(self) -> None:  # noqa: B027 - optional hook, most backends are durable on put
         """Make every completed `put` durable (a no-op where put already is)."""
 

@@ -59,6 +59,25 @@ class LocalStore(Store):
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         self._dirty = True
 
+    def put_durable(self, key: str, data: bytes | memoryview) -> None:
+        """One fsync of the file and one of its folder, not a sync of the whole file
+        system (other writers' dirty pages included), which costs seconds on a busy disk."""
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        if not self.durable or not os.path.isdir(folder):
+            self.put(key, data)  # a new folder: its entry in its parent must be synced too
+            self.sync()
+            return
+        with atomic_file(path) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename
+        finally:
+            os.close(fd)
+
     def put_file(self, key: str, local_path: str) -> None:
         with atomic_file(self._path(key)) as f:
             copy_into(local_path, f)

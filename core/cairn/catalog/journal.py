@@ -1,0 +1,208 @@
+"""What a write transaction changed, noted for the store log (docs/FORMAT.md "Store log").
+
+The catalog-write functions (records, lineage, access) call `note_*` after they change a
+row: each note is the row's whole new value as an item of the log's state. The notes of
+one transaction are buffered on its connection, and `Catalog.write` hands them to its
+journal (the store log) as one record just before it commits: the record is durable in
+the store before the catalog commit, so every committed change has its record.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Row, select
+
+from .schema import collections, manifests, members, projects, runs, usages, versions
+
+_BUFFER = "cairn_journal"
+#: a committed version's record carries its manifest (zlib, base64) up to this size
+INLINE_MANIFEST = 4096
+
+
+class Journal(Protocol):
+    """Where a write transaction's notes go before it commits."""
+
+    def flush(self, conn: Connection, entries: list[dict[str, Any]]) -> None: ...
+
+    def committed(self) -> None:
+        """The transaction whose entries were flushed last has committed."""
+
+
+def begin(conn: Connection) -> list[dict[str, Any]]:
+    """Start buffering this transaction's notes on `conn`."""
+    buffer: list[dict[str, Any]] = []
+    conn.info[_BUFFER] = buffer
+    return buffer
+
+
+def end(conn: Connection) -> None:
+    conn.info.pop(_BUFFER, None)
+
+
+def note(conn: Connection, kind: str, key: str, project: str, value: dict[str, Any]) -> None:
+    """Add one entry to the transaction's record (a no-op outside `Catalog.write`)."""
+    buffer = conn.info.get(_BUFFER)
+    if buffer is not None:
+        buffer.append({"kind": kind, "key": key, "project": project, "value": value})
+
+
+def stamp(value: datetime | None) -> str | None:
+    """A catalog time as the log writes it: ISO 8601 in UTC, microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+# -- rows as items ----------------------------------------------------------------------------
+
+
+def project_item(conn: Connection, name: str) -> dict[str, Any]:
+    row = conn.execute(select(projects).where(projects.c.name == name)).one()
+    rows = conn.execute(select(members).where(members.c.project_id == row.id))
+    return {
+        "name": row.name,
+        "visibility": row.visibility,
+        "created_at": stamp(row.created_at),
+        "created_by": row.created_by,
+        "members": {
+            m.principal: {
+                "role": m.role,
+                "granted_by": m.granted_by,
+                "created_at": stamp(m.created_at),
+            }
+            for m in rows
+        },
+    }
+
+
+def collection_item(row: Row) -> dict[str, Any]:
+    return {"type": row.type, "created_at": stamp(row.created_at)}
+
+
+def version_item(row: Row) -> dict[str, Any]:
+    """A version row joined with its names (records.version_query)."""
+    return {
+        "project": row.project,
+        "collection": row.collection,
+        "type": row.type,
+        "version": row.idx,
+        "state": row.state,
+        "digest": row.digest,
+        "namespace": row.namespace,
+        "size": row.size,
+        "file_count": row.file_count,
+        "description": row.description,
+        "metadata": row.metadata,
+        "run": row.run_id,
+        "distributed_id": row.distributed_id,
+        "created_at": stamp(row.created_at),
+        "committed_at": stamp(row.committed_at),
+    }
+
+
+def run_item(row: Row, project: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "project": project,
+        "name": row.name,
+        "job_type": row.job_type,
+        "group": row.group_name,
+        "kind": row.kind,
+        "attributes": row.attributes,
+        "state": row.state,
+        "config": row.config,
+        "summary": row.summary,
+        "created_at": stamp(row.created_at),
+        "finished_at": stamp(row.finished_at),
+    }
+
+
+# -- notes, one per kind of change (docs/FORMAT.md lists them) ---------------------------------
+
+
+def note_project(conn: Connection, kind: str, name: str) -> None:
+    note(conn, kind, f"project:{name}", name, project_item(conn, name))
+
+
+def note_collection(conn: Connection, project: str, row: Row) -> None:
+    key = f"collection:{project}/{row.name}"
+    note(conn, "collection.created", key, project, collection_item(row))
+
+
+def note_version(conn: Connection, kind: str, version_id: int) -> None:
+    from .records import version_query
+
+    row = conn.execute(version_query().where(versions.c.id == version_id)).one()
+    if row.idx is None:
+        return  # a PENDING version is not logged: only what was committed is
+    value = version_item(row)
+    if kind == "version.committed":
+        if row.run_id is not None:
+            # the producer as it was at commit, so a version record stands on its own
+            value["producer"] = _run_value(conn, row.run_id)
+        body = conn.scalar(
+            select(manifests.c.body).where(
+                manifests.c.digest == row.digest,
+                manifests.c.project_id
+                == select(projects.c.id).where(projects.c.name == row.project).scalar_subquery(),
+            )
+        )
+        if body is not None and len(body) <= INLINE_MANIFEST:
+            # a small manifest rides along: recover then needs no request per version
+            value["_manifest"] = base64.b64encode(bytes(body)).decode()
+    key = f"version:{row.project}/{row.collection}:{row.idx}"
+    note(conn, kind, key, row.project, value)
+
+
+def note_alias(conn: Connection, version_id: int | None, alias: str, coll_id: int) -> None:
+    """Alias `alias` of collection `coll_id` now names `version_id` (None: removed)."""
+    row = conn.execute(
+        select(collections.c.name, projects.c.name.label("project"))
+        .join(projects, projects.c.id == collections.c.project_id)
+        .where(collections.c.id == coll_id)
+    ).one()
+    index = None
+    if version_id is not None:
+        index = conn.scalar(select(versions.c.idx).where(versions.c.id == version_id))
+    kind = "alias.set" if index is not None else "alias.removed"
+    key = f"alias:{row.project}/{row.name}:{alias}"
+    note(conn, kind, key, row.project, {"version": index})
+
+
+def note_run(conn: Connection, kind: str, run_id: str) -> None:
+    value = _run_value(conn, run_id)
+    note(conn, kind, f"run:{run_id}", value["project"], value)
+
+
+def note_usage(conn: Connection, run_id: str, version_id: int) -> None:
+    from .records import version_query
+
+    v = conn.execute(version_query().where(versions.c.id == version_id)).one()
+    if v.idx is None:
+        return
+    at = conn.scalar(
+        select(usages.c.created_at).where(
+            usages.c.run_id == run_id, usages.c.version_id == version_id
+        )
+    )
+    run_project = _run_value(conn, run_id)["project"]
+    key = f"usage:{run_id}|{v.project}/{v.collection}:{v.idx}"
+    note(conn, "run.used", key, run_project, {"created_at": stamp(at)})
+
+
+def _run_value(conn: Connection, run_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        select(runs, projects.c.name.label("project_name"))
+        .join(projects, projects.c.id == runs.c.project_id)
+        .where(runs.c.id == run_id)
+    ).one()
+    return run_item(row, row.project_name)
