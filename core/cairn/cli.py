@@ -31,6 +31,7 @@ from .manifest import Entry
 from .names import Ref, check_name, check_user_alias
 from .projects import ProjectInfo
 from .repository import Repository
+from .sizes import counted
 from .version import ArtifactVersion
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
@@ -143,6 +144,8 @@ app = typer.Typer(
     name="cairn",
     help="Versioned, content-addressed artifact storage for data pipelines.",
     no_args_is_help=True,
+    # Markdown joins a paragraph's lines, so help reflows to the terminal's width.
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -269,16 +272,12 @@ def put(
     typer.echo(v.ref)
     sent = v.last_log.bytes_sent if v.last_log else 0
     summary = (
-        f"{_count(v.file_count, 'file')}, {human_size(v.size)}, {human_size(sent)} newly stored"
+        f"{counted(v.file_count, 'file')}, {human_size(v.size)}, {human_size(sent)} newly stored"
     )
     if not v.created:
         typer.echo(f"unchanged: {v.ref} has this content already; {summary}", err=True)
     else:
         typer.echo(f"logged {v.ref}: {summary}", err=True)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -322,7 +321,7 @@ def get(
     v = _repo(ctx).artifact(ref)
     folder = v.download(root, force=force, link=link)
     typer.echo(folder)
-    typer.echo(f"{v.ref}: {_count(v.file_count, 'file')}, {human_size(v.size)}", err=True)
+    typer.echo(f"{v.ref}: {counted(v.file_count, 'file')}, {human_size(v.size)}", err=True)
 
 
 WhereOpt = Annotated[
@@ -458,7 +457,7 @@ def runs(
 
 def _note_hidden(hidden: int, noun: str) -> None:
     if hidden:
-        typer.echo(f"{_count(hidden, f'more {noun}')} not shown: --json shows them", err=True)
+        typer.echo(f"{counted(hidden, f'more {noun}')} not shown: --json shows them", err=True)
 
 
 def _note_more(shown: int, limit: int, total: Callable[[], int], noun: str) -> None:
@@ -486,7 +485,7 @@ def show(
         ("ref", f"{v.ref} ({v.type})"),
         ("state", v.state),
         ("digest", v.digest or "-"),
-        ("size", f"{_exact_size(v.size)}, {_count(v.file_count, 'file')}"),
+        ("size", f"{_exact_size(v.size)}, {counted(v.file_count, 'file')}"),
         ("stored in", namespace_prefix(v.namespace) or "objects/ (shared)"),
         ("aliases", ", ".join(v.aliases) or "-"),
         ("created", when(v.created_at)),
@@ -660,7 +659,7 @@ def prune(
     for v in doomed:
         typer.echo(f"{'would delete' if dry_run else 'deleted'} {v.ref}")
     verb = "would delete" if dry_run else "deleted"
-    summary = f"{_count(len(doomed), 'version')} of {target.project}/{target.name}"
+    summary = f"{counted(len(doomed), 'version')} of {target.project}/{target.name}"
     typer.echo(f"{verb} {summary}", err=True)
 
 
@@ -757,7 +756,7 @@ def cache_cleanup(
     limit = parse_size(size)
     report = _repo(ctx).cache.cleanup(max_bytes=limit)
     typer.echo(
-        f"removed {_count(report.files_removed, 'file')} ({human_size(report.bytes_freed)}); "
+        f"removed {counted(report.files_removed, 'file')} ({human_size(report.bytes_freed)}); "
         f"the cache holds {human_size(report.bytes_kept)}"
     )
 

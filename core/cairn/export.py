@@ -30,7 +30,7 @@ from .errors import CairnError, Conflict, IntegrityError, NotFound
 from .exporting import Selection, VersionCopy, select_for_export
 from .layout import manifest_key, object_key
 from .objects import Presence, presence
-from .sizes import format_size
+from .sizes import counted, format_size
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -60,11 +60,11 @@ class ExportReport:
     def __str__(self) -> str:
         made, had = len(self.versions_created), len(self.versions_present)
         lines = [
-            f"exported {_count(made, 'version')} to {self.target}"
+            f"exported {counted(made, 'version')} to {self.target}"
             + (f" ({had} there already, brought up to date)" if had else ""),
-            f"sent {_count(self.objects_sent, 'object')} ({format_size(self.bytes_sent)}); "
+            f"sent {counted(self.objects_sent, 'object')} ({format_size(self.bytes_sent)}); "
             f"{self.objects_present} the target held already",
-            f"projects: {', '.join(self.projects)}; {_count(self.runs, 'run')} of lineage",
+            f"projects: {', '.join(self.projects)}; {counted(self.runs, 'run')} of lineage",
         ]
         if self.members_skipped:
             lines.append(
@@ -83,10 +83,6 @@ class _Tally:
     bytes: int = 0
     had: int = 0
     skipped: list[str] = field(default_factory=list)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def export_into(source: Repository, what: str, target: Repository) -> ExportReport:

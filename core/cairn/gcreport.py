@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .durations import format_duration
-from .sizes import format_size
+from .sizes import counted, format_size
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class GCReport:
             if self.dry_run
             else ("freed", "deleted", "kept", "rewrote")
         )
-        gone = [_count(self.objects_deleted, "object")]
+        gone = [counted(self.objects_deleted, "object")]
         if self.manifests_deleted:
-            gone.append(_count(self.manifests_deleted, "manifest"))
+            gone.append(counted(self.manifests_deleted, "manifest"))
         lines = [
             f"{free} {format_size(self.bytes_freed)}: {delete} {' and '.join(gone)} "
             "that no version needs",
-            f"{keep} {format_size(self.bytes_kept)}: {_count(self.objects_kept, 'object')} "
+            f"{keep} {format_size(self.bytes_kept)}: {counted(self.objects_kept, 'object')} "
             "that versions, unfinished uploads or running writers still need",
         ]
         if self.packs_deleted or self.packs_rewritten:
@@ -57,18 +57,18 @@ class GCReport:
         if self.objects_recent:
             lines.append(
                 f"{keep} {format_size(self.bytes_recent)} more only because of the grace "
-                f"period: {_count(self.objects_recent, 'object')} that no version needs but "
+                f"period: {counted(self.objects_recent, 'object')} that no version needs but "
                 f"younger than {format_duration(self.grace)} (a writer may be about to commit "
                 "them); a later gc frees them"
             )
         if self.objects_foreign:
             lines.append(
-                f"{keep} {_count(self.objects_foreign, 'object')} under store namespaces "
+                f"{keep} {counted(self.objects_foreign, 'object')} under store namespaces "
                 "this catalog does not know (not its to delete)"
             )
         if self.dead_in_packs:
             lines.append(
-                f"not freed yet: {_count(self.dead_in_packs, 'object')} "
+                f"not freed yet: {counted(self.dead_in_packs, 'object')} "
                 f"({format_size(self.dead_bytes_in_packs)}) that no version needs, inside "
                 "packs whose other objects are still needed (a pack is rewritten once half "
                 "of it is unneeded)"
@@ -76,10 +76,6 @@ class GCReport:
         if self.record:
             lines.append(f"recorded what it deleted in the store at {self.record}")
         return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 __all__ = ["GCReport"]

@@ -25,6 +25,7 @@ from .catalog.restore import ORDER, Restorer
 from .errors import CairnError, IntegrityError
 from .layout import PACKS, digest_of_pack_key, manifest_key, namespace_prefix
 from .manifest import Manifest
+from .sizes import counted
 from .storeconfig import StoreConfig, new_repository_id, read_config, write_config
 from .storelog import read
 from .storelog.reader import namespaces
@@ -77,9 +78,10 @@ class RecoverReport:
     def __str__(self) -> str:
         verb = "reconciled" if self.reconciled else "recovered"
         text = (
-            f"{verb} {self.projects} projects, {self.collections} collections, "
-            f"{self.versions} versions, {self.aliases} aliases, {self.runs} runs; "
-            f"{self.packed} packed objects indexed"
+            f"{verb} {counted(self.projects, 'project')}, "
+            f"{counted(self.collections, 'collection')}, {counted(self.versions, 'version')}, "
+            f"{counted(self.aliases, 'alias', 'aliases')}, {counted(self.runs, 'run')}; "
+            f"{counted(self.packed, 'packed object')} indexed"
         )
         return "\n".join([text, *self.problems])
 

@@ -1,7 +1,8 @@
-"""Sizes as people read them: one formatter, in binary units, for everything cairn prints.
+"""Sizes and counts as people read them: one formatter for everything cairn prints.
 
-The CLI, reports (`gc`, `verify`, cache cleanup), the progress bar and the adapters'
-logs all say "3.2 MiB", never "3.4 MB" in one place and "3355443 bytes" in another.
+The CLI, reports (`gc`, `verify`, `recover`, cache cleanup), the progress bar and the
+adapters' logs all say "3.2 MiB", never "3.4 MB" in one place and "3355443 bytes" in
+another, and "1 object", never "1 objects".
 """
 
 from __future__ import annotations
@@ -22,4 +23,9 @@ def format_size(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
-__all__ = ["format_size"]
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 object', '2 objects'; `plural` for nouns that do not just add an s ('aliases')."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+__all__ = ["counted", "format_size"]

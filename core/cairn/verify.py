@@ -25,7 +25,7 @@ from .catalog import damaged
 from .catalog.packs import Member
 from .layout import namespace_prefix
 from .manifest import Entry
-from .sizes import format_size
+from .sizes import counted, format_size
 
 # packed objects checked per task: up to 256 KiB each, read as ranges of their pack
 _PACKED_SLICE = 256
@@ -113,8 +113,8 @@ class VerifyReport:
 
     def __str__(self) -> str:
         head = (
-            f"checked {_count(self.versions_checked, 'version')}, "
-            f"{_count(self.objects_checked, 'object')} ({format_size(self.bytes_checked)})"
+            f"checked {counted(self.versions_checked, 'version')}, "
+            f"{counted(self.objects_checked, 'object')} ({format_size(self.bytes_checked)})"
         )
         lines = [f"repaired {b} from {source}" for b, source in self.repaired]
         if self.ok:
@@ -124,11 +124,11 @@ class VerifyReport:
             found = [
                 f"{missing} missing" if missing else "",
                 f"{len(self.bad) - missing} corrupt" if len(self.bad) > missing else "",
-                f"{_count(len(self.references), 'reference')} changed" if self.references else "",
+                f"{counted(len(self.references), 'reference')} changed" if self.references else "",
             ]
             lines.append(f"{head}: {', '.join(f for f in found if f)}")
         for b in self.bad:
-            needed = _count(len(b.versions), "version")
+            needed = counted(len(b.versions), "version")
             lines.append(f"{b.problem}: {b.where()}, needed by {needed}:")
             lines += [f"  {n.ref} {n.path}" for n in b.needed_by]
             if b.note:
@@ -136,17 +136,13 @@ class VerifyReport:
         lines += [f"reference: {r}" for r in self.references]
         if self.cache_dropped:
             lines.append(
-                f"cache: dropped {_count(len(self.cache_dropped), 'file')} that no longer "
+                f"cache: dropped {counted(len(self.cache_dropped), 'file')} that no longer "
                 f"matched its digest (of {self.cache_checked} checked); the next get fetches "
                 "it from the store again"
             )
         if self.bad:
             lines.append(f"versions that need a bad object: {', '.join(self.affected)}")
         return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
