@@ -8,6 +8,7 @@ from .errors import (
     Finalized,
     IntegrityError,
     InvalidName,
+    InvalidPolicy,
     InvalidQuery,
     NotFound,
     PermissionDenied,
@@ -18,6 +19,8 @@ from .manifest import Chunk, Diff, Entry, Manifest
 from .names import Ref
 from .projects import ProjectInfo
 from .repository import Repository
+from .retain import Deletion, RetentionReport
+from .retention import RetentionPolicy
 from .run import Run
 from .search import RunKeys
 from .transfer import UploadStats
@@ -34,6 +37,7 @@ __all__ = [
     "Chunk",
     "CleanupReport",
     "Conflict",
+    "Deletion",
     "Diff",
     "Entry",
     "FileTree",
@@ -42,6 +46,7 @@ __all__ = [
     "GCReport",
     "IntegrityError",
     "InvalidName",
+    "InvalidPolicy",
     "InvalidQuery",
     "Manifest",
     "NotFound",
@@ -50,6 +55,8 @@ __all__ = [
     "Ref",
     "ReferenceChanged",
     "Repository",
+    "RetentionPolicy",
+    "RetentionReport",
     "Run",
     "RunKeys",
     "TreeItem",

@@ -48,3 +48,8 @@ class InvalidQuery(CairnError, ValueError):
         shown = query if len(query) <= 80 else query[:77] + "..."
         context = f" (in {what} {shown!r})" if query and position else ""
         super().__init__(f"invalid {what}{where}: {reason}{context}")
+
+
+class InvalidPolicy(CairnError, ValueError):
+    """A retention policy is malformed: a negative count, an unknown duration unit, a bad
+    alias name (docs/RETENTION.md)."""

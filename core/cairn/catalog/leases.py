@@ -47,17 +47,24 @@ def drop(conn: Connection, lease_id: str) -> None:
     conn.execute(delete(leases).where(leases.c.id == lease_id))
 
 
-def live(conn: Connection) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+def live(
+    conn: Connection, *, drop_expired: bool = True
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """(namespace, digest) pairs under unexpired leases: (leased digests, leased manifests
-    whose objects are protected); drops expired leases."""
-    expired = [r[0] for r in conn.execute(select(leases.c.id).where(leases.c.expires_at < now()))]
-    for lease_id in expired:
-        drop(conn, lease_id)
+    whose objects are protected); drops expired leases unless `drop_expired` is False
+    (in a read-only transaction)."""
+    moment = now()
+    if drop_expired:
+        expired = conn.execute(select(leases.c.id).where(leases.c.expires_at < moment))
+        for lease_id in [r[0] for r in expired]:
+            drop(conn, lease_id)
+    fresh = leases.c.expires_at >= moment
     digests = {
         (r.namespace, r.digest)
         for r in conn.execute(
             select(leases.c.namespace, lease_objects.c.digest)
             .join(leases, leases.c.id == lease_objects.c.lease_id)
+            .where(fresh)
             .distinct()
         )
     }
@@ -65,7 +72,7 @@ def live(conn: Connection) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
         (r.namespace, r.manifest_digest)
         for r in conn.execute(
             select(leases.c.namespace, leases.c.manifest_digest).where(
-                leases.c.manifest_digest.is_not(None)
+                leases.c.manifest_digest.is_not(None), fresh
             )
         )
     }

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from ..errors import NotFound
-from .records import version_query
+from .records import hold, version_query
 from .schema import parts, runs, usages, versions
 from .sql import insert_ignore, now
 
@@ -89,6 +89,9 @@ def get_run(conn: Connection, run_id: str) -> Row:
 
 
 def record_use(conn: Connection, run_id: str, version_id: int) -> None:
+    """Record that the run uses the version; NotFound if it was deleted meanwhile (the
+    version is held while the use is recorded, so retention sees one or the other)."""
+    hold(conn, version_id)
     insert_ignore(
         conn,
         usages,

@@ -199,6 +199,22 @@ def aliases_of(conn: Connection, version_ids: Iterable[int]) -> dict[int, list[s
     return out
 
 
+def hold(conn: Connection, version_id: int) -> Row:
+    """The version's row, locked against deletion until the transaction ends (PostgreSQL:
+    FOR SHARE; SQLite: every write transaction is exclusive); NotFound if it is deleted.
+
+    A use or a draft recorded under this lock is seen by a deletion that comes after it,
+    and one that comes after a deletion sees it gone (`cairn retain` locks FOR UPDATE).
+    """
+    q = select(versions.c.id, versions.c.state).where(versions.c.id == version_id)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(read=True)
+    row = conn.execute(q).first()
+    if row is None or row.state == DELETED:
+        raise NotFound(f"version id {version_id} was deleted; resolve its ref again")
+    return row
+
+
 def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:
     return conn.execute(
         version_query().where(
