@@ -64,9 +64,7 @@ def collect_garbage(
     with _block(repository).get_repository() as repo:
         report = repo.gc(dry_run=dry_run)
     print(report)
-    create_markdown_artifact(
-        key="cairn-gc", markdown=f"```\n{report}\n```", description="cairn gc"
-    )
+    create_markdown_artifact(key="cairn-gc", markdown=f"```\n{report}\n```", description="cairn gc")
     return {
         "dry_run": report.dry_run,
         "objects_deleted": report.objects_deleted,

@@ -692,7 +692,9 @@ def retention_set(
     keep_younger: Annotated[
         str | None,
         typer.Option(
-            "--keep-younger", metavar="DURATION", help="Keep versions younger than this: 30d, 12h, 2w."
+            "--keep-younger",
+            metavar="DURATION",
+            help="Keep versions younger than this: 30d, 12h, 2w.",
         ),
     ] = None,
     keep_aliased: Annotated[

@@ -183,7 +183,9 @@ def estimate(repo: Repository, *, without: Collection[int] = ()) -> tuple[int, i
     with repo.catalog.read() as conn:
         listing = _listing(repo.store)
         after = _plan(repo.store, conn, _live(conn, without=without, drop=False), started, listing)
-        now = _plan(repo.store, conn, _live(conn, drop=False), started, listing) if without else after
+        now = (
+            _plan(repo.store, conn, _live(conn, drop=False), started, listing) if without else after
+        )
     return _freed(after), _freed(now)
 
 

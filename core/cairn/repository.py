@@ -548,7 +548,9 @@ class Repository:
             policy = RetentionPolicy(
                 keep_last=keep_last,
                 keep_younger=keep_younger,  # type: ignore[arg-type]  # parsed on creation
-                keep_aliased=keep_aliased if isinstance(keep_aliased, bool) else tuple(keep_aliased),
+                keep_aliased=keep_aliased
+                if isinstance(keep_aliased, bool)
+                else tuple(keep_aliased),
                 keep_used=keep_used,  # type: ignore[arg-type]
                 protect=tuple(protect) if protect is not None else None,
             )

@@ -62,7 +62,7 @@ class RetentionReport:
     in_use: tuple[str, ...]
     #: collections whose policy has a keep rule
     collections: int
-    #: bytes `gc` would free afterwards, and of those, bytes it would free anyway
+    #: bytes `gc` would free afterwards, and (dry runs) of those, bytes it would free anyway
     gc_bytes: int
     gc_bytes_before: int
 

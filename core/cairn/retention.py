@@ -106,7 +106,11 @@ class RetentionPolicy:
         return out
 
     def __str__(self) -> str:
-        keep = "keep " + "; ".join(self.rules()) if self.keeps else "no keep rule (retain deletes nothing)"
+        keep = (
+            "keep " + "; ".join(self.rules())
+            if self.keeps
+            else "no keep rule (retain deletes nothing)"
+        )
         protect = "inherited" if self.protect is None else ", ".join(self.protect) or "none"
         return f"{keep}; protect: {protect}"
 

@@ -35,14 +35,37 @@ def demo(home, tmp_path):
 
 
 def test_set_show_and_rm_a_policy(demo):
-    r = cairn("retention", "set", "demo", "--keep-last", "10", "--keep-younger", "30d",
-              "--keep-aliased", "--keep-used", "2w")
+    r = cairn(
+        "retention",
+        "set",
+        "demo",
+        "--keep-last",
+        "10",
+        "--keep-younger",
+        "30d",
+        "--keep-aliased",
+        "--keep-used",
+        "2w",
+    )
     assert r.stdout.strip() == (
         "demo: keep the last 10; younger than 30d; any with an alias; any used by a run in "
         "the last 2w; protect: inherited"
     )
-    cairn("retention", "set", "demo/mnist", "--keep-last", "1", "--keep-alias", "best",
-          "--keep-alias", "staging", "--protect", "production", "--protect", "gold")
+    cairn(
+        "retention",
+        "set",
+        "demo/mnist",
+        "--keep-last",
+        "1",
+        "--keep-alias",
+        "best",
+        "--keep-alias",
+        "staging",
+        "--protect",
+        "production",
+        "--protect",
+        "gold",
+    )
     table = cairn("retention", "show").stdout
     assert "demo/mnist" in table and "any with alias best, staging" in table
     assert "production, gold" in table
@@ -96,8 +119,15 @@ def test_retention_commands_have_help():
         out = cairn(*args, "--help").stdout
         assert "Usage: cairn " + " ".join(args) in out
     helptext = cairn("retention", "set", "--help").stdout
-    for option in ("--keep-last", "--keep-younger", "--keep-aliased", "--keep-alias",
-                   "--keep-used", "--protect", "--no-protect"):
+    for option in (
+        "--keep-last",
+        "--keep-younger",
+        "--keep-aliased",
+        "--keep-alias",
+        "--keep-used",
+        "--protect",
+        "--no-protect",
+    ):
         assert option in helptext
     assert "--force" in cairn("rm", "--help").stdout
 

@@ -316,7 +316,7 @@ def catalog_rows(repo: Repository) -> dict[str, list[tuple]]:
     meta.reflect(repo.catalog.engine)
     with repo.catalog.read() as conn:
         return {
-            t.name: sorted((tuple(map(repr, r)) for r in conn.execute(select(t))))
+            t.name: sorted(tuple(map(repr, r)) for r in conn.execute(select(t)))
             for t in meta.sorted_tables
         }
 

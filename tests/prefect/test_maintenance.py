@@ -45,7 +45,9 @@ def test_maintenance_flow_applies_retention_then_frees_the_bytes(repo):
 
         async with get_client() as client:
             found = await client.read_latest_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cairn-retain", "cairn-gc"]))
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["cairn-retain", "cairn-gc"])
+                )
             )
         return {a.key: str(a.data) for a in found}
 
@@ -69,7 +71,9 @@ def test_maintenance_script_runs_on_its_own(prefect_server, cairn_home, repo):
     repo.set_retention("demo", keep_last=1)
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "CAIRN_HOME": str(cairn_home)}
     script = [sys.executable, str(maintenance.__file__)]
-    dry = subprocess.run([*script, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
+    dry = subprocess.run(
+        [*script, "--dry-run"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "would delete demo/clicks:v0" in dry.stdout + dry.stderr
     assert len(repo.versions("demo/clicks")) == 2

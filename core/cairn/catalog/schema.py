@@ -241,9 +241,7 @@ retention_policies = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # the database role that declared it (PostgreSQL: current_user; None on SQLite)
     Column("updated_by", String(128), nullable=True),
-    CheckConstraint(
-        "keep_last IS NULL OR keep_last >= 0", name="ck_retention_keep_last"
-    ),
+    CheckConstraint("keep_last IS NULL OR keep_last >= 0", name="ck_retention_keep_last"),
     CheckConstraint(
         "(keep_younger IS NULL OR keep_younger >= 0) AND (keep_used IS NULL OR keep_used >= 0)",
         name="ck_retention_durations",
