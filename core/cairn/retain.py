@@ -9,8 +9,9 @@ it again finishes the work. Bytes are never deleted here: `gc` frees them afterw
 Safe beside writers (docs/RETENTION.md): a version is kept while a writer drafts from it
 or stages identical content (a lease names its manifest), while a running run uses it,
 or when a run recorded a use of it since shortly before this run began. Uses and drafts
-hold the version row (`records.hold`), so each either lands before this transaction
-reads them or finds the version deleted.
+hold the version row (`records.hold`, FOR SHARE), which waits for this transaction's
+lock, so each either lands before this transaction reads them or finds the version
+deleted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, Row, func, select
 from . import access
 from .catalog import leases, records
 from .catalog import retention as policies
-from .catalog.schema import runs, usages, versions
+from .catalog.schema import collections, runs, usages, versions
 from .catalog.sql import clock
 from .errors import InvalidName
 from .names import Ref, check_name
@@ -153,6 +154,15 @@ def _collection(
     conn: Connection, coll: Row, started: datetime, *, dry_run: bool
 ) -> _Outcome | None:
     """Apply the collection's effective policy in `conn`'s transaction."""
+    if not dry_run and conn.dialect.name == "postgresql":
+        # the collection first, as a commit locks it: commits wait for this transaction
+        # instead of deadlocking on `latest`; FOR NO KEY UPDATE leaves alias edits'
+        # foreign-key checks free
+        conn.execute(
+            select(collections.c.id)
+            .where(collections.c.id == coll.id)
+            .with_for_update(key_share=True)
+        )
     pid = records.project_id(conn, coll.project)
     policy, protected = effective(policies.of(conn, pid, None), policies.of(conn, pid, coll.id))
     if policy is None or not policy.keeps:
@@ -183,13 +193,13 @@ def _collection(
 
 
 def _committed(conn: Connection, collection_id: int, *, lock: bool) -> list[Row]:
-    """The collection's committed versions; locked FOR UPDATE on PostgreSQL when the
-    transaction will delete some (uses and drafts wait, or are seen)."""
+    """The collection's committed versions; locked on PostgreSQL (FOR NO KEY UPDATE, which
+    a use's or draft's FOR SHARE waits for) when the transaction will delete some."""
     q = select(versions).where(
         versions.c.collection_id == collection_id, versions.c.state == records.COMMITTED
     )
     if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+        q = q.with_for_update(key_share=True)
     return list(conn.execute(q.order_by(versions.c.idx)))
 
 

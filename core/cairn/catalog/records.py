@@ -204,7 +204,8 @@ def hold(conn: Connection, version_id: int) -> Row:
     FOR SHARE; SQLite: every write transaction is exclusive); NotFound if it is deleted.
 
     A use or a draft recorded under this lock is seen by a deletion that comes after it,
-    and one that comes after a deletion sees it gone (`cairn retain` locks FOR UPDATE).
+    and one that comes after a deletion sees it gone (`cairn retain` locks FOR NO KEY
+    UPDATE).
     """
     q = select(versions.c.id, versions.c.state).where(versions.c.id == version_id)
     if conn.dialect.name == "postgresql":
