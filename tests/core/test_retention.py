@@ -426,3 +426,31 @@ def test_durations_read_and_print(text, seconds, canonical):
     d = parse_duration(text)
     assert d.total_seconds() == seconds
     assert format_duration(d) == canonical
+
+
+def test_pending_versions_and_writers_staging_identical_content_are_left_alone(repo):
+    from cairn.catalog import leases
+
+    for i in range(3):
+        _log(repo, "ds", f"c{i}")
+    part = Artifact("ds", "dataset")
+    with part.new_file("part.txt") as f:
+        f.write("part")
+    repo.upsert_artifact(part, project="p", distributed_id="job-1", writer_id="w0")
+    v1 = repo.artifact("p/ds:v1")
+    with repo.catalog.write() as conn:  # a writer about to commit v1's manifest again
+        lease = leases.create(conn, namespace=v1.namespace)
+        leases.add_objects(conn, lease, [v1.digest])
+    repo.set_retention("p", keep_last=0)
+
+    report = repo.retain()
+
+    assert [d.ref for d in report.deleted] == ["p/ds:v0"]
+    assert report.in_use == ("p/ds:v1",)
+    pending = [v for v in repo.versions("p/ds") if v.state == "PENDING"]
+    assert [v.distributed_id for v in pending] == ["job-1"]
+    done = repo.finish_artifact(Artifact("ds", "dataset"), project="p", distributed_id="job-1")
+    assert (done.version, [e.path for e in done.files()]) == ("v3", ["part.txt"])
+    with repo.catalog.write() as conn:
+        leases.drop(conn, lease)
+    assert [d.ref for d in repo.retain().deleted] == ["p/ds:v1", "p/ds:v2"]
