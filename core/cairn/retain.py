@@ -164,9 +164,11 @@ def _collection(
             .with_for_update(key_share=True)
         )
     pid = records.project_id(conn, coll.project)
-    policy, protected = effective(policies.of(conn, pid, None), policies.of(conn, pid, coll.id))
+    own = policies.of(conn, pid, coll.id)
+    policy, protected = effective(policies.of(conn, pid, None), own)
     if policy is None or not policy.keeps:
         return None
+    scope = f"{coll.project}/{coll.name}" if own is not None else coll.project
     rows = _committed(conn, coll.id, lock=not dry_run)
     now = clock(conn)
     candidates = _candidates(conn, rows, started, now)
@@ -176,7 +178,6 @@ def _collection(
         c.id for c in doomed
     }
     by_id = {r.id: r for r in rows}
-    scope = policy.at(coll.project, policy.name and coll.name).scope
     if not dry_run:
         for c in doomed:
             records.mark_deleted(conn, by_id[c.id])

@@ -140,9 +140,11 @@ def test_a_collection_policy_replaces_its_projects(repo, project_rules, collecti
     if collection_rules is not None:
         repo.set_retention("p/ds", **collection_rules)
 
-    repo.retain("p/ds")
+    report = repo.retain("p/ds")
 
     assert left(repo) == sorted(set(range(6)) - set(deleted))
+    scope = "p/ds" if collection_rules is not None else "p"
+    assert {d.policy for d in report.deleted} <= {scope}
     assert left(repo, "p/other") == list(range(6))  # only the collection named was touched
 
 
