@@ -171,7 +171,7 @@ def _collection(
     scope = f"{coll.project}/{coll.name}" if own is not None else coll.project
     rows = _committed(conn, coll.id, lock=not dry_run)
     now = clock(conn)
-    candidates = _candidates(conn, rows, started, now)
+    candidates = _candidates(conn, coll.id, rows, started, now)
     doomed = decide(policy, candidates, protected=protected, now=now)
     free = [replace(c, in_use=False) for c in candidates]
     held = {c.id for c in decide(policy, free, protected=protected, now=now)} - {
@@ -205,33 +205,31 @@ def _committed(conn: Connection, collection_id: int, *, lock: bool) -> list[Row]
 
 
 def _candidates(
-    conn: Connection, rows: list[Row], started: datetime, now: datetime
+    conn: Connection, collection_id: int, rows: list[Row], started: datetime, now: datetime
 ) -> list[Candidate]:
-    ids = [r.id for r in rows]
-    tags = records.aliases_of(conn, ids)
-    last_used: dict[int, datetime] = {}
-    busy: set[int] = set()
-    if ids:
-        uses = conn.execute(
-            select(usages.c.version_id, func.max(usages.c.created_at))
-            .where(usages.c.version_id.in_(ids))
-            .group_by(usages.c.version_id)
+    committed = select(versions.c.id).where(
+        versions.c.collection_id == collection_id, versions.c.state == records.COMMITTED
+    )
+    tags = records.aliases_of(conn, [r.id for r in rows])
+    uses = conn.execute(
+        select(usages.c.version_id, func.max(usages.c.created_at))
+        .where(usages.c.version_id.in_(committed))
+        .group_by(usages.c.version_id)
+    )
+    last_used = {vid: _aware(at) for vid, at in uses}
+    running = conn.execute(
+        select(usages.c.version_id)
+        .join(runs, runs.c.id == usages.c.run_id)
+        .where(
+            usages.c.version_id.in_(committed),
+            runs.c.state == "running",
+            usages.c.created_at > now - leases.LEASE_TTL,
         )
-        last_used = {vid: _aware(at) for vid, at in uses}
-        running = conn.execute(
-            select(usages.c.version_id)
-            .join(runs, runs.c.id == usages.c.run_id)
-            .where(
-                usages.c.version_id.in_(ids),
-                runs.c.state == "running",
-                usages.c.created_at > now - leases.LEASE_TTL,
-            )
-        )
-        busy = {r[0] for r in running}
+    )
+    busy = {r[0] for r in running}
     since = _aware(started) - USE_MARGIN
     busy |= {vid for vid, at in last_used.items() if at >= since}
-    leased, leased_manifests = leases.live(conn, drop_expired=False)
-    drafted = leased | leased_manifests
+    drafted = leases.held(conn, [r.digest for r in rows])
     return [
         Candidate(
             id=r.id,

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, select, update
 
 from .schema import lease_objects, leases
-from .sql import insert_ignore, now
+from .sql import IN_LIST, insert_ignore, now
 
 LEASE_TTL = timedelta(hours=6)
 
@@ -77,3 +77,24 @@ def live(
         )
     }
     return digests, manifests
+
+
+def held(conn: Connection, digests: Iterable[str]) -> set[tuple[str, str]]:
+    """Which of these manifest digests an unexpired lease names, as (namespace, digest):
+    a draft's parent, or the manifest a writer is about to commit (`cairn retain`)."""
+    wanted = sorted(set(digests))
+    fresh = leases.c.expires_at >= now()
+    out: set[tuple[str, str]] = set()
+    for i in range(0, len(wanted), IN_LIST):
+        batch = wanted[i : i + IN_LIST]
+        parents = select(leases.c.namespace, leases.c.manifest_digest).where(
+            leases.c.manifest_digest.in_(batch), fresh
+        )
+        staged = (
+            select(leases.c.namespace, lease_objects.c.digest)
+            .join(leases, leases.c.id == lease_objects.c.lease_id)
+            .where(lease_objects.c.digest.in_(batch), fresh)
+        )
+        out |= {(ns, d) for ns, d in conn.execute(parents)}
+        out |= {(ns, d) for ns, d in conn.execute(staged)}
+    return out
