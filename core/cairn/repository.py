@@ -678,6 +678,7 @@ class Repository:
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
+            records.guard_deletions(conn, row.collection_id, exclusive=True)
             if not force:
                 held = set(records.aliases_of(conn, [row.id])[row.id])
                 guarded = sorted(held & set(retention_rows.protected(conn, row.collection_id)))

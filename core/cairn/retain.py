@@ -1,7 +1,7 @@
 """`cairn retain`: apply every retention policy, then say what `gc` would free.
 
-One write transaction per collection: it locks the collection's committed versions,
-reads the policy, aliases, uses and writers' leases again under those locks, and marks
+One write transaction per collection: it takes the collection's deletion lock, reads
+the policy, aliases, uses and writers' leases again under those locks, and marks
 what the policy lets go DELETED (aliases dropped, `latest` moved) in one step. A run
 killed between two collections leaves each collection either done or untouched; running
 it again finishes the work. Bytes are never deleted here: `gc` frees them afterwards.
@@ -9,9 +9,9 @@ it again finishes the work. Bytes are never deleted here: `gc` frees them afterw
 Safe beside writers (docs/RETENTION.md): a version is kept while a writer drafts from it
 or stages identical content (a lease names its manifest), while a running run uses it,
 or when a run recorded a use of it since shortly before this run began. Uses and drafts
-hold the version row (`records.hold`, FOR SHARE), which waits for this transaction's
-lock, so each either lands before this transaction reads them or finds the version
-deleted.
+record themselves holding the collection's deletion lock shared (`records.hold`), which
+this transaction holds exclusive, so each either lands before this transaction reads
+them or finds the version deleted.
 """
 
 from __future__ import annotations
@@ -154,8 +154,11 @@ def _collection(
     conn: Connection, coll: Row, started: datetime, *, dry_run: bool
 ) -> _Outcome | None:
     """Apply the collection's effective policy in `conn`'s transaction."""
+    if not dry_run:
+        # uses and drafts of the collection wait for this transaction, or are seen by it
+        records.guard_deletions(conn, coll.id, exclusive=True)
     if not dry_run and conn.dialect.name == "postgresql":
-        # the collection first, as a commit locks it: commits wait for this transaction
+        # the collection row, as a commit locks it: commits wait for this transaction
         # instead of deadlocking on `latest`; FOR NO KEY UPDATE leaves alias edits'
         # foreign-key checks free
         conn.execute(
@@ -169,7 +172,7 @@ def _collection(
     if policy is None or not policy.keeps:
         return None
     scope = f"{coll.project}/{coll.name}" if own is not None else coll.project
-    rows = _committed(conn, coll.id, lock=not dry_run)
+    rows = _committed(conn, coll.id)
     now = clock(conn)
     candidates = _candidates(conn, coll.id, rows, started, now)
     doomed = decide(policy, candidates, protected=protected, now=now)
@@ -193,14 +196,10 @@ def _collection(
     )
 
 
-def _committed(conn: Connection, collection_id: int, *, lock: bool) -> list[Row]:
-    """The collection's committed versions; locked on PostgreSQL (FOR NO KEY UPDATE, which
-    a use's or draft's FOR SHARE waits for) when the transaction will delete some."""
+def _committed(conn: Connection, collection_id: int) -> list[Row]:
     q = select(versions).where(
         versions.c.collection_id == collection_id, versions.c.state == records.COMMITTED
     )
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update(key_share=True)
     return list(conn.execute(q.order_by(versions.c.idx)))
 
 
