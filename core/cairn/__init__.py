@@ -8,6 +8,7 @@ from .errors import (
     Finalized,
     IntegrityError,
     InvalidName,
+    InvalidPolicy,
     InvalidQuery,
     NotFound,
     PermissionDenied,
@@ -21,6 +22,8 @@ from .names import Ref
 from .projects import ProjectInfo
 from .recover import CatalogReport, RecoverReport
 from .repository import Repository, recover
+from .retain import Deletion, RetentionReport
+from .retention import RetentionPolicy
 from .run import Run
 from .search import RunKeys
 from .transfer import UploadStats
@@ -38,6 +41,7 @@ __all__ = [
     "Chunk",
     "CleanupReport",
     "Conflict",
+    "Deletion",
     "Diff",
     "Entry",
     "ExportReport",
@@ -47,6 +51,7 @@ __all__ = [
     "GCReport",
     "IntegrityError",
     "InvalidName",
+    "InvalidPolicy",
     "InvalidQuery",
     "Manifest",
     "NotFound",
@@ -57,6 +62,8 @@ __all__ = [
     "ReferenceChanged",
     "Repository",
     "RepositoryMismatch",
+    "RetentionPolicy",
+    "RetentionReport",
     "Run",
     "RunKeys",
     "TreeItem",

@@ -42,6 +42,8 @@ class Artifact:
         self._entries: dict[str, Entry] = {}  # logical path -> ready entry (references)
         self._base: Manifest | None = None
         self._parent: ArtifactVersion | None = None
+        #: the lease holding a draft's parent until the draft is logged (cairn.retain)
+        self._lease: str | None = None
         self._removed: set[str] = set()
         self._tmpdir: str | None = None
 

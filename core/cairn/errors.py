@@ -53,3 +53,8 @@ class InvalidQuery(CairnError, ValueError):
 class RepositoryMismatch(CairnError):
     """The store and the catalog belong to different repositories (or one of them to
     none): writes and deletions are refused, so a wrong catalog never changes a store."""
+
+
+class InvalidPolicy(CairnError, ValueError):
+    """A retention policy is malformed: a negative count, an unknown duration unit, a bad
+    alias name (docs/RETENTION.md)."""

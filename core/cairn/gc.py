@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,7 @@ def collect(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_G
     record: str | None = None
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=True)
-        plan = _plan(repo.store, conn, _live(conn), _owned(conn), _Age(started, grace))
+        plan = _plan(conn, _live(conn), _owned(conn), _Age(started, grace), _listing(repo.store))
         rewritten = plan.rewrite
         if not dry_run:
             rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
@@ -197,15 +198,39 @@ class _Age:
         return info.mtime <= self.started - self.grace
 
 
-def _plan(store: Store, conn: Connection, live: _Live, owned: set[str], age: _Age) -> _Plan:
+def estimate(repo: Repository, *, without: Collection[int] = ()) -> tuple[int, int]:
+    """(bytes gc would free if the versions `without` were deleted, bytes it would free
+    now), once the grace period has passed: one listing of the store, two plans, no change
+    anywhere (expired leases are ignored, not dropped). What `cairn retain` reports."""
+    started = time.time()
+    with repo.catalog.read() as conn:
+        listing = _listing(repo.store)
+        owned, age = _owned(conn), _Age(started, 0.0)
+        after = _plan(conn, _live(conn, without=without, drop=False), owned, age, listing)
+        now = _plan(conn, _live(conn, drop=False), owned, age, listing) if without else after
+    return _freed(after), _freed(now)
+
+
+def _freed(plan: _Plan) -> int:
+    return plan.freed + sum(i.size - sum(m.size for m in a) for i, _, _, a in plan.rewrite)
+
+
+def _listing(store: Store) -> list[ObjectInfo]:
+    # the shared namespace at the root, every private one under projects/
+    return list(
+        itertools.chain(
+            store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
+        )
+    )
+
+
+def _plan(
+    conn: Connection, live: _Live, owned: set[str], age: _Age, listing: Iterable[ObjectInfo]
+) -> _Plan:
     """What goes: everything in an owned namespace no live version, part or lease needs
     and written a grace period before gc began (younger dead objects stay)."""
     plan = _Plan()
     stored_packs: dict[tuple[str, str], ObjectInfo] = {}
-    # the shared namespace at the root, every private one under projects/
-    listing = itertools.chain(
-        store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
-    )
     for info in listing:
         obj = digest_of_object_key(info.key)
         man = digest_of_manifest_key(info.key) if obj is None else None
@@ -300,22 +325,28 @@ def _rewrite(
     return True
 
 
-def _live(conn: Connection) -> _Live:
-    """Objects and manifests of every non-deleted version, every PENDING version's parts
-    and every unexpired lease, each in its own namespace."""
+def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True) -> _Live:
+    """Objects and manifests of every non-deleted version (but those of `without`), every
+    PENDING version's parts and every unexpired lease, each in its own namespace; `drop`
+    expired leases on the way."""
     live = _Live(defaultdict(set), defaultdict(set))
-    leased, leased_manifests = leases.live(conn)
+    leased, leased_manifests = leases.live(conn, drop_expired=drop)
     for namespace, d in leased:
         # a leased digest is an object, or the manifest its writer is about to commit
         live.objects[namespace].add(d)
         live.manifests[namespace].add(d)
     for namespace, d in parts.live_objects(conn):
         live.objects[namespace].add(d)
-    versions_live = conn.execute(
-        select(versions.c.namespace, versions.c.digest)
-        .where(versions.c.state != records.DELETED, versions.c.digest.is_not(None))
-        .distinct()
-    )
+    spared = sorted(set(without))
+    versions_live = [
+        (ns, d)
+        for vid, ns, d in conn.execute(
+            select(versions.c.id, versions.c.namespace, versions.c.digest).where(
+                versions.c.state != records.DELETED, versions.c.digest.is_not(None)
+            )
+        )
+        if not spared or vid not in without
+    ]
     objects_of: dict[str, set[str]] = {}  # a manifest read once, however many namespaces
     for namespace, d in itertools.chain(versions_live, leased_manifests):
         if d not in objects_of:
@@ -325,4 +356,4 @@ def _live(conn: Connection) -> _Live:
     return live
 
 
-__all__ = ["GCReport", "collect"]
+__all__ = ["GCReport", "collect", "estimate"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .durations import format_duration
 from .sizes import counted, format_size
@@ -58,8 +59,8 @@ class GCReport:
             lines.append(
                 f"{keep} {format_size(self.bytes_recent)} more only because of the grace "
                 f"period: {counted(self.objects_recent, 'object')} that no version needs but "
-                f"younger than {format_duration(self.grace)} (a writer may be about to commit "
-                "them); a later gc frees them"
+                f"younger than {format_duration(timedelta(seconds=self.grace))} (a writer may "
+                "be about to commit them); a later gc frees them"
             )
         if self.objects_foreign:
             lines.append(

@@ -12,10 +12,11 @@ from typing import Any
 from . import access, search
 from .artifact import Artifact, require_content
 from .cache import Cache
-from .catalog import Catalog, lineage, records, sqlite_url
+from .catalog import Catalog, leases, lineage, records, sqlite_url
+from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
 from .download import Downloader
-from .errors import CairnError, NotFound
+from .errors import CairnError, Conflict, NotFound
 from .export import ExportReport, export_into
 from .gc import DEFAULT_GRACE, GCReport, collect
 from .identity import Identity
@@ -25,6 +26,10 @@ from .objects import Objects, intact, where
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
 from .references import Sources, open_reference
+from .retain import RetentionReport, policy_for
+from .retain import retain as apply_retention
+from .retain import scope as retain_scope
+from .retention import RetentionPolicy
 from .run import Run
 from .search import RunKeys
 from .staging import stage, write_manifest
@@ -143,6 +148,16 @@ class Repository:
         Identical content to a committed version of the collection returns that version
         (with `aliases` applied) instead of creating a new one.
         """
+        v = self._log_artifact(art, project, aliases, run)
+        if art._lease is not None:  # the draft is logged: its parent need not be held
+            with self.catalog.write() as conn:
+                leases.drop(conn, art._lease)
+            art._lease = None
+        return v
+
+    def _log_artifact(
+        self, art: Artifact, project: str | None, aliases: Sequence[str], run: Run | None
+    ) -> ArtifactVersion:
         project = self._project(project)
         wanted = [check_user_alias(a) for a in aliases]
         require_content(art)
@@ -559,10 +574,97 @@ class Repository:
             self.identity.require("prune versions")
         committed = [v for v in self.versions(name) if v.state == "COMMITTED"]
         doomed = [v for v in committed[keep:] if not [a for a in v.aliases if a != LATEST]]
-        if not dry_run:
-            for v in doomed:
-                v.delete()
-        return doomed
+        if dry_run:
+            return doomed
+        gone = []
+        for v in doomed:
+            try:
+                v.delete()  # refuses a version given a protected alias meanwhile
+            except Conflict:
+                continue
+            gone.append(v)
+        return gone
+
+    # -- retention (docs/RETENTION.md) ------------------------------------------------------
+
+    def set_retention(
+        self,
+        target: str,
+        policy: RetentionPolicy | None = None,
+        *,
+        keep_last: int | None = None,
+        keep_younger: str | timedelta | None = None,
+        keep_aliased: bool | Sequence[str] = False,
+        keep_used: str | timedelta | None = None,
+        protect: Sequence[str] | None = None,
+    ) -> RetentionPolicy:
+        """Declare the retention policy of a project (`"demo"`) or a collection
+        (`"demo/mnist"`), replacing any it had: give a `RetentionPolicy` or its rules.
+
+        `repo.set_retention("demo", keep_last=10, keep_used="30d", keep_aliased=True)`
+        """
+        if policy is None:
+            policy = RetentionPolicy(
+                keep_last=keep_last,
+                keep_younger=keep_younger,  # type: ignore[arg-type]  # parsed on creation
+                keep_aliased=keep_aliased
+                if isinstance(keep_aliased, bool)
+                else tuple(keep_aliased),
+                keep_used=keep_used,  # type: ignore[arg-type]
+                protect=tuple(protect) if protect is not None else None,
+            )
+        project, name = retain_scope(target)
+        with self.catalog.write() as conn:
+            access.require(conn, project, "admin")
+            pid = records.project_id(conn, project)
+            cid = records.collection(conn, project, name).id if name is not None else None
+            retention_rows.put(conn, pid, cid, policy)
+        return policy.at(project, name)
+
+    def retention(self, target: str, *, effective: bool = False) -> RetentionPolicy | None:
+        """The policy declared for a project or collection (None if none); with
+        `effective`, the one `retain` applies there: a collection's own, else its project's
+        (with the protected aliases resolved into `protect`)."""
+        project, name = retain_scope(target)
+        with self.catalog.read() as conn:
+            access.require(conn, project, "read")
+            if effective:
+                policy, protected = policy_for(conn, project, name)
+                return replace(policy, protect=protected) if policy is not None else None
+            pid = records.project_id(conn, project)
+            cid = records.collection(conn, project, name).id if name is not None else None
+            found = retention_rows.of(conn, pid, cid)
+        return found.at(project, name) if found is not None else None
+
+    def retention_policies(self, project: str | None = None) -> list[RetentionPolicy]:
+        """Every declared policy (of `project`), each project's before its collections'."""
+        with self.catalog.read() as conn:
+            if project is not None:
+                access.require(conn, check_name(project, kind="project"), "read")
+                records.project_id(conn, project)
+            return retention_rows.declared(conn, project)
+
+    def protected_aliases(self, target: str) -> tuple[str, ...]:
+        """The aliases no command deletes a version of, in a project or collection."""
+        project, name = retain_scope(target)
+        with self.catalog.read() as conn:
+            access.require(conn, project, "read")
+            return policy_for(conn, project, name)[1]
+
+    def remove_retention(self, target: str) -> bool:
+        """Remove a project's or collection's policy; False if it had none."""
+        project, name = retain_scope(target)
+        with self.catalog.write() as conn:
+            access.require(conn, project, "admin")
+            pid = records.project_id(conn, project)
+            cid = records.collection(conn, project, name).id if name is not None else None
+            return retention_rows.remove(conn, pid, cid)
+
+    def retain(self, target: str | None = None, *, dry_run: bool = False) -> RetentionReport:
+        """Apply every retention policy (of a project or collection, if given): mark the
+        versions no keep rule keeps DELETED, and report them with the bytes `gc` would then
+        free. With `dry_run`, change nothing and report what would go."""
+        return apply_retention(self, target, dry_run=dry_run)
 
     # -- internals used by ArtifactVersion and Run ---------------------------------------------
 
@@ -631,12 +733,31 @@ class Repository:
             for a in wanted:
                 records.set_alias(conn, row.collection_id, a, v.id)
 
-    def _delete_version(self, v: ArtifactVersion) -> None:
+    def _delete_version(self, v: ArtifactVersion, *, force: bool = False) -> None:
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
-            records.mark_deleted(conn, records.version_by_id(conn, v.id))
+            row = records.version_by_id(conn, v.id)
+            records.guard_deletions(conn, row.collection_id, exclusive=True)
+            if not force:
+                held = set(records.aliases_of(conn, [row.id])[row.id])
+                guarded = sorted(held & set(retention_rows.protected(conn, row.collection_id)))
+                if guarded:
+                    raise Conflict(
+                        f"{v.ref} holds protected alias {', '.join(guarded)}: no command "
+                        "deletes it; move the alias to another version first, or pass "
+                        "force=True (--force)"
+                    )
+            records.mark_deleted(conn, row)
+
+    def _lease_draft(self, v: ArtifactVersion) -> str:
+        """Hold a version a draft starts from: `retain` keeps it, and `gc` its objects,
+        until the draft is logged or the lease expires."""
+        with self.catalog.write() as conn:
+            records.hold(conn, v.id)
+            return leases.create(conn, namespace=v.namespace, manifest_digest=v.digest)
 
     def _record_use(self, run_id: str, version_id: int) -> None:
+        """Record a use; NotFound if the version was deleted since it was resolved."""
         with self.catalog.write() as conn:
             lineage.record_use(conn, run_id, version_id)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .artifact import Artifact
+from .errors import NotFound
 from .names import Ref
 
 if TYPE_CHECKING:
@@ -93,10 +94,21 @@ class Run:
     # -- artifacts through this run --------------------------------------------------------
 
     def use_artifact(self, ref: str) -> ArtifactVersion:
-        """Resolve a ref (`name:alias` means this run's project) and record the use."""
-        v = self._repo.artifact(str(Ref.parse(ref, default_project=self.project)))
-        self._repo._record_use(self.id, v.id)
-        return v
+        """Resolve a ref (`name:alias` means this run's project) and record the use.
+
+        A version deleted between the two (by `retain`, say) is resolved again: an alias
+        names its new version then, and `:v3` is not found."""
+        full = str(Ref.parse(ref, default_project=self.project))
+        for attempt in range(3):
+            v = self._repo.artifact(full)
+            try:
+                self._repo._record_use(self.id, v.id)
+            except NotFound:
+                if attempt == 2:
+                    raise
+                continue
+            return v
+        raise AssertionError("unreachable")
 
     def log_artifact(
         self, art: Artifact, *, aliases: list[str] | tuple[str, ...] = ()

@@ -199,8 +199,14 @@ class ArtifactVersion:
         return read_table(self, name)
 
     def new_draft(self) -> Artifact:
-        """A new Artifact starting from this version's files: change some, log it."""
-        return Artifact._draft(self, self.manifest)
+        """A new Artifact starting from this version's files: change some, log it.
+
+        Until the draft is logged (or for six hours), this version is held: `retain`
+        keeps it and `gc` keeps its bytes."""
+        manifest = self.manifest
+        art = Artifact._draft(self, manifest)
+        art._lease = self._repo._lease_draft(self)
+        return art
 
     # -- mutable fields ------------------------------------------------------------------
 
@@ -220,16 +226,18 @@ class ArtifactVersion:
         self.aliases, self._saved_aliases = list(fresh.aliases), list(fresh.aliases)
         return self
 
-    def delete(self, *, delete_aliases: bool = False) -> None:
+    def delete(self, *, delete_aliases: bool = False, force: bool = False) -> None:
         """Mark the version deleted; its bytes go at the next `gc`. Refuses while it
-        has aliases (other than `latest`) unless `delete_aliases=True`."""
+        has aliases (other than `latest`) unless `delete_aliases=True`, and while it
+        holds a protected alias (`production` by default, docs/RETENTION.md) unless
+        `force=True` (which implies `delete_aliases`)."""
         own = [a for a in self._saved_aliases if a != LATEST]
-        if own and not delete_aliases:
+        if own and not (delete_aliases or force):
             raise Conflict(
                 f"{self.ref} has aliases {', '.join(own)}; remove them or pass "
                 "delete_aliases=True (--delete-aliases)"
             )
-        self._repo._delete_version(self)
+        self._repo._delete_version(self, force=force)
         self.state = "DELETED"
         self.aliases, self._saved_aliases = [], []
 

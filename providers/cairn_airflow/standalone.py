@@ -26,15 +26,23 @@ from typing import Any
 _READY = "CAIRN_AIRFLOW_STANDALONE"
 
 
-def main(*dags: Any, logical_dates: Sequence[datetime | None] = (None,)) -> int:
-    """Test `dags` (in order) once per logical date; 0 if every DAG run succeeded."""
+def main(
+    *dags: Any,
+    logical_dates: Sequence[datetime | None] = (None,),
+    run_conf: dict[str, Any] | None = None,
+) -> int:
+    """Test `dags` (in order) once per logical date, with `run_conf` as the runs' conf
+    (their params); 0 if every DAG run succeeded."""
     script = os.path.abspath(sys.argv[0])
     if os.environ.get(_READY) != script:
         return _rerun_prepared(script)
     failed = []
     for dag in dags:
         for when in logical_dates:
-            dr = dag.test(logical_date=when) if when is not None else dag.test()
+            options: dict[str, Any] = {"run_conf": run_conf} if run_conf else {}
+            if when is not None:
+                options["logical_date"] = when
+            dr = dag.test(**options)
             print(_summary(dr))
             if dr.state != "success":
                 failed.append(f"{dr.dag_id} {dr.run_id}")

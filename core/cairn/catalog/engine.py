@@ -25,7 +25,7 @@ from .jsondoc import dumps
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 _GC_LOCK_KEY = 0x0CA1_2600
 _MIGRATION_LOCK_KEY = 0x0CA1_2601
 _MIGRATION_LOCK = threading.Lock()

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, select, update
 
 from .schema import lease_objects, leases
-from .sql import insert_ignore, now
+from .sql import IN_LIST, insert_ignore, now
 
 LEASE_TTL = timedelta(hours=6)
 
@@ -47,17 +47,24 @@ def drop(conn: Connection, lease_id: str) -> None:
     conn.execute(delete(leases).where(leases.c.id == lease_id))
 
 
-def live(conn: Connection) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+def live(
+    conn: Connection, *, drop_expired: bool = True
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """(namespace, digest) pairs under unexpired leases: (leased digests, leased manifests
-    whose objects are protected); drops expired leases."""
-    expired = [r[0] for r in conn.execute(select(leases.c.id).where(leases.c.expires_at < now()))]
-    for lease_id in expired:
-        drop(conn, lease_id)
+    whose objects are protected); drops expired leases unless `drop_expired` is False
+    (in a read-only transaction)."""
+    moment = now()
+    if drop_expired:
+        expired = conn.execute(select(leases.c.id).where(leases.c.expires_at < moment))
+        for lease_id in [r[0] for r in expired]:
+            drop(conn, lease_id)
+    fresh = leases.c.expires_at >= moment
     digests = {
         (r.namespace, r.digest)
         for r in conn.execute(
             select(leases.c.namespace, lease_objects.c.digest)
             .join(leases, leases.c.id == lease_objects.c.lease_id)
+            .where(fresh)
             .distinct()
         )
     }
@@ -65,8 +72,29 @@ def live(conn: Connection) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
         (r.namespace, r.manifest_digest)
         for r in conn.execute(
             select(leases.c.namespace, leases.c.manifest_digest).where(
-                leases.c.manifest_digest.is_not(None)
+                leases.c.manifest_digest.is_not(None), fresh
             )
         )
     }
     return digests, manifests
+
+
+def held(conn: Connection, digests: Iterable[str]) -> set[tuple[str, str]]:
+    """Which of these manifest digests an unexpired lease names, as (namespace, digest):
+    a draft's parent, or the manifest a writer is about to commit (`cairn retain`)."""
+    wanted = sorted(set(digests))
+    fresh = leases.c.expires_at >= now()
+    out: set[tuple[str, str]] = set()
+    for i in range(0, len(wanted), IN_LIST):
+        batch = wanted[i : i + IN_LIST]
+        parents = select(leases.c.namespace, leases.c.manifest_digest).where(
+            leases.c.manifest_digest.in_(batch), fresh
+        )
+        staged = (
+            select(leases.c.namespace, lease_objects.c.digest)
+            .join(leases, leases.c.id == lease_objects.c.lease_id)
+            .where(lease_objects.c.digest.in_(batch), fresh)
+        )
+        out |= {(ns, d) for ns, d in conn.execute(parents)}
+        out |= {(ns, d) for ns, d in conn.execute(staged)}
+    return out

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, select, update
 
 from ..errors import NotFound
 from . import journal
-from .records import version_query
+from .records import hold, version_query
 from .schema import parts, runs, usages, versions
 from .sql import insert_ignore, now
 
@@ -99,6 +99,9 @@ def get_run(conn: Connection, run_id: str) -> Row:
 
 
 def record_use(conn: Connection, run_id: str, version_id: int) -> None:
+    """Record that the run uses the version; NotFound if it was deleted meanwhile (the
+    version is held while the use is recorded, so retention sees one or the other)."""
+    hold(conn, version_id)
     known = conn.scalar(
         select(usages.c.run_id).where(usages.c.run_id == run_id, usages.c.version_id == version_id)
     )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import Conflict, NotFound
@@ -204,6 +204,39 @@ def aliases_of(conn: Connection, version_ids: Iterable[int]) -> dict[int, list[s
         for vid, name in rows:
             out[vid].append(name)
     return out
+
+
+# advisory lock class (PostgreSQL's two-key form) of "deletions in a collection"
+_DELETING = 0x0CA1_2602
+
+
+def guard_deletions(conn: Connection, collection_id: int, *, exclusive: bool) -> None:
+    """Take the collection's deletion lock until the transaction ends (PostgreSQL; SQLite's
+    write transactions are exclusive already): `cairn retain` exclusive while it decides
+    and deletes, a use or a draft shared while it records itself (`hold`)."""
+    if conn.dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        conn.execute(text(f"SELECT {fn}(:k, :c)"), {"k": _DELETING, "c": collection_id})
+
+
+def hold(conn: Connection, version_id: int) -> Row:
+    """The version's row, with its collection's deletion lock held shared until the
+    transaction ends; NotFound if it is deleted.
+
+    A use or a draft recorded under this lock is seen by a `retain` that comes after it,
+    and one that comes after a `retain` sees the version gone. (An advisory lock, not
+    `FOR SHARE`: row locks need the UPDATE policy, which a project's readers lack.)
+    """
+    q = select(versions.c.id, versions.c.collection_id, versions.c.state).where(
+        versions.c.id == version_id
+    )
+    row = conn.execute(q).first()
+    if row is not None:
+        guard_deletions(conn, row.collection_id, exclusive=False)
+        row = conn.execute(q).first()  # a new snapshot: after any retain it waited for
+    if row is None or row.state == DELETED:
+        raise NotFound(f"version id {version_id} was deleted; resolve its ref again")
+    return row
 
 
 def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:

@@ -240,3 +240,42 @@ repository = Table(
     Column("bound_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("one = 1", name="ck_repository_one"),
 )
+
+# retention policies (docs/RETENTION.md, revision 0008): one per project (collection_id
+# NULL) and at most one per collection. NULL rules are off; durations in seconds;
+# `keep_aliased` is null (off), true (any alias) or a list of alias names; `protect` is
+# null (inherited: the project's, else 'production') or a list of alias names
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("collection_id", Integer, ForeignKey("collections.id"), nullable=True),
+    Column("keep_last", Integer, nullable=True),
+    Column("keep_younger", BigInteger, nullable=True),
+    Column("keep_aliased", JSON, nullable=True),
+    Column("keep_used", BigInteger, nullable=True),
+    Column("protect", JSON, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # the database role that declared it (PostgreSQL: current_user; None on SQLite)
+    Column("updated_by", String(128), nullable=True),
+    CheckConstraint("keep_last IS NULL OR keep_last >= 0", name="ck_retention_keep_last"),
+    CheckConstraint(
+        "(keep_younger IS NULL OR keep_younger >= 0) AND (keep_used IS NULL OR keep_used >= 0)",
+        name="ck_retention_durations",
+    ),
+)
+Index(
+    "uq_retention_project",
+    retention_policies.c.project_id,
+    unique=True,
+    sqlite_where=retention_policies.c.collection_id.is_(None),
+    postgresql_where=retention_policies.c.collection_id.is_(None),
+)
+Index(
+    "uq_retention_collection",
+    retention_policies.c.collection_id,
+    unique=True,
+    sqlite_where=retention_policies.c.collection_id.is_not(None),
+    postgresql_where=retention_policies.c.collection_id.is_not(None),
+)
