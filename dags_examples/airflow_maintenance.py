@@ -2,6 +2,7 @@
 
     python dags_examples/airflow_maintenance.py            # one run, with dag.test()
     python dags_examples/airflow_maintenance.py --dry-run  # only report what would go
+    python dags_examples/airflow_maintenance.py --now      # gc without a grace period
 
 runs on the repository of the `cairn_default` connection (else the embedded default,
 ~/.cairn or $CAIRN_HOME). Declare the policies once, e.g.
@@ -14,6 +15,9 @@ such as `production`, never one a writer or a running task has in use) and repor
 XCom. On a PostgreSQL catalog, run it with a connection whose role owns the catalog (or
 has BYPASSRLS): both steps must see every project's versions and writers' leases.
 Trigger it with `{"dry_run": true}` to see what would go without changing anything.
+`grace` (default `1h`) is gc's grace period: objects written more recently stay, since a
+writer may be about to commit them (`0` frees everything no version needs, for a store
+no one else writes to at the time).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
+from cairn.durations import parse_duration
 from cairn_airflow import CairnHook
 
 with DAG(
@@ -32,7 +37,10 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # two maintenance runs at once would only repeat each other
-    params={"dry_run": Param(False, type="boolean", description="Change nothing")},
+    params={
+        "dry_run": Param(False, type="boolean", description="Change nothing"),
+        "grace": Param("1h", type="string", description="gc keeps objects younger than this"),
+    },
     tags=["cairn", "example", "maintenance"],
 ) as dag:
 
@@ -59,7 +67,8 @@ with DAG(
         """Delete the stored objects no live version needs (counted only on a dry run)."""
         hook = CairnHook()
         try:
-            report = hook.get_repository().gc(dry_run=retained["dry_run"])
+            grace = parse_duration(str(get_current_context()["params"]["grace"]))
+            report = hook.get_repository().gc(dry_run=retained["dry_run"], grace=grace)
         finally:
             hook.close()
         print(report)
@@ -77,4 +86,5 @@ if __name__ == "__main__":
     from cairn_airflow.standalone import main
 
     dry = "--dry-run" in sys.argv[1:]
-    sys.exit(main(dag, logical_dates=[datetime.now(timezone.utc)], run_conf={"dry_run": dry}))
+    conf = {"dry_run": dry, "grace": "0" if "--now" in sys.argv[1:] else "1h"}
+    sys.exit(main(dag, logical_dates=[datetime.now(timezone.utc)], run_conf=conf))

@@ -12,7 +12,8 @@ runs on a saved `CairnRepository` block (`--repository NAME`), else the embedded
 `retain_versions` marks the versions no policy keeps DELETED (never one holding a
 protected alias such as `production`, never one a writer or a running task has in use);
 `collect_garbage` then deletes the bytes no version needs. Each publishes a Prefect
-markdown artifact with its report. On a PostgreSQL catalog the block's role must own the
+markdown artifact with its report. `grace` (default `1h`) is gc's grace period: objects
+written more recently stay, since a writer may be about to commit them. On a PostgreSQL catalog the block's role must own the
 catalog (or have BYPASSRLS): both steps see every project's versions and writers' leases.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from cairn.durations import parse_duration
 from cairn_prefect import CairnRepository
 
 NIGHTLY = "0 3 * * *"
@@ -58,11 +60,12 @@ def retain_versions(
 
 @task
 def collect_garbage(
-    repository: CairnRepository | str | None = None, dry_run: bool = False
+    repository: CairnRepository | str | None = None, dry_run: bool = False, grace: str = "1h"
 ) -> dict[str, Any]:
-    """Delete the stored objects no live version needs (only count them on a dry run)."""
+    """Delete the stored objects no live version needs (only count them on a dry run),
+    but those written within the grace period."""
     with _block(repository).get_repository() as repo:
-        report = repo.gc(dry_run=dry_run)
+        report = repo.gc(dry_run=dry_run, grace=parse_duration(grace))
     print(report)
     create_markdown_artifact(key="cairn-gc", markdown=f"```\n{report}\n```", description="cairn gc")
     return {
@@ -73,10 +76,12 @@ def collect_garbage(
 
 
 @flow(name="cairn-maintenance", log_prints=True)
-def maintenance(repository: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+def maintenance(
+    repository: str | None = None, dry_run: bool = False, grace: str = "1h"
+) -> dict[str, Any]:
     """Retention, then garbage collection (which waits for it)."""
     retained = retain_versions(repository, dry_run)
-    collected = collect_garbage(repository, dry_run, wait_for=[retained])
+    collected = collect_garbage(repository, dry_run, grace, wait_for=[retained])
     return {"retain": retained, "gc": collected}
 
 
@@ -84,16 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", help="name of a saved CairnRepository block")
     parser.add_argument("--dry-run", action="store_true", help="change nothing")
+    parser.add_argument("--grace", default="1h", help="gc keeps objects younger than this")
     parser.add_argument("--serve", action="store_true", help=f"run on cron {NIGHTLY!r}")
     args = parser.parse_args(argv)
     if args.serve:
         maintenance.serve(
             name="nightly",
             cron=NIGHTLY,
-            parameters={"repository": args.repository, "dry_run": args.dry_run},
+            parameters={
+                "repository": args.repository,
+                "dry_run": args.dry_run,
+                "grace": args.grace,
+            },
         )
         return 0
-    state = maintenance(repository=args.repository, dry_run=args.dry_run, return_state=True)
+    state = maintenance(
+        repository=args.repository, dry_run=args.dry_run, grace=args.grace, return_state=True
+    )
     return 0 if state.is_completed() else 1
 
 

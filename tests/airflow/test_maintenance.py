@@ -33,7 +33,7 @@ def test_maintenance_dag_applies_retention_then_frees_the_bytes(repo):
     assert xcom(dry, "gc")["bytes_freed"] == 0  # nothing deleted yet: nothing to free
     assert [v.version for v in repo.versions("demo/clicks")] == ["v4", "v3", "v2", "v1", "v0"]
 
-    dr = dag.test(logical_date=day.replace(day=2), run_conf={"dry_run": False})
+    dr = dag.test(logical_date=day.replace(day=2), run_conf={"dry_run": False, "grace": "0"})
     assert dr.state == "success", states(dr)
     retained, collected = xcom(dr, "retain"), xcom(dr, "gc")
     assert retained["deleted"] == ["demo/clicks:v1", "demo/clicks:v2"]

@@ -199,7 +199,7 @@ def test_a_draft_of_a_version_deleted_by_force_still_logs_after_gc(repo):
     _log(repo, "ds", "one")
     draft = repo.artifact("p/ds:v0").new_draft()
     repo.artifact("p/ds:v0").delete(force=True)
-    repo.gc()  # the draft's lease keeps the parent's bytes
+    repo.gc(grace=0)  # the draft's lease keeps the parent's bytes
     with draft.new_file("b.txt") as f:
         f.write("b")
     v = repo.log_artifact(draft, project="p")
@@ -247,7 +247,7 @@ DELETERS = [
             r.retain(),
         ),
     ),
-    ("api gc", lambda r, h, c, ref, a: r.gc()),
+    ("api gc", lambda r, h, c, ref, a: r.gc(grace=0)),
     ("cli rm", lambda r, h, c, ref, a: _cli(h, c, "rm", ref, code=1)),
     (
         "cli rm --delete-aliases",
@@ -261,7 +261,7 @@ DELETERS = [
             _cli(h, c, "retain"),
         ),
     ),
-    ("cli gc", lambda r, h, c, ref, a: _cli(h, c, "gc")),
+    ("cli gc", lambda r, h, c, ref, a: _cli(h, c, "gc", "--grace", "0")),
 ]
 
 
@@ -284,7 +284,7 @@ def test_no_command_deletes_a_version_with_a_protected_alias(
 
     v = repo.artifact(f"p/ds:{alias}")
     assert (v.version, v.state) == ("v0", "COMMITTED")
-    repo.gc()
+    repo.gc(grace=0)
     assert v.get_path("a.txt").read_text() == "precious"  # its bytes are still there
     if "retain" in command:
         assert left(repo) == [0, 2]  # the unprotected one went; the newest stays
@@ -341,7 +341,7 @@ def test_a_dry_run_changes_nothing_and_predicts_the_run(repo):
     assert [d.ref for d in real.deleted] == [d.ref for d in dry.deleted]
     assert real.in_use == dry.in_use == ("p/ds:v2",)
     assert real.gc_bytes == dry.gc_bytes  # what gc would free, predicted by the dry run
-    assert repo.gc().bytes_freed == dry.gc_bytes
+    assert repo.gc(grace=0).bytes_freed == dry.gc_bytes
     del draft
 
 

@@ -76,7 +76,7 @@ def test_retain_and_gc_beside_eight_writers_lose_nothing_needed(home, catalog_ur
         deleted = sweeps = 0
         while any(t.is_alive() for t in writers) or sweeps == 0:
             deleted += len(repo.retain().deleted)
-            repo.gc()
+            repo.gc(grace=0)
             sweeps += 1
         for t in writers:
             t.join()
@@ -84,7 +84,7 @@ def test_retain_and_gc_beside_eight_writers_lose_nothing_needed(home, catalog_ur
         assert errors == [], errors
         assert deleted > 0, "retain deleted nothing while the writers ran"
         final = repo.retain()
-        repo.gc()
+        repo.gc(grace=0)
         report = repo.verify()
         assert report.ok, str(report)
         # keep_last=1, and what runs used in the last minutes (the writers' reads)
@@ -157,7 +157,7 @@ def test_a_retention_run_killed_halfway_leaves_a_consistent_catalog(home, catalo
         _consistent(repo)
         assert [v.version for v in repo.versions("p/c000")] == ["v2", "v0"]  # production
         assert all(len(repo.versions(f"p/c{c:03d}")) == 1 for c in range(1, COLLECTIONS))
-        repo.gc()
+        repo.gc(grace=0)
         assert repo.verify().ok
     if catalog_url.startswith("sqlite"):
         with sqlite3.connect(catalog_url.split("///", 1)[1]) as conn:

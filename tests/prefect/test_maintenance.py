@@ -30,7 +30,7 @@ def test_maintenance_flow_applies_retention_then_frees_the_bytes(repo):
     assert dry["gc"]["bytes_freed"] == 0
     assert len(repo.versions("demo/clicks")) == 5
 
-    state = maintenance.maintenance(return_state=True)
+    state = maintenance.maintenance(grace="0", return_state=True)
     assert state.is_completed()
     done = state.result()
     assert done["retain"]["deleted"] == ["demo/clicks:v1", "demo/clicks:v2"]
