@@ -13,8 +13,9 @@ runs on a saved `CairnRepository` block (`--repository NAME`), else the embedded
 protected alias such as `production`, never one a writer or a running task has in use);
 `collect_garbage` then deletes the bytes no version needs. Each publishes a Prefect
 markdown artifact with its report. `grace` (default `1h`) is gc's grace period: objects
-written more recently stay, since a writer may be about to commit them. On a PostgreSQL catalog the block's role must own the
-catalog (or have BYPASSRLS): both steps see every project's versions and writers' leases.
+written more recently stay, since a writer may be about to commit them. On a PostgreSQL
+catalog the block's role must own the catalog (or have BYPASSRLS): both steps see every
+project's versions and writers' leases.
 """
 
 from __future__ import annotations
