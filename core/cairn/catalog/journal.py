@@ -10,16 +10,19 @@ the store before the catalog commit, so every committed change has its record.
 from __future__ import annotations
 
 import base64
+import weakref
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Engine, Row, select
 
 from .schema import collections, manifests, members, projects, runs, usages, versions
 
 _BUFFER = "cairn_journal"
 #: a committed version's record carries its manifest (zlib, base64) up to this size
 INLINE_MANIFEST = 4096
+#: manifests of more files than this are not compressed again to see whether they fit
+_INLINE_FILES = 64
 
 
 class Journal(Protocol):
@@ -42,11 +45,28 @@ def end(conn: Connection) -> None:
     conn.info.pop(_BUFFER, None)
 
 
-def note(conn: Connection, kind: str, key: str, project: str, value: dict[str, Any]) -> None:
-    """Add one entry to the transaction's record (a no-op outside `Catalog.write`)."""
+def note(
+    conn: Connection,
+    kind: str,
+    key: str,
+    project: str,
+    value: dict[str, Any],
+    *,
+    namespace: str | None = None,
+) -> None:
+    """Add one entry to the transaction's record (a no-op outside `Catalog.write`).
+    `namespace`, when the caller knows it, spares the journal looking it up."""
     buffer = conn.info.get(_BUFFER)
     if buffer is not None:
-        buffer.append({"kind": kind, "key": key, "project": project, "value": value})
+        entry = {"kind": kind, "key": key, "project": project, "value": value}
+        if namespace is not None:
+            entry["namespace"] = namespace
+        buffer.append(entry)
+
+
+def recording(conn: Connection) -> bool:
+    """Is this transaction's record being kept (`Catalog.write` with a journal)?"""
+    return conn.info.get(_BUFFER) is not None
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -130,17 +150,75 @@ def run_item(row: Row, project: str) -> dict[str, Any]:
 
 
 def note_project(conn: Connection, kind: str, name: str) -> None:
+    if not recording(conn):
+        return
     note(conn, kind, f"project:{name}", name, project_item(conn, name))
 
 
 def note_collection(conn: Connection, project: str, row: Row) -> None:
+    if not recording(conn):
+        return
     key = f"collection:{project}/{row.name}"
     note(conn, "collection.created", key, project, collection_item(row))
+
+
+def note_commit(
+    conn: Connection, coll: Row, version_id: int, values: dict[str, Any], manifest_body: Any
+) -> None:
+    """A version committed with `values` (the row's columns): its item without reading
+    the row back, the common case of a log (a distributed finish reads it: note_version)."""
+    if not recording(conn):
+        return
+    project = project_name_of(conn, coll.project_id)
+    value = {
+        "project": project,
+        "collection": coll.name,
+        "type": coll.type,
+        "version": values["idx"],
+        "state": values["state"],
+        "digest": values["digest"],
+        "namespace": values["namespace"],
+        "size": values["size"],
+        "file_count": values["file_count"],
+        "description": values["description"],
+        "metadata": values["metadata"],
+        "run": values["run_id"],
+        "distributed_id": None,
+        "created_at": stamp(values["created_at"]),
+        "committed_at": stamp(values["committed_at"]),
+    }
+    if values["run_id"] is not None:
+        value["producer"] = _run_value(conn, values["run_id"])
+    body = manifest_body() if values["file_count"] <= _INLINE_FILES else None
+    if body is not None and len(body) <= INLINE_MANIFEST:
+        value["_manifest"] = base64.b64encode(body).decode()
+    key = f"version:{project}/{coll.name}:{values['idx']}"
+    note(conn, "version.committed", key, project, value, namespace=values["namespace"])
+
+
+#: project names by id, per database engine (a project is never renamed nor deleted)
+_PROJECT_NAMES: weakref.WeakKeyDictionary[Engine, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
+def project_name_of(conn: Connection, project_id: int) -> str:
+    """A project's name by id, remembered per engine."""
+    names = _PROJECT_NAMES.setdefault(conn.engine, {})
+    if project_id not in names:
+        query = select(projects.c.name).where(projects.c.id == project_id)
+        names[project_id] = str(conn.scalar(query))
+    return names[project_id]
+
+
+def forget_names(engine: Engine) -> None:
+    """The catalog behind `engine` was rebuilt (recover): ids may name other projects."""
+    _PROJECT_NAMES.pop(engine, None)
 
 
 def note_version(conn: Connection, kind: str, version_id: int) -> None:
     from .records import version_query
 
+    if not recording(conn):
+        return
     row = conn.execute(version_query().where(versions.c.id == version_id)).one()
     if row.idx is None:
         return  # a PENDING version is not logged: only what was committed is
@@ -165,6 +243,8 @@ def note_version(conn: Connection, kind: str, version_id: int) -> None:
 
 def note_alias(conn: Connection, version_id: int | None, alias: str, coll_id: int) -> None:
     """Alias `alias` of collection `coll_id` now names `version_id` (None: removed)."""
+    if not recording(conn):
+        return
     row = conn.execute(
         select(collections.c.name, projects.c.name.label("project"))
         .join(projects, projects.c.id == collections.c.project_id)
@@ -179,11 +259,15 @@ def note_alias(conn: Connection, version_id: int | None, alias: str, coll_id: in
 
 
 def note_run(conn: Connection, kind: str, run_id: str) -> None:
+    if not recording(conn):
+        return
     value = _run_value(conn, run_id)
     note(conn, kind, f"run:{run_id}", value["project"], value)
 
 
 def note_usage(conn: Connection, run_id: str, version_id: int) -> None:
+    if not recording(conn):
+        return
     from .records import version_query
 
     v = conn.execute(version_query().where(versions.c.id == version_id)).one()

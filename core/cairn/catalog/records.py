@@ -324,7 +324,18 @@ def commit(
             .returning(versions.c.id)
         ).scalar_one()
     move_latest(conn, coll.id)
-    journal.note_version(conn, "version.committed", int(version_id))
+    if pending_id is not None:  # its description, metadata and run are in its row
+        journal.note_version(conn, "version.committed", int(version_id))
+    else:
+        row = {
+            **values,
+            "description": description,
+            "metadata": metadata,
+            "run_id": run_id,
+            "created_at": at,
+            "namespace": namespace,
+        }
+        journal.note_commit(conn, coll, int(version_id), row, manifest.compressed)
     return int(version_id), True
 
 

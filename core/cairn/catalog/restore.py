@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from .journal import moment
+from .journal import forget_names, moment
 from .schema import aliases, collections, manifests, members, projects, runs, usages, versions
 from .sql import insert_ignore, now
 
@@ -25,6 +25,7 @@ class Restorer:
 
     def __init__(self, conn: Connection):
         self.conn = conn
+        forget_names(conn.engine)
         self._projects: dict[str, int] = {}
         self._collections: dict[str, int] = {}
         self._versions: dict[tuple[int, int], int] = {}

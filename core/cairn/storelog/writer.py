@@ -45,7 +45,11 @@ class StoreLog:
         if not self._started:
             self._start(conn)
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        where = _namespaces(conn, {e["project"] for e in entries})
+        # a version's entry knows its namespace; other entries of its project go with it
+        where = {e["project"]: e.pop("namespace") for e in entries if "namespace" in e}
+        unknown = {e["project"] for e in entries} - where.keys()
+        if unknown:
+            where.update(_namespaces(conn, unknown))
         for entry in entries:
             groups[where.get(entry["project"], entry["project"])].append(entry)
         at = self._stamp(conn)

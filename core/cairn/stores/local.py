@@ -64,8 +64,10 @@ class LocalStore(Store):
         system (other writers' dirty pages included), which costs seconds on a busy disk."""
         path = self._path(key)
         folder = os.path.dirname(path)
-        if not self.durable or not os.path.isdir(folder):
-            self.put(key, data)  # a new folder: its entry in its parent must be synced too
+        if not self.durable or self._dirty or not os.path.isdir(folder):
+            # objects put since the last sync (a manifest before its record), or a new
+            # folder whose entry in its parent must be durable too: one sync covers all
+            self.put(key, data)
             self.sync()
             return
         with atomic_file(path) as f:
