@@ -13,6 +13,7 @@ from .errors import (
     PermissionDenied,
     ReferenceChanged,
 )
+from .events import Event, Subscription
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
 from .names import Ref
@@ -36,6 +37,7 @@ __all__ = [
     "Conflict",
     "Diff",
     "Entry",
+    "Event",
     "FileTree",
     "Finalized",
     "FolderPage",
@@ -52,6 +54,7 @@ __all__ = [
     "Repository",
     "Run",
     "RunKeys",
+    "Subscription",
     "TreeItem",
     "UploadStats",
     "VerifyReport",

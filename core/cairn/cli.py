@@ -23,7 +23,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from . import __version__, listing, search
 from . import lineage as graphs
 from .artifact import Artifact
-from .console import RichProgress, human_size, print_table, when
+from .console import RichProgress, human_size, log_warnings, print_table, when
 from .errors import CairnError, InvalidName, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
 from .manifest import Entry
@@ -858,4 +858,5 @@ def ui_(
 
 def main() -> None:
     """Console-script entry point (`cairn`, `python -m cairn`)."""
+    log_warnings(debug=bool(os.environ.get("CAIRN_DEBUG")))
     app(prog_name="cairn")
