@@ -107,6 +107,7 @@ def deploy(source: str, pool: str, repository: str | None = None) -> tuple[str, 
             flow.from_source(source=source, entrypoint=f"{entry}:{name}").deploy(
                 name="main",
                 work_pool_name=pool,
+                parameters={"repository": repository},
                 triggers=triggers,
                 print_next_steps=False,
             )
