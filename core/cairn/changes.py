@@ -1,8 +1,8 @@
 """What one catalog write changed, gathered inside its transaction as events.
 
+    changes = track(listeners, run=run_id)   # Changes, or NoChanges if nobody listens
     with catalog.write() as conn:
-        changes = listeners_changes(listeners, conn, run=run_id)   # Changes or NoChanges
-        changes.watch(collection_id)         # before touching its aliases
+        changes.watch(conn, collection_id)   # before touching its aliases
         ... commit, set aliases, delete ...
         changes.committed(version_id)
         events = changes.events(conn)        # still inside: reads what is about to commit
@@ -36,18 +36,17 @@ from .events import (
 class Changes:
     """The changes of one write transaction (see the module docstring)."""
 
-    def __init__(self, conn: Connection, *, run: str | None = None):
-        self._conn = conn
+    def __init__(self, *, run: str | None = None):
         self._run = run
         self._before: dict[int, dict[str, int]] = {}
         self._committed: list[int] = []
         self._deleted: list[int] = []
         self._edited: dict[int, tuple[str, ...]] = {}
 
-    def watch(self, collection_id: int) -> None:
+    def watch(self, conn: Connection, collection_id: int) -> None:
         """Remember the collection's aliases before this transaction changes them."""
         if collection_id not in self._before:
-            self._before[collection_id] = records.alias_targets(self._conn, collection_id)
+            self._before[collection_id] = records.alias_targets(conn, collection_id)
 
     def committed(self, version_id: int) -> None:
         self._committed.append(version_id)
@@ -112,7 +111,7 @@ class NoChanges(Changes):
     def __init__(self) -> None:
         pass
 
-    def watch(self, collection_id: int) -> None:
+    def watch(self, conn: Connection, collection_id: int) -> None:
         pass
 
     def committed(self, version_id: int) -> None:
@@ -128,9 +127,11 @@ class NoChanges(Changes):
         return []
 
 
-def track(listeners: Listeners, conn: Connection, *, run: str | None = None) -> Changes:
-    """A gatherer for this transaction: a real one only if anyone listens."""
-    return Changes(conn, run=run) if listeners.active() else NoChanges()
+def track(listeners: Listeners, *, run: str | None = None) -> Changes:
+    """A gatherer for one write transaction: a real one only if anyone listens. Call it
+    before the transaction: the first call loads the plugins, which must not happen while
+    the catalog is locked for writing."""
+    return Changes(run=run) if listeners.active() else NoChanges()
 
 
 def _ref(row: Any) -> str:

@@ -92,11 +92,11 @@ def finish(
             )
         manifest = Manifest(entries)
         write_manifest(repo, staged, manifest)
+        changes = track(repo.listeners, run=run.id if run else None)
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=False)
             pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
-            changes = track(repo.listeners, conn, run=run.id if run else None)
-            changes.watch(coll.id)
+            changes.watch(conn, coll.id)
             records.save_manifest(conn, manifest, coll.project_id)
             metadata = {**(pending.metadata or {}), **art.metadata}
             records.update_version(

@@ -133,6 +133,7 @@ class Listeners:
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         self._plugins_due = plugins
+        self._loading = threading.Lock()
 
     def on(self, event: str, callback: Callback) -> Subscription:
         if event != ANY and event not in NAMES:
@@ -154,8 +155,10 @@ class Listeners:
         """Whether anyone listens (loading the plugins first, once): a write that nobody
         listens to builds no events."""
         if self._plugins_due:
-            self._plugins_due = False
-            load_plugins(self._owner)
+            with self._loading:  # once, and no writer goes on before they subscribed
+                if self._plugins_due:
+                    load_plugins(self._owner)
+                    self._plugins_due = False
         return bool(self._subscriptions)
 
     def emit(self, events: Iterable[Event]) -> None:

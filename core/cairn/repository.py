@@ -169,12 +169,12 @@ class Repository:
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
             manifest = Manifest([*art.base_entries(), *staged.entries])
             write_manifest(self, staged, manifest)
+            changes = track(self.listeners, run=run.id if run else None)
             with self.catalog.write() as conn:
                 # shared GC guard: gc must not see the manifest row without its version
                 self.catalog.gc_guard(conn, exclusive=False)
                 coll = records.collection(conn, project, art.name, type=art.type)
-                changes = track(self.listeners, conn, run=run.id if run else None)
-                changes.watch(coll.id)
+                changes.watch(conn, coll.id)
                 records.save_manifest(conn, manifest, coll.project_id)
                 version_id, created = records.commit(
                     conn,
@@ -218,12 +218,12 @@ class Repository:
                 return None
             v = ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
         if aliases:
+            changes = track(self.listeners, run=run_id)
             with self.catalog.write() as conn:
                 row = records.committed_with_digest(conn, coll.id, manifest.digest)
                 if row is None:
                     return None
-                changes = track(self.listeners, conn, run=run_id)
-                changes.watch(coll.id)
+                changes.watch(conn, coll.id)
                 for a in aliases:
                     records.set_alias(conn, coll.id, a, row.id)
                 events = changes.events(conn)
@@ -589,13 +589,13 @@ class Repository:
         return io.BufferedReader(reader, buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
+        changes = track(self.listeners)
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
             if row.state != "COMMITTED":
                 raise CairnError(f"{v.ref} is {row.state}; only committed versions can be edited")
-            changes = track(self.listeners, conn)
-            changes.watch(row.collection_id)
+            changes.watch(conn, row.collection_id)
             changes.edited(v.id, _edited(row, v.description, v.metadata))
             records.update_version(conn, v.id, description=v.description, metadata=v.metadata)
             for a in set(before) - set(wanted) - {LATEST}:
@@ -606,11 +606,11 @@ class Repository:
         self.listeners.emit(events)
 
     def _delete_version(self, v: ArtifactVersion) -> None:
+        changes = track(self.listeners)
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
-            changes = track(self.listeners, conn)
-            changes.watch(row.collection_id)
+            changes.watch(conn, row.collection_id)
             records.mark_deleted(conn, row)
             if row.state == records.COMMITTED:
                 changes.deleted(v.id)

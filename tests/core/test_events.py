@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cairn import Artifact, CairnError, Event, Repository
+from cairn.changes import Changes, NoChanges, track
 from cairn.events import ALIAS_MOVED, ALIAS_REMOVED, NAMES, load_plugins
 
 from .conftest import write
@@ -212,3 +213,12 @@ def test_plugins_can_be_switched_off(home, monkeypatch):
     monkeypatch.setenv("CAIRN_EVENT_PLUGINS", "none")
     with Repository.open(home=str(home)) as repo:
         assert load_plugins(repo) == []
+
+
+def test_a_write_nobody_listens_to_gathers_nothing(home):
+    with Repository.open(home=str(home), plugins=False) as repo:
+        assert isinstance(track(repo.listeners), NoChanges)
+        stop = repo.on("cairn.version.deleted", print)
+        assert type(track(repo.listeners)) is Changes
+        stop()
+        assert isinstance(track(repo.listeners), NoChanges)

@@ -37,12 +37,24 @@ def summaries(key: str, *flow_run_ids: Any) -> list[Artifact]:
     return [a for a in found if a.flow_run_id in flow_run_ids]
 
 
-def task_runs(flow_run_id: Any) -> list[TaskRun]:
-    """Task runs of a flow run, as the Prefect API records them."""
+def task_runs(flow_run_id: Any, *, timeout: float = 30) -> list[TaskRun]:
+    """Task runs of a flow run, as the Prefect API records them.
+
+    The server records task runs from the events the flow run sends, in batches and in the
+    background: wait until every recorded one has ended and two reads a second apart agree.
+    """
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout
+    seen: list[tuple[str, Any]] | None = None
     with get_client(sync_client=True) as client:
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
+        while True:
+            found = client.read_task_runs(flow_run_filter=flow_runs)
+            now_seen = sorted((str(t.id), t.state_type) for t in found)
+            ended = all(t.state is not None and t.state.is_final() for t in found)
+            if (ended and now_seen == seen) or time.monotonic() > deadline:
+                return found
+            seen = now_seen
+            time.sleep(1.0)
 
 
 def table_row(artifact: Artifact) -> dict[str, Any]:

@@ -10,6 +10,9 @@ related resource, for triggers and automations.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from prefect import flow, task
@@ -144,6 +147,35 @@ def test_a_change_made_outside_any_flow_is_a_prefect_event_through_the_plugin(ca
         if e.resource["cairn.alias"] == "production"
     ]
     assert moved.payload["digest"] == v.digest and moved.payload["run"] is None
+
+
+def test_an_alias_moved_with_the_cli_reaches_prefect(cairn_home, data_dir, prefect_server):
+    """`cairn alias add ... production` in a shell where PREFECT_API_URL is set: the event
+    a deployment trigger waits for, sent before the command exits."""
+    (data_dir / "m.bin").write_bytes(b"cli weights")
+    env = {**os.environ, "CAIRN_HOME": str(cairn_home), "PREFECT_API_URL": prefect_server}
+    env.pop("CAIRN_EVENT_PLUGINS", None)
+    for args in (
+        ["put", str(data_dir), "-n", "demo/cli", "-t", "model"],
+        ["alias", "add", "demo/cli:v0", "production"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "cairn", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+    with Repository.open() as repo:
+        v = repo.artifact("demo/cli:production")
+    (committed,) = wait_for_events(
+        "cairn.version.committed", resource_id="cairn.version.demo/cli:v0"
+    )
+    assert committed.payload["digest"] == v.digest
+    moved = wait_for_events("cairn.alias.moved", resource_id="cairn.version.demo/cli:v0", count=2)
+    assert [e.resource["cairn.alias"] for e in moved] == ["latest", "production"]
+    assert moved[1].related[0].id == "cairn://demo/cli"
 
 
 def test_switching_the_plugins_off_sends_nothing_from_outside_flows(cairn_home, data_dir):
