@@ -140,7 +140,12 @@ def _unexpected(exc: Exception) -> NoReturn:
 app = typer.Typer(
     cls=_Group,
     name="cairn",
-    help="Versioned, content-addressed artifact storage for data pipelines.",
+    help=(
+        "Versioned, content-addressed artifact storage for data pipelines.\n\n"
+        "Each change (a commit, an alias moved, a delete) is announced to the installed "
+        "event plugins, e.g. a webhook or Prefect; CAIRN_EVENT_PLUGINS=none turns them "
+        "off (docs/EVENTS.md)."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -75,7 +75,7 @@ class Event:
     #: metadata.changed: which fields changed ('description', 'metadata')
     changed: tuple[str, ...] = ()
     #: the version's metadata after the change (read-only)
-    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @property
     def collection(self) -> str:
