@@ -77,11 +77,14 @@ def test_moving_production_starts_the_triggered_deployment_with_the_promoted_ref
     # the server saw the move as a Prefect event, the asset related
     moved = wait_for(
         "the cairn.alias.moved event of production",
-        lambda: [
-            e
-            for e in events(prefect, "cairn.alias.moved")
-            if e["resource"].get("cairn.alias") == "production"
-        ],
+        lambda: (
+            [
+                e
+                for e in events(prefect, "cairn.alias.moved")
+                if e["resource"].get("cairn.alias") == "production"
+            ]
+            or None
+        ),
         timeout=60,
         logs=prefect.logs(),
     )
