@@ -15,6 +15,7 @@ from .errors import (
     ReferenceChanged,
     RepositoryMismatch,
 )
+from .events import Event, Subscription
 from .export import ExportReport
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
@@ -45,6 +46,7 @@ __all__ = [
     "Diff",
     "Entry",
     "ExportReport",
+    "Event",
     "FileTree",
     "Finalized",
     "FolderPage",
@@ -66,6 +68,7 @@ __all__ = [
     "RetentionReport",
     "Run",
     "RunKeys",
+    "Subscription",
     "TreeItem",
     "UploadStats",
     "VerifyReport",

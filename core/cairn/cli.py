@@ -23,7 +23,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from . import __version__, listing, search
 from . import lineage as graphs
 from .artifact import Artifact
-from .console import RichProgress, human_size, print_table, when
+from .console import RichProgress, human_size, log_warnings, print_table, when
 from .durations import parse_duration
 from .errors import CairnError, InvalidName, InvalidPolicy, InvalidQuery, NotFound
 from .layout import namespace_for, namespace_prefix
@@ -143,7 +143,12 @@ def _unexpected(exc: Exception) -> NoReturn:
 app = typer.Typer(
     cls=_Group,
     name="cairn",
-    help="Versioned, content-addressed artifact storage for data pipelines.",
+    help=(
+        "Versioned, content-addressed artifact storage for data pipelines.\n\n"
+        "Each change (a commit, an alias moved, a delete) is announced to the installed "
+        "event plugins, e.g. a webhook or Prefect; CAIRN_EVENT_PLUGINS=none turns them "
+        "off (docs/EVENTS.md)."
+    ),
     no_args_is_help=True,
     # Markdown joins a paragraph's lines, so help reflows to the terminal's width.
     rich_markup_mode="markdown",
@@ -1148,4 +1153,5 @@ def ui_(
 
 def main() -> None:
     """Console-script entry point (`cairn`, `python -m cairn`)."""
+    log_warnings(debug=bool(os.environ.get("CAIRN_DEBUG")))
     app(prog_name="cairn")

@@ -7,6 +7,7 @@ terminal, so piped output stays quiet.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Sequence
@@ -121,3 +122,28 @@ def print_table(
     for row in [headers, *rows]:
         cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+class _WarningLine(logging.Formatter):
+    """A logged warning as one line (`cairn: warning: ...: RuntimeError: why`), the
+    traceback left out: what went wrong in a listener or plugin, without the noise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            line += f" ({type(exc).__name__}: {exc})"
+        return "cairn: warning: " + " ".join(line.split())
+
+
+def log_warnings(*, debug: bool = False) -> None:
+    """Print cairn's logged warnings and errors (a failing event listener or plugin) on
+    stderr: one line each, or with their traceback when `debug`."""
+    logger = logging.getLogger("cairn")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    fmt = "cairn: %(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if debug else _WarningLine())
+    logger.addHandler(handler)

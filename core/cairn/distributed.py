@@ -17,6 +17,7 @@ from .artifact import Artifact
 from .catalog import parts, records
 from .catalog.schema import versions
 from .catalog.sql import clock, insert_ignore
+from .changes import track
 from .errors import CairnError, Conflict, Finalized, NotFound
 from .manifest import Manifest
 from .names import Ref, check_name, check_user_alias
@@ -91,9 +92,11 @@ def finish(
             )
         manifest = Manifest(entries)
         write_manifest(repo, staged, manifest)
+        changes = track(repo.listeners, run=run.id if run else None)
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=False)
             pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
+            changes.watch(conn, coll.id)
             records.save_manifest(conn, manifest, coll.project_id)
             metadata = {**(pending.metadata or {}), **art.metadata}
             records.update_version(
@@ -121,6 +124,10 @@ def finish(
                 )
             for a in wanted:
                 records.set_alias(conn, coll.id, a, version_id)
+            if created:
+                changes.committed(version_id)
+            events = changes.events(conn)
+    repo.listeners.emit(events)  # after the commit: a failing listener cannot undo it
     return repo._logged(version_id, staged.stats, created=created)
 
 

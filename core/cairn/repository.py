@@ -15,8 +15,10 @@ from .cache import Cache
 from .catalog import Catalog, leases, lineage, records, sqlite_url
 from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
+from .changes import track
 from .download import Downloader
 from .errors import CairnError, Conflict, NotFound
+from .events import Callback, Listeners, Subscription
 from .export import ExportReport, export_into
 from .gc import DEFAULT_GRACE, GCReport, collect
 from .identity import Identity
@@ -55,6 +57,7 @@ class Repository:
         progress: Progress | None = None,
         concurrency: int | None = None,
         storage_options: dict[str, Any] | None = None,
+        plugins: bool = True,
     ):
         self.catalog = catalog
         self.store = store
@@ -73,6 +76,8 @@ class Repository:
         self._cache_dir = cache_dir or os.path.join(home, "cache")
         self._cache: Cache | None = None
         self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
+        #: who hears about changes (`on`); `plugins=False` leaves the installed ones out
+        self.listeners = Listeners(self, plugins=plugins)
 
     @classmethod
     def open(
@@ -86,6 +91,7 @@ class Repository:
         project: str | None = None,
         progress: Progress | None = None,
         concurrency: int | None = None,
+        plugins: bool = True,
     ) -> Repository:
         home = os.path.abspath(
             os.path.expanduser(home or os.environ.get("CAIRN_HOME") or "~/.cairn")
@@ -103,6 +109,7 @@ class Repository:
             progress=progress,
             concurrency=concurrency,
             storage_options=storage_options,
+            plugins=plugins,
         )
 
     def __enter__(self) -> Repository:
@@ -132,6 +139,18 @@ class Repository:
         if self._cache is None:
             self._cache = Cache(self._cache_dir)
         return self._cache
+
+    # -- events (docs/EVENTS.md) -----------------------------------------------------------
+
+    def on(self, event: str, callback: Callback) -> Subscription:
+        """Call `callback(event)` after each change named `event` is committed
+        (`cairn.version.committed`, `cairn.alias.moved`, ... or `*` for all); returns a
+        handle: call it to unsubscribe.
+
+        Callbacks run in the writing thread once the catalog transaction has committed;
+        one that raises is logged and neither undoes nor fails the write.
+        """
+        return self.listeners.on(event, callback)
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -166,16 +185,18 @@ class Repository:
             coll = records.collection(conn, project, art.name, type=art.type, create=True)
             namespace = records.namespace(conn, coll.project_id)
         scanned = scan(art.local_files.items(), self._statcache)
-        unchanged = self._unchanged(art, project, scanned, wanted)
+        unchanged = self._unchanged(art, project, scanned, wanted, run.id if run else None)
         if unchanged is not None:
             return unchanged
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
             manifest = Manifest([*art.base_entries(), *staged.entries])
             write_manifest(self, staged, manifest)
+            changes = track(self.listeners, run=run.id if run else None)
             with self.catalog.write() as conn:
                 # shared GC guard: gc must not see the manifest row without its version
                 self.catalog.gc_guard(conn, exclusive=False)
                 coll = records.collection(conn, project, art.name, type=art.type)
+                changes.watch(conn, coll.id)
                 records.save_manifest(conn, manifest, coll.project_id)
                 version_id, created = records.commit(
                     conn,
@@ -188,11 +209,15 @@ class Repository:
                 )
                 for a in wanted:
                     records.set_alias(conn, coll.id, a, version_id)
+                if created:
+                    changes.committed(version_id)
+                events = changes.events(conn)
+        self.listeners.emit(events)  # committed: a failing listener cannot undo it
         self._remember(namespace, manifest)
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
-        self, art: Artifact, project: str, scanned: Scan, aliases: list[str]
+        self, art: Artifact, project: str, scanned: Scan, aliases: list[str], run_id: str | None
     ) -> ArtifactVersion | None:
         """The committed version `art` would return, when the stat cache knows every file
         and the store still holds every object it needs intact.
@@ -215,12 +240,16 @@ class Repository:
                 return None
             v = ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
         if aliases:
+            changes = track(self.listeners, run=run_id)
             with self.catalog.write() as conn:
                 row = records.committed_with_digest(conn, coll.id, manifest.digest)
                 if row is None:
                     return None
+                changes.watch(conn, coll.id)
                 for a in aliases:
                     records.set_alias(conn, coll.id, a, row.id)
+                events = changes.events(conn)
+            self.listeners.emit(events)
             v = self._version_by_id(row.id)
         v.last_log, v.created = UploadStats(files=len(scanned.items)), False
         return v
@@ -722,18 +751,24 @@ class Repository:
         return io.BufferedReader(reader, buffer_size=1 << 20)
 
     def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
+        changes = track(self.listeners)
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
             if row.state != "COMMITTED":
                 raise CairnError(f"{v.ref} is {row.state}; only committed versions can be edited")
+            changes.watch(conn, row.collection_id)
+            changes.edited(v.id, _edited(row, v.description, v.metadata))
             records.update_version(conn, v.id, description=v.description, metadata=v.metadata)
             for a in set(before) - set(wanted) - {LATEST}:
                 records.remove_alias(conn, row.collection_id, a, v.id)
             for a in wanted:
                 records.set_alias(conn, row.collection_id, a, v.id)
+            events = changes.events(conn)
+        self.listeners.emit(events)
 
     def _delete_version(self, v: ArtifactVersion, *, force: bool = False) -> None:
+        changes = track(self.listeners)
         with self.catalog.write() as conn:
             access.require(conn, v.project, "write")
             row = records.version_by_id(conn, v.id)
@@ -747,7 +782,12 @@ class Repository:
                         "deletes it; move the alias to another version first, or pass "
                         "force=True (--force)"
                     )
+            changes.watch(conn, row.collection_id)
             records.mark_deleted(conn, row)
+            if row.state == records.COMMITTED:
+                changes.deleted(v.id)
+            events = changes.events(conn)
+        self.listeners.emit(events)
 
     def _lease_draft(self, v: ArtifactVersion) -> str:
         """Hold a version a draft starts from: `retain` keeps it, and `gc` its objects,
@@ -815,6 +855,16 @@ class Repository:
         with self.catalog.read() as conn:
             rows = lineage.used_by_run(conn, run_id)
         return self._versions(rows)
+
+
+def _edited(row: Any, description: str | None, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields an edit changes: 'description', 'metadata' (as the catalog holds them)."""
+    changed = []
+    if (row.description or None) != (description or None):
+        changed.append("description")
+    if dict(row.metadata or {}) != dict(metadata):
+        changed.append("metadata")
+    return tuple(changed)
 
 
 def recover(

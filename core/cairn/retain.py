@@ -28,6 +28,7 @@ from .catalog import leases, records
 from .catalog import retention as policies
 from .catalog.schema import collections, runs, usages, versions
 from .catalog.sql import clock
+from .changes import track
 from .errors import InvalidName
 from .names import Ref, check_name
 from .retention import Candidate, RetentionPolicy, decide, effective
@@ -116,8 +117,15 @@ def retain(repo: Repository, target: str | None, *, dry_run: bool) -> RetentionR
         work = [c for c in records.list_collections(conn, project) if name in (None, c.name)]
     outcomes = []
     for coll in work:
+        changes = track(repo.listeners)
         with repo.catalog.read() if dry_run else repo.catalog.write() as conn:
+            if not dry_run:
+                changes.watch(conn, coll.id)
             outcome = _collection(conn, coll, started, dry_run=dry_run)
+            for vid in [] if outcome is None or dry_run else outcome.deleted_ids:
+                changes.deleted(vid)
+            events = changes.events(conn)
+        repo.listeners.emit(events)  # cairn.version.deleted, after the commit
         if outcome is not None:
             outcomes.append(outcome)
     doomed = [i for o in outcomes for i in o.deleted_ids]

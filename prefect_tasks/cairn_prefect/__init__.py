@@ -2,6 +2,7 @@
 versioned artifacts from flows (loaded by Prefect through the `prefect.collections` entry
 point, which registers the block type)."""
 
+from .assets import asset_key
 from .blocks import CairnRepository
 from .current import current_run
 from .identity import PrefectIdentity
@@ -14,6 +15,7 @@ __all__ = [
     "PrefectIdentity",
     "VersionSummary",
     "artifact_key",
+    "asset_key",
     "current_run",
     "finish_artifact",
     "log_artifact",

@@ -24,7 +24,9 @@ from typing import Any
 
 from cairn import CairnError, Run
 from cairn.current import CurrentRuns
+from cairn.events import VERSION_COMMITTED
 
+from . import assets, events
 from .blocks import CairnRepository, repository_block
 from .identity import PrefectIdentity
 
@@ -55,6 +57,9 @@ def current_run(
     if known is not None:
         return known
     repo = repository_block(repository).get_repository()
+    events.subscribe(repo)  # its changes become Prefect events
+    # what the task commits through the run materializes its collection's asset
+    repo.on(VERSION_COMMITTED, lambda e: assets.materialized(repo, repo.artifact(e.ref)))
     kwargs = ident.run_kwargs()
     if ident.task_name:
         kwargs["job_type"] = ident.task_name

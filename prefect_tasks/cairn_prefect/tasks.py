@@ -11,6 +11,11 @@ retried task run, and the task runs of a retried or re-run flow run, replace the
 earlier attempt wrote instead of adding a second one. A task that wraps the logic in its
 own retried task should call `upsert_artifact.fn(...)` so the part belongs to that task run.
 
+Assets and events: a task that commits a version materializes the Prefect asset
+`cairn://project/name` of its collection, `use_artifact` references it (assets.py), and
+every change the tasks make is also sent as a Prefect event of cairn's name
+(`cairn.version.committed`, `cairn.alias.moved`, ...; events.py), for triggers.
+
 The tasks never answer from Prefect's cache (they have side effects), and a CairnError
 fails them at once even with retries set: retrying cannot fix a bad ref or a conflict.
 """
@@ -42,7 +47,7 @@ from cairn import (
 )
 from cairn.sizes import format_size
 
-from . import links, summary
+from . import assets, events, links, summary
 from .blocks import CairnRepository, repository_block
 from .identity import PrefectIdentity
 
@@ -106,6 +111,7 @@ def log_artifact(
             except NotFound:  # already gone: a re-run, or removed on an earlier day
                 _logger().warning("nothing to remove at %r in %s: skipped", p, name)
         v = run.log_artifact(art, aliases=list(aliases))
+        assets.materialized(repo, v, ui_url=block.ui_url)
         _commit_summary(repo, run, v, new_bytes=_sent(v))
         links.publish(block.ui_url, v, verb="logged")
         return v.ref
@@ -132,6 +138,7 @@ def use_artifact(
         project = Ref.parse(ref, default_project=repo.default_project).project
         with _run(repo, project) as run:
             v = run.use_artifact(ref)
+            assets.referenced(repo, [v])
             _logger().info("using %s (%d files, %s)", v.ref, v.file_count, format_size(v.size))
             links.publish(block.ui_url, v, verb="used")
             if path is not None:
@@ -219,6 +226,7 @@ def finish_artifact(
         _add(art, path, prefix)
         # a retry whose earlier attempt committed gets that version back from cairn
         v = run.finish_artifact(art, distributed_id=distributed_id, aliases=list(aliases))
+        assets.materialized(repo, v, ui_url=block.ui_url)
         _commit_summary(repo, run, v, new_bytes=_total_sent(v, parts))
         links.publish(block.ui_url, v, verb="committed")
         return v.ref
@@ -238,6 +246,7 @@ def _open(repository: RepositoryArg) -> Iterator[Repository]:
     block = repository_block(repository)
     with _OPEN_LOCK:
         repo = block.get_repository()
+    events.subscribe(repo)  # its changes become Prefect events
     with repo:
         yield repo
 

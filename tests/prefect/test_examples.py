@@ -149,6 +149,8 @@ def test_a_plain_script_runs_on_a_temporary_server_with_worker_processes(tmp_pat
     """No PREFECT_API_URL and an empty PREFECT_HOME, as on a fresh machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), CAIRN_HOME=str(cairn_home))
+    # Prefect gives a temporary server 20 s to start: not enough on a loaded machine
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 
     done = _script("prefect_sharded_dataset.py", "--processes", "2", "--shards", "2", env=env)
 

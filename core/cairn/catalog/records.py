@@ -239,6 +239,14 @@ def hold(conn: Connection, version_id: int) -> Row:
     return row
 
 
+def alias_targets(conn: Connection, collection_id: int) -> dict[str, int]:
+    """Every alias of a collection -> the id of the version it points at."""
+    rows = conn.execute(
+        select(aliases.c.name, aliases.c.version_id).where(aliases.c.collection_id == collection_id)
+    )
+    return {name: int(vid) for name, vid in rows}
+
+
 def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:
     return conn.execute(
         version_query().where(
