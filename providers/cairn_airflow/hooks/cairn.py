@@ -20,6 +20,8 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from cairn import ArtifactVersion, InvalidName, NotFound, Repository
 
+from ..lineage.facts import namespace_of, repository_namespace, store_location
+
 #: extras read from the connection (each also accepted with the UI's `extra__cairn__` prefix)
 OPTION_FIELDS = ("catalog", "store", "storage_options", "cache_dir")
 
@@ -74,6 +76,14 @@ class CairnHook(BaseHook):
     @cached_property
     def repository(self) -> Repository:
         return Repository.open(**self.repository_options)
+
+    @property
+    def lineage_namespace(self) -> str:
+        """The OpenLineage namespace of the connection's repository, `cairn://<store URL>`
+        (read from the connection, so without opening the repository if it is not open)."""
+        if "repository" in self.__dict__:
+            return namespace_of(self.repository)
+        return repository_namespace(store_location(self.repository_options))
 
     def get_conn(self) -> Repository:
         return self.repository
