@@ -49,10 +49,10 @@ def asset_alias(name: str) -> AssetAlias:
 def outlet_for(project: str, name: str) -> Asset | AssetAlias:
     """What an operator declares as its outlet. A templated project or name is unknown
     until the task runs, so it gets an alias, and the concrete asset is attached then."""
-    uri = f"{SCHEME}://{project}/{name}"
-    return (
-        AssetAlias(name=uri) if "{{" in uri or "{%" in uri else Asset(uri=asset_uri(project, name))
-    )
+    written = f"{project}/{name}"
+    if "{{" in written or "{%" in written:
+        return AssetAlias(name=f"{SCHEME}://{written}")
+    return asset_for(project, name)
 
 
 def event_extra(v: ArtifactVersion) -> dict[str, Any]:

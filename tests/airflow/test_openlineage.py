@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from dagruns import asset_events, lineage_event, lineage_events, load_dag, states, xcom
@@ -213,6 +214,36 @@ def test_a_failed_task_reports_the_input_it_had_read(repo, cairn_home, tmp_path)
     assert cairn_facet(datasets(fail, "inputs")[key])["digest"] == v0.digest
     assert datasets(fail, "outputs")[key]["facets"] == {}  # nothing was written
     assert [v.version for v in repo.versions("demo/table")] == ["v0"]
+
+
+def test_events_emitted_from_a_forked_process_as_workers_do(cairn_home):
+    """The provider's default: each event is extracted and sent by a fork of the task
+    process, which must look no connection up (it would hang there): run the DAG in a
+    process of its own (no pytest threads to fork) with that default."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from dagruns import load_dag
+dr = load_dag({DAGS!r}, "cairn_ol_log_use").test()
+print("RUN", dr.state, dr.run_id)
+"""
+    env = {**os.environ, "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "False"}
+    env["AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT"] = "60"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=900, env=env
+    )
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("RUN ")] or [done.stderr[-3000:]]
+    _, state, run_id = line.split(" ", 2)
+    assert state == "success"
+    assert "expired and will be terminated" not in done.stdout + done.stderr
+    dr = SimpleNamespace(dag_id="cairn_ol_log_use", run_id=run_id)
+    key = (local_namespace(cairn_home), "demo/table")
+    for task_id in ("log", "use"):
+        kinds = [e["eventType"] for e in lineage_events(dr, task_id)]
+        assert kinds == ["START", "COMPLETE"], (task_id, kinds)
+    assert list(datasets(lineage_event(dr, "log", "START"), "outputs")) == [key]
+    [used] = lineage_event(dr, "use", "COMPLETE")["inputs"]
+    assert cairn_facet(used)["ref"] == "demo/table:v0"
 
 
 def test_the_operators_work_without_the_openlineage_provider(cairn_home):

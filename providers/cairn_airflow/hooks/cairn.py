@@ -24,6 +24,8 @@ from ..lineage.facts import namespace_of, repository_namespace, store_location
 
 #: extras read from the connection (each also accepted with the UI's `extra__cairn__` prefix)
 OPTION_FIELDS = ("catalog", "store", "storage_options", "cache_dir")
+#: conn id -> OpenLineage namespace, as hooks of this process found it (lineage.converter)
+LINEAGE_NAMESPACES: dict[str, str] = {}
 
 
 class CairnHook(BaseHook):
@@ -82,8 +84,11 @@ class CairnHook(BaseHook):
         """The OpenLineage namespace of the connection's repository, `cairn://<store URL>`
         (read from the connection, so without opening the repository if it is not open)."""
         if "repository" in self.__dict__:
-            return namespace_of(self.repository)
-        return repository_namespace(store_location(self.repository_options))
+            namespace = namespace_of(self.repository)
+        else:
+            namespace = repository_namespace(store_location(self.repository_options))
+        LINEAGE_NAMESPACES[self.cairn_conn_id] = namespace
+        return namespace
 
     def get_conn(self) -> Repository:
         return self.repository

@@ -5,8 +5,10 @@ outlets and inlets declared on tasks, assets attached to aliases at run time, an
 assets TaskFlow tasks report to the hook-level lineage collector. Those last carry the
 version's facts in their `extra` (key `cairn`), so they convert with every facet; any
 other asset names only its collection, in the namespace of the repository the lineage
-context points at (the reporting task's), else that of the default `cairn` connection.
-Importable without OpenLineage: Airflow imports it while discovering providers.
+context points at (the reporting task's), else that of the default `cairn` connection as
+this process's hooks found it, else the one CAIRN_STORE / CAIRN_HOME give. It looks no
+connection up: it may run in a forked copy of the task process. Importable without
+OpenLineage: Airflow imports it while discovering providers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 from cairn import Repository
 
 from ..uris import parse_asset_uri
-from .facts import VersionFacts, collection_facts, namespace_of
+from .facts import (
+    VersionFacts,
+    collection_facts,
+    namespace_of,
+    repository_namespace,
+    store_location,
+)
 
 #: where an asset's `extra` holds the version's facts (VersionFacts.to_json)
 EXTRA_KEY = "cairn"
@@ -38,7 +46,8 @@ def convert_asset_to_openlineage(asset: Any, lineage_context: Any = None) -> Any
 def _namespace(lineage_context: Any) -> str:
     if isinstance(lineage_context, Repository):
         return namespace_of(lineage_context)
-    from ..hooks.cairn import CairnHook
+    from ..hooks.cairn import LINEAGE_NAMESPACES, CairnHook
 
-    hook = lineage_context if isinstance(lineage_context, CairnHook) else CairnHook()
-    return hook.lineage_namespace
+    conn_id = getattr(lineage_context, "cairn_conn_id", CairnHook.default_conn_name)
+    known = LINEAGE_NAMESPACES.get(conn_id)
+    return known or repository_namespace(store_location({}))

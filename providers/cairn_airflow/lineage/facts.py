@@ -174,7 +174,11 @@ def reference_datasets(uris: Iterable[str]) -> tuple[Dataset, ...]:
         return tuple(objects)
     folders = list(dict.fromkeys(Dataset(d.namespace, _parent(d.name)) for d in objects))
     if len(folders) > MAX_REFERENCE_DATASETS:
-        log.info("%d referenced folders: lineage reports the first %d", len(folders), 100)
+        log.info(
+            "%d referenced folders: lineage reports the first %d",
+            len(folders),
+            MAX_REFERENCE_DATASETS,
+        )
     return tuple(folders[:MAX_REFERENCE_DATASETS])
 
 

@@ -1,5 +1,10 @@
 """`get_openlineage_facets_on_start/complete/failure` for cairn's operators and sensor.
 
+The OpenLineage provider may call these methods in a forked copy of the task process,
+where asking the supervisor for a connection can hang: they look nothing up. The
+repository's namespace is read from the connection while the task's arguments are
+rendered (before any event), and stays on the operator.
+
 At START a task reports the collections it is about to read and write, named from its
 rendered arguments (no version yet: resolving `:production` now could name another
 version than the one the task will get). While it runs it records the versions it really
@@ -53,6 +58,14 @@ class OpenLineageMixin:
 
     # -- while the task runs ----------------------------------------------------------------
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        if openlineage_active():
+            try:
+                self.__dict__["_lineage_namespace"] = self.hook.lineage_namespace
+            except Exception as exc:  # a bad connection fails the task later, in its words
+                log.warning("no OpenLineage namespace for this task: %s", exc)
+
     def record_input(self, v: ArtifactVersion) -> None:
         self._record("_lineage_inputs", v)
 
@@ -63,7 +76,7 @@ class OpenLineageMixin:
         if not openlineage_active():
             return
         try:
-            facts = version_facts(v, self.hook.lineage_namespace)
+            facts = version_facts(v, self.hook.lineage_namespace)  # the repository is open
         except Exception as exc:  # lineage never fails the task
             log.warning("no lineage facts for %s: %s", v.ref, exc)
             return
@@ -91,9 +104,9 @@ class OpenLineageMixin:
         return self._planned(self.planned_outputs())
 
     def _planned(self, pairs: Sequence[tuple[str, str]]) -> list[VersionFacts]:
-        if not pairs:
+        namespace = self.__dict__.get("_lineage_namespace")
+        if not pairs or namespace is None:
             return []
-        namespace = self.hook.lineage_namespace
         return [collection_facts(namespace, p, n) for p, n in dict.fromkeys(pairs)]
 
 
