@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -134,8 +135,13 @@ def test_distributed_parts_and_their_commit(repo, cairn_home):
     assert dr.state == "success", states(dr)
     key = (local_namespace(cairn_home), "demo/parts")
 
-    upserts = [e for e in lineage_events(dr, "upsert") if e["eventType"] == "COMPLETE"]
+    events = lineage_events(dr, "upsert")
+    upserts = [e for e in events if e["eventType"] == "COMPLETE"]
     assert len(upserts) == 3
+    # mapped tasks name their collection at START too
+    assert [list(datasets(e, "outputs")) for e in events if e["eventType"] == "START"] == [
+        [key]
+    ] * 3
     for event in upserts:  # a part has no version of its own: the collection it goes to
         assert list(datasets(event, "outputs")) == [key]
         assert "cairn_version" not in datasets(event, "outputs")[key]["facets"]
@@ -146,20 +152,36 @@ def test_distributed_parts_and_their_commit(repo, cairn_home):
     assert [(f["name"], f.get("type")) for f in fields] == [("id", None), ("value", None)]
 
 
-def test_the_sensor_reports_the_version_it_found(repo, cairn_home):
-    art = Artifact("model", type="model")
-    with art.new_file("weights.bin") as f:
-        f.write("w")
-    repo.log_artifact(art, project="demo", aliases=["production"])
+@pytest.mark.parametrize("dag_id", ["cairn_ol_sensor", "cairn_ol_sensor_deferred"])
+def test_the_sensor_reports_the_version_it_found(repo, cairn_home, dag_id, caplog):
+    def log_model(weights: str) -> None:
+        with Repository.open() as r:
+            art = Artifact("model", type="model")
+            with art.new_file("weights.bin") as f:
+                f.write(weights)
+            r.log_artifact(art, project="demo", aliases=["production"])
 
-    dr = load_dag(DAGS, "cairn_ol_sensor").test()
+    log_model("w0")  # it waits for a version newer than v0
+    if dag_id == "cairn_ol_sensor":
+        log_model("w1")  # found by the first poke
+        dr = load_dag(DAGS, dag_id).test()
+    else:  # v1 comes once the task waits in the trigger: found by execute_complete
+        later = threading.Thread(target=once_deferred, args=(dag_id, lambda: log_model("w1")))
+        later.start()
+        try:
+            dr = load_dag(DAGS, dag_id).test()
+        finally:
+            later.join()
     assert dr.state == "success", states(dr)
+    assert ("running trigger in line" in caplog.text) == dag_id.endswith("deferred")
     key = (local_namespace(cairn_home), "demo/model")
-    assert list(datasets(lineage_event(dr, "wait", "START"), "inputs")) == [key]
+    starts = [e for e in lineage_events(dr, "wait") if e["eventType"] == "START"]
+    assert len(starts) == (2 if dag_id.endswith("deferred") else 1)  # again on resuming
+    assert all(list(datasets(e, "inputs")) == [key] for e in starts)
     found = datasets(lineage_event(dr, "wait", "COMPLETE"), "inputs")[key]
     facet = cairn_facet(found)
     assert (facet["ref"], facet["type"], facet["aliases"]) == (
-        "demo/model:v0",
+        "demo/model:v1",
         "model",
         ["latest", "production"],
     )
@@ -281,6 +303,26 @@ print("STATE", dr.state)
     with Repository.open() as repo:
         [notes] = [c["name"] for c in repo.collections("demo")]
         assert notes.startswith("notes_") and repo.artifact(f"demo/{notes}:v0").file_count == 2
+
+
+def once_deferred(dag_id: str, then, timeout: float = 300) -> None:
+    """Call `then` once a task instance of `dag_id` is deferred (or after `timeout`)."""
+    import time
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            found = session.scalars(
+                select(TaskInstance.state).where(TaskInstance.dag_id == dag_id)
+            ).all()
+        if "deferred" in [str(s) for s in found]:
+            break
+        time.sleep(0.2)
+    then()
 
 
 def alias_assets(name: str) -> list[str]:

@@ -58,9 +58,16 @@ class OpenLineageMixin:
 
     # -- while the task runs ----------------------------------------------------------------
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
-        if openlineage_active():
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        # the one rendering step plain and mapped tasks both go through (a mapped task's
+        # render_template_fields is the MappedOperator's, which calls this on the unmapped
+        # operator), before the listeners hear the task is running
+        super()._do_render_template_fields(  # type: ignore[misc]
+            parent, template_fields, context, jinja_env, seen_oids
+        )
+        if parent is self and openlineage_active():
             try:
                 self.__dict__["_lineage_namespace"] = self.hook.lineage_namespace
             except Exception as exc:  # a bad connection fails the task later, in its words

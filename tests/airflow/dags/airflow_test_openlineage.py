@@ -8,7 +8,8 @@ Each is enabled for OpenLineage one by one (`enable_lineage`: the test session s
 - `cairn_ol_references`: a version of S3 references (logged by the test) read, and a new
   version made from it with one more file (incremental);
 - `cairn_ol_distributed`: three mapped upserts and the commit;
-- `cairn_ol_sensor`: ArtifactAliasSensor finding demo/model:production;
+- `cairn_ol_sensor`, `cairn_ol_sensor_deferred`: ArtifactAliasSensor finding
+  demo/model:production past v0, poking and deferred to the triggerer;
 - `cairn_ol_taskflow`: TaskFlow tasks using `task_run` and `current_run`, one of them
   logging to an alias (`asset_alias`);
 - `cairn_ol_alias_consumer`: scheduled on that alias;
@@ -111,9 +112,17 @@ with DAG("cairn_ol_distributed", schedule=None, start_date=START) as distributed
 enable_lineage(distributed)
 
 
-with DAG("cairn_ol_sensor", schedule=None, start_date=START) as sensor:
-    ArtifactAliasSensor(task_id="wait", ref="demo/model:production", poke_interval=0.2, timeout=30)
-enable_lineage(sensor)
+for dag_id, deferrable in (("cairn_ol_sensor", False), ("cairn_ol_sensor_deferred", True)):
+    with DAG(dag_id, schedule=None, start_date=START) as sensor:
+        ArtifactAliasSensor(
+            task_id="wait",
+            ref="demo/model:production",
+            newer_than="v0",
+            poke_interval=0.2,
+            timeout=60,
+            deferrable=deferrable,
+        )
+    globals()[dag_id] = enable_lineage(sensor)
 
 
 with DAG(
