@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and IDEs
-    from .assets import asset_for, record_asset_event
+    from .assets import asset_alias, asset_for, record_asset_event
     from .current import current_run
     from .distributed import finish_version, upsert_part
     from .hooks.cairn import CairnHook
@@ -40,6 +40,7 @@ _EXPORTS = {
     "TaskIdentity": "cairn_airflow.identity",
     "task_run": "cairn_airflow.identity",
     "asset_for": "cairn_airflow.assets",
+    "asset_alias": "cairn_airflow.assets",
     "record_asset_event": "cairn_airflow.assets",
     "upsert_part": "cairn_airflow.distributed",
     "finish_version": "cairn_airflow.distributed",
@@ -54,6 +55,7 @@ __all__ = [
     "TaskIdentity",
     "UpsertArtifactOperator",
     "UseArtifactOperator",
+    "asset_alias",
     "asset_for",
     "current_run",
     "finish_version",
@@ -130,7 +132,18 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "asset-uris": [{"schemes": ["cairn"], "handler": None}],
+        # cairn://project/name: checked and normalised (uris), created by the hook-level
+        # lineage collector (assets), converted to OpenLineage datasets (lineage.converter)
+        "asset-uris": [
+            {
+                "schemes": ["cairn"],
+                "handler": "cairn_airflow.uris.normalize_asset_uri",
+                "factory": "cairn_airflow.assets.create_asset",
+                "to_openlineage_converter": (
+                    "cairn_airflow.lineage.converter.convert_asset_to_openlineage"
+                ),
+            }
+        ],
         # the cairn UI in the API server at /cairn, with a navigation entry
         "plugins": [{"name": "cairn", "plugin-class": "cairn_airflow.plugins.CairnPlugin"}],
         "extra-links": ["cairn_airflow.links.CairnVersionLink"],

@@ -75,10 +75,13 @@ def task_run(
     project: str | None = None,
     job_type: str = "airflow-task",
     config: Mapping[str, Any] | None = None,
+    report_lineage: bool = True,
 ) -> Run:
     """The cairn run of the current task instance; use it as a context manager.
 
-    `config` keys are set on the run (`config.<key>` in `search_runs`).
+    `config` keys are set on the run (`config.<key>` in `search_runs`). With
+    `report_lineage`, the versions the run used and wrote are reported to Airflow's
+    hook-level lineage collector when the task ends, for OpenLineage (`lineage.collector`).
 
     From a TaskFlow task:
 
@@ -96,7 +99,7 @@ def task_run(
 
         context = get_current_context()
     ident = TaskIdentity.from_context(context)
-    return repo.run(
+    run = repo.run(
         project=project,
         name=ident.run_name,
         job_type=job_type,
@@ -106,3 +109,8 @@ def task_run(
         attributes=ident.attributes(),
         config=config,
     )
+    if report_lineage:
+        from .lineage.collector import report_with_task
+
+        report_with_task(context["task"], run)
+    return run

@@ -5,10 +5,16 @@ test module imports airflow. `dag.test()` re-parses the DAGs folder and only run
 finds there: the example DAGs (dags_examples/airflow_*.py) and the test DAGs (dags/ here)
 are copied into one session folder and loaded from it. Each test gets an empty cairn
 repository of its own (CAIRN_HOME in tmp_path).
+
+OpenLineage is configured for the DAGs that ask for it (`enable_lineage`, selective
+enable): its file transport appends every event to OPENLINEAGE_EVENTS, one JSON per line;
+the events are emitted from a thread of the task process (not a fork, which pytest's
+threads make unsafe), with the same extraction.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = Path(tempfile.mkdtemp(prefix="cairn-airflow-tests-"))
 DAGS_FOLDER = SESSION / "dags"
+OPENLINEAGE_EVENTS = SESSION / "openlineage.jsonl"
 
 os.environ.update(
     AIRFLOW_HOME=str(SESSION / "airflow"),
@@ -32,6 +39,13 @@ os.environ.update(
     AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
     CAIRN_EXAMPLE_DATA=str(SESSION / "example-data"),
+    AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
+        {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
+    ),
+    AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE="True",
+    AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD="True",
+    AIRFLOW__OPENLINEAGE__EXECUTION_TIMEOUT="120",
+    AIRFLOW__OPENLINEAGE__NAMESPACE="cairn-tests",
 )
 for name in ("CAIRN_CATALOG", "CAIRN_STORE", "CAIRN_STORAGE_OPTIONS", "AIRFLOW_CONN_CAIRN_DEFAULT"):
     os.environ.pop(name, None)

@@ -83,3 +83,30 @@ def rerun(dag: Any, dr: Any, monkeypatch: Any, **test_kwargs: Any) -> Any:
 
     monkeypatch.setattr(DagRun, "generate_run_id", staticmethod(lambda **_: dr.run_id))
     return dag.test(logical_date=dr.logical_date, **test_kwargs)
+
+
+def lineage_events(dr: Any, task_id: str | None = None) -> list[dict[str, Any]]:
+    """The OpenLineage events of DAG run `dr`'s tasks (only `task_id`'s, if given), as the
+    file transport wrote them (conftest: one JSON per line), in order."""
+    import json
+
+    transport = json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])
+    path = Path(transport["log_file_path"])
+    found = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        event = json.loads(line)
+        job = event["job"]["name"]
+        if "." not in job or job.split(".", 1)[0] != dr.dag_id:
+            continue  # a DAG-level event (its job is the DAG) or another DAG's
+        if dr.run_id not in json.dumps(event["run"].get("facets", {})):
+            continue
+        if task_id is None or job == f"{dr.dag_id}.{task_id}":
+            found.append(event)
+    return found
+
+
+def lineage_event(dr: Any, task_id: str, kind: str) -> dict[str, Any]:
+    """The one event of type `kind` (START, COMPLETE, FAIL) of a task of `dr`."""
+    events = [e for e in lineage_events(dr, task_id) if e["eventType"] == kind]
+    assert len(events) == 1, (task_id, kind, [e["eventType"] for e in lineage_events(dr)])
+    return events[0]

@@ -20,8 +20,12 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from cairn import ArtifactVersion, InvalidName, NotFound, Repository
 
+from ..lineage.facts import namespace_of, repository_namespace, store_location
+
 #: extras read from the connection (each also accepted with the UI's `extra__cairn__` prefix)
 OPTION_FIELDS = ("catalog", "store", "storage_options", "cache_dir")
+#: conn id -> OpenLineage namespace, as hooks of this process found it (lineage.converter)
+LINEAGE_NAMESPACES: dict[str, str] = {}
 
 
 class CairnHook(BaseHook):
@@ -74,6 +78,17 @@ class CairnHook(BaseHook):
     @cached_property
     def repository(self) -> Repository:
         return Repository.open(**self.repository_options)
+
+    @property
+    def lineage_namespace(self) -> str:
+        """The OpenLineage namespace of the connection's repository, `cairn://<store URL>`
+        (read from the connection, so without opening the repository if it is not open)."""
+        if "repository" in self.__dict__:
+            namespace = namespace_of(self.repository)
+        else:
+            namespace = repository_namespace(store_location(self.repository_options))
+        LINEAGE_NAMESPACES[self.cairn_conn_id] = namespace
+        return namespace
 
     def get_conn(self) -> Repository:
         return self.repository

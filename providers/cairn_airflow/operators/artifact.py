@@ -24,13 +24,15 @@ from ..distributed import finish_version, upsert_part
 from ..errors import task_errors
 from ..hooks.cairn import CairnHook
 from ..identity import task_run
+from ..lineage.operator import OpenLineageMixin, collection_of
 from ..links import REF_ATTRIBUTE, CairnVersionLink
 
 Paths = str | Sequence[str] | None
 
 
-class CairnBaseOperator(BaseOperator):
-    """The hook, the task instance's cairn run and error translation, shared by all.
+class CairnBaseOperator(OpenLineageMixin, BaseOperator):
+    """The hook, the task instance's cairn run, error translation and OpenLineage facets
+    (`lineage.operator`), shared by all.
 
     :param config: set on the task's cairn run (`config.<key>` in `search_runs`)
     :param metrics: logged to the run's summary once the work succeeded
@@ -65,7 +67,12 @@ class CairnBaseOperator(BaseOperator):
             with task_errors():
                 repo = self.hook.get_repository()
                 with task_run(
-                    repo, context, project=self.project, job_type=self.job_type, config=self.config
+                    repo,
+                    context,
+                    project=self.project,
+                    job_type=self.job_type,
+                    config=self.config,
+                    report_lineage=False,  # the operator reports its own (lineage.operator)
                 ) as run:
                     yield run
                     if self.metrics:
@@ -101,6 +108,9 @@ class VersionOperator(CairnBaseOperator):
         self.description = description
 
     operator_extra_links = (CairnVersionLink(),)
+
+    def planned_outputs(self) -> Sequence[tuple[str, str]]:
+        return [(self.project, self.name)]
 
     def announce(self, context: Any, v: ArtifactVersion, verb: str) -> str:
         """Log the version, attach it to the outlet's asset event, return its ref."""
@@ -153,7 +163,11 @@ class LogArtifactOperator(VersionOperator):
     def execute(self, context: Any) -> str:
         with self.cairn_run(context) as run:
             v = run.log_artifact(self._artifact(run), aliases=list(self.aliases or ()))
+            self.record_output(v)
         return self.announce(context, v, "logged")
+
+    def planned_inputs(self) -> Sequence[tuple[str, str]]:
+        return [(self.project, self.name)] if self.incremental else []
 
     def _artifact(self, run: Run) -> Artifact:
         base = _newest(run, self.name) if self.incremental else None
@@ -161,6 +175,7 @@ class LogArtifactOperator(VersionOperator):
             art = Artifact(self.name, self.type)
         else:
             self.log.info("starting from %s", base.ref)
+            self.record_input(base)
             art = base.new_draft()
         if self.description is not None:
             art.description = self.description
@@ -203,11 +218,15 @@ class UseArtifactOperator(CairnBaseOperator):
     def execute(self, context: Any) -> str:
         with self.cairn_run(context) as run:
             v = run.use_artifact(self.ref)
+            self.record_input(v)
             local = v.get_path(self.path) if self.path else v.download(self._root(v))
         self.log.info("using %s at %s", v.ref, local)
         context["ti"].xcom_push(key="ref", value=v.ref)
         setattr(self, REF_ATTRIBUTE, v.ref)  # for the "cairn version" link
         return str(local)
+
+    def planned_inputs(self) -> Sequence[tuple[str, str]]:
+        return collection_of(self.ref, self.project)
 
     def _root(self, v: ArtifactVersion) -> str:
         if self.root:
@@ -262,8 +281,12 @@ class UpsertArtifactOperator(CairnBaseOperator):
         with self.cairn_run(context) as run:
             art = add_paths(Artifact(self.name, self.type), self.path, self.prefix)
             v = upsert_part(run, art, distributed_id=self.distributed_id, writer_id=self.writer_id)
+            self.record_output(v)
         self.log.info("upserted %s into %s/%s (%s)", self.path, v.project, v.name, v.distributed_id)
         return v.distributed_id or ""
+
+    def planned_outputs(self) -> Sequence[tuple[str, str]]:
+        return [(self.project, self.name)]
 
 
 class FinishArtifactOperator(VersionOperator):
@@ -304,6 +327,7 @@ class FinishArtifactOperator(VersionOperator):
                 distributed_id=self.distributed_id,
                 aliases=list(self.aliases or ()),
             )
+            self.record_output(v)
         return self.announce(context, v, "committed")
 
 

@@ -12,10 +12,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ..errors import task_errors
 from ..hooks.cairn import CairnHook
+from ..lineage.operator import OpenLineageMixin, collection_of, openlineage_active
 from ..triggers.alias import ArtifactAliasTrigger
 
 
-class ArtifactAliasSensor(BaseSensorOperator):
+class ArtifactAliasSensor(OpenLineageMixin, BaseSensorOperator):
     """Wait until `ref` (e.g. `demo/model:production`) names a version newer than
     `newer_than` (`v3`, `3`, or a ref such as `demo/model:v3`; None: any version).
 
@@ -45,10 +46,20 @@ class ArtifactAliasSensor(BaseSensorOperator):
     def hook(self) -> CairnHook:
         return CairnHook(self.cairn_conn_id)
 
+    def planned_inputs(self) -> Sequence[tuple[str, str]]:
+        return collection_of(self.ref, None)
+
     def poke(self, context: Any) -> PokeReturnValue:
         with task_errors():
             found = self.hook.newer_version(self.ref, self.newer_than)
+        self._found(found)
         return PokeReturnValue(is_done=found is not None, xcom_value=found)
+
+    def _found(self, ref: str | None) -> None:
+        """Record the version found as the task's input (for OpenLineage)."""
+        if ref and openlineage_active():
+            with task_errors():
+                self.record_input(self.hook.get_repository().artifact(ref))
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -56,6 +67,7 @@ class ArtifactAliasSensor(BaseSensorOperator):
         with task_errors():
             found = self.hook.newer_version(self.ref, self.newer_than)
         if found:
+            self._found(found)
             return found
         self.defer(
             trigger=ArtifactAliasTrigger(
@@ -72,4 +84,5 @@ class ArtifactAliasSensor(BaseSensorOperator):
         if event.get("status") != "success":
             raise AirflowFailException(event.get("message", "the cairn trigger failed"))
         self.log.info("%s is now %s", self.ref, event["ref"])
+        self._found(event["ref"])
         return event["ref"]
