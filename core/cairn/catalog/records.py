@@ -219,17 +219,20 @@ def commit(
     run_id: str | None,
     namespace: str,
     pending_id: int | None = None,
+    reuse_identical: bool = True,
 ) -> tuple[int, bool]:
     """Make `manifest` a committed version of `coll`; return (version id, created).
 
     Runs inside the caller's write transaction, after every object is durably stored
     in `namespace` (a pending version keeps the namespace it was created with). The
     collection row lock makes the identical-content check and the index bump atomic
-    (invariants 3 and 4).
+    (invariants 3 and 4). Without `reuse_identical` (writes through cairn://, where
+    `latest` must show what was written) content identical to an older version is a
+    new version all the same.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(collections.c.id).where(collections.c.id == coll.id).with_for_update())
-    existing = committed_with_digest(conn, coll.id, manifest.digest)
+    existing = committed_with_digest(conn, coll.id, manifest.digest) if reuse_identical else None
     if existing is not None:
         return existing.id, False
     index = int(
@@ -268,6 +271,22 @@ def commit(
         ).scalar_one()
     move_latest(conn, coll.id)
     return int(version_id), True
+
+
+def latest_id(conn: Connection, collection_id: int, *, lock: bool = False) -> int | None:
+    """The id of the collection's `latest` version (None: it has none). With `lock`, the
+    collection row is locked first (PostgreSQL; SQLite write transactions are exclusive),
+    so the answer holds until the transaction ends: a compare-and-swap commit."""
+    if lock and conn.dialect.name == "postgresql":
+        conn.execute(
+            select(collections.c.id).where(collections.c.id == collection_id).with_for_update()
+        )
+    found = conn.scalar(
+        select(aliases.c.version_id).where(
+            aliases.c.collection_id == collection_id, aliases.c.name == LATEST
+        )
+    )
+    return None if found is None else int(found)
 
 
 def move_latest(conn: Connection, collection_id: int) -> None:

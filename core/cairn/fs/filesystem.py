@@ -1,0 +1,550 @@
+"""`CairnFileSystem`: the fsspec filesystem registered as `cairn://` (docs/FS.md).
+
+The repository comes from the filesystem's options (`catalog`, `store`,
+`storage_options`, `home`, `cache_dir`, `project`, or an open `repository`), else from
+the CAIRN_* variables, as `Repository.open()` reads them. Writes record lineage to
+`run` (a `Run`) or `run_id` when given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import blake3
+from fsspec.spec import AbstractFileSystem
+
+from ..errors import CairnError, PermissionDenied
+from ..manifest import DIR, LINK, Entry, Manifest
+from ..names import LATEST, Ref
+from . import paths
+from .changes import Changes, local_file
+from .commit import commit, latest
+from .folders import Folders
+from .paths import Target
+from .reading import CairnReadFile, EntryRanges, ObjectCache, StreamRanges
+from .writing import Batch, CairnTransaction, CairnWriteFile
+
+if TYPE_CHECKING:
+    from ..catalog.packs import Member
+    from ..repository import Repository
+    from ..run import Run
+    from ..version import ArtifactVersion
+
+_ENV = (
+    "CAIRN_HOME",
+    "CAIRN_CATALOG",
+    "CAIRN_STORE",
+    "CAIRN_STORAGE_OPTIONS",
+    "CAIRN_PROJECT",
+    "CAIRN_CACHE_DIR",
+)
+
+
+class CairnFileSystem(AbstractFileSystem):
+    protocol = ("cairn",)
+    root_marker = ""
+    transaction_type = CairnTransaction
+
+    def __init__(
+        self,
+        catalog: str | None = None,
+        store: str | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        home: str | None = None,
+        cache_dir: str | None = None,
+        project: str | None = None,
+        repository: Repository | None = None,
+        run: Run | None = None,
+        run_id: str | None = None,
+        type: str = "dataset",
+        object_cache_bytes: int = 256 << 20,
+        **kwargs: Any,
+    ):
+        self._local = threading.local()  # this thread's batch and what it committed
+        self._explicit: Batch | None = None  # the open `with fs.transaction:`'s batch
+        super().__init__(**kwargs)
+        self._repository = repository
+        self._from_env: tuple[tuple[str | None, ...], Repository] | None = None
+        self._open_args: dict[str, Any] = {
+            "catalog": catalog,
+            "store": store,
+            "storage_options": storage_options,
+            "home": home,
+            "cache_dir": cache_dir,
+            "project": project,
+        }
+        self._run, self._run_id, self._type = run, run_id, type
+        self._folders: dict[str, Folders] = {}  # manifest digest -> folder index
+        self._where: dict[tuple[str, str], dict[str, Member]] = {}  # packed objects
+        self.objects_cache = ObjectCache(object_cache_bytes)
+        self._lock = threading.Lock()
+
+    @property
+    def repository(self) -> Repository:
+        """The repository read from; one named by CAIRN_* variables follows their changes
+        (fsspec keeps one filesystem instance per set of options for the whole process)."""
+        with self._lock:
+            env = tuple(os.environ.get(v) for v in _ENV)
+            if self._from_env is not None and self._from_env[0] != env:
+                self._from_env[1].close()
+                self._repository = self._from_env = None
+                self._folders.clear()
+                self._where.clear()
+            if self._repository is None:
+                from ..repository import Repository
+
+                self._repository = Repository.open(**self._open_args)
+                self._from_env = (env, self._repository)
+            return self._repository
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        return paths.strip(path)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path)
+        ref, inner = paths.split(path)
+        if ref is None:
+            out = self._ls_catalog(path)
+        else:
+            version, tree = self._version(ref)
+            here = self._at(ref, version, tree, inner)
+            if here["type"] == "directory":
+                real = tree.real(inner) or ""
+                out = [
+                    self._at(ref, version, tree, paths.join(inner, child.rsplit("/", 1)[-1]))
+                    for child in sorted(tree.folders[real])
+                ]
+            else:
+                out = [here]
+        return out if detail else [o["name"] for o in out]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._strip_protocol(path)
+        ref, inner = paths.split(path)
+        if ref is None:
+            if path and path not in self._call(self.repository.projects):
+                raise FileNotFoundError(f"cairn://{path}: no such project")
+            return paths.folder(path)
+        version, tree = self._version(ref)
+        return self._at(ref, version, tree, inner)
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        path = self._strip_protocol(path)
+        if mode in ("wb", "xb"):
+            target = self._target(path)
+            if mode == "xb" and self._exists_for_write(target, path):
+                raise FileExistsError(f"cairn://{path} exists")
+            return CairnWriteFile(self, path, target, block_size=block_size or 8 << 20)
+        if mode != "rb":
+            raise ValueError(
+                f"cairn://{path}: mode {mode!r} is not supported (rb, wb, xb: a version's "
+                "files are immutable, so appending means writing the whole file again)"
+            )
+        version, entry = self._entry(path)
+        return CairnReadFile(
+            self,
+            path,
+            self._ranges(version, entry),
+            entry.size,
+            block_size=block_size or 4 << 20,
+            cache_options=cache_options,
+        )
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        version, entry = self._entry(path)
+        size = entry.size
+        start = 0 if start is None else (start if start >= 0 else max(0, size + start))
+        end = size if end is None else (end if end >= 0 else max(0, size + end))
+        ranges = self._ranges(version, entry)
+        try:
+            data: bytes = ranges.read(start, end)
+        finally:
+            if isinstance(ranges, StreamRanges):
+                ranges.close()
+        return data
+
+    def cat_ranges(
+        self,
+        paths: list[str],
+        starts: list[int] | int,
+        ends: list[int] | int,
+        max_gap: int | None = None,
+        on_error: str = "return",
+        **kwargs: Any,
+    ) -> list[Any]:
+        n = len(paths)
+        starts = starts if isinstance(starts, list) else [starts] * n
+        ends = ends if isinstance(ends, list) else [ends] * n
+        out: list[Any] = []
+        for p, s, e in zip(paths, starts, ends):
+            try:
+                out.append(self.cat_file(p, s, e))
+            except Exception as exc:
+                if on_error != "return":
+                    raise
+                out.append(exc)
+        return out
+
+    def checksum(self, path: str) -> int:
+        return int(blake3.blake3(self.ukey(path).encode()).hexdigest()[:16], 16)
+
+    def ukey(self, path: str) -> str:
+        entry = self._entry(path)[1]
+        return entry.digest or f"{entry.ref}#{sorted(entry.pin.items())}"
+
+    def created(self, path: str) -> datetime:
+        """When the version holding `path` was created (files have no other time)."""
+        return self._version(self._ref_of(path))[0].created_at
+
+    def modified(self, path: str) -> datetime:
+        """A version's files never change after it is committed: its creation time."""
+        return self.created(path)
+
+    # -- writing: each call below is one version, unless inside `with fs.transaction:` ------
+
+    def pipe(self, path: Any, value: Any = None, **kwargs: Any) -> None:
+        with self._batch():
+            super().pipe(path, value, **kwargs)
+
+    def put(self, lpath: Any, rpath: Any, recursive: bool = False, **kwargs: Any) -> None:
+        with self._batch():
+            super().put(lpath, rpath, recursive=recursive, **kwargs)
+
+    def copy(self, path1: Any, path2: Any, recursive: bool = False, **kwargs: Any) -> None:
+        with self._batch():
+            super().copy(path1, path2, recursive=recursive, **kwargs)
+
+    def mv(self, path1: Any, path2: Any, recursive: bool = False, **kwargs: Any) -> None:
+        with self._batch():
+            super().mv(path1, path2, recursive=recursive, **kwargs)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        with self._batch():
+            super().rm(path, recursive=recursive, maxdepth=maxdepth)
+
+    def rm_file(self, path: str) -> None:
+        path = self._strip_protocol(path)
+        target = self._target(path)
+        if not self._exists_for_write(target, path):
+            raise FileNotFoundError(f"cairn://{path}: no such file or folder")
+        with self._batch() as batch:
+            changes = self._changes(batch, target)
+            for p in [*self._below(target), target.inner]:
+                changes.remove(p)
+
+    _rm = rm_file
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
+        target = self._target(path2)
+        if self.isdir(path1):
+            self.makedirs(path2, exist_ok=True)
+            return
+        version, entry = self._entry(path1)
+        with self._batch() as batch:
+            changes = self._changes(batch, target)
+            if entry.is_reference or version.project == target.project:
+                # same project, same store namespace: the stored content is reused
+                changes.put_entry(entry.moved(target.inner))
+            else:
+                local = local_file()
+                with open(local, "wb") as out, self.open(path1, "rb") as src:
+                    while block := src.read(8 << 20):
+                        out.write(block)
+                changes.put_file(target.inner, local)
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        self.makedirs(path, exist_ok=True)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """An empty folder inside a version (projects and collections need no making:
+        the first file written to them makes them)."""
+        path = self._strip_protocol(path)
+        ref, inner = paths.split(path)
+        if ref is None or not inner:
+            return
+        target = self._target(path)
+        if self._exists_for_write(target, path):
+            if not exist_ok:
+                raise FileExistsError(f"cairn://{path} exists")
+            return
+        with self._batch() as batch:
+            self._changes(batch, target).add_folder(target.inner)
+
+    @property
+    def committed(self) -> list[ArtifactVersion]:
+        """The versions the last write (or transaction) of this thread committed."""
+        return list(getattr(self._local, "committed", []))
+
+    # -- batches: one per call in its thread, or the open transaction's for every thread --
+
+    def _current(self) -> Batch | None:
+        """The batch a write joins: the open transaction's (whichever thread writes: Dask
+        and pyarrow write parts from worker threads), else this thread's call's."""
+        return self._explicit or getattr(self._local, "batch", None)
+
+    def _start_batch(self, *, explicit: bool) -> Batch:
+        batch = Batch(explicit=explicit)
+        if explicit:
+            if self._explicit is not None:
+                raise CairnError("a cairn:// transaction is already open on this filesystem")
+            self._explicit = batch
+            self._intrans = True
+        else:
+            self._local.batch = batch
+        return batch
+
+    def _end_batch(self, *, commit: bool, explicit: bool = True) -> None:
+        if explicit:
+            batch, self._explicit = self._explicit, None
+            self._intrans = False
+            self._transaction = None
+        else:
+            batch, self._local.batch = self._local.batch, None
+        assert batch is not None
+        if commit:
+            self._commit(batch)
+        else:
+            batch.discard()
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[Batch]:
+        """The batch writes join: this thread's open one, else one for this call."""
+        batch = self._current()
+        if batch is not None:
+            yield batch
+            return
+        batch = self._start_batch(explicit=False)
+        try:
+            yield batch
+        except BaseException:
+            self._end_batch(commit=False, explicit=False)
+            raise
+        self._end_batch(commit=True, explicit=False)
+
+    def _commit(self, batch: Batch) -> None:
+        """One version per collection touched; the first failure is raised after every
+        other collection was tried (versions of different collections commit apart)."""
+        done: list[ArtifactVersion] = []
+        failed: BaseException | None = None
+        run = self._run
+        if run is None and self._run_id is not None:
+            run = self._call(self.repository.get_run, self._run_id)
+        try:
+            for changes in batch.changes.values():
+                try:
+                    v = self._call(
+                        commit, self.repository, changes, type=self._type, run=run
+                    )
+                except BaseException as exc:
+                    failed = failed or exc
+                    continue
+                if v is not None:
+                    done.append(v)
+        finally:
+            batch.discard()
+            self._local.committed = done
+            self.invalidate_cache()
+        if failed is not None:
+            raise failed
+
+    def _written(self, target: Target, local: str) -> None:
+        """A file opened for writing was closed with its bytes in `local`."""
+        with self._batch() as batch:
+            self._changes(batch, target).put_file(target.inner, local)
+
+    def _changes(self, batch: Batch, target: Target) -> Changes:
+        key = target.collection
+        with self._lock:
+            if key in batch.changes:
+                return batch.changes[key]
+        base = batch.seen.get(key)
+        if base is None:
+            base = self._call(latest, self.repository, target.project, target.name)
+            if base is not None:
+                batch.seen[key] = base
+        changes = Changes(
+            target.project,
+            target.name,
+            base=base.manifest if base is not None else _EMPTY,
+            base_digest=base.digest if base is not None else None,
+            base_index=base.index if base is not None else None,
+        )
+        with self._lock:
+            batch.changes.setdefault(key, changes)
+        return batch.changes[key]
+
+    def _target(self, path: str) -> Target:
+        target = Target.of(path, default_project=self.repository.default_project)
+        if not target.inner:
+            raise IsADirectoryError(f"cairn://{path} is a collection: write files inside it")
+        return target
+
+    def _exists_for_write(self, target: Target, path: str) -> bool:
+        """Whether `path` exists in the collection's latest or among this thread's
+        uncommitted writes."""
+        batch = self._current()
+        changes = batch.changes.get(target.collection) if batch is not None else None
+        if changes is not None:
+            if changes.written(target.inner) or target.inner in changes.folders:
+                return True
+            if target.inner in changes.removed:
+                return False
+        try:
+            self.info(f"{target.collection}/{target.inner}")
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _below(self, target: Target) -> list[str]:
+        """Manifest paths of the latest at or below the target."""
+        try:
+            tree = self._version(f"{target.collection}:latest")[1]
+        except FileNotFoundError:
+            return []
+        return tree.below(target.inner)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(...)`, with cairn's access errors as the OSErrors engines expect."""
+        try:
+            return fn(*args, **kwargs)
+        except PermissionDenied as exc:
+            raise PermissionError(str(exc)) from exc
+
+    def _ls_catalog(self, path: str) -> list[dict[str, Any]]:
+        repo = self.repository
+        if not path:
+            return [paths.folder(p) for p in self._call(repo.projects)]
+        if path not in self._call(repo.projects):
+            raise FileNotFoundError(f"cairn://{path}: no such project")
+        return [paths.folder(f"{path}/{c['name']}") for c in self._call(repo.collections, path)]
+
+    def _ref_of(self, path: str) -> str:
+        ref, _ = paths.split(self._strip_protocol(path))
+        if ref is None:
+            raise FileNotFoundError(f"cairn://{path} is not inside a version")
+        return ref
+
+    def _version(self, ref: str) -> tuple[ArtifactVersion, Folders]:
+        batch = self._current()
+        try:
+            if batch is not None and batch.explicit:
+                version = self._seen(batch, ref)
+            else:
+                version = self._call(self.repository.artifact, ref)
+        except CairnError as exc:  # NotFound, InvalidName
+            raise FileNotFoundError(f"cairn://{ref}: {exc}") from None
+        digest = version.digest or ""
+        with self._lock:
+            tree = self._folders.get(digest)
+        if tree is None:  # manifests never change: index each one once
+            tree = Folders(version.manifest)
+            with self._lock:
+                self._folders[digest] = tree
+        return version, tree
+
+    def _seen(self, batch: Batch, ref: str) -> ArtifactVersion:
+        """Inside a transaction, a collection's latest as first seen there."""
+        parsed = Ref.parse(ref, default_project=self.repository.default_project)
+        if parsed.selector != LATEST or parsed.distributed_id is not None:
+            version: ArtifactVersion = self._call(self.repository.artifact, ref)
+            return version
+        key = f"{parsed.project}/{parsed.name}"
+        if key not in batch.seen:
+            batch.seen[key] = self._call(self.repository.artifact, ref)
+        return batch.seen[key]
+
+    def _entry(self, path: str) -> tuple[ArtifactVersion, Entry]:
+        """The file a path names, links followed within its version."""
+        path = self._strip_protocol(path)
+        ref, inner = paths.split(path)
+        if ref is None or not inner:
+            raise IsADirectoryError(f"cairn://{path} is not a file")
+        version, tree = self._version(ref)
+        real = tree.real(inner)
+        if real is not None and real in tree.folders:
+            raise IsADirectoryError(f"cairn://{path} is a folder")
+        if real is None or real not in tree.files:
+            raise FileNotFoundError(f"cairn://{path}: {version.ref} has no such file")
+        return version, tree.files[real]
+
+    def _ranges(self, version: ArtifactVersion, entry: Entry) -> Any:
+        """What reads byte ranges of `entry`: its store objects, or its source."""
+        if entry.is_reference:
+            return StreamRanges(self.repository._open_entry(entry, version.namespace), entry.size)
+        key = (version.namespace, entry.digest or "")
+        with self._lock:
+            where = self._where.get(key)
+        if where is None:  # packed objects move only by gc, which reading copes with
+            where = self.repository.objects.locate(version.namespace, entry.objects())
+            with self._lock:
+                self._where[key] = where
+        return EntryRanges(
+            self.repository.objects,
+            entry,
+            namespace=version.namespace,
+            cache=self.objects_cache,
+            where=where,
+        )
+
+    def _at(self, ref: str, version: ArtifactVersion, tree: Folders, inner: str) -> dict[str, Any]:
+        """The info of `inner` in a version: a file, a folder, or a link (reported with
+        `islink` and `destination`, typed as what it points to, "other" if nothing)."""
+        name = paths.join(ref, inner)
+        raw = tree.manifest.get(inner)
+        real = tree.real(inner)
+        if real is not None and real in tree.files:
+            info = self._file_info(name, tree.files[real], version)
+        elif real is not None and real in tree.folders:
+            info = paths.folder(name)
+        elif raw is not None and raw.kind == LINK:
+            info = {"name": name, "type": "other", "size": 0}
+        else:
+            raise FileNotFoundError(f"cairn://{name}: {version.ref} has no such file")
+        if raw is not None and raw.kind == LINK:
+            info.update(islink=True, destination=raw.target)
+        elif raw is not None and raw.kind == DIR:
+            info["empty"] = True
+        return info
+
+    def _file_info(self, name: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
+        created = version.created_at.timestamp()
+        info: dict[str, Any] = {
+            "name": name,
+            "type": "file",
+            "size": entry.size,
+            "digest": entry.digest,
+            "checksum": entry.digest,
+            "version": version.ref,
+            "created": created,
+            "mtime": created,
+        }
+        if entry.is_reference:
+            info["ref"] = entry.ref
+        return info
+
+
+_EMPTY = Manifest()
