@@ -197,13 +197,17 @@ def test_processes_writing_one_path_conflict_and_disjoint_paths_merge(repo, cata
     fs = CairnFileSystem(repository=repo, skip_instance_cache=True)
     fs.pipe("demo/procs/seed.txt", b"seed")
     with _ctx.Pool(4) as pool:
-        results = pool.starmap(_process_writer, [(catalog_url, str(home), i, False) for i in range(4)])
+        results = pool.starmap(
+            _process_writer, [(catalog_url, str(home), i, False) for i in range(4)]
+        )
     assert results == ["ok"] * 4
     assert sorted(fs.ls("demo/procs", detail=False)) == sorted(
         ["demo/procs/seed.txt", *(f"demo/procs/p{i}.txt" for i in range(4))]
     )
     with _ctx.Pool(4) as pool:
-        results = pool.starmap(_process_writer, [(catalog_url, str(home), i, True) for i in range(4)])
+        results = pool.starmap(
+            _process_writer, [(catalog_url, str(home), i, True) for i in range(4)]
+        )
     # each either committed on the latest it read, or found its path changed meanwhile
     assert "ok" in results
     final = fs.cat("demo/procs/same.txt")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import fsspec
 import pandas as pd
@@ -118,8 +119,10 @@ def test_info_has_times_and_checksums_from_the_digest(env_repo):
 
 def test_aliases_are_followed_as_they_move(env_repo, tmp_path):
     repo, v = env_repo
-    fs = fsspec.filesystem("cairn")
+    fs = fsspec.filesystem("cairn", ref_ttl=0)  # every call asks the catalog
+    cached = fsspec.filesystem("cairn")  # asks again at most every second (ref_ttl)
     assert fs.cat_file("demo/mnist:latest/images/2.png") == b"png-2"
+    assert cached.cat_file("demo/mnist:latest/images/2.png") == b"png-2"
     draft = v.new_draft()
     (tmp_path / "2.png").write_bytes(b"png-2, v1")
     draft.remove("images/2.png")
@@ -127,6 +130,8 @@ def test_aliases_are_followed_as_they_move(env_repo, tmp_path):
     repo.log_artifact(draft, project="demo")
     assert fs.cat_file("demo/mnist:latest/images/2.png") == b"png-2, v1"
     assert fs.cat_file("demo/mnist:v0/images/2.png") == b"png-2"
+    time.sleep(1.05)
+    assert cached.cat_file("demo/mnist:latest/images/2.png") == b"png-2, v1"
 
 
 def test_repository_from_filesystem_options(tmp_path, monkeypatch):

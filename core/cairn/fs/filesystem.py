@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,8 @@ class CairnFileSystem(AbstractFileSystem):
         run: Run | None = None,
         run_id: str | None = None,
         type: str = "dataset",
-        object_cache_bytes: int = 256 << 20,
+        object_cache_bytes: int = 512 << 20,
+        ref_ttl: float = 1.0,
         **kwargs: Any,
     ):
         self._local = threading.local()  # this thread's batch and what it committed
@@ -80,6 +82,8 @@ class CairnFileSystem(AbstractFileSystem):
             "project": project,
         }
         self._run, self._run_id, self._type = run, run_id, type
+        self._ref_ttl = ref_ttl
+        self._refs: dict[str, tuple[float, ArtifactVersion]] = {}  # ref -> (when, version)
         self._folders: dict[str, Folders] = {}  # manifest digest -> folder index
         self._where: dict[tuple[str, str], dict[str, Member]] = {}  # packed objects
         self.objects_cache = ObjectCache(object_cache_bytes)
@@ -197,7 +201,7 @@ class CairnFileSystem(AbstractFileSystem):
         starts = starts if isinstance(starts, list) else [starts] * n
         ends = ends if isinstance(ends, list) else [ends] * n
         out: list[Any] = []
-        for p, s, e in zip(paths, starts, ends):
+        for p, s, e in zip(paths, starts, ends, strict=True):
             try:
                 out.append(self.cat_file(p, s, e))
             except Exception as exc:
@@ -354,9 +358,7 @@ class CairnFileSystem(AbstractFileSystem):
         try:
             for changes in batch.changes.values():
                 try:
-                    v = self._call(
-                        commit, self.repository, changes, type=self._type, run=run
-                    )
+                    v = self._call(commit, self.repository, changes, type=self._type, run=run)
                 except BaseException as exc:
                     failed = failed or exc
                     continue
@@ -454,7 +456,7 @@ class CairnFileSystem(AbstractFileSystem):
             if batch is not None and batch.explicit:
                 version = self._seen(batch, ref)
             else:
-                version = self._call(self.repository.artifact, ref)
+                version = self._resolve(ref)
         except CairnError as exc:  # NotFound, InvalidName
             raise FileNotFoundError(f"cairn://{ref}: {exc}") from None
         digest = version.digest or ""
@@ -465,6 +467,26 @@ class CairnFileSystem(AbstractFileSystem):
             with self._lock:
                 self._folders[digest] = tree
         return version, tree
+
+    def _resolve(self, ref: str) -> ArtifactVersion:
+        """The version `ref` names, asked of the catalog at most every `ref_ttl` seconds:
+        an engine opening files, asking their size and times, makes many calls per
+        query, and each would otherwise cost catalog queries."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._refs.get(ref)
+        if known is not None and now - known[0] < self._ref_ttl:
+            return known[1]
+        version: ArtifactVersion = self._call(self.repository.artifact, ref)
+        with self._lock:
+            self._refs[ref] = (now, version)
+        return version
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Forget resolved refs (aliases are asked of the catalog again) and listings."""
+        with self._lock:
+            self._refs.clear()
+        super().invalidate_cache(path)
 
     def _seen(self, batch: Batch, ref: str) -> ArtifactVersion:
         """Inside a transaction, a collection's latest as first seen there."""

@@ -66,7 +66,7 @@ class CairnWriteFile(AbstractBufferedFile):
     def discard(self) -> None:
         """Forget what was written (the path keeps its committed content)."""
         if not self.closed:
-            self.closed = True
+            self.closed: bool = True
             self._out.close()
             drop(self._local)
 
@@ -86,11 +86,15 @@ class CairnTransaction(Transaction):
     runs (from any thread) becomes one version per collection, committed when the block
     exits, discarded if it raises."""
 
+    fs: CairnFileSystem | None
+
     def start(self) -> None:
-        self.files = deque()
+        self.files: deque[Any] = deque()
+        assert self.fs is not None
         self.fs._start_batch(explicit=True)
 
     def complete(self, commit: bool = True) -> None:
         fs, self.fs = self.fs, None
+        assert fs is not None
         self.files.clear()
         fs._end_batch(commit=commit)
