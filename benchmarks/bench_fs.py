@@ -224,12 +224,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fs-") as tmp:
         work = Path(tmp)
         if only & {"local", "projection"}:
-            rows = total // (PARTITIONS * FILES * COLUMNS * 8)
-            group = max(1, rows // 8) if args.small_row_groups else 122_880
+            per_file = total // (PARTITIONS * FILES * COLUMNS * 8)
+            group = max(1, per_file // 8) if args.small_row_groups else 122_880
             out["row_group_rows"] = group
             data = make_dataset(work / "data", total, group)
             r = bench_local(data, work, args.repeat)
             out["local"] = r
+            print("local:", json.dumps(r), flush=True)
             rows.append(("DuckDB sum, local, warm", r["ratio_warm"], 1.3, "x plain files"))
             rows.append(("DuckDB sum, local, first query", r["ratio_first"], 0, "x plain files"))
             rows.append(
@@ -237,11 +238,12 @@ def main() -> int:
             )
         if "s3" in only:
             small = min(total, args.s3_mib * MiB)
-            rows = small // (PARTITIONS * FILES * COLUMNS * 8)
-            group = max(1, rows // 8) if args.small_row_groups else 122_880
+            per_file = small // (PARTITIONS * FILES * COLUMNS * 8)
+            group = max(1, per_file // 8) if args.small_row_groups else 122_880
             data = make_dataset(work / "data-s3", small, group)
             r = bench_s3(data, work, args.repeat)
             out["s3"] = r
+            print("s3:", json.dumps(r), flush=True)
             rows.append(("DuckDB sum, S3, warm", r["ratio_warm"], 1.2, "x s3fs"))
             rows.append(("DuckDB sum, S3, first query", r["ratio_first"], 0, "x s3fs"))
         if "write" in only:

@@ -101,9 +101,14 @@ class EntryRanges:
         first = bisect.bisect_right(self.starts, start) - 1
         last = bisect.bisect_right(self.starts, end - 1) - 1
         pieces = self._objects(range(first, last + 1))
-        data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
         base = self.starts[first]
-        return data[start - base : end - base]
+        if len(pieces) == 1:
+            return pieces[0][start - base : end - base]
+        # one copy: the slices of each object go straight into the result
+        views = [memoryview(p) for p in pieces]
+        views[0] = views[0][start - base :]
+        views[-1] = views[-1][: end - self.starts[last]]
+        return b"".join(views)
 
     def _objects(self, indices: range) -> list[bytes]:
         found = {i: self.cache.get(self.digests[i]) for i in indices}
