@@ -200,12 +200,16 @@ def aliases_of(conn: Connection, version_ids: Iterable[int]) -> dict[int, list[s
 
 
 def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:
+    """The newest committed version with this content (writes through cairn:// may make
+    several: docs/FORMAT.md, rule 3)."""
     return conn.execute(
-        version_query().where(
+        version_query()
+        .where(
             versions.c.collection_id == collection_id,
             versions.c.digest == digest,
             versions.c.state == COMMITTED,
         )
+        .order_by(versions.c.idx.desc())
     ).first()
 
 
