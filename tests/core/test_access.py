@@ -918,3 +918,23 @@ def test_only_a_damaged_object_of_ones_own_namespace_can_lose_its_pack_index_row
         )
     assert delete_row("outsider") == 0 and delete_row("reader") == 0
     assert delete_row("writer") == 1
+
+
+def test_cairn_fs_maps_access_to_permission_errors(world):
+    """cairn:// speaks what engines expect: a reader may read and gets PermissionError on
+    a write; an outsider of a private project gets PermissionError on a read; nothing is
+    committed by a refused write."""
+    from cairn.fs import CairnFileSystem
+
+    project = setup_project(world, "private")
+    reader = CairnFileSystem(repository=world.repo("reader"), skip_instance_cache=True)
+    assert reader.cat(f"{project}/data/a.txt") == b"two"
+    with pytest.raises(PermissionError, match="write"):
+        reader.pipe(f"{project}/data/b.txt", b"b")
+    outsider = CairnFileSystem(repository=world.repo("outsider"), skip_instance_cache=True)
+    with pytest.raises(PermissionError):
+        outsider.cat(f"{project}/data/a.txt")
+    assert [v.version for v in world.repo("owner").versions(f"{project}/data")][0] == "v2"
+    writer = CairnFileSystem(repository=world.repo("writer"), skip_instance_cache=True)
+    writer.pipe(f"{project}/data/b.txt", b"b")
+    assert world.repo("owner").artifact(f"{project}/data").version == "v3"

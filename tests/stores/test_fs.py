@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import fsspec
 import pandas as pd
@@ -85,16 +86,43 @@ def test_cat_and_open_with_ranges(env_repo):
     with fsspec.open("cairn://demo/mnist:v0/images/cats/1.png", "rb") as f:
         f.seek(4)
         assert f.read() == b"1"
-    with pytest.raises(PermissionError, match="read-only"):
+    with pytest.raises(PermissionError, match="immutable"):
         fs.open("demo/mnist:v0/new.txt", "wb")
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match="immutable"):
         fs.rm("demo/mnist:v0/images/2.png")
+    assert fs.cat_ranges(
+        ["demo/mnist:v0/images/2.png", "demo/mnist:v0/images/cats/1.png", "demo/mnist:v0/x"],
+        [0, 2, 0],
+        [3, 5, 1],
+    )[:2] == [b"png", b"g-1"]
+    assert isinstance(fs.cat_ranges(["demo/mnist:v0/x"], [0], [1])[0], FileNotFoundError)
+
+
+def test_info_has_times_and_checksums_from_the_digest(env_repo):
+    _, v = env_repo
+    fs = fsspec.filesystem("cairn")
+    info = fs.info("demo/mnist:v0/part-0.parquet")
+    entry = v.entry("part-0.parquet")
+    assert info["size"] == entry.size and info["checksum"] == entry.digest
+    assert info["created"] == info["mtime"] == v.created_at.timestamp()
+    assert fs.modified("demo/mnist:v0/part-0.parquet") == v.created_at
+    assert fs.created("demo/mnist:production/part-0.parquet") == v.created_at
+    assert fs.ukey("demo/mnist:v0/part-0.parquet") == entry.digest
+    assert fs.checksum("demo/mnist:v0/part-0.parquet") == fs.checksum(
+        "demo/mnist:latest/part-0.parquet"
+    )
+    with pytest.raises(FileNotFoundError, match="demo/mnist:v7"):
+        fs.info("demo/mnist:v7/part-0.parquet")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        fs.open("demo/nope/part-0.parquet")
 
 
 def test_aliases_are_followed_as_they_move(env_repo, tmp_path):
     repo, v = env_repo
-    fs = fsspec.filesystem("cairn")
+    fs = fsspec.filesystem("cairn", ref_ttl=0)  # every call asks the catalog
+    cached = fsspec.filesystem("cairn")  # asks again at most every second (ref_ttl)
     assert fs.cat_file("demo/mnist:latest/images/2.png") == b"png-2"
+    assert cached.cat_file("demo/mnist:latest/images/2.png") == b"png-2"
     draft = v.new_draft()
     (tmp_path / "2.png").write_bytes(b"png-2, v1")
     draft.remove("images/2.png")
@@ -102,6 +130,8 @@ def test_aliases_are_followed_as_they_move(env_repo, tmp_path):
     repo.log_artifact(draft, project="demo")
     assert fs.cat_file("demo/mnist:latest/images/2.png") == b"png-2, v1"
     assert fs.cat_file("demo/mnist:v0/images/2.png") == b"png-2"
+    time.sleep(1.05)
+    assert cached.cat_file("demo/mnist:latest/images/2.png") == b"png-2, v1"
 
 
 def test_repository_from_filesystem_options(tmp_path, monkeypatch):

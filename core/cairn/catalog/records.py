@@ -248,12 +248,16 @@ def alias_targets(conn: Connection, collection_id: int) -> dict[str, int]:
 
 
 def committed_with_digest(conn: Connection, collection_id: int, digest: str) -> Row | None:
+    """The newest committed version with this content (writes through cairn:// may make
+    several: docs/FORMAT.md, rule 3)."""
     return conn.execute(
-        version_query().where(
+        version_query()
+        .where(
             versions.c.collection_id == collection_id,
             versions.c.digest == digest,
             versions.c.state == COMMITTED,
         )
+        .order_by(versions.c.idx.desc())
     ).first()
 
 
@@ -269,6 +273,7 @@ def commit(
     pending_id: int | None = None,
     index: int | None = None,
     created_at: datetime | None = None,
+    reuse_identical: bool = True,
 ) -> tuple[int, bool]:
     """Make `manifest` a committed version of `coll`; return (version id, created).
 
@@ -277,11 +282,13 @@ def commit(
     collection row lock makes the identical-content check and the index bump atomic
     (invariants 3 and 4). `index` and `created_at` keep a copied version's number and
     time (another repository's, `cairn export`): Conflict if the number is taken, or
-    the content is already another number's.
+    the content is already another number's. Without `reuse_identical` (writes through
+    cairn://, where `latest` must show what was written) content identical to an older
+    version is a new version all the same.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(collections.c.id).where(collections.c.id == coll.id).with_for_update())
-    existing = committed_with_digest(conn, coll.id, manifest.digest)
+    existing = committed_with_digest(conn, coll.id, manifest.digest) if reuse_identical else None
     if existing is not None:
         if index is not None and existing.idx != index:
             raise Conflict(
@@ -345,6 +352,22 @@ def commit(
         }
         journal.note_commit(conn, coll, int(version_id), row, manifest.compressed)
     return int(version_id), True
+
+
+def latest_id(conn: Connection, collection_id: int, *, lock: bool = False) -> int | None:
+    """The id of the collection's `latest` version (None: it has none). With `lock`, the
+    collection row is locked first (PostgreSQL; SQLite write transactions are exclusive),
+    so the answer holds until the transaction ends: a compare-and-swap commit."""
+    if lock and conn.dialect.name == "postgresql":
+        conn.execute(
+            select(collections.c.id).where(collections.c.id == collection_id).with_for_update()
+        )
+    found = conn.scalar(
+        select(aliases.c.version_id).where(
+            aliases.c.collection_id == collection_id, aliases.c.name == LATEST
+        )
+    )
+    return None if found is None else int(found)
 
 
 def move_latest(conn: Connection, collection_id: int) -> None:
