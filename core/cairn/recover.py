@@ -213,10 +213,14 @@ def _apply(
     for key in changed:
         restorer.put(key, rows[key])
     restorer.flush()
-    # aliases the log removed (or whose version it deleted) that the catalog still has
-    stale = [k for k in found if k.startswith("alias:") and k not in rows]
+    # aliases the log removed (or whose version it deleted) and policies it removed, that
+    # the catalog still has
+    stale = [k for k in found if k.startswith(("alias:", "policy:")) and k not in rows]
     for key in stale:
-        restorer.remove_alias(key)
+        if key.startswith("alias:"):
+            restorer.remove_alias(key)
+        else:
+            restorer.remove_policy(key)
     wanted = [k for k in changed if k.startswith("version:") and rows[k]["state"] == "COMMITTED"]
     bodies = _manifests(store, state, rows, wanted, problems)
     restorer.save_manifests(

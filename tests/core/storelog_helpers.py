@@ -22,7 +22,8 @@ def open_repo(home: Path, catalog_url: str, store: str, options: dict | None) ->
 
 def populate(repo: Repository, data: Path) -> None:
     """Versions, aliases, edits, a deletion, runs with config and summary, lineage, projects
-    with visibility and members: everything the catalog holds that the log must keep."""
+    with visibility and members, retention policies (one replaced, one removed): everything
+    the catalog holds that the log must keep."""
     data.mkdir(exist_ok=True)
     (data / "many").mkdir(exist_ok=True)
     for i in range(24):  # enough small files to be sent as a pack
@@ -60,6 +61,12 @@ def populate(repo: Repository, data: Path) -> None:
     repo.grant("secret", alice, "writer")
     repo.grant("secret", bob, "reader")
     repo.revoke("secret", bob)
+    repo.set_retention("demo", keep_last=5)
+    repo.set_retention("demo", keep_last=2, keep_aliased=True, keep_used="30d")  # replaces
+    repo.set_retention("demo/ds", keep_younger="2w", keep_aliased=["best"], protect=["audit"])
+    repo.set_retention("demo/model", keep_last=1)
+    assert repo.remove_retention("demo/model")
+    repo.set_retention("secret", keep_last=3, protect=[])
 
 
 def roles(repo: Repository) -> tuple[str, str]:
@@ -82,7 +89,8 @@ def snapshot(repo: Repository) -> dict:
 
 def catalog_differences(before: dict, after: dict) -> list[str]:
     """Every difference between two catalogs: versions, numbers, aliases, metadata,
-    descriptions, lineage, runs with config and summary, projects, members, visibility."""
+    descriptions, lineage, runs with config and summary, projects, members, visibility,
+    retention policies."""
     return differences(before, after)
 
 

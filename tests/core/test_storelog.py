@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 import cairn
-from cairn import Artifact, CairnError, Repository
+from cairn import Artifact, CairnError, Repository, RetentionPolicy
 from cairn.storelog import read
 from cairn.storelog.format import STARTED_KEY
 
@@ -46,6 +47,12 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     assert any(k.startswith("usage:") for k in before) and any(
         k.startswith("alias:demo/ds:staging") for k in before
     )
+    # the compared catalog holds the policies (the removed one, demo/model, not)
+    assert {k for k in before if k.startswith("policy:")} == {
+        "policy:demo",
+        "policy:demo/ds",
+        "policy:secret",
+    }
     repo.close()
 
     delete_catalog(catalog_url)
@@ -66,6 +73,16 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     repo.cache.cleanup(max_bytes=0)
     assert repo.verify().ok  # every object, packed ones included, read back
     assert repo.artifact("demo/model:best").logged_by().summary == {"acc": 0.93}
+    # the policies came back as declared, and apply
+    assert repo.retention("demo") == RetentionPolicy(
+        keep_last=2, keep_aliased=True, keep_used=timedelta(days=30)
+    )
+    assert repo.retention("demo/ds") == RetentionPolicy(
+        keep_younger=timedelta(weeks=2), keep_aliased=("best",), protect=("audit",)
+    )
+    assert repo.retention("demo/model") is None
+    assert repo.protected_aliases("demo/ds") == ("audit",)
+    assert repo.protected_aliases("secret/notes") == ()
     # logging continues: the next number follows the recovered ones (v0 deleted, kept spent)
     (tmp_path / "data" / "a.txt").write_text("after recovery")
     art = Artifact("ds", type="dataset").add_dir(str(tmp_path / "data"))
@@ -141,6 +158,40 @@ def test_verify_catalog_lists_every_difference_and_reconcile_applies_the_log(
     )
     assert repo.artifact("demo/ds:v1").description == "take 1"
     assert repo.artifact("demo/model:best").version == "v0"
+    repo.close()
+
+
+def test_verify_catalog_reports_a_policy_changed_behind_the_logs_back(home, catalog_url, tmp_path):
+    from cairn.catalog import records
+    from cairn.catalog import retention as retention_rows
+
+    repo = Repository.open(catalog=catalog_url, home=str(home))
+    populate(repo, tmp_path / "data")
+    with repo.catalog.write(record=False) as conn:
+        conn.exec_driver_sql(
+            "UPDATE retention_policies SET keep_last = 99 WHERE collection_id IS NULL "
+            "AND keep_last = 2"
+        )
+        conn.exec_driver_sql("DELETE FROM retention_policies WHERE collection_id IS NOT NULL")
+        model = records.collection(conn, "demo", "model")
+        retention_rows.put(conn, model.project_id, model.id, RetentionPolicy(keep_last=7))
+    env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_CATALOG": catalog_url}
+    check = [sys.executable, "-m", "cairn", "verify", "--catalog"]
+    done = subprocess.run(check, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.splitlines() == [
+        "3 difference(s) between the catalog and the store log:",
+        "policy demo: keep_last is 99 in the catalog, 2 in the store log",
+        "policy demo/ds: in the store log, not in the catalog",
+        "policy demo/model: in the catalog, not in the store log",
+    ]
+    done = subprocess.run([*check, "--reconcile"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert "applied 3 change(s)" in done.stdout
+    assert repo.retention("demo") is not None and repo.retention("demo").keep_last == 2
+    assert repo.retention("demo/ds") is not None
+    assert repo.retention("demo/model") is None
+    assert repo.verify_catalog().ok
     repo.close()
 
 

@@ -1,6 +1,6 @@
 """The catalog's content as store-log items (catalog/journal.py), to compare with the log
 or to start it: every project with its members, collection, committed or deleted version,
-alias, run and usage the connection may see."""
+alias, retention policy, run and usage the connection may see."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from .journal import collection_item, project_item, run_item, stamp, version_item
+from .journal import (
+    collection_item,
+    policy_item,
+    project_item,
+    run_item,
+    stamp,
+    version_item,
+)
 from .records import version_query
-from .schema import aliases, collections, projects, runs, usages, versions
+from .schema import aliases, collections, projects, retention_policies, runs, usages, versions
 
 
 def dump(conn: Connection) -> dict[str, dict[str, Any]]:
@@ -29,6 +36,9 @@ def dump(conn: Connection) -> dict[str, dict[str, Any]]:
     index = {r.id: r.idx for r in conn.execute(select(versions.c.id, versions.c.idx))}
     for row in conn.execute(select(aliases)):
         out[f"alias:{colls[row.collection_id]}:{row.name}"] = {"version": index[row.version_id]}
+    for row in conn.execute(select(retention_policies)):
+        where = names[row.project_id] if row.collection_id is None else colls[row.collection_id]
+        out[f"policy:{where}"] = policy_item(row)
     for row in conn.execute(select(runs)):
         out[f"run:{row.id}"] = run_item(row, names[row.project_id])
     q = select(usages, versions.c.idx, versions.c.collection_id).join(

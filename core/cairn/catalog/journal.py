@@ -1,10 +1,10 @@
 """What a write transaction changed, noted for the store log (docs/FORMAT.md "Store log").
 
-The catalog-write functions (records, lineage, access) call `note_*` after they change a
-row: each note is the row's whole new value as an item of the log's state. The notes of
-one transaction are buffered on its connection, and `Catalog.write` hands them to its
-journal (the store log) as one record just before it commits: the record is durable in
-the store before the catalog commit, so every committed change has its record.
+The catalog-write functions (records, lineage, access, retention) call `note_*` after they
+change a row: each note is the row's whole new value as an item of the log's state. The
+notes of one transaction are buffered on its connection, and `Catalog.write` hands them to
+its journal (the store log) as one record just before it commits: the record is durable
+in the store before the catalog commit, so every committed change has its record.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Row, select
 
-from .schema import collections, manifests, members, projects, runs, usages, versions
+from .schema import (
+    collections,
+    manifests,
+    members,
+    projects,
+    retention_policies,
+    runs,
+    usages,
+    versions,
+)
 
 _BUFFER = "cairn_journal"
 #: a committed version's record carries its manifest (zlib, base64) up to this size
@@ -126,6 +135,24 @@ def version_item(row: Row) -> dict[str, Any]:
         "distributed_id": row.distributed_id,
         "created_at": stamp(row.created_at),
         "committed_at": stamp(row.committed_at),
+    }
+
+
+def policy_key(project: str, collection: str | None) -> str:
+    """`policy:<p>` for a project's policy, `policy:<p>/<c>` for a collection's."""
+    return f"policy:{project}" if collection is None else f"policy:{project}/{collection}"
+
+
+def policy_item(row: Row) -> dict[str, Any]:
+    """A retention_policies row: its rules as stored (durations in seconds)."""
+    return {
+        "keep_last": row.keep_last,
+        "keep_younger": row.keep_younger,
+        "keep_aliased": row.keep_aliased,
+        "keep_used": row.keep_used,
+        "protect": row.protect,
+        "updated_at": stamp(row.updated_at),
+        "updated_by": row.updated_by,
     }
 
 
@@ -256,6 +283,26 @@ def note_alias(conn: Connection, version_id: int | None, alias: str, coll_id: in
     kind = "alias.set" if index is not None else "alias.removed"
     key = f"alias:{row.project}/{row.name}:{alias}"
     note(conn, kind, key, row.project, {"version": index})
+
+
+def note_policy(conn: Connection, project_id: int, collection_id: int | None) -> None:
+    """The retention policy of a project (`collection_id` None) or collection was declared
+    or removed: `policy.set` with the row, or `policy.removed` (the item then says
+    `removed`, and the state holds no policy there)."""
+    if not recording(conn):
+        return
+    project = project_name_of(conn, project_id)
+    name = None
+    if collection_id is not None:
+        name = conn.scalar(select(collections.c.name).where(collections.c.id == collection_id))
+    c = retention_policies.c
+    where = c.collection_id.is_(None) if collection_id is None else c.collection_id == collection_id
+    row = conn.execute(select(retention_policies).where(c.project_id == project_id, where)).first()
+    key = policy_key(project, name)
+    if row is None:
+        note(conn, "policy.removed", key, project, {"removed": True})
+    else:
+        note(conn, "policy.set", key, project, policy_item(row))
 
 
 def note_run(conn: Connection, kind: str, run_id: str) -> None:

@@ -1,23 +1,34 @@
 """Putting store-log items back into catalog rows (recover and reconcile).
 
 `put` takes one item (catalog/journal.py's shape) and writes the rows it describes,
-inserting or updating: projects and collections at once, runs, versions, aliases and
-usages at `flush`, new rows of a kind in one statement (recovering 10,000 versions is a
-few statements, not 10,000). Callers put items parents first (`ORDER`), then flush.
+inserting or updating: projects, collections and retention policies at once, runs,
+versions, aliases and usages at `flush`, new rows of a kind in one statement (recovering
+10,000 versions is a few statements, not 10,000). Callers put items parents first
+(`ORDER`), then flush.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, and_, delete, select, update
 
 from .journal import forget_names, moment
-from .schema import aliases, collections, manifests, members, projects, runs, usages, versions
+from .schema import (
+    aliases,
+    collections,
+    manifests,
+    members,
+    projects,
+    retention_policies,
+    runs,
+    usages,
+    versions,
+)
 from .sql import insert_ignore, now
 
 #: kinds of item, parents before children
-ORDER = ("project", "collection", "run", "version", "alias", "usage")
+ORDER = ("project", "collection", "policy", "run", "version", "alias", "usage")
 
 
 class Restorer:
@@ -46,6 +57,11 @@ class Restorer:
             self.conn.execute(
                 delete(aliases).where(aliases.c.collection_id == cid, aliases.c.name == name)
             )
+
+    def remove_policy(self, key: str) -> None:
+        where = self._policy_where(key[len("policy:") :])
+        if where is not None:
+            self.conn.execute(delete(retention_policies).where(where))
 
     def save_manifests(self, rows: list[tuple[str, str, bytes, int, int]]) -> None:
         """(project, digest, compressed body, size, file count) of each manifest."""
@@ -112,6 +128,27 @@ class Restorer:
             self._collections[key] = cid
         else:
             self.conn.execute(update(collections).where(collections.c.id == cid).values(**values))
+
+    def _policy(self, key: str, item: dict[str, Any]) -> None:
+        """A project's (`<p>`) or collection's (`<p>/<c>`) policy, replacing the one there."""
+        where = self._policy_where(key)
+        if where is None:
+            return  # its project or collection is not in the log (verify lists it)
+        self.conn.execute(delete(retention_policies).where(where))
+        project, _, collection = key.partition("/")
+        self.conn.execute(
+            retention_policies.insert().values(
+                project_id=self._project_id(project),
+                collection_id=self._collection_id(key) if collection else None,
+                keep_last=item["keep_last"],
+                keep_younger=item["keep_younger"],
+                keep_aliased=item["keep_aliased"],
+                keep_used=item["keep_used"],
+                protect=item["protect"],
+                updated_at=moment(item["updated_at"]),
+                updated_by=item["updated_by"],
+            )
+        )
 
     def _run(self, run_id: str, item: dict[str, Any]) -> None:
         self._pending_runs.append((run_id, item))
@@ -235,6 +272,17 @@ class Restorer:
         self._pending_usages = []
 
     # -- ids ------------------------------------------------------------------------------------
+
+    def _policy_where(self, key: str) -> Any:
+        """The row of policy `<p>` or `<p>/<c>`, as a condition; None if there is no such
+        project or collection."""
+        c = retention_policies.c
+        project, _, collection = key.partition("/")
+        if collection:
+            cid = self._collection_id(key)
+            return None if cid is None else c.collection_id == cid
+        pid = self._project_id(project)
+        return None if pid is None else and_(c.project_id == pid, c.collection_id.is_(None))
 
     def _project_id(self, name: str) -> Any:
         if name not in self._projects:

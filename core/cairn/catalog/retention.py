@@ -1,5 +1,8 @@
 """Retention policies in the catalog: one row per project and per collection that has one.
 
+Each declaration and removal is noted for the store log (catalog/journal.py), so
+`cairn recover` brings policies back and `cairn verify --catalog` compares them.
+
 Rows hold rules as plain values (durations in seconds); `cairn.retention` gives them
 meaning. Reading the protected aliases of a collection is what every deleting command
 asks inside its own write transaction, so a policy changed meanwhile is seen.
@@ -13,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, select
 
 from ..retention import RetentionPolicy, effective
+from .journal import note_policy
 from .schema import collections, projects, retention_policies
 from .sql import now
 
@@ -28,11 +32,14 @@ def put(conn: Connection, project_id: int, collection_id: int | None, p: Retenti
             project_id=project_id, collection_id=collection_id, updated_at=now(), **_values(p)
         )
     )
+    note_policy(conn, project_id, collection_id)
 
 
 def remove(conn: Connection, project_id: int, collection_id: int | None) -> bool:
     """Remove a policy; False if there was none."""
     done = conn.execute(_where(delete(retention_policies), project_id, collection_id))
+    if done.rowcount:
+        note_policy(conn, project_id, collection_id)
     return bool(done.rowcount)
 
 

@@ -2,10 +2,11 @@
 
 The state is a map of items, each keyed by what it describes (docs/FORMAT.md "Store
 log"): `project:<p>`, `collection:<p>/<c>`, `version:<p>/<c>:<n>`, `alias:<p>/<c>:<a>`,
-`run:<id>` and `usage:<run>|<p>/<c>:<n>`. An item's value is the whole row as the
-catalog held it after the change (never a delta), with `_at`, the stamp of the record
-that set it. Folding is last-writer-wins by stamp, so the order in which snapshots and
-records are merged does not change the result, and a record applied twice is a no-op.
+`policy:<p>` or `policy:<p>/<c>`, `run:<id>` and `usage:<run>|<p>/<c>:<n>`. An item's
+value is the whole row as the catalog held it after the change (never a delta), with
+`_at`, the stamp of the record that set it. Folding is last-writer-wins by stamp, so the
+order in which snapshots and records are merged does not change the result, and a record
+applied twice is a no-op.
 
 Versions are the one exception to plain last-writer-wins: two items claiming one version
 number with different manifests mean that one writer logged a record and died before its
@@ -146,6 +147,8 @@ class State:
         for key, item in self.items.items():
             if key.startswith("alias:") and item.get("version") is None:
                 continue  # removed
+            if key.startswith("policy:") and item.get("removed"):
+                continue
             out[key] = {k: v for k, v in item.items() if not k.startswith("_")}
             if key.startswith("version:") and item.get("state") == "COMMITTED":
                 collection = key[len("version:") : key.rindex(":")]
