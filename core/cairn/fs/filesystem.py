@@ -95,6 +95,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
             if self._from_env is not None and self._from_env[0] != env:
                 self._from_env[1].close()
                 self._repository = self._from_env = None
+                self._refs.clear()  # refs name another repository's versions now
                 self._folders.clear()
                 self._where.clear()
             if self._repository is None:
@@ -268,11 +269,12 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         an engine opening files, asking their size and times, makes many calls per
         query, and each would otherwise cost catalog queries."""
         now = time.monotonic()
+        repository = self.repository  # first: CAIRN_* may name another repository by now
         with self._lock:
             known = self._refs.get(ref)
         if known is not None and now - known[0] < self._ref_ttl:
             return known[1]
-        version: ArtifactVersion = self._call(self.repository.artifact, ref)
+        version: ArtifactVersion = self._call(repository.artifact, ref)
         with self._lock:
             self._refs[ref] = (now, version)
         return version
@@ -287,7 +289,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         """Inside a transaction, a collection's latest as first seen there."""
         parsed = Ref.parse(ref, default_project=self.repository.default_project)
         if parsed.selector != LATEST or parsed.distributed_id is not None:
-            version: ArtifactVersion = self._call(self.repository.artifact, ref)
+            version: ArtifactVersion = self._call(repository.artifact, ref)
             return version
         key = f"{parsed.project}/{parsed.name}"
         if key not in batch.seen:
