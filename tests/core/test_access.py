@@ -358,6 +358,7 @@ def _private_project_in_every_table(w: World) -> dict[str, int]:
     with member.run(project=p, name="consumer") as run:
         run.use_artifact("data:prod")
     member.upsert_artifact(art(w.tmp, "dist", "part"), project=p, distributed_id="g", writer_id="w")
+    w.repo("owner").set_retention(p, keep_last=5)  # its project's retention policy (admin)
     with member.catalog.write() as conn:  # a writer caught between upload and commit
         v0 = member.artifact(f"{p}/data:v0")
         lease = leases.create(conn, namespace=v0.namespace, manifest_digest=v0.digest)

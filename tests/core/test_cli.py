@@ -369,9 +369,9 @@ def test_alias_latest_and_version_like_names_are_refused(data):
 
 
 def test_rm_refuses_a_version_with_aliases_unless_asked(data):
-    cairn("put", str(data), "-n", "demo/mnist", "-a", "production")
+    cairn("put", str(data), "-n", "demo/mnist", "-a", "candidate")  # not a protected alias
     r = cairn("rm", "demo/mnist:v0", code=1)
-    assert "production" in r.stderr and "--delete-aliases" in r.stderr
+    assert "candidate" in r.stderr and "--delete-aliases" in r.stderr
     assert show("demo/mnist:v0")["state"] == "COMMITTED"
     assert cairn("rm", "demo/mnist:v0", "--delete-aliases").stdout == "deleted demo/mnist:v0\n"
     assert "not found" in cairn("show", "demo/mnist:v0", code=1).stderr

@@ -118,7 +118,7 @@ def test_the_webhook_plugin_posts_every_change_the_cli_makes(tmp_path, home, hoo
     hook.received.clear()
     for args in (
         ("alias", "add", "demo/model:v1", "production"),
-        ("rm", "demo/model:v1", "--delete-aliases"),
+        ("rm", "demo/model:v1", "--delete-aliases", "--force"),  # production is protected
     ):
         done = cli(
             home,

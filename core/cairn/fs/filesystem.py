@@ -289,7 +289,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         """Inside a transaction, a collection's latest as first seen there."""
         parsed = Ref.parse(ref, default_project=self.repository.default_project)
         if parsed.selector != LATEST or parsed.distributed_id is not None:
-            version: ArtifactVersion = self._call(repository.artifact, ref)
+            version: ArtifactVersion = self._call(self.repository.artifact, ref)
             return version
         key = f"{parsed.project}/{parsed.name}"
         if key not in batch.seen:
