@@ -108,3 +108,13 @@ def small_chunks(home, catalog_url):
     r = Repository.open(catalog=catalog_url, home=str(home))
     yield r
     r.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, home):
+    """(store URL, storage options) of an empty store, local and on S3 (the store log's tests)."""
+    if request.param == "local":
+        return str(home / "store"), None
+    s3 = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/store", s3.storage_options

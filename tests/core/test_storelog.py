@@ -27,16 +27,6 @@ from .storelog_helpers import (
 )
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request, home):
-    """(store URL, storage options) of an empty store."""
-    if request.param == "local":
-        return str(home / "store"), None
-    s3 = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return f"s3://{bucket}/store", s3.storage_options
-
-
 def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     home, catalog_url, store, tmp_path
 ):

@@ -18,11 +18,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from cairn import Artifact
 
-from .storelog_helpers import catalog_differences, delete_catalog, open_repo, populate, snapshot
+from .storelog_helpers import (
+    catalog_differences,
+    delete_catalog,
+    open_repo,
+    populate,
+    snapshot,
+)
 
 CHILD = textwrap.dedent(
     """
@@ -77,15 +81,6 @@ def _cli(home, catalog_url, url, options, *args):
     }
     cmd = [sys.executable, "-m", "cairn", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True)
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, home):
-    if request.param == "local":
-        return str(home / "store"), None
-    s3 = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return f"s3://{bucket}/store", s3.storage_options
 
 
 def test_sigkill_between_record_and_commit_is_reconciled_without_loss(
