@@ -369,12 +369,20 @@ def test_alias_latest_and_version_like_names_are_refused(data):
 
 
 def test_rm_refuses_a_version_with_aliases_unless_asked(data):
-    cairn("put", str(data), "-n", "demo/mnist", "-a", "production")
+    cairn("put", str(data), "-n", "demo/mnist", "-a", "best")
     r = cairn("rm", "demo/mnist:v0", code=1)
-    assert "production" in r.stderr and "--delete-aliases" in r.stderr
+    assert "best" in r.stderr and "--delete-aliases" in r.stderr
     assert show("demo/mnist:v0")["state"] == "COMMITTED"
     assert cairn("rm", "demo/mnist:v0", "--delete-aliases").stdout == "deleted demo/mnist:v0\n"
     assert "not found" in cairn("show", "demo/mnist:v0", code=1).stderr
+
+
+def test_rm_of_a_protected_version_needs_force(data):
+    cairn("put", str(data), "-n", "demo/mnist", "-a", "production")
+    r = cairn("rm", "demo/mnist:v0", "--delete-aliases", code=1)
+    assert "protected alias production" in r.stderr and "--force" in r.stderr
+    assert show("demo/mnist:v0")["state"] == "COMMITTED"
+    assert cairn("rm", "demo/mnist:v0", "--force").stdout == "deleted demo/mnist:v0\n"
 
 
 def test_rm_without_user_aliases_needs_no_flag(data):
