@@ -369,12 +369,20 @@ def test_alias_latest_and_version_like_names_are_refused(data):
 
 
 def test_rm_refuses_a_version_with_aliases_unless_asked(data):
-    cairn("put", str(data), "-n", "demo/mnist", "-a", "candidate")  # not a protected alias
+    cairn("put", str(data), "-n", "demo/mnist", "-a", "best")
     r = cairn("rm", "demo/mnist:v0", code=1)
-    assert "candidate" in r.stderr and "--delete-aliases" in r.stderr
+    assert "best" in r.stderr and "--delete-aliases" in r.stderr
     assert show("demo/mnist:v0")["state"] == "COMMITTED"
     assert cairn("rm", "demo/mnist:v0", "--delete-aliases").stdout == "deleted demo/mnist:v0\n"
     assert "not found" in cairn("show", "demo/mnist:v0", code=1).stderr
+
+
+def test_rm_of_a_protected_version_needs_force(data):
+    cairn("put", str(data), "-n", "demo/mnist", "-a", "production")
+    r = cairn("rm", "demo/mnist:v0", "--delete-aliases", code=1)
+    assert "protected alias production" in r.stderr and "--force" in r.stderr
+    assert show("demo/mnist:v0")["state"] == "COMMITTED"
+    assert cairn("rm", "demo/mnist:v0", "--force").stdout == "deleted demo/mnist:v0\n"
 
 
 def test_rm_without_user_aliases_needs_no_flag(data):
@@ -418,7 +426,7 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     assert len(before) == 3  # alpha, bravo, changed
     cairn("rm", "demo/mnist:v0")
 
-    dry = cairn("gc", "--dry-run", "--grace", "0")
+    dry = cairn("gc", "--dry-run")
     assert dry.stdout.splitlines() == [
         "would free 5 bytes: would delete 1 object and 1 manifest that no version needs",
         "would keep 12 bytes: 2 objects that versions, unfinished uploads or running writers "
@@ -426,15 +434,13 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     ]
     assert _objects(home) == before
 
-    real = cairn("gc", "--grace", "0")
-    lines = real.stdout.splitlines()
-    assert lines[:2] == [
+    real = cairn("gc")
+    assert real.stdout.splitlines() == [
         "freed 5 bytes: deleted 1 object and 1 manifest that no version needs",
         "kept 12 bytes: 2 objects that versions, unfinished uploads or running writers still need",
     ]
-    assert lines[2].startswith("recorded what it deleted in the store at gc/")
     assert len(_objects(home)) == 2
-    assert cairn("gc", "--grace", "0").stdout.startswith("freed 0 bytes: deleted 0 objects that")
+    assert cairn("gc").stdout.startswith("freed 0 bytes: deleted 0 objects that")
     out = Path(cairn("get", "demo/mnist").stdout.strip())
     assert (out / "a.txt").read_text() == "changed"
 
@@ -560,14 +566,9 @@ def test_global_options_choose_catalog_store_and_home(data, tmp_path, home):
     assert (other / "catalog.db").exists() and (store / "projects" / "demo" / "objects").is_dir()
     assert not home.exists()  # CAIRN_HOME was overridden by --home
     catalog = f"sqlite:///{tmp_path / 'cat.db'}"
-    # another catalog may not write to that store (it belongs to the first one) ...
-    refused = cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other", code=1)
-    assert "belongs to repository" in refused.stderr
-    # ... but to a store of its own
-    own = ["--home", str(other), "--store", str(tmp_path / "own-store")]
-    cairn("--catalog", catalog, *own, "put", str(data), "-n", "demo/other")
+    cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other")
     assert "other" not in cairn(*args, "ls", "demo").stdout
-    assert "other" in cairn("--catalog", catalog, *own, "ls", "demo").stdout
+    assert "other" in cairn("--catalog", catalog, *args, "ls", "demo").stdout
 
 
 def test_postgres_catalog_from_the_environment(data, fresh_postgres_url, monkeypatch):
