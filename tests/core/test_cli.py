@@ -426,7 +426,7 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     assert len(before) == 3  # alpha, bravo, changed
     cairn("rm", "demo/mnist:v0")
 
-    dry = cairn("gc", "--dry-run")
+    dry = cairn("gc", "--dry-run", "--grace", "0")
     assert dry.stdout.splitlines() == [
         "would free 5 bytes: would delete 1 object and 1 manifest that no version needs",
         "would keep 12 bytes: 2 objects that versions, unfinished uploads or running writers "
@@ -434,13 +434,16 @@ def test_gc_dry_run_frees_nothing_then_gc_does(data, home):
     ]
     assert _objects(home) == before
 
-    real = cairn("gc")
-    assert real.stdout.splitlines() == [
-        "freed 5 bytes: deleted 1 object and 1 manifest that no version needs",
-        "kept 12 bytes: 2 objects that versions, unfinished uploads or running writers still need",
-    ]
+    real = cairn("gc", "--grace", "0")
+    freed, kept, recorded = real.stdout.splitlines()
+    assert freed == "freed 5 bytes: deleted 1 object and 1 manifest that no version needs"
+    assert kept == (
+        "kept 12 bytes: 2 objects that versions, unfinished uploads or running writers still need"
+    )
+    record = recorded.removeprefix("recorded what it deleted in the store at ")
+    assert (home / "store" / record).is_file()
     assert len(_objects(home)) == 2
-    assert cairn("gc").stdout.startswith("freed 0 bytes: deleted 0 objects that")
+    assert cairn("gc", "--grace", "0").stdout.startswith("freed 0 bytes: deleted 0 objects that")
     out = Path(cairn("get", "demo/mnist").stdout.strip())
     assert (out / "a.txt").read_text() == "changed"
 
@@ -565,10 +568,14 @@ def test_global_options_choose_catalog_store_and_home(data, tmp_path, home):
     cairn(*args, "put", str(data), "-n", "demo/mnist")
     assert (other / "catalog.db").exists() and (store / "projects" / "demo" / "objects").is_dir()
     assert not home.exists()  # CAIRN_HOME was overridden by --home
+    # a second catalog needs its own store: the shared one belongs to the first catalog
     catalog = f"sqlite:///{tmp_path / 'cat.db'}"
-    cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other")
+    refused = cairn("--catalog", catalog, *args, "put", str(data), "-n", "demo/other", code=1)
+    assert "cairn recover" in refused.stderr
+    second = ["--catalog", catalog, "--home", str(other), "--store", str(tmp_path / "s2")]
+    cairn(*second, "put", str(data), "-n", "demo/other")
     assert "other" not in cairn(*args, "ls", "demo").stdout
-    assert "other" in cairn("--catalog", catalog, *args, "ls", "demo").stdout
+    assert "other" in cairn(*second, "ls", "demo").stdout
 
 
 def test_postgres_catalog_from_the_environment(data, fresh_postgres_url, monkeypatch):
