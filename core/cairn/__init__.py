@@ -2,6 +2,7 @@
 
 from .artifact import Artifact
 from .cache import CleanupReport
+from .current import CurrentRuns
 from .errors import (
     CairnError,
     Conflict,
@@ -15,11 +16,11 @@ from .errors import (
     ReferenceChanged,
     RepositoryMismatch,
 )
-from .events import Event, Subscription
+from .events import VERSION_COMMITTED, Event, Subscription
 from .export import ExportReport
 from .gc import GCReport
 from .manifest import Chunk, Diff, Entry, Manifest
-from .names import Ref
+from .names import Ref, check_name
 from .projects import ProjectInfo
 from .recover import CatalogReport, RecoverReport
 from .repository import Repository, recover
@@ -27,6 +28,7 @@ from .retain import Deletion, RetentionReport
 from .retention import RetentionPolicy
 from .run import Run
 from .search import RunKeys
+from .sizes import format_size
 from .transfer import UploadStats
 from .tree import FileTree, FolderPage, TreeItem
 from .verify import VerifyReport
@@ -42,6 +44,7 @@ __all__ = [
     "Chunk",
     "CleanupReport",
     "Conflict",
+    "CurrentRuns",
     "Deletion",
     "Diff",
     "Entry",
@@ -71,6 +74,9 @@ __all__ = [
     "Subscription",
     "TreeItem",
     "UploadStats",
+    "VERSION_COMMITTED",
     "VerifyReport",
+    "check_name",
+    "format_size",
     "recover",
 ]

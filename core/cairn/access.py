@@ -10,13 +10,11 @@ repository moved to PostgreSQL keeps them, and every operation is allowed.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import Connection, Row, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from .catalog import journal
+from .catalog.roles import current_role, enforced, refused
 from .catalog.schema import members, projects
 from .catalog.sql import now
 from .errors import Conflict, NotFound, PermissionDenied
@@ -35,17 +33,6 @@ _LEVEL: dict[Right, int] = {"read": READ, "write": WRITE, "admin": ADMIN}
 _RIGHT: dict[int, Right] = {READ: "read", WRITE: "write", ADMIN: "admin"}
 _ROLE_FOR = {"read": "reader", "write": "writer", "admin": "admin"}
 _VERB = {"read": "read", "write": "write to", "admin": "administer"}
-_INSUFFICIENT_PRIVILEGE = "42501"
-
-
-def enforced(conn: Connection) -> bool:
-    """Does this catalog enforce access? (PostgreSQL; SQLite is single-user.)"""
-    return conn.dialect.name == "postgresql"
-
-
-def current_role(conn: Connection) -> str | None:
-    """The database role the catalog sees (None on SQLite)."""
-    return str(conn.scalar(text("SELECT current_user"))) if enforced(conn) else None
 
 
 def level(conn: Connection, project: str) -> int:
@@ -227,29 +214,6 @@ def _keep_an_admin(conn: Connection, pid: int, name: str, principal: str) -> Non
 
 
 # -- refusals from the database -------------------------------------------------------------
-
-_TABLE = re.compile(r'for table "([^"]+)"')
-
-
-def refused(conn: Connection, exc: DBAPIError) -> PermissionDenied | None:
-    """The PermissionDenied for a statement the database refused, else None.
-
-    Operations check the right they need first (`require`), naming the project; this
-    covers what slips past such a check, e.g. a role revoked meanwhile.
-    """
-    if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
-        return None
-    match = _TABLE.search(str(exc.orig))
-    what = f"table {match.group(1)}" if match else "this catalog"
-    try:
-        role = current_role(conn)
-    except DBAPIError:
-        role = "this role"
-    return PermissionDenied(
-        f"role {role} may not change {what}: the catalog refused it (row-level security; "
-        "a project writer or admin role is needed, docs/ACCESS.md)"
-    )
-
 
 __all__ = [
     "create_project",

@@ -22,9 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cairn import CairnError, Run
-from cairn.current import CurrentRuns
-from cairn.events import VERSION_COMMITTED
+from cairn import VERSION_COMMITTED, CairnError, CurrentRuns, Run
 
 from . import assets, events
 from .blocks import CairnRepository, repository_block

@@ -8,8 +8,7 @@ from typing import Any
 
 from prefect.artifacts import create_table_artifact
 
-from cairn import ArtifactVersion, Repository
-from cairn.sizes import format_size
+from cairn import ArtifactVersion, Repository, format_size
 
 _LISTED = 10  # paths listed per kind in the description; the CLI diff shows them all
 

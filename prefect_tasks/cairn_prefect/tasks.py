@@ -44,8 +44,8 @@ from cairn import (
     Ref,
     Repository,
     Run,
+    format_size,
 )
-from cairn.sizes import format_size
 
 from . import assets, events, links, summary
 from .blocks import CairnRepository, repository_block

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cairn import CairnError, Run
-from cairn.current import CurrentRuns
+from cairn import CairnError, CurrentRuns, Run
 
 from .hooks.cairn import CairnHook
 from .identity import TaskIdentity, task_run

@@ -18,8 +18,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from cairn import InvalidName
-from cairn.names import check_name
+from cairn import InvalidName, check_name
 
 SCHEME = "cairn"
 _FORM = "write cairn://project/name"

@@ -22,6 +22,7 @@ from ..errors import CairnError
 from ..files import use_wal
 from . import journal as journals
 from .jsondoc import dumps
+from .roles import refused
 from .schema import metadata
 
 # Alembic revision this code expects; bump with every migration.
@@ -110,8 +111,6 @@ def _refusals(conn: Connection) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        from ..access import refused
-
         denied = refused(conn, exc)
         if denied is None:
             raise

@@ -24,6 +24,7 @@ from .schema import (
     retention_policies,
     runs,
     usages,
+    version_query,
     versions,
 )
 
@@ -242,8 +243,6 @@ def forget_names(engine: Engine) -> None:
 
 
 def note_version(conn: Connection, kind: str, version_id: int) -> None:
-    from .records import version_query
-
     if not recording(conn):
         return
     row = conn.execute(version_query().where(versions.c.id == version_id)).one()
@@ -315,8 +314,6 @@ def note_run(conn: Connection, kind: str, run_id: str) -> None:
 def note_usage(conn: Connection, run_id: str, version_id: int) -> None:
     if not recording(conn):
         return
-    from .records import version_query
-
     v = conn.execute(version_query().where(versions.c.id == version_id)).one()
     if v.idx is None:
         return

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, delete, func, select, text, update
+from sqlalchemy import Connection, Row, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import Conflict, NotFound
@@ -14,7 +14,7 @@ from ..layout import namespace_for
 from ..manifest import Manifest
 from ..names import LATEST, Ref
 from . import journal
-from .schema import aliases, collections, manifests, parts, projects, versions
+from .schema import aliases, collections, manifests, parts, projects, version_query, versions
 from .sql import clock, insert_ignore, now
 
 PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
@@ -137,20 +137,6 @@ def manifest_body(conn: Connection, digest: str) -> bytes:
 
 
 # -- versions ------------------------------------------------------------------------------
-
-
-def version_query() -> Select[Any]:
-    """Versions joined with their collection and project names."""
-    return (
-        select(
-            versions,
-            collections.c.name.label("collection"),
-            collections.c.type,
-            projects.c.name.label("project"),
-        )
-        .join(collections, collections.c.id == versions.c.collection_id)
-        .join(projects, projects.c.id == collections.c.project_id)
-    )
 
 
 def version_by_id(conn: Connection, version_id: int) -> Row:

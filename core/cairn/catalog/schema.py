@@ -3,6 +3,8 @@ migrations under cairn/migrations create and upgrade them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -15,10 +17,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -279,3 +283,17 @@ Index(
     sqlite_where=retention_policies.c.collection_id.is_not(None),
     postgresql_where=retention_policies.c.collection_id.is_not(None),
 )
+
+
+def version_query() -> Select[Any]:
+    """Versions joined with their collection and project names."""
+    return (
+        select(
+            versions,
+            collections.c.name.label("collection"),
+            collections.c.type,
+            projects.c.name.label("project"),
+        )
+        .join(collections, collections.c.id == versions.c.collection_id)
+        .join(projects, projects.c.id == collections.c.project_id)
+    )

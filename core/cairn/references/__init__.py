@@ -27,8 +27,9 @@ from ..errors import CairnError, InvalidName
 from ..manifest import Entry
 from ..names import check_path, join_path
 from ..reader import SeekableReader
-from .base import BLOCK, Source, SourceObject, Sources, changed_error, retrying, validated
+from .base import BLOCK, Source, SourceObject, changed_error, protocol_of, retrying, validated
 from .local import local_path
+from .sources import Sources
 
 __all__ = [
     "Source",
@@ -60,8 +61,6 @@ def entries(
     if max_objects is not None and max_objects < 1:
         raise CairnError("max_objects must be at least 1 (or None for no limit)")
     if sources is None:
-        from .base import protocol_of
-
         sources = Sources({protocol_of(uri): storage_options or {}})
     source = sources.for_uri(uri)
     found = retrying(lambda: source.objects(uri, limit=max_objects, checksum=checksum))

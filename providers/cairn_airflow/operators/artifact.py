@@ -16,8 +16,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from cairn import Artifact, ArtifactVersion, NotFound, Run
-from cairn.sizes import format_size
+from cairn import Artifact, ArtifactVersion, NotFound, Run, format_size
 
 from ..assets import outlet_for, record_asset_event
 from ..distributed import finish_version, upsert_part

@@ -1,0 +1,232 @@
+"""The core's layers, read from the source with `ast`: imports go one way, downward.
+
+Every import counts, also those inside functions; only imports under `if TYPE_CHECKING:`
+(annotations, never run) are left out. From the bottom up:
+
+- foundation: errors, names, manifests, sizes, ... (FOUNDATION below), importing nothing
+  above it;
+- storage (`cairn.stores`) and catalog (`cairn.catalog`, `cairn.migrations`, `cairn.access`),
+  side by side, neither importing the other;
+- the engine: everything else in the core (transfer, staging, gc, verify, checkout, ...);
+- the public API: `Repository` and the handles it gives out;
+- interfaces on top: the package's `__init__`, the CLI, the web UI and the `cairn://`
+  filesystem.
+
+The adapters (Airflow provider, Prefect tasks) import only the public `cairn` package.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "core" / "cairn"
+
+API = {"cairn.repository", "cairn.version", "cairn.run", "cairn.current", "cairn.lineage"}
+API |= {"cairn.search"}
+INTERFACE_PREFIXES = ("cairn.cli", "cairn.ui", "cairn.fs", "cairn.__main__")
+CATALOG_PREFIXES = ("cairn.catalog", "cairn.migrations", "cairn.access")
+#: the modules every layer may use: values and rules, no I/O of their own
+FOUNDATION = {
+    "cairn.durations",
+    "cairn.errors",
+    "cairn.files",
+    "cairn.layout",
+    "cairn.manifest",
+    "cairn.names",
+    "cairn.projects",
+    "cairn.query",
+    "cairn.retention",
+    "cairn.sizes",
+}
+#: each layer, and the layers it must not import
+FORBIDDEN = {
+    "foundation": {"storage", "catalog", "engine", "api", "interface"},
+    "storage": {"catalog", "engine", "api", "interface"},
+    "catalog": {"storage", "engine", "api", "interface"},
+    "engine": {"api", "interface"},
+    "api": {"interface"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(CORE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in CORE.rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported(module: str, path: Path, node: ast.Import | ast.ImportFrom) -> set[str]:
+    """The core modules one import statement loads (names resolved to submodules)."""
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            package = module.split(".")
+            if path.name != "__init__.py":
+                package.pop()
+            package = package[: len(package) - (node.level - 1)]
+            base = ".".join(package + ([node.module] if node.module else []))
+        targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+    found = set()
+    for target in targets:
+        while target and target not in MODULES and "." in target:
+            target = target.rsplit(".", 1)[0]
+        # a module's own packages are loaded before it anyway: not an edge of its making
+        if target in MODULES and not (module == target or module.startswith(target + ".")):
+            found.add(target)
+    return found
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for stmt in child.orelse:
+                    visit_one(stmt)
+            else:
+                visit_one(child)
+
+    def visit_one(node: ast.AST) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.update(_imported(module, path, node))
+        visit(node)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _layer(module: str) -> str:
+    if module == "cairn" or module.startswith(INTERFACE_PREFIXES):
+        return "interface"
+    if module in API:
+        return "api"
+    if module in FOUNDATION:
+        return "foundation"
+    if module.startswith("cairn.stores"):
+        return "storage"
+    if module.startswith(CATALOG_PREFIXES):
+        return "catalog"
+    return "engine"
+
+
+def test_the_walk_sees_the_whole_core():
+    assert {"cairn", "cairn.repository", "cairn.catalog.records", "cairn.stores.s3"} <= set(GRAPH)
+    assert "cairn.catalog.schema" in GRAPH["cairn.catalog.records"]
+    # an import inside a function counts; one under TYPE_CHECKING does not
+    assert "cairn.table" in GRAPH["cairn.version"]
+    assert "cairn.repository" not in GRAPH["cairn.version"]
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_among_the_core_modules():
+    assert _cycles(GRAPH) == []
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_upward_import(layer):
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        if _layer(module) == layer
+        for target in targets
+        if _layer(target) in FORBIDDEN[layer]
+    )
+    assert upward == []
+
+
+def test_every_layer_holds_modules():
+    layers = {_layer(module) for module in GRAPH}
+    assert layers == set(FORBIDDEN) | {"interface"}
+
+
+#: besides `cairn`, the public packages adapters may import: the web UI they embed
+PUBLIC_PACKAGES = ("cairn.ui",)
+
+
+def _adapter_imports(folder: Path) -> list[str]:
+    bad = []
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            bad += [
+                f"{path.relative_to(ROOT)}: {n}"
+                for n in names
+                if n.startswith("cairn.") and not n.startswith(PUBLIC_PACKAGES)
+            ]
+    return bad
+
+
+@pytest.mark.parametrize("folder", ["providers", "prefect_tasks"])
+def test_adapters_import_only_the_public_package(folder):
+    assert (ROOT / folder).is_dir()
+    assert _adapter_imports(ROOT / folder) == []
