@@ -33,6 +33,7 @@ from .retain import retain as apply_retention
 from .retain import scope as retain_scope
 from .retention import RetentionPolicy
 from .run import Run
+from .runrecords import RunRecords
 from .search import RunKeys
 from .staging import stage, write_manifest
 from .statcache import StatCache
@@ -61,6 +62,8 @@ class Repository:
     ):
         self.catalog = catalog
         self.store = store
+        #: the catalog side of runs, the narrow service `Run` handles work through
+        self.run_records = RunRecords(catalog)
         # every catalog write records its change in the store first (docs/FORMAT.md)
         catalog.journal = StoreLog(store)
         #: where reference entries are read from; on the store's scheme, with its options
@@ -410,7 +413,7 @@ class Repository:
                 config=settings,
             )
             row = lineage.get_run(conn, rid)
-        return Run(self, row, project)
+        return Run(self, row, project, self.run_records)
 
     def get_run(self, run_id: str) -> Run:
         """A recorded run by its id (NotFound if there is none the caller may read)."""
@@ -796,65 +799,19 @@ class Repository:
             records.hold(conn, v.id)
             return leases.create(conn, namespace=v.namespace, manifest_digest=v.digest)
 
-    def _record_use(self, run_id: str, version_id: int) -> None:
-        """Record a use; NotFound if the version was deleted since it was resolved."""
-        with self.catalog.write() as conn:
-            lineage.record_use(conn, run_id, version_id)
-
-    def _merge_into_run(self, run: Run, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Set `values`' keys in the run's config or summary; returns the whole object."""
-        doc = document(values, what=column)
-        with self.catalog.write() as conn:
-            access.require(conn, run.project, "write")
-            return lineage.merge_document(conn, run.id, column, doc)
-
-    def _finish_run(self, run_id: str, state: str) -> None:
-        with self.catalog.write() as conn:
-            lineage.finish_run(conn, run_id, state)
-
     def _run_by_id(self, run_id: str) -> Run | None:
         """The run, or None if it belongs to a project the caller may not read."""
-        with self.catalog.read() as conn:
-            try:
-                row = lineage.get_run(conn, run_id)
-            except NotFound:
-                return None
-            project = records.project_name(conn, row.project_id)
-        return Run(self, row, project)
+        found = self.run_records.get(run_id)
+        return Run(self, found[0], found[1], self.run_records) if found else None
 
-    def _runs(self, rows: list[Any]) -> list[Run]:
-        with self.catalog.read() as conn:
-            return [Run(self, r, records.project_name(conn, r.project_id)) for r in rows]
+    def _runs(self, rows: list[tuple[Any, str]]) -> list[Run]:
+        return [Run(self, row, project, self.run_records) for row, project in rows]
 
     def _users_of(self, version_id: int) -> list[Run]:
-        with self.catalog.read() as conn:
-            rows = lineage.users_of(conn, version_id)
-        return self._runs(rows)
+        return self._runs(self.run_records.users_of(version_id))
 
     def _contributors(self, version_id: int) -> list[Run]:
-        with self.catalog.read() as conn:
-            rows = lineage.contributors_of(conn, version_id)
-        return self._runs(rows)
-
-    def _versions(self, rows: list[Any]) -> list[ArtifactVersion]:
-        with self.catalog.read() as conn:
-            tags = records.aliases_of(conn, [r.id for r in rows])
-        return [ArtifactVersion(self, r, tags[r.id]) for r in rows]
-
-    def _logged_by_run(self, run_id: str) -> list[ArtifactVersion]:
-        with self.catalog.read() as conn:
-            rows = lineage.logged_by_run(conn, run_id)
-        return self._versions(rows)
-
-    def _contributed_by_run(self, run_id: str) -> list[ArtifactVersion]:
-        with self.catalog.read() as conn:
-            rows = lineage.contributed_by_run(conn, run_id)
-        return self._versions(rows)
-
-    def _used_by_run(self, run_id: str) -> list[ArtifactVersion]:
-        with self.catalog.read() as conn:
-            rows = lineage.used_by_run(conn, run_id)
-        return self._versions(rows)
+        return self._runs(self.run_records.contributors_of(version_id))
 
 
 def _edited(row: Any, description: str | None, metadata: Mapping[str, Any]) -> tuple[str, ...]:

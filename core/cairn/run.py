@@ -7,19 +7,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .artifact import Artifact
-from .errors import NotFound
+from .errors import InvalidName, NotFound
 from .names import Ref
 
 if TYPE_CHECKING:
     from .repository import Repository
+    from .runrecords import RunRecords
     from .version import ArtifactVersion
 
 
 class Run:
-    """A context manager: finished on exit, marked failed if the block raised."""
+    """A context manager: finished on exit, marked failed if the block raised.
 
-    def __init__(self, repo: Repository, row: Any, project: str):
+    Its own row goes through `records` (the catalog side of runs); versions through the
+    repository's public API.
+    """
+
+    def __init__(self, repo: Repository, row: Any, project: str, records: RunRecords):
         self._repo = repo
+        self._records = records
         self.id: str = row.id
         self.project = project
         self.name: str | None = row.name
@@ -54,7 +60,7 @@ class Run:
         self.finish("failed" if exc_type else "finished")
 
     def finish(self, state: str = "finished") -> None:
-        self._repo._finish_run(self.id, state)
+        self._records.finish(self.id, state)
         self.state = state
 
     # -- config and metrics ----------------------------------------------------------------
@@ -74,21 +80,22 @@ class Run:
         """Set these keys of the run's summary and keep the others (`{"val_loss": 0.21}`);
         returns the whole summary. Searchable as `summary.val_loss`. Keys logged by
         other processes meanwhile are kept: the merge happens in the catalog."""
-        self._summary = self._repo._merge_into_run(self, "summary", values)
+        self._summary = self._records.merge(self.project, self.id, "summary", values)
         return self.summary
 
     def log_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Set these keys of the run's config and keep the others; returns the whole
         config (for settings known only once the run has started)."""
-        self._config = self._repo._merge_into_run(self, "config", values)
+        self._config = self._records.merge(self.project, self.id, "config", values)
         return self.config
 
     def refresh(self) -> Run:
         """Read state, config and summary again (another process may have changed them)."""
-        fresh = self._repo._run_by_id(self.id)
-        if fresh is not None:
-            self.state, self.finished_at = fresh.state, fresh.finished_at
-            self._config, self._summary = fresh._config, fresh._summary
+        found = self._records.get(self.id)
+        if found is not None:
+            row = found[0]
+            self.state, self.finished_at = row.state, row.finished_at
+            self._config, self._summary = dict(row.config or {}), dict(row.summary or {})
         return self
 
     # -- artifacts through this run --------------------------------------------------------
@@ -102,7 +109,7 @@ class Run:
         for attempt in range(3):
             v = self._repo.artifact(full)
             try:
-                self._repo._record_use(self.id, v.id)
+                self._records.record_use(self.id, v.id)
             except NotFound:
                 if attempt == 2:
                     raise
@@ -144,18 +151,21 @@ class Run:
         )
 
     def logged_artifacts(self) -> list[ArtifactVersion]:
-        return self._repo._logged_by_run(self.id)
+        return self._versions(self._records.logged_by(self.id))
 
     def used_artifacts(self) -> list[ArtifactVersion]:
-        return self._repo._used_by_run(self.id)
+        return self._versions(self._records.used_by(self.id))
 
     def contributed_artifacts(self) -> list[ArtifactVersion]:
         """Distributed versions this run upserted parts into (pending or committed)."""
-        return self._repo._contributed_by_run(self.id)
+        return self._versions(self._records.contributed_by(self.id))
+
+    def _versions(self, rows: list[tuple[Any, list[str]]]) -> list[ArtifactVersion]:
+        from .version import ArtifactVersion
+
+        return [ArtifactVersion(self._repo, row, aliases) for row, aliases in rows]
 
     def _group_id(self) -> str:
-        from .errors import InvalidName
-
         if not self.group:
             raise InvalidName("no distributed_id given and the run has no group; pass one of them")
         return self.group

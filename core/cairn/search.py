@@ -68,7 +68,7 @@ def search_runs(
     from .run import Run
 
     rows, _ = _find(repo, sql.RUNS, query, _Scope(project), order_by, limit, offset, params)
-    return [Run(repo, r, r.project) for r in rows]
+    return [Run(repo, r, r.project, repo.run_records) for r in rows]
 
 
 def count_versions(

@@ -214,7 +214,7 @@ def test_using_a_version_retain_deleted_meanwhile_resolves_the_alias_again(repo)
     v0.delete(delete_aliases=True)
     with repo.run(project="p") as run:
         with pytest.raises(NotFound, match="was deleted"):
-            repo._record_use(run.id, v0.id)
+            repo.run_records.record_use(run.id, v0.id)
         assert run.use_artifact("p/ds:latest").version == "v1"
         with pytest.raises(NotFound):
             run.use_artifact("p/ds:v0")
