@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from .repository import Repository
 
 
+#: manifest shards put in one batch
+_PUT_BATCH = 32
+
+
 @dataclass
 class Staged:
     """New entries of an artifact, stored and leased in `namespace`, not yet committed."""
@@ -177,13 +181,27 @@ class _PackIndex:
             damaged.clear(conn, self.namespace, fixed)
 
 
-def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:
-    """Put the manifest object in the staged namespace (so a lost catalog can be rebuilt),
-    leased first so GC keeps it until the version row names it."""
-    key = manifest_key(manifest.digest, namespace=staged.namespace)
-    if not _protect(repo, staged.lease_id, {key: manifest.digest}):
-        repo.store.put(key, manifest.to_bytes())
-        if repo.catalog.journal is None:
-            repo.store.sync()
-        # else the commit's store-log record is written and synced before the commit, and
-        # that one sync makes the manifest durable too (docs/FORMAT.md, write order)
+def write_manifest(
+    repo: Repository, staged: Staged, manifest: Manifest, *, inherited: bool = False
+) -> None:
+    """Put the manifest's documents in the staged namespace (so a lost catalog can be
+    rebuilt): shards, then the root (docs/FORMAT.md, write order), each leased first so
+    GC keeps it until the version row names it. With `inherited`, the shards a draft took
+    over from its parent are not written: the parent's version holds them there, and the
+    staging lease holds the parent."""
+    docs = {
+        manifest_key(d.digest, namespace=staged.namespace): d
+        for d in manifest.documents(new_only=inherited)
+    }
+    present = _protect(repo, staged.lease_id, {k: d.digest for k, d in docs.items()})
+    missing = [k for k, d in docs.items() if d.digest not in present]
+    *shards, root = missing or [None]
+    for i in range(0, len(shards), _PUT_BATCH):  # the shards, a batch in flight at a time
+        batch = shards[i : i + _PUT_BATCH]
+        repo.store.put_many({k: docs[k].text() for k in batch if k}).raise_first()
+    if root is not None:  # the root last: a stored root's shards are all stored
+        repo.store.put(root, docs[root].text())
+    if missing and repo.catalog.journal is None:
+        repo.store.sync()
+    # else the commit's store-log record is written and synced before the commit, and
+    # that one sync makes the manifest durable too (docs/FORMAT.md, write order)
