@@ -89,7 +89,7 @@ class Document:
 class Manifest(Mapping[str, Entry]):
     """An immutable, canonically ordered mapping of path -> Entry, held in memory."""
 
-    __slots__ = ("_entries", "_digest", "_body", "_stored")
+    __slots__ = ("_entries", "_digest", "_body", "_stored", "_as_read")
 
     def __init__(self, entries: Iterable[Entry] = ()):
         by_path: dict[str, Entry] = {}
@@ -99,6 +99,8 @@ class Manifest(Mapping[str, Entry]):
         self._digest: str | None = None
         self._body: bytes | None = None
         self._stored: ShardedManifest | None = None
+        #: read from a format 1/2 document: stored as it was (the version's digest)
+        self._as_read = False
 
     def __getitem__(self, path: str) -> Entry:
         return self._entries[path]
@@ -159,7 +161,7 @@ class Manifest(Mapping[str, Entry]):
 
     def _large(self) -> ShardedManifest | None:
         """This manifest as format 3, when it has too many entries for formats 1 and 2."""
-        if self._stored is None and len(self._entries) > SHARD_THRESHOLD:
+        if self._stored is None and not self._as_read and len(self._entries) > SHARD_THRESHOLD:
             self._stored = ShardedManifest.made(iter(self._entries.values()))
         return self._stored
 
@@ -225,7 +227,10 @@ class Manifest(Mapping[str, Entry]):
         if doc.get("format") == FORMAT_SHARDED:
             return ShardedManifest(read_root(doc), load=load, root=text)
         doc = read_document(text, doc)
-        return cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+        m = cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+        # a large format 1/2 manifest (written before format 3) keeps its bytes and digest
+        m._body, m._as_read = text, True
+        return m
 
 
 class ShardedManifest(Manifest):
@@ -255,6 +260,7 @@ class ShardedManifest(Manifest):
         self._digest = None
         self._stored = self
         self._entries = {}
+        self._as_read = root is not None
 
     @classmethod
     def made(cls, entries: Iterator[Entry], *, load: Loader | None = None) -> ShardedManifest:

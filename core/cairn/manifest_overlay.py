@@ -13,7 +13,8 @@ import zlib
 from collections.abc import Collection, Iterable, Iterator
 
 from .errors import IntegrityError
-from .manifest import SHARD_THRESHOLD, Manifest, ShardedManifest, build
+from . import manifest as _manifest
+from .manifest import Manifest, ShardedManifest, build
 from .manifest_entry import DIR, Entry
 from .manifest_shards import Cutter, ShardRef, checked
 
@@ -41,7 +42,7 @@ def overlay(base: Manifest | None, puts: Iterable[Entry], removed: Collection[st
         return build(ordered)
     _reconcile(base, added, changes)
     merged = _merge(base, sorted(changes.items()))
-    if len(merged) <= SHARD_THRESHOLD:  # as small as a fresh log would write it
+    if len(merged) <= _manifest.SHARD_THRESHOLD:  # as small as a fresh log would write it
         return Manifest(list(merged.values()))
     return merged
 
