@@ -12,8 +12,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Collection, Iterable, Iterator
 
-from .errors import IntegrityError
 from . import manifest as _manifest
+from .errors import IntegrityError
 from .manifest import Manifest, ShardedManifest, build
 from .manifest_entry import DIR, Entry
 from .manifest_shards import Cutter, ShardRef, checked
@@ -23,7 +23,9 @@ _GONE = None  # a change that removes its path
 Change = tuple[str, Entry | None]
 
 
-def overlay(base: Manifest | None, puts: Iterable[Entry], removed: Collection[str] = ()) -> Manifest:
+def overlay(
+    base: Manifest | None, puts: Iterable[Entry], removed: Collection[str] = ()
+) -> Manifest:
     """`base` (None: nothing) with `puts` added or replacing entries and the paths in
     `removed` gone; a later put of the same path wins. DESIGN invariant 10 holds: a path
     that would be both a leaf and a folder is an IntegrityError, and an empty-folder entry
@@ -73,7 +75,9 @@ def _reconcile(base: ShardedManifest, added: list[Entry], changes: dict[str, Ent
             if e.kind == DIR:
                 del changes[e.path]  # the folder has something in it already
                 break
-            raise IntegrityError(f"path {e.path!r} is both a file and a folder of {p!r}; rename one")
+            raise IntegrityError(
+                f"path {e.path!r} is both a file and a folder of {p!r}; rename one"
+            )
 
 
 def _merge(base: ShardedManifest, changes: list[Change]) -> ShardedManifest:

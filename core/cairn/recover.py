@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,7 +275,10 @@ def _shard_rows(store: Store, item: dict[str, Any], m: ShardedManifest) -> list[
     out: list[ManifestRow] = []
     refs = m.shards
     for i in range(0, len(refs), _SHARD_BATCH):
-        batch = {manifest_key(r.digest, namespace=item["namespace"]): r for r in refs[i : i + _SHARD_BATCH]}
+        batch = {
+            manifest_key(r.digest, namespace=item["namespace"]): r
+            for r in refs[i : i + _SHARD_BATCH]
+        }
         got = store.get_many(batch)
         for key, ref in batch.items():
             data = got.ok.get(key)

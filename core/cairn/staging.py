@@ -195,12 +195,12 @@ def write_manifest(
     }
     present = _protect(repo, staged.lease_id, {k: d.digest for k, d in docs.items()})
     missing = [k for k, d in docs.items() if d.digest not in present]
-    *shards, root = missing or [None]
+    shards, root = missing[:-1], missing[-1:]  # the root comes last in `documents()`
     for i in range(0, len(shards), _PUT_BATCH):  # the shards, a batch in flight at a time
         batch = shards[i : i + _PUT_BATCH]
-        repo.store.put_many({k: docs[k].text() for k in batch if k}).raise_first()
-    if root is not None:  # the root last: a stored root's shards are all stored
-        repo.store.put(root, docs[root].text())
+        repo.store.put_many({k: docs[k].text() for k in batch}).raise_first()
+    for key in root:  # the root last: a stored root's shards are all stored
+        repo.store.put(key, docs[key].text())
     if missing and repo.catalog.journal is None:
         repo.store.sync()
     # else the commit's store-log record is written and synced before the commit, and

@@ -185,7 +185,12 @@ class ArtifactVersion:
     def resolve(self, path: str) -> Entry:
         """The file entry `path` names, links followed within the version."""
         path = check_path(path)
-        if self._manifest is None and self.digest is not None and self._sharded() is None and self.file_tree().plain:
+        if (
+            self._manifest is None
+            and self.digest is not None
+            and self._sharded() is None
+            and self.file_tree().plain
+        ):
             # no links: the path names itself (a large version's file tree is cheaper)
             tree = self.file_tree()
             if tree.is_file(path):

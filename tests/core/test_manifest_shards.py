@@ -133,7 +133,9 @@ def test_shrinking_below_the_threshold_writes_format_1_again(small_shards):
     base = build(_entry(p) for p in PATHS[:12])
     assert isinstance(base, ShardedManifest)
     smaller = overlay(base, [], set(PATHS[:6]))
-    assert not isinstance(smaller, ShardedManifest) and json.loads(smaller.to_bytes())["format"] == 1
+    assert (
+        not isinstance(smaller, ShardedManifest) and json.loads(smaller.to_bytes())["format"] == 1
+    )
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -188,9 +190,7 @@ def _files(folder, n: int, seed: int = 0) -> None:
         write(folder / f"d{i % 4}" / f"f{i:04d}.bin", rng.randbytes(40))
 
 
-def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(
-    small_shards, repo, tmp_path
-):
+def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shards, repo, tmp_path):
     """Two versions share most shards; deleting one and collecting with no grace period
     leaves the other whole: download and verify still pass."""
     data = tmp_path / "data"
@@ -284,10 +284,14 @@ def test_recover_restores_shards_from_the_store(small_shards, home, catalog_url,
 
 def test_export_copies_every_shard(small_shards, tmp_path):
     src = Repository.open(
-        catalog=f"sqlite:///{tmp_path}/src.db", store=str(tmp_path / "s1"), home=str(tmp_path / "h1")
+        catalog=f"sqlite:///{tmp_path}/src.db",
+        store=str(tmp_path / "s1"),
+        home=str(tmp_path / "h1"),
     )
     dst = Repository.open(
-        catalog=f"sqlite:///{tmp_path}/dst.db", store=str(tmp_path / "s2"), home=str(tmp_path / "h2")
+        catalog=f"sqlite:///{tmp_path}/dst.db",
+        store=str(tmp_path / "s2"),
+        home=str(tmp_path / "h2"),
     )
     data = tmp_path / "data"
     _files(data, 50)
