@@ -34,6 +34,7 @@ from .manifest_shards import (
     FORMAT_SHARDED,
     Cutter,
     ShardRef,
+    Spool,
     canonical,
     checked,
     decode,
@@ -246,13 +247,13 @@ class ShardedManifest(Manifest):
         shards: tuple[ShardRef, ...],
         *,
         load: Loader | None = None,
-        spool: dict[str, bytes] | None = None,
+        spool: Spool | None = None,
         root: bytes | None = None,
     ):
         self._shards = shards
         self._lasts = [s.last for s in shards]
-        self._spool = dict(spool or {})
-        self._new = frozenset(self._spool)
+        self._spool = spool or Spool()
+        self._new = self._spool.digests()
         self._load = load
         self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
         self._count = sum(s.count for s in shards)
@@ -265,11 +266,11 @@ class ShardedManifest(Manifest):
     @classmethod
     def made(cls, entries: Iterator[Entry], *, load: Loader | None = None) -> ShardedManifest:
         """Cut checked entries, in path order, into new shards."""
-        spool: dict[str, bytes] = {}
+        spool = Spool()
         refs: list[ShardRef] = []
 
         def keep(ref: ShardRef, body: bytes) -> None:
-            spool[ref.digest] = zlib.compress(body, 6)
+            spool.put(ref.digest, body)
             refs.append(ref)
 
         cutter = Cutter(keep)

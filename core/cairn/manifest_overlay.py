@@ -9,14 +9,13 @@ version of a million files as on one of a thousand.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Collection, Iterable, Iterator
 
 from . import manifest as _manifest
 from .errors import IntegrityError
 from .manifest import Manifest, ShardedManifest, build
 from .manifest_entry import DIR, Entry
-from .manifest_shards import Cutter, ShardRef, checked
+from .manifest_shards import Cutter, ShardRef, Spool, checked
 
 _GONE = None  # a change that removes its path
 
@@ -30,18 +29,18 @@ def overlay(
     `removed` gone; a later put of the same path wins. DESIGN invariant 10 holds: a path
     that would be both a leaf and a folder is an IntegrityError, and an empty-folder entry
     that gets something in it is dropped."""
-    latest: dict[str, Entry] = {}
-    for e in puts:
-        latest[e.path] = e
-    added = list(checked(sorted(latest.values(), key=lambda e: e.path)))
-    if base is None:
-        return build(added)
+    ordered = sorted(puts, key=_path)  # stable: of entries of one path, the last put wins
+    latest = (
+        e for i, e in enumerate(ordered) if i + 1 == len(ordered) or ordered[i + 1].path != e.path
+    )
+    if base is None:  # a new artifact: streamed into shards as the entries come
+        return build(latest)
+    added = list(checked(latest))
     changes: dict[str, Entry | None] = dict.fromkeys(removed, _GONE)
     changes.update((e.path, e) for e in added)
     if not isinstance(base, ShardedManifest):
         kept = (e for p, e in base.items() if p not in changes)
-        ordered = sorted([*kept, *added], key=lambda e: e.path)
-        return build(ordered)
+        return build(sorted([*kept, *added], key=_path))
     _reconcile(base, added, changes)
     merged = _merge(base, sorted(changes.items()))
     if len(merged) <= _manifest.SHARD_THRESHOLD:  # as small as a fresh log would write it
@@ -87,11 +86,11 @@ def _merge(base: ShardedManifest, changes: list[Change]) -> ShardedManifest:
     so the cut is resumed at the first changed shard, and a base shard is taken over again
     once the changes are spent and the cutter is idle at a shard boundary.
     """
-    spool: dict[str, bytes] = {}
+    spool = Spool()
     out: list[ShardRef] = []
 
     def keep(ref: ShardRef, body: bytes) -> None:
-        spool[ref.digest] = zlib.compress(body, 6)
+        spool.put(ref.digest, body)
         out.append(ref)
 
     cutter = Cutter(keep)
@@ -132,3 +131,7 @@ def _applied(entries: list[Entry], changes: list[Change]) -> Iterator[Entry]:
     for _, put in changes[k:]:
         if put is not None:
             yield put
+
+
+def _path(e: Entry) -> str:
+    return e.path

@@ -16,10 +16,13 @@ cutter and the streaming check of invariant 10 (no path both a leaf and a folder
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import blake3
 
@@ -35,6 +38,8 @@ SHARD_BITS = 10
 SHARD_MAX = 8192
 #: a stored manifest document decompressing to more than this is refused unread
 MAX_DOCUMENT = 1 << 30
+#: compressed shards a manifest being made keeps in memory; more go to a temporary file
+SPOOL_MEMORY = 16 << 20
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
@@ -249,3 +254,47 @@ def checked(entries: Iterable[Entry]) -> Iterator[Entry]:
             held.clear()
             dropped.clear()
     yield from (h for h in held if h.path not in dropped)
+
+
+class Spool:
+    """Shards a manifest made, zlib-compressed, until they are stored: in memory up to
+    `SPOOL_MEMORY` bytes, then in a temporary file (so making a manifest of a million
+    entries holds its shards on disk, not in memory)."""
+
+    def __init__(self) -> None:
+        self._memory: dict[str, bytes] = {}
+        self._held = 0
+        self._file: IO[bytes] | None = None
+        self._at: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, digest: str, body: bytes) -> None:
+        """Keep a shard's canonical `body` under its digest."""
+        packed = zlib.compress(body, 6)
+        with self._lock:
+            if digest in self._memory or digest in self._at:
+                return
+            if self._file is None and self._held + len(packed) <= SPOOL_MEMORY:
+                self._memory[digest] = packed
+                self._held += len(packed)
+                return
+            if self._file is None:
+                # removed when closed, at the latest when the spool is collected
+                self._file = tempfile.TemporaryFile(prefix="cairn-shards-")  # noqa: SIM115
+            at = self._file.seek(0, os.SEEK_END)
+            self._file.write(packed)
+            self._at[digest] = (at, len(packed))
+
+    def get(self, digest: str) -> bytes | None:
+        """A kept shard, compressed; None if it is not one of these."""
+        with self._lock:
+            found = self._memory.get(digest)
+            if found is not None or digest not in self._at:
+                return found
+            assert self._file is not None
+            at, length = self._at[digest]
+            self._file.seek(at)
+            return self._file.read(length)
+
+    def digests(self) -> frozenset[str]:
+        return frozenset(self._memory) | frozenset(self._at)
