@@ -16,6 +16,7 @@ one document.
 from __future__ import annotations
 
 import heapq
+import threading
 import zlib
 from bisect import bisect_left
 from collections import OrderedDict
@@ -50,7 +51,9 @@ FORMAT_VERSION = FORMAT_LINKS
 #: a manifest of more entries than this is written as format 3
 SHARD_THRESHOLD = 4096
 _MAX_HOPS = 40  # links followed while resolving one path, as Linux's ELOOP limit
-_CACHED_SHARDS = 8  # parsed shards a sharded manifest keeps for lookups
+#: entries of parsed shards a sharded manifest keeps (so a version of up to this many is
+#: parsed once however often it is walked; a larger one is read again per walk)
+CACHED_ENTRIES = 1 << 16
 
 #: reads a stored manifest document (zlib-compressed or not) by digest
 Loader = Callable[[str], bytes]
@@ -240,7 +243,18 @@ class ShardedManifest(Manifest):
     order). Shards it made itself are kept compressed until stored; others are read with
     `load`."""
 
-    __slots__ = ("_shards", "_lasts", "_spool", "_new", "_load", "_cache", "_count")
+    __slots__ = (
+        "_shards",
+        "_lasts",
+        "_spool",
+        "_new",
+        "_load",
+        "_cache",
+        "_cached",
+        "_count",
+        "_whole",
+        "_lock",
+    )
 
     def __init__(
         self,
@@ -256,6 +270,9 @@ class ShardedManifest(Manifest):
         self._new = self._spool.digests()
         self._load = load
         self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
+        self._cached = 0  # entries in `_cache`
+        self._lock = threading.Lock()
+        self._whole = False  # walked to the end once: its shards fit together (invariant 10)
         self._count = sum(s.count for s in shards)
         self._body = root
         self._digest = None
@@ -302,14 +319,18 @@ class ShardedManifest(Manifest):
 
     def _shard(self, i: int) -> dict[str, Entry]:
         ref = self._shards[i]
-        found = self._cache.get(ref.digest)
-        if found is None:
-            found = {e.path: e for e in self.read(ref)}
-            self._cache[ref.digest] = found
-            if len(self._cache) > _CACHED_SHARDS:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(ref.digest)
+        with self._lock:
+            found = self._cache.get(ref.digest)
+            if found is not None:
+                self._cache.move_to_end(ref.digest)
+                return found
+        found = {e.path: e for e in self.read(ref)}
+        with self._lock:
+            if ref.digest not in self._cache:
+                self._cache[ref.digest] = found
+                self._cached += len(found)
+            while self._cached > CACHED_ENTRIES and len(self._cache) > 1:
+                self._cached -= len(self._cache.popitem(last=False)[1])
         return found
 
     def _find(self, path: str) -> int | None:
@@ -327,10 +348,16 @@ class ShardedManifest(Manifest):
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.get(path) is not None
 
-    def entries(self, start: int = 0) -> Iterator[Entry]:
-        """Every entry from shard `start` on, in path order, read one shard at a time and
-        checked as a stream (DESIGN invariant 10 across shards)."""
-        return checked(e for ref in self._shards[start:] for e in self.read(ref))
+    def entries(self) -> Iterator[Entry]:
+        """Every entry in path order, read one shard at a time; the first walk checks
+        them as a stream (DESIGN invariant 10 across shards)."""
+        if self._whole:
+            return (e for i in range(len(self._shards)) for e in self._shard(i).values())
+        return self._first_walk()
+
+    def _first_walk(self) -> Iterator[Entry]:
+        yield from checked(e for i in range(len(self._shards)) for e in self._shard(i).values())
+        self._whole = True
 
     def __iter__(self) -> Iterator[str]:
         return (e.path for e in self.entries())

@@ -190,10 +190,7 @@ class Repository:
             return unchanged
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
             manifest = art.compose(staged.entries)
-            # a draft's unchanged shards are its parent's, held by the staging lease when
-            # that version is in this namespace (else the draft is moved whole: all stored)
-            inherits = art.parent is not None and art.parent.namespace == namespace
-            write_manifest(self, staged, manifest, inherited=inherits)
+            write_manifest(self, staged, manifest)
             changes = track(self.listeners, run=run.id if run else None)
             with self.catalog.write() as conn:
                 # shared GC guard: gc must not see the manifest row without its version

@@ -42,6 +42,9 @@ class Staged:
     namespace: str
     entries: list[Entry]
     stats: UploadStats
+    #: the lease holds the draft's parent in this namespace: the manifest shards a draft
+    #: takes over from it need not be stored again
+    holds_parent: bool = False
 
 
 @contextmanager
@@ -88,7 +91,8 @@ def stage(
             entries += added
         finally:
             uploader.close()
-        yield Staged(lease_id, namespace, entries, uploader.stats)
+        held = parent is not None and not moved
+        yield Staged(lease_id, namespace, entries, uploader.stats, holds_parent=held)
     finally:
         with repo.catalog.write() as conn:
             leases.drop(conn, lease_id)
@@ -181,17 +185,15 @@ class _PackIndex:
             damaged.clear(conn, self.namespace, fixed)
 
 
-def write_manifest(
-    repo: Repository, staged: Staged, manifest: Manifest, *, inherited: bool = False
-) -> None:
+def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:
     """Put the manifest's documents in the staged namespace (so a lost catalog can be
     rebuilt): shards, then the root (docs/FORMAT.md, write order), each leased first so
-    GC keeps it until the version row names it. With `inherited`, the shards a draft took
-    over from its parent are not written: the parent's version holds them there, and the
-    staging lease holds the parent."""
+    GC keeps it until the version row names it. The shards a draft took over from its
+    parent are not written when the parent is in this namespace: its version holds them
+    there, and the staging lease holds the parent."""
     docs = {
         manifest_key(d.digest, namespace=staged.namespace): d
-        for d in manifest.documents(new_only=inherited)
+        for d in manifest.documents(new_only=staged.holds_parent)
     }
     present = _protect(repo, staged.lease_id, {k: d.digest for k, d in docs.items()})
     missing = [k for k, d in docs.items() if d.digest not in present]

@@ -70,6 +70,16 @@ def test_a_large_manifest_is_a_root_naming_sorted_shards(small_shards):
     assert Manifest([_entry(p) for p in reversed(PATHS)]).digest == m.digest
 
 
+def test_shards_made_past_the_memory_budget_wait_in_a_temporary_file(small_shards, monkeypatch):
+    monkeypatch.setattr(shards_module, "SPOOL_MEMORY", 200)
+    m = build(_entry(p) for p in PATHS)
+    assert isinstance(m, ShardedManifest) and m._spool._file is not None
+    store = _stored(m)
+    assert set(store) == {*m.shard_digests(), m.digest}
+    loaded = Manifest.from_bytes(store[m.digest], expect_digest=m.digest, load=store.__getitem__)
+    assert list(loaded.items()) == list(m.items())
+
+
 def test_a_lookup_reads_one_shard(small_shards):
     m = build(_entry(p) for p in PATHS)
     store = _stored(m)
@@ -228,6 +238,28 @@ def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shard
     assert repo.verify().ok
     assert fresh.entry("d3/f0007.bin").size == 40
     assert [i.name for i in fresh.file_tree().listdir("d0").items][:1] == ["f0000.bin"]
+
+
+def test_a_draft_reads_only_the_shards_its_changes_fall_in(
+    small_shards, repo, tmp_path, monkeypatch
+):
+    """Logging a draft never walks its parent: the cost is that of the changes."""
+    data = tmp_path / "data"
+    _files(data, 200)
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    total = len(v1.manifest.shards)
+    fetched: list[str] = []
+    body = Repository._manifest_body
+    monkeypatch.setattr(
+        Repository, "_manifest_body", lambda self, d: fetched.append(d) or body(self, d)
+    )
+    draft = repo.artifact(v1.ref).new_draft()
+    write(tmp_path / "x.bin", b"x")
+    draft.add_file(str(tmp_path / "x.bin"), "d1/f0101.bin").remove("d0/f0100.bin")
+    v2 = repo.log_artifact(draft)
+    shard_reads = set(fetched) - {v1.digest}
+    assert total > 30 and len(shard_reads) <= 6, (total, len(shard_reads))
+    assert len(repo.artifact(v2.ref).manifest) == 199
 
 
 def test_a_draft_of_a_format_1_version_reads_and_grows_into_format_3(home, catalog_url, tmp_path):
