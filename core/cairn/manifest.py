@@ -20,7 +20,7 @@ import threading
 import zlib
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
@@ -205,12 +205,14 @@ class Manifest(Mapping[str, Entry]):
         large = self._large()
         return large.inherited() if large is not None else ()
 
-    def documents(self, *, new_only: bool = False) -> Iterator[Document]:
+    def documents(
+        self, *, new_only: bool = False, only: Collection[str] | None = None
+    ) -> Iterator[Document]:
         """Every document to store, shards before the root (the write order); with
-        `new_only`, not the inherited shards."""
+        `new_only`, not the inherited shards; with `only`, just the shards named there."""
         large = self._large()
         if large is not None:
-            yield from large.documents(new_only=new_only)
+            yield from large.documents(new_only=new_only, only=only)
             return
         yield Document(self.digest, self.compressed(), self.size, self.file_count)
 
@@ -407,14 +409,19 @@ class ShardedManifest(Manifest):
     def inherited(self) -> tuple[str, ...]:
         return tuple(s.digest for s in self._shards if s.digest not in self._new)
 
-    def documents(self, *, new_only: bool = False) -> Iterator[Document]:
+    def documents(
+        self, *, new_only: bool = False, only: Collection[str] | None = None
+    ) -> Iterator[Document]:
         for ref in self._shards:
+            if only is not None and ref.digest not in only:
+                continue
             if not new_only or ref.digest in self._new:
                 packed = self._stored_body(ref.digest)
                 if packed[:1] == b"{":
                     packed = zlib.compress(packed, 6)
                 yield Document(ref.digest, packed, ref.size, ref.files)
-        yield Document(self.digest, self.compressed(), self.size, self.file_count)
+        if only is None:
+            yield Document(self.digest, self.compressed(), self.size, self.file_count)
 
     def shard_objects(self, digest: str) -> set[str]:
         ref = next(s for s in self._shards if s.digest == digest)

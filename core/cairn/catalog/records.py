@@ -124,7 +124,7 @@ def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None
         )
     if len(held) < len(inherited):  # a draft logged to another project: copy the rest
         wanted = set(inherited) - held
-        rows.update((d.digest, d) for d in manifest.documents() if d.digest in wanted)
+        rows.update((d.digest, d) for d in manifest.documents(only=wanted))
     at = now()
     for d in rows.values():
         insert_ignore(
