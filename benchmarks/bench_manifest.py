@@ -87,12 +87,12 @@ def _make(root: Path, count: int) -> None:
         (changes / f"c{i}.bin").write_bytes(os.urandom(512))
 
 
-def run(count: int, base: Path) -> dict[str, dict[str, object]]:
+def run(count: int, base: Path, ops: list[str]) -> dict[str, dict[str, object]]:
     root = base / f"n{count}"
     root.mkdir()
     _make(root, count)
     rows: dict[str, dict[str, object]] = {}
-    for op in OPS:
+    for op in ops:
         done = subprocess.run(
             [sys.executable, __file__, "--child", op, "--root", str(root)],
             capture_output=True,
@@ -110,6 +110,7 @@ def run(count: int, base: Path) -> dict[str, dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1000,10000,100000")
+    parser.add_argument("--ops", default=",".join(OPS), help="put and draft come first")
     parser.add_argument("--child", choices=OPS)
     parser.add_argument("--root")
     args = parser.parse_args()
@@ -117,13 +118,14 @@ def main() -> None:
         child(args.child, Path(args.root))
         return
     counts = [int(c) for c in args.counts.split(",")]
+    ops = [op for op in OPS if op in args.ops.split(",")]
     base = Path(tempfile.mkdtemp(prefix="cairn-bench-manifest-"))
     try:
-        table = {n: run(n, base) for n in counts}
+        table = {n: run(n, base, ops) for n in counts}
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(f"\n{'op':<8}" + "".join(f"{n:>22}" for n in counts))
-    for op in OPS:
+    for op in ops:
         cells = "".join(
             f"{table[n][op]['peak_mib']:>10} MiB {table[n][op]['seconds']:>7} s" for n in counts
         )

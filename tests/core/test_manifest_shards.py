@@ -16,7 +16,7 @@ import cairn
 import cairn.manifest as manifest_module
 import cairn.manifest_shards as shards_module
 from cairn import Artifact, IntegrityError, Repository
-from cairn.layout import MANIFESTS, namespace_prefix
+from cairn.layout import MANIFESTS, manifest_key, namespace_prefix
 from cairn.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
 from cairn.manifest_overlay import overlay
 from cairn.manifest_shards import canonical, decode
@@ -289,6 +289,21 @@ def test_a_draft_of_a_format_1_version_reads_and_grows_into_format_3(home, catal
         repo.close()
     finally:
         patch.undo()
+
+
+def test_verify_reports_a_missing_or_corrupt_shard_in_the_store(small_shards, repo, tmp_path):
+    data = tmp_path / "data"
+    _files(data, 60)
+    v = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    assert repo.verify().ok
+    first, second = v.manifest.shard_digests()[:2]
+    repo.store.delete([manifest_key(first, namespace=v.namespace)])
+    repo.store.put(manifest_key(second, namespace=v.namespace), b'{"entries":{},"format":3}')
+    report = repo.verify()
+    assert not report.ok and len(report.manifests) == 2
+    assert any(line.startswith("missing: ") and first in line for line in report.manifests)
+    assert any(line.startswith("corrupt: ") and second in line for line in report.manifests)
+    assert v.ref in str(report)
 
 
 def test_recover_restores_shards_from_the_store(small_shards, home, catalog_url, store, tmp_path):
