@@ -351,3 +351,31 @@ def test_export_copies_every_shard(small_shards, tmp_path):
     assert len(list(out.rglob("*.bin"))) == 50
     src.close()
     dst.close()
+
+
+def test_cli_show_pages_a_sharded_version_and_diff_names_the_changes(
+    small_shards, home, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import cairn.cli as cli
+
+    monkeypatch.setattr(cli, "_SHOW_PAGE", 7)
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    _files(data, 30)
+    repo = Repository.open(home=str(home))
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    draft = repo.artifact(v1.ref).new_draft().remove("d3/f0003.bin")
+    v2 = repo.log_artifact(draft)
+    repo.close()
+    runner = CliRunner()
+    shown = runner.invoke(cli.app, ["show", v1.ref])
+    assert shown.exit_code == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if ".bin" in line]
+    assert len(rows) == 30 and shown.stdout.count("digest / reference") == 1
+    assert [r.split()[0] for r in rows] == sorted(r.split()[0] for r in rows)
+    listed = runner.invoke(cli.app, ["show", v2.ref, "--json"])
+    assert len(json.loads(listed.stdout)["files"]) == 29
+    diff = runner.invoke(cli.app, ["diff", v1.ref, v2.ref])
+    assert diff.stdout.splitlines() == ["D  d3/f0003.bin"]
