@@ -335,6 +335,10 @@ class ShardedManifest(Manifest):
                 self._cached -= len(self._cache.popitem(last=False)[1])
         return found
 
+    def shard(self, i: int) -> Mapping[str, Entry]:
+        """The entries of the `i`-th shard by path (parsed shards are kept up to a budget)."""
+        return self._shard(i)
+
     def _find(self, path: str) -> int | None:
         i = bisect_left(self._lasts, path)
         if i == len(self._shards) or self._shards[i].first > path:

@@ -14,6 +14,7 @@ from .download import cache_key
 from .errors import CairnError, Conflict, NotFound
 from .manifest import DIR, FILE, Entry, Manifest, ShardedManifest, is_sharded, verified_json
 from .names import LATEST, check_alias, check_path, check_user_alias
+from .shardtree import ShardedTree
 from .transfer import UploadStats
 from .tree import FileTree
 
@@ -111,8 +112,8 @@ class ArtifactVersion:
             if self.digest is None:
                 raise NotFound(f"{self.ref} is pending: its files are known once it is finished")
             sharded = self._sharded()
-            if sharded is not None:  # format 3: built from the entries, a shard at a time
-                self._tree = FileTree({e.path: e.to_json() for e in sharded.values()})
+            if sharded is not None:  # format 3: each listing reads the shards it needs
+                self._tree = ShardedTree(sharded)
             elif self._tree is None:
                 body = self._repo._manifest_body(self.digest)
                 self._tree = FileTree.from_bytes(body, expect_digest=self.digest)

@@ -148,6 +148,39 @@ def test_shrinking_below_the_threshold_writes_format_1_again(small_shards):
     )
 
 
+def test_a_sharded_tree_lists_every_folder_as_the_file_tree_does(small_shards):
+    """Listings read only the shards they need and agree with FileTree (the reference)."""
+    from cairn.shardtree import ShardedTree
+    from cairn.tree import FileTree
+
+    rng = random.Random(3)
+    entries = [_entry(p, size=rng.randrange(1, 99)) for p in PATHS]
+    entries += [_entry(f"deep/a/b{i % 3}/c{i}.x", size=i) for i in range(40)]
+    entries += [Entry.link("links/to-first", "../d0/f0000.bin"), Entry.folder("void/empty")]
+    entries += [_entry(f"top{i}.txt", size=3) for i in range(5)]
+    m = build(sorted(entries, key=lambda e: e.path))
+    store = _stored(m)
+    read: list[str] = []
+    loaded = Manifest.from_bytes(store[m.digest], load=lambda d: read.append(d) or store[d])
+    fast = ShardedTree(loaded)
+    slow = FileTree({e.path: e.to_json() for e in m.values()})
+    folders = ["", "d0", "d3", "deep", "deep/a", "deep/a/b1", "links", "void", "void/empty"]
+    for folder in folders:
+        a, b = fast.listdir(folder, limit=1000), slow.listdir(folder, limit=1000)
+        assert (a.items, a.total, a.size, a.files) == (b.items, b.total, b.size, b.files), folder
+    assert fast.is_folder("deep/a") and not fast.is_folder("deep/a/b1/c1.x")
+    assert fast.is_file("deep/a/b1/c1.x") and not fast.is_file("void/empty")
+    assert fast.entry("top2.txt").size == 3
+    with pytest.raises(cairn.NotFound):
+        fast.listdir("nope")
+    # a folder's listing reads the shards its span meets, not the manifest
+    read.clear()
+    again = Manifest.from_bytes(store[m.digest], load=lambda d: read.append(d) or store[d])
+    assert isinstance(again, ShardedManifest)
+    ShardedTree(again).listdir("deep/a/b1")
+    assert 0 < len(set(read)) <= 6 < len(m.shards)
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
