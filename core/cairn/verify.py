@@ -159,13 +159,14 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
     in the catalog and clear what reads back intact; drop bad cache files."""
     targets = _targets(repo, ref)
     report = VerifyReport(versions_checked=len(targets))
-    needs: dict[tuple[str, str], list[Need]] = defaultdict(list)  # (namespace, digest) ->
+    # what is needed, as (namespace, digest) alone: the entries are streamed (a format-3
+    # manifest a shard at a time) and read again only for the objects found bad
+    needs: set[tuple[str, str]] = set()
     documents: dict[tuple[str, str], list[str]] = defaultdict(list)  # -> refs
     for v in targets:
         refs = []
-        for e in v.manifest.values():  # a format-3 manifest streams a shard at a time
-            for d in e.objects():
-                needs[v.namespace, d].append(Need(v.ref, e))
+        for e in v.manifest.values():
+            needs.update((v.namespace, d) for d in e.objects())
             if e.is_reference:
                 refs.append(e)
         problems = references.check_all(
@@ -178,11 +179,18 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
     report.manifests = _documents_back(repo, documents)
 
     found = _read_back(repo, needs)
+    bad = {key for key, (problem, _) in found.items() if problem}
+    users: dict[tuple[str, str], list[Need]] = defaultdict(list)
+    for v in targets if bad else ():
+        for e in v.manifest.values():
+            for d in e.objects():
+                if (v.namespace, d) in bad:
+                    users[v.namespace, d].append(Need(v.ref, e))
     for (namespace, d), (problem, size) in sorted(found.items()):
         report.objects_checked += 1
         report.bytes_checked += size
         if problem:
-            report.bad.append(BadObject(namespace, d, problem, tuple(needs[namespace, d])))
+            report.bad.append(BadObject(namespace, d, problem, tuple(users[namespace, d])))
     _record(repo, found)
 
     wanted = (
@@ -206,7 +214,7 @@ def _targets(repo: Repository, ref: str | None) -> list[ArtifactVersion]:
 
 
 def _read_back(
-    repo: Repository, needs: dict[tuple[str, str], list[Need]]
+    repo: Repository, needs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int]]:
     """(namespace, digest) -> (problem or '', bytes read) for every needed object.
 
