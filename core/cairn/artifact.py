@@ -6,12 +6,13 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import CairnError, Conflict, NotFound
 from .manifest import Entry, Manifest
+from .manifest_overlay import overlay
 from .names import check_name, check_path, join_path
 from .walk import walk
 
@@ -23,7 +24,8 @@ class Artifact:
     """Files to log as the next version of a collection `name` of type `type`.
 
     A draft (from `ArtifactVersion.new_draft()`) starts from its parent's manifest: only
-    what is added or removed is hashed and stored when it is logged.
+    what is added or removed is hashed and stored when it is logged, and only the parent's
+    manifest shards those changes fall in are read and rewritten.
     """
 
     def __init__(
@@ -153,10 +155,9 @@ class Artifact:
                 del table[p]
                 hit = True
         if self._base is not None:
-            for p in self._base:
-                if p == path or p.startswith(below):
-                    self._removed.add(p)
-                    hit = True
+            for p in self._base.under(path):  # a sharded parent reads only those shards
+                self._removed.add(p)
+                hit = True
         if not hit:
             raise NotFound(f"cannot remove {path!r}: no such file or folder in {self.name}")
         return self
@@ -185,6 +186,19 @@ class Artifact:
             for p, e in self._base.items()
             if p not in self._removed and p not in self._files and p not in self._entries
         ]
+
+    def has_content(self) -> bool:
+        """Whether logging it would make a version with at least one entry (without
+        reading a draft's parent: what was removed is part of it)."""
+        if self._files or self._entries:
+            return True
+        return self._base is not None and len(self._base) > len(self._removed)
+
+    def compose(self, new: Iterable[Entry]) -> Manifest:
+        """The manifest of this artifact once its files are `new` entries: a draft's is its
+        parent's with the changes merged in, reading only the parent's shards they touch
+        (cairn.manifest_overlay)."""
+        return overlay(self._base, [*new, *self._entries.values()], self._removed)
 
     def __repr__(self) -> str:
         kind = f"draft of {self._parent.ref}" if self._parent else "new"
@@ -220,5 +234,5 @@ class Artifact:
 
 
 def require_content(art: Artifact) -> None:
-    if not (art.local_files or art.entries or art.base_entries()):
+    if not art.has_content():
         raise CairnError(f"artifact {art.name} has no files; add some before logging it")

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from itertools import islice
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -482,7 +483,7 @@ def show(
 ) -> None:
     """Show a version: state, digest, size, aliases, metadata, lineage and files."""
     v = _repo(ctx).artifact(ref)
-    doc = _version_doc(v)
+    doc = _version_doc(v, files=as_json)
     if as_json:
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
@@ -501,12 +502,16 @@ def show(
     ]
     for key, value in fields:
         typer.echo(f"{key:<12} {value}")
-    if doc["files"] is None:
+    if v.digest is None:
         typer.echo("files        known once the version is finished")
         return
     typer.echo("")
-    rows = [[f["path"], *_what(f)] for f in doc["files"]]
-    print_table(["path", "size", "digest / reference"], rows)
+    # a page of rows at a time: a large version's files are never all in memory
+    entries = iter(v.manifest.values())
+    first = True
+    while page := [[e.path, *_what(_file_doc(e))] for e in islice(entries, _SHOW_PAGE)]:
+        print_table(["path", "size", "digest / reference"], page, header=first)
+        first = False
 
 
 def _what(f: dict[str, Any]) -> list[str]:
@@ -522,17 +527,20 @@ def _exact_size(n: int) -> str:
     return human_size(n) if n < 1024 else f"{human_size(n)} ({n} bytes)"
 
 
-def _version_doc(v: ArtifactVersion) -> dict[str, Any]:
+#: rows of files `cairn show` aligns and prints at a time
+_SHOW_PAGE = 5000
+
+
+def _version_doc(v: ArtifactVersion, *, files: bool = True) -> dict[str, Any]:
     run = v.logged_by()
-    try:
-        files: list[dict[str, Any]] | None = [_file_doc(e) for e in v.files()]
-    except NotFound:
-        files = None  # pending: the manifest exists once it is finished
+    listed: list[dict[str, Any]] | None = None  # pending: the manifest exists once finished
+    if files and v.digest is not None:
+        listed = [_file_doc(e) for e in v.manifest.values()]
     return {
         **listing.version_doc(v),
         "namespace": v.namespace,
         "logged_by": {"id": run.id, "name": run.name, "kind": run.kind} if run else None,
-        "files": files,
+        "files": listed,
     }
 
 

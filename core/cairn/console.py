@@ -108,18 +108,23 @@ def utc(moment: datetime) -> datetime:
 
 
 def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, file: IO[str] | None = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    file: IO[str] | None = None,
+    header: bool = True,
 ) -> None:
-    """A rich table on a terminal; plain aligned columns (never truncated) when piped."""
+    """A rich table on a terminal; plain aligned columns (never truncated) when piped.
+    Without `header`, the rows go on from a table printed before (a page at a time)."""
     out = file or sys.stdout
     if out.isatty():
-        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False, show_header=header)
         for row in rows:
             table.add_row(*row)
         Console(file=out).print(table)
         return
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    for row in [headers, *rows]:
+    for row in [headers, *rows] if header else rows:
         cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
         out.write("  ".join(cells).rstrip() + "\n")
 

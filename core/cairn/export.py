@@ -227,7 +227,9 @@ def _copy(
     with _lease(target, ns) as lease_id:
         with target.catalog.write() as conn:
             target.catalog.gc_guard(conn, exclusive=False)
-            leases.add_objects(conn, lease_id, [*wanted, v.manifest.digest])
+            leases.add_objects(
+                conn, lease_id, [*wanted, *v.manifest.shard_digests(), v.manifest.digest]
+            )
             have = presence(target.store, conn, ns, wanted)
         missing = [d for d in wanted if d not in have.present]
         for i in range(0, len(missing), _BATCH):
@@ -246,9 +248,13 @@ def _copy(
             tally.bytes += sum(len(data) for data in got.ok.values())
         tally.had += len(wanted) - len(missing)
         target.store.sync()
-        key = manifest_key(v.manifest.digest, namespace=ns)
-        if not target.store.exists_many([key]):
-            target.store.put(key, v.manifest.to_bytes())
+        # the manifest's documents: shards, then the root (docs/FORMAT.md, write order)
+        docs = {manifest_key(d.digest, namespace=ns): d for d in v.manifest.documents()}
+        there = target.store.exists_many(docs)
+        for key, doc in docs.items():
+            if key not in there:
+                target.store.put(key, doc.text())
+        if len(there) < len(docs):
             target.store.sync()
         return _commit(target, v, known_runs, fixed=set(missing) & have.repair, have=have)
 

@@ -103,7 +103,7 @@ def select_for_export(conn: Connection, what: str, *, default_project: str) -> S
             collection=r.collection,
             type=r.type,
             index=int(r.idx),
-            manifest=records.load_manifest(conn, r.digest),
+            manifest=records.load_manifest_whole(conn, r.digest),
             description=r.description,
             metadata=dict(r.metadata or {}),
             namespace=r.namespace,

@@ -347,13 +347,32 @@ def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True)
         )
         if not spared or vid not in without
     ]
-    objects_of: dict[str, set[str]] = {}  # a manifest read once, however many namespaces
+    needs: dict[str, tuple[set[str], tuple[str, ...]]] = {}  # per manifest, read once
+    of_shard: dict[str, set[str]] = {}  # a shard versions share is read once too
     for namespace, d in itertools.chain(versions_live, leased_manifests):
-        if d not in objects_of:
-            objects_of[d] = records.load_manifest(conn, d).objects()
+        if d not in needs:
+            needs[d] = _needs(conn, d, of_shard)
+        objects, shards = needs[d]
         live.manifests[namespace].add(d)
-        live.objects[namespace] |= objects_of[d]
+        live.manifests[namespace].update(shards)  # a format-3 manifest's shards live with it
+        live.objects[namespace] |= objects
     return live
+
+
+def _needs(
+    conn: Connection, digest: str, of_shard: dict[str, set[str]]
+) -> tuple[set[str], tuple[str, ...]]:
+    """The objects a manifest needs and the digests of its shards (format 3)."""
+    m = records.load_manifest(conn, digest)
+    shards = m.shard_digests()
+    if not shards:
+        return m.objects(), ()
+    objects: set[str] = set()
+    for s in shards:
+        if s not in of_shard:
+            of_shard[s] = m.shard_objects(s)
+        objects |= of_shard[s]
+    return objects, shards
 
 
 __all__ = ["GCReport", "collect", "estimate"]

@@ -7,159 +7,104 @@ have the same digest (DESIGN invariant 4).
 Entries are files, symbolic links (a target inside the version) or empty folders. A
 manifest of files alone is written as format 1, byte for byte what cairn wrote before
 links existed (so old versions keep their digests); one with a link or a folder is
-format 2, which older readers refuse instead of misreading (docs/FORMAT.md).
+format 2, which older readers refuse instead of misreading (docs/FORMAT.md). A manifest
+of more than `SHARD_THRESHOLD` entries is format 3: a root naming shards of sorted
+entries (cairn.manifest_shards), read a shard at a time (`ShardedManifest`), never as
+one document.
 """
 
 from __future__ import annotations
 
-import json
+import heapq
+import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Any
 
 import blake3
 
 from .errors import IntegrityError
-from .names import check_link_target, check_path
+from .manifest_entry import DIR, FILE, KINDS, LINK, Chunk, Entry
+from .manifest_shards import (
+    FORMAT_FILES,
+    FORMAT_LINKS,
+    FORMAT_SHARDED,
+    Cutter,
+    ShardRef,
+    Spool,
+    canonical,
+    checked,
+    decode,
+    parse,
+    read_root,
+    read_shard,
+    root_bytes,
+    unsupported,
+)
 
-#: manifest formats: 1 holds files only; 2 adds link and folder entries
-FORMAT_FILES = 1
-FORMAT_VERSION = 2
-FILE, LINK, DIR = "file", "link", "dir"
-KINDS = (FILE, LINK, DIR)
+#: manifest formats: 1 holds files only; 2 adds link and folder entries; 3 is sharded
+FORMAT_VERSION = FORMAT_LINKS
+#: a manifest of more entries than this is written as format 3
+SHARD_THRESHOLD = 4096
 _MAX_HOPS = 40  # links followed while resolving one path, as Linux's ELOOP limit
+#: entries of parsed shards a sharded manifest keeps (so a version of up to this many is
+#: parsed once however often it is walked; a larger one is read again per walk)
+CACHED_ENTRIES = 1 << 16
+
+#: reads a stored manifest document (zlib-compressed or not) by digest
+Loader = Callable[[str], bytes]
+
+__all__ = [
+    "DIR",
+    "FILE",
+    "FORMAT_FILES",
+    "FORMAT_SHARDED",
+    "FORMAT_VERSION",
+    "KINDS",
+    "LINK",
+    "Chunk",
+    "Diff",
+    "Document",
+    "Entry",
+    "Manifest",
+    "ShardedManifest",
+    "build",
+]
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One content-defined piece of a large file, stored as its own object."""
+class Document:
+    """One stored document of a manifest (the whole of a format 1/2 one, or a format-3
+    shard or root): its digest, zlib-compressed canonical bytes, and what it holds."""
 
     digest: str
+    packed: bytes
     size: int
+    files: int
 
-
-@dataclass(frozen=True)
-class Entry:
-    """One path of a version: a file, a symbolic link, or an empty folder (`kind`).
-
-    A file's content is either a single object keyed by `digest` (no `chunks`) or the
-    ordered `chunks`. A reference entry has `ref` (a URI) and `pin` (what identifies
-    the bytes there: etag, version id, generation, mtime...) and no stored objects.
-    A link has its `target`, relative to the link's folder and inside the version
-    (names.check_link_target); a folder entry stands for an empty folder. Neither has
-    bytes: size 0, no digest.
-    """
-
-    path: str
-    size: int
-    digest: str | None
-    chunks: tuple[Chunk, ...] = ()
-    ref: str | None = None
-    pin: Mapping[str, Any] = field(default_factory=dict)
-    kind: str = FILE
-    target: str | None = None
-
-    @classmethod
-    def link(cls, path: str, target: str) -> Entry:
-        """A symbolic link at `path` to `target` (refused if it would leave the version)."""
-        path = check_path(path)
-        return cls(path, 0, None, kind=LINK, target=check_link_target(path, target))
-
-    @classmethod
-    def folder(cls, path: str) -> Entry:
-        """An empty folder at `path`."""
-        return cls(check_path(path), 0, None, kind=DIR)
-
-    @property
-    def is_reference(self) -> bool:
-        return self.ref is not None
-
-    @property
-    def is_file(self) -> bool:
-        return self.kind == FILE
-
-    def objects(self) -> list[str]:
-        """Digests of the store objects this entry needs."""
-        if self.ref is not None or self.kind != FILE:
-            return []
-        if self.chunks:
-            return [c.digest for c in self.chunks]
-        return [self.digest] if self.digest else []
-
-    def same_content(self, other: Entry) -> bool:
-        """Whether both stand for the same bytes (or the same link, or both are folders).
-
-        A reference without a digest is known only by its pin (ETag, generation, mtime...),
-        so there the pin decides too.
-        """
-        if (self.kind, self.target) != (other.kind, other.target):
-            return False
-        if (self.digest, self.size, self.ref) != (other.digest, other.size, other.ref):
-            return False
-        return self.digest is not None or dict(self.pin) == dict(other.pin)
-
-    def to_json(self) -> dict[str, Any]:
-        if self.kind == LINK:
-            return {"kind": LINK, "target": self.target}
-        if self.kind == DIR:
-            return {"kind": DIR}
-        out: dict[str, Any] = {"size": self.size, "digest": self.digest}
-        if self.chunks:
-            out["chunks"] = [[c.digest, c.size] for c in self.chunks]
-        if self.ref is not None:
-            out["ref"] = self.ref
-            out["pin"] = dict(self.pin)
-        return out
-
-    @classmethod
-    def from_json(cls, path: str, data: Mapping[str, Any]) -> Entry:
-        kind = data.get("kind", FILE)
-        if kind == LINK:
-            target = data.get("target")
-            if not isinstance(target, str):
-                raise IntegrityError(f"link entry {path!r} has no target; the manifest is corrupt")
-            return cls.link(path, target)
-        if kind == DIR:
-            return cls.folder(path)
-        if kind != FILE:
-            raise _unknown_kind(path, kind)
-        chunks = tuple(Chunk(d, int(s)) for d, s in data.get("chunks", ()))
-        return cls(
-            path=check_path(path),
-            size=int(data["size"]),
-            digest=data.get("digest"),
-            chunks=chunks,
-            ref=data.get("ref"),
-            pin=dict(data.get("pin") or {}),
-        )
-
-    def moved(self, path: str) -> Entry:
-        if self.kind == LINK:
-            assert self.target is not None
-            return Entry.link(path, self.target)
-        return Entry(path, self.size, self.digest, self.chunks, self.ref, self.pin, self.kind)
-
-
-def _unknown_kind(path: str, kind: object) -> IntegrityError:
-    return IntegrityError(
-        f"entry {path!r} has kind {kind!r}, which this cairn does not know "
-        f"(it knows {', '.join(KINDS)}); upgrade cairn to read this version"
-    )
+    def text(self) -> bytes:
+        return decode(self.packed, expect_digest=None)
 
 
 class Manifest(Mapping[str, Entry]):
-    """An immutable, canonically ordered mapping of path -> Entry."""
+    """An immutable, canonically ordered mapping of path -> Entry, held in memory."""
 
-    __slots__ = ("_entries", "_digest", "_body")
+    __slots__ = ("_entries", "_digest", "_body", "_stored", "_as_read")
 
     def __init__(self, entries: Iterable[Entry] = ()):
         by_path: dict[str, Entry] = {}
         for e in entries:
             by_path[e.path] = e
-        self._entries = _checked(by_path)
+        self._entries = {e.path: e for e in checked(sorted(by_path.values(), key=_path))}
         self._digest: str | None = None
         self._body: bytes | None = None
+        self._stored: ShardedManifest | None = None
+        #: read from a format 1/2 document: stored as it was (the version's digest)
+        self._as_read = False
 
     def __getitem__(self, path: str) -> Entry:
         return self._entries[path]
@@ -197,7 +142,7 @@ class Manifest(Mapping[str, Entry]):
                 done.pop()
                 continue
             here = "/".join([*done, name])
-            e = self._entries.get(here)
+            e = self.get(here)
             if e is not None and e.kind == LINK and e.target is not None:
                 hops += 1
                 if hops > _MAX_HOPS:
@@ -207,19 +152,36 @@ class Manifest(Mapping[str, Entry]):
             done.append(name)
         return "/".join(done)
 
+    def under(self, path: str) -> Iterator[str]:
+        """`path` if it is an entry, then every path below the folder `path`, in order."""
+        below = path + "/"
+        return (p for p in self if p == path or p.startswith(below))
+
     def objects(self) -> set[str]:
         """Every store object digest this manifest needs."""
-        return {d for e in self._entries.values() for d in e.objects()}
+        return {d for e in self.values() for d in e.objects()}
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _large(self) -> ShardedManifest | None:
+        """This manifest as format 3, when it has too many entries for formats 1 and 2."""
+        if self._stored is None and not self._as_read and len(self._entries) > SHARD_THRESHOLD:
+            self._stored = ShardedManifest.made(iter(self._entries.values()))
+        return self._stored
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON: the bytes the digest is taken over."""
+        """Canonical JSON: the bytes the digest is taken over (a format-3 root)."""
         if self._body is None:
-            plain = all(e.kind == FILE for e in self._entries.values())
-            doc = {
-                "format": FORMAT_FILES if plain else FORMAT_VERSION,
-                "entries": {p: e.to_json() for p, e in self._entries.items()},
-            }
-            self._body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            large = self._large()
+            if large is not None:
+                self._body = large.to_bytes()
+            else:
+                plain = all(e.kind == FILE for e in self._entries.values())
+                doc = {
+                    "format": FORMAT_FILES if plain else FORMAT_VERSION,
+                    "entries": {p: e.to_json() for p, e in self._entries.items()},
+                }
+                self._body = canonical(doc)
         return self._body
 
     @property
@@ -229,41 +191,312 @@ class Manifest(Mapping[str, Entry]):
         return self._digest
 
     def compressed(self) -> bytes:
+        """The document the digest is taken over, zlib-compressed (as the catalog keeps it)."""
         return zlib.compress(self.to_bytes(), 6)
 
+    def shard_digests(self) -> tuple[str, ...]:
+        """Digests of the shard documents (format 3); none for formats 1 and 2."""
+        large = self._large()
+        return large.shard_digests() if large is not None else ()
+
+    def inherited(self) -> tuple[str, ...]:
+        """Shards taken over unchanged from the manifest this one was made from (a draft's
+        parent): stored wherever that one is."""
+        large = self._large()
+        return large.inherited() if large is not None else ()
+
+    def documents(
+        self, *, new_only: bool = False, only: Collection[str] | None = None
+    ) -> Iterator[Document]:
+        """Every document to store, shards before the root (the write order); with
+        `new_only`, not the inherited shards; with `only`, just the shards named there."""
+        large = self._large()
+        if large is not None:
+            yield from large.documents(new_only=new_only, only=only)
+            return
+        yield Document(self.digest, self.compressed(), self.size, self.file_count)
+
+    def shard_objects(self, digest: str) -> set[str]:
+        large = self._large()
+        if large is None:
+            raise KeyError(digest)
+        return large.shard_objects(digest)
+
     @classmethod
-    def from_bytes(cls, body: bytes, *, expect_digest: str | None = None) -> Manifest:
-        doc = parse_document(body, expect_digest=expect_digest)
-        return cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+    def from_bytes(
+        cls, body: bytes, *, expect_digest: str | None = None, load: Loader | None = None
+    ) -> Manifest:
+        """A stored manifest (compressed or not), checked against its digest. A format-3
+        root reads its shards with `load` (digest -> stored document) when they are needed."""
+        text = decode(body, expect_digest=expect_digest)
+        doc = parse(text, f"manifest {expect_digest or ''}".strip())
+        if doc.get("format") == FORMAT_SHARDED:
+            return ShardedManifest(read_root(doc), load=load, root=text)
+        doc = read_document(text, doc)
+        m = cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
+        # a large format 1/2 manifest (written before format 3) keeps its bytes and digest
+        m._body, m._as_read = text, True
+        return m
+
+
+class ShardedManifest(Manifest):
+    """A format-3 manifest: its root in memory, its shards read one at a time when needed
+    (a lookup reads the one shard that can hold the path; iteration streams them in
+    order). Shards it made itself are kept compressed until stored; others are read with
+    `load`."""
+
+    __slots__ = (
+        "_shards",
+        "_lasts",
+        "_spool",
+        "_new",
+        "_load",
+        "_cache",
+        "_cached",
+        "_count",
+        "_whole",
+        "_lock",
+    )
+
+    def __init__(
+        self,
+        shards: tuple[ShardRef, ...],
+        *,
+        load: Loader | None = None,
+        spool: Spool | None = None,
+        root: bytes | None = None,
+    ):
+        self._shards = shards
+        self._lasts = [s.last for s in shards]
+        self._spool = spool or Spool()
+        self._new = self._spool.digests()
+        self._load = load
+        self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
+        self._cached = 0  # entries in `_cache`
+        self._lock = threading.Lock()
+        self._whole = False  # walked to the end once: its shards fit together (invariant 10)
+        self._count = sum(s.count for s in shards)
+        self._body = root
+        self._digest = None
+        self._stored = self
+        self._entries = {}
+        self._as_read = root is not None
+
+    @classmethod
+    def made(cls, entries: Iterator[Entry], *, load: Loader | None = None) -> ShardedManifest:
+        """Cut checked entries, in path order, into new shards."""
+        spool = Spool()
+        refs: list[ShardRef] = []
+
+        def keep(ref: ShardRef, body: bytes) -> None:
+            spool.put(ref.digest, body)
+            refs.append(ref)
+
+        cutter = Cutter(keep)
+        for e in entries:
+            cutter.add(e)
+        cutter.finish()
+        return cls(tuple(refs), load=load, spool=spool)
+
+    @property
+    def shards(self) -> tuple[ShardRef, ...]:
+        return self._shards
+
+    def _large(self) -> ShardedManifest:
+        return self
+
+    def _stored_body(self, digest: str) -> bytes:
+        packed = self._spool.get(digest)
+        if packed is not None:
+            return packed
+        if self._load is None:
+            raise IntegrityError(f"manifest shard {digest} cannot be read here")
+        return self._load(digest)
+
+    def read(self, ref: ShardRef) -> list[Entry]:
+        """One shard's entries, checked against its digest and its root (a shard never
+        decompresses to more bytes than the root says it has)."""
+        text = decode(self._stored_body(ref.digest), expect_digest=ref.digest, limit=ref.bytes)
+        return read_shard(text, ref)
+
+    def _shard(self, i: int) -> dict[str, Entry]:
+        ref = self._shards[i]
+        with self._lock:
+            found = self._cache.get(ref.digest)
+            if found is not None:
+                self._cache.move_to_end(ref.digest)
+                return found
+        found = {e.path: e for e in self.read(ref)}
+        with self._lock:
+            if ref.digest not in self._cache:
+                self._cache[ref.digest] = found
+                self._cached += len(found)
+            while self._cached > CACHED_ENTRIES and len(self._cache) > 1:
+                self._cached -= len(self._cache.popitem(last=False)[1])
+        return found
+
+    def shard(self, i: int) -> Mapping[str, Entry]:
+        """The entries of the `i`-th shard by path (parsed shards are kept up to a budget)."""
+        return self._shard(i)
+
+    def _find(self, path: str) -> int | None:
+        i = bisect_left(self._lasts, path)
+        if i == len(self._shards) or self._shards[i].first > path:
+            return None
+        return i
+
+    def __getitem__(self, path: str) -> Entry:
+        i = self._find(path)
+        if i is None:
+            raise KeyError(path)
+        return self._shard(i)[path]
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.get(path) is not None
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry in path order, read one shard at a time; the first walk checks
+        them as a stream (DESIGN invariant 10 across shards)."""
+        if self._whole:
+            return (e for i in range(len(self._shards)) for e in self._shard(i).values())
+        return self._first_walk()
+
+    def _first_walk(self) -> Iterator[Entry]:
+        yield from checked(e for i in range(len(self._shards)) for e in self._shard(i).values())
+        self._whole = True
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.path for e in self.entries())
+
+    def values(self) -> Any:
+        return _Values(self)
+
+    def items(self) -> Any:
+        return _Items(self)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self._shards)
+
+    @property
+    def file_count(self) -> int:
+        return sum(s.files for s in self._shards)
+
+    def under(self, path: str) -> Iterator[str]:
+        below = path + "/"
+        if path in self:
+            yield path
+        start = bisect_left(self._lasts, below)
+        for i in range(start, len(self._shards)):
+            if self._shards[i].first >= path + "0":
+                return
+            for p in self._shard(i):
+                if p.startswith(below):
+                    yield p
+
+    def keys_from(self, key: str) -> Iterator[str]:
+        """Paths >= `key`, in order, reading shards from the one that can hold `key` on."""
+        for i in range(bisect_left(self._lasts, key), len(self._shards)):
+            yield from (p for p in self._shard(i) if p >= key)
+
+    def to_bytes(self) -> bytes:
+        if self._body is None:
+            self._body = root_bytes(self._shards)
+        return self._body
+
+    def shard_digests(self) -> tuple[str, ...]:
+        return tuple(s.digest for s in self._shards)
+
+    def inherited(self) -> tuple[str, ...]:
+        return tuple(s.digest for s in self._shards if s.digest not in self._new)
+
+    def documents(
+        self, *, new_only: bool = False, only: Collection[str] | None = None
+    ) -> Iterator[Document]:
+        for ref in self._shards:
+            if only is not None and ref.digest not in only:
+                continue
+            if not new_only or ref.digest in self._new:
+                packed = self._stored_body(ref.digest)
+                if packed[:1] == b"{":
+                    packed = zlib.compress(packed, 6)
+                yield Document(ref.digest, packed, ref.size, ref.files)
+        if only is None:
+            yield Document(self.digest, self.compressed(), self.size, self.file_count)
+
+    def shard_objects(self, digest: str) -> set[str]:
+        ref = next(s for s in self._shards if s.digest == digest)
+        return {d for e in self.read(ref) for d in e.objects()}
+
+    def objects(self) -> set[str]:
+        return {d for ref in self._shards for e in self.read(ref) for d in e.objects()}
+
+
+class _Values(ValuesView[Entry]):
+    """A sharded manifest's entries, streamed a shard at a time."""
+
+    def __init__(self, manifest: ShardedManifest):
+        super().__init__(manifest)
+        self._of = manifest
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self._of.entries()
+
+
+class _Items(ItemsView[str, Entry]):
+    """A sharded manifest's (path, entry) pairs, streamed a shard at a time."""
+
+    def __init__(self, manifest: ShardedManifest):
+        super().__init__(manifest)
+        self._of = manifest
+
+    def __iter__(self) -> Iterator[tuple[str, Entry]]:
+        return ((e.path, e) for e in self._of.entries())
+
+
+def build(entries: Iterable[Entry], *, load: Loader | None = None) -> Manifest:
+    """A manifest from entries in strictly increasing path order, streamed: in memory up to
+    `SHARD_THRESHOLD` entries (formats 1 and 2), else cut into shards as they come."""
+    stream = checked(entries)
+    head = list(islice(stream, SHARD_THRESHOLD + 1))
+    if len(head) <= SHARD_THRESHOLD:
+        return Manifest(head)
+    return ShardedManifest.made(chain(head, stream), load=load)
+
+
+def is_sharded(text: bytes) -> bool:
+    """Whether a manifest's canonical bytes are a format-3 root (its first key is `format`;
+    formats 1 and 2 begin with `entries`)."""
+    return text.startswith(b'{"format":')
 
 
 def parse_document(body: bytes, *, expect_digest: str | None = None) -> dict[str, Any]:
-    """A manifest's JSON document (`{"entries": {path: entry}, "format": 1 or 2}`), its
-    digest and format checked, without building an `Entry` per path (see cairn.tree)."""
+    """A format 1/2 manifest's JSON document (`{"entries": {path: entry}, "format": 1 or 2}`),
+    its digest and format checked, without building an `Entry` per path (see cairn.tree)."""
     return read_document(verified_json(body, expect_digest=expect_digest))
 
 
 def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
     """A stored manifest (compressed or not) as its canonical JSON, checked against its
     digest: the bytes the digest was taken over."""
-    if body[:1] != b"{":
-        body = zlib.decompress(body)
-    if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
-        raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
-    return body
+    return decode(body, expect_digest=expect_digest)
 
 
-def read_document(text: bytes) -> dict[str, Any]:
-    """The parsed JSON of a manifest, its format checked."""
-    doc: dict[str, Any] = json.loads(text)
+def read_document(text: bytes, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parsed JSON of a format 1/2 manifest, its format checked."""
+    if doc is None:
+        doc = parse(text, "manifest")
     form = doc.get("format")
     if form not in (FORMAT_FILES, FORMAT_VERSION):
-        raise IntegrityError(
-            f"manifest format {form!r} is not supported by this cairn "
-            f"(knows {FORMAT_FILES} and {FORMAT_VERSION}); upgrade cairn"
-        )
+        raise unsupported(form)
+    entries = doc.get("entries")
+    if not isinstance(entries, dict):
+        raise IntegrityError("manifest is corrupt: it has no entries")
     if form == FORMAT_FILES:
-        for p, e in doc["entries"].items():
+        for p, e in entries.items():
             if "kind" in e:
                 raise IntegrityError(
                     f"manifest format 1 has a {e['kind']!r} entry at {p!r}: only format 2 "
@@ -272,32 +505,8 @@ def read_document(text: bytes) -> dict[str, Any]:
     return doc
 
 
-def _checked(by_path: dict[str, Entry]) -> dict[str, Entry]:
-    """The entries in path order, checked: known kinds, link targets inside the version,
-    no path both a leaf and a folder of another (an empty-folder entry that has something
-    in it is dropped: the folder exists anyway)."""
-    folders: set[str] = set()
-    for p in by_path:
-        head = p
-        while "/" in head:
-            head = head.rsplit("/", 1)[0]
-            if head in folders:
-                break
-            folders.add(head)
-    out: dict[str, Entry] = {}
-    for p, e in sorted(by_path.items()):
-        if e.kind != FILE:
-            if e.kind == LINK:
-                check_link_target(p, e.target or "")
-            elif e.kind != DIR:
-                raise _unknown_kind(p, e.kind)
-        if p in folders:
-            if e.kind == DIR:
-                continue
-            child = next(q for q in by_path if q.startswith(p + "/"))
-            raise IntegrityError(f"path {p!r} is both a file and a folder of {child!r}; rename one")
-        out[p] = e
-    return out
+def _path(e: Entry) -> str:
+    return e.path
 
 
 @dataclass(frozen=True)
@@ -310,13 +519,40 @@ class Diff:
 
     @classmethod
     def between(cls, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> Diff:
-        return cls(
-            added=tuple(sorted(set(new) - set(old))),
-            removed=tuple(sorted(set(old) - set(new))),
-            modified=tuple(
-                sorted(p for p in set(old) & set(new) if not old[p].same_content(new[p]))
-            ),
+        """A sorted merge of both manifests' entries; shards both have are skipped unread
+        (the same shard holds the same entries)."""
+        common = set(_shards_of(old)) & set(_shards_of(new))
+        added: list[str] = []
+        removed: list[str] = []
+        modified: list[str] = []
+        a, b = _entries_outside(old, common), _entries_outside(new, common)
+        tagged = heapq.merge(
+            ((e.path, 0, e) for e in a), ((e.path, 1, e) for e in b), key=lambda t: t[:2]
         )
+        pending: tuple[str, int, Entry] | None = None
+        for item in tagged:
+            if pending is not None and pending[0] == item[0]:
+                if not pending[2].same_content(item[2]):
+                    modified.append(item[0])
+                pending = None
+                continue
+            if pending is not None:
+                (removed if pending[1] == 0 else added).append(pending[0])
+            pending = item
+        if pending is not None:
+            (removed if pending[1] == 0 else added).append(pending[0])
+        return cls(added=tuple(added), removed=tuple(removed), modified=tuple(modified))
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.modified)
+
+
+def _shards_of(m: Mapping[str, Entry]) -> tuple[str, ...]:
+    return m.shard_digests() if isinstance(m, ShardedManifest) else ()
+
+
+def _entries_outside(m: Mapping[str, Entry], skip: set[str]) -> Iterator[Entry]:
+    """`m`'s entries in path order, but those of the shards in `skip`."""
+    if isinstance(m, ShardedManifest):
+        return (e for ref in m.shards if ref.digest not in skip for e in m.read(ref))
+    return (m[p] for p in sorted(m))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,8 @@ from .catalog.packs import record as record_packs
 from .catalog.restore import ORDER, Restorer
 from .errors import CairnError, IntegrityError
 from .layout import PACKS, digest_of_pack_key, manifest_key, namespace_prefix
-from .manifest import Manifest
+from .manifest import Manifest, ShardedManifest
+from .manifest_shards import decode, read_shard
 from .sizes import counted
 from .storeconfig import StoreConfig, new_repository_id, read_config, write_config
 from .storelog import read
@@ -222,43 +224,74 @@ def _apply(
         else:
             restorer.remove_policy(key)
     wanted = [k for k in changed if k.startswith("version:") and rows[k]["state"] == "COMMITTED"]
-    bodies = _manifests(store, state, rows, wanted, problems)
-    restorer.save_manifests(
-        [
-            (rows[k]["project"], rows[k]["digest"], body, rows[k]["size"], rows[k]["file_count"])
-            for k, body in bodies.items()
-        ]
-    )
+    restorer.save_manifests(_manifests(store, state, rows, wanted, problems))
     return len(changed) + len(stale)
+
+
+ManifestRow = tuple[str, str, bytes, int, int]  # project, digest, compressed body, size, files
 
 
 def _manifests(
     store: Store, state: State, rows: dict[str, Any], keys: list[str], problems: list[str] | None
-) -> dict[str, bytes]:
-    """key -> compressed manifest, from the log where it rides along, else the store."""
-    out: dict[str, bytes] = {}
+) -> list[ManifestRow]:
+    """Each version's manifest row, from the log where it rides along, else the store; and
+    a format-3 manifest's shard rows, from the store."""
+    bodies: dict[str, bytes] = {}
     fetch: dict[str, str] = {}
     for key in keys:
         inline = state.items[key].get("_manifest")
         if inline is not None:
-            out[key] = base64.b64decode(inline)
+            bodies[key] = base64.b64decode(inline)
         else:
             item = rows[key]
             fetch[manifest_key(item["digest"], namespace=item["namespace"])] = key
     got = store.get_many(fetch)
     for object_key, key in fetch.items():
-        digest = rows[key]["digest"]
+        data = got.ok.get(object_key)
+        bodies[key] = data if data is not None else b""
+    out: list[ManifestRow] = []
+    for key, body in bodies.items():
+        item = rows[key]
+        digest = item["digest"]
         try:
-            data = got.ok.get(object_key)
-            if data is None:
-                raise got.failed[object_key]
-            out[key] = Manifest.from_bytes(data, expect_digest=digest).compressed()
+            if not body:
+                raise got.failed[manifest_key(digest, namespace=item["namespace"])]
+            m = Manifest.from_bytes(body, expect_digest=digest)
+            shards = _shard_rows(store, item, m) if isinstance(m, ShardedManifest) else []
         except (FileNotFoundError, IntegrityError) as exc:
             note = f"{describe(key)}: manifest {digest} unreadable ({exc})"
             if problems is None:
                 raise CairnError(note) from exc
             problems.append(note)
+            continue
+        out += shards
+        out.append((item["project"], digest, m.compressed(), item["size"], item["file_count"]))
     return out
+
+
+def _shard_rows(store: Store, item: dict[str, Any], m: ShardedManifest) -> list[ManifestRow]:
+    """The rows of a format-3 manifest's shards, read from the version's namespace and
+    checked against the root, a batch at a time."""
+    out: list[ManifestRow] = []
+    refs = m.shards
+    for i in range(0, len(refs), _SHARD_BATCH):
+        batch = {
+            manifest_key(r.digest, namespace=item["namespace"]): r
+            for r in refs[i : i + _SHARD_BATCH]
+        }
+        got = store.get_many(batch)
+        for key, ref in batch.items():
+            data = got.ok.get(key)
+            if data is None:
+                raise got.failed[key]
+            text = decode(data, expect_digest=ref.digest, limit=ref.bytes)
+            read_shard(text, ref)
+            out.append((item["project"], ref.digest, zlib.compress(text, 6), ref.size, ref.files))
+    return out
+
+
+#: shards read from the store per batch
+_SHARD_BATCH = 64
 
 
 def _index_packs(store: Store, conn: Any, rows: dict[str, Any]) -> int:

@@ -192,7 +192,7 @@ class Repository:
         if unchanged is not None:
             return unchanged
         with stage(self, art, namespace=namespace, scanned=scanned) as staged:
-            manifest = Manifest([*art.base_entries(), *staged.entries])
+            manifest = art.compose(staged.entries)
             write_manifest(self, staged, manifest)
             changes = track(self.listeners, run=run.id if run else None)
             with self.catalog.write() as conn:
@@ -216,7 +216,8 @@ class Repository:
                     changes.committed(version_id)
                 events = changes.events(conn)
         self.listeners.emit(events)  # committed: a failing listener cannot undo it
-        self._remember(namespace, manifest)
+        if not manifest.inherited():  # a draft's cost stays that of its changes
+            self._remember(namespace, manifest)
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
@@ -235,7 +236,7 @@ class Repository:
         known = scanned.entries()
         if known is None:
             return None
-        manifest = Manifest([*art.base_entries(), *known, *art.entries.values()])
+        manifest = art.compose(known)
         with self.catalog.read() as conn:
             coll = records.collection(conn, project, art.name, type=art.type)
             row = records.committed_with_digest(conn, coll.id, manifest.digest)
@@ -725,8 +726,10 @@ class Repository:
             return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
 
     def _load_manifest(self, digest: str) -> Manifest:
-        with self.catalog.read() as conn:
-            return records.load_manifest(conn, digest)
+        """A version's manifest; a format-3 one reads its shards when they are needed."""
+        return Manifest.from_bytes(
+            self._manifest_body(digest), expect_digest=digest, load=self._manifest_body
+        )
 
     def _manifest_body(self, digest: str) -> bytes:
         with self.catalog.read() as conn:

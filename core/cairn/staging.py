@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from .repository import Repository
 
 
+#: manifest shards put in one batch
+_PUT_BATCH = 32
+
+
 @dataclass
 class Staged:
     """New entries of an artifact, stored and leased in `namespace`, not yet committed."""
@@ -38,6 +42,9 @@ class Staged:
     namespace: str
     entries: list[Entry]
     stats: UploadStats
+    #: the lease holds the draft's parent in this namespace: the manifest shards a draft
+    #: takes over from it need not be stored again
+    holds_parent: bool = False
 
 
 @contextmanager
@@ -84,7 +91,8 @@ def stage(
             entries += added
         finally:
             uploader.close()
-        yield Staged(lease_id, namespace, entries, uploader.stats)
+        held = parent is not None and not moved
+        yield Staged(lease_id, namespace, entries, uploader.stats, holds_parent=held)
     finally:
         with repo.catalog.write() as conn:
             leases.drop(conn, lease_id)
@@ -178,12 +186,24 @@ class _PackIndex:
 
 
 def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:
-    """Put the manifest object in the staged namespace (so a lost catalog can be rebuilt),
-    leased first so GC keeps it until the version row names it."""
-    key = manifest_key(manifest.digest, namespace=staged.namespace)
-    if not _protect(repo, staged.lease_id, {key: manifest.digest}):
-        repo.store.put(key, manifest.to_bytes())
-        if repo.catalog.journal is None:
-            repo.store.sync()
-        # else the commit's store-log record is written and synced before the commit, and
-        # that one sync makes the manifest durable too (docs/FORMAT.md, write order)
+    """Put the manifest's documents in the staged namespace (so a lost catalog can be
+    rebuilt): shards, then the root (docs/FORMAT.md, write order), each leased first so
+    GC keeps it until the version row names it. The shards a draft took over from its
+    parent are not written when the parent is in this namespace: its version holds them
+    there, and the staging lease holds the parent."""
+    docs = {
+        manifest_key(d.digest, namespace=staged.namespace): d
+        for d in manifest.documents(new_only=staged.holds_parent)
+    }
+    present = _protect(repo, staged.lease_id, {k: d.digest for k, d in docs.items()})
+    missing = [k for k, d in docs.items() if d.digest not in present]
+    shards, root = missing[:-1], missing[-1:]  # the root comes last in `documents()`
+    for i in range(0, len(shards), _PUT_BATCH):  # the shards, a batch in flight at a time
+        batch = shards[i : i + _PUT_BATCH]
+        repo.store.put_many({k: docs[k].text() for k in batch}).raise_first()
+    for key in root:  # the root last: a stored root's shards are all stored
+        repo.store.put(key, docs[key].text())
+    if missing and repo.catalog.journal is None:
+        repo.store.sync()
+    # else the commit's store-log record is written and synced before the commit, and
+    # that one sync makes the manifest durable too (docs/FORMAT.md, write order)

@@ -255,7 +255,7 @@ class FileTree:
             count = stop - i - self._empty_folders(sub + "/")
             folders.append(TreeItem(sub, sub[start:], True, totals[stop] - totals[i], count, DIR))
             i = stop
-        self._children[folder] = _by_name(folders, files)
+        self._children[folder] = by_name(folders, files)
         return self._children[folder]
 
     def _text_span(self, folder: str) -> tuple[int, int]:
@@ -293,11 +293,11 @@ class FileTree:
                 TreeItem(sub, sub[len(prefix) :], True, None, text.count(pos, stop), DIR)
             )
             pos = stop
-        self._quick[folder] = _by_name(folders, files)
+        self._quick[folder] = by_name(folders, files)
         return self._quick[folder]
 
 
-def _by_name(folders: list[TreeItem], files: list[TreeItem]) -> Children:
+def by_name(folders: list[TreeItem], files: list[TreeItem]) -> Children:
     # sorted paths list 'a-b/x' before 'a.txt' before 'a/x': sort each kind by name
     folders.sort(key=lambda t: t.name)
     files.sort(key=lambda t: t.name)

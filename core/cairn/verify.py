@@ -23,8 +23,10 @@ import blake3
 from . import references
 from .catalog import damaged
 from .catalog.packs import Member
-from .layout import namespace_prefix
+from .errors import IntegrityError
+from .layout import manifest_key, namespace_prefix
 from .manifest import Entry
+from .manifest_shards import decode
 from .sizes import counted, format_size
 
 # packed objects checked per task: up to 256 KiB each, read as ranges of their pack
@@ -81,12 +83,15 @@ class VerifyReport:
     #: cache files re-hashed, and the digests of those dropped for not matching
     cache_checked: int = 0
     cache_dropped: list[str] = field(default_factory=list)
+    #: format-3 manifest documents (roots, shards) the store lacks or holds corrupt:
+    #: 'missing: manifests/<digest>.json, needed by ref, ...' (recover needs them)
+    manifests: list[str] = field(default_factory=list)
     #: set by `cairn verify --repair`: (digest, where its good copy came from)
     repaired: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.bad or self.references)
+        return not (self.bad or self.references or self.manifests)
 
     @property
     def missing(self) -> list[str]:
@@ -125,6 +130,9 @@ class VerifyReport:
                 f"{missing} missing" if missing else "",
                 f"{len(self.bad) - missing} corrupt" if len(self.bad) > missing else "",
                 f"{counted(len(self.references), 'reference')} changed" if self.references else "",
+                f"{counted(len(self.manifests), 'manifest document')} bad"
+                if self.manifests
+                else "",
             ]
             lines.append(f"{head}: {', '.join(f for f in found if f)}")
         for b in self.bad:
@@ -134,6 +142,7 @@ class VerifyReport:
             if b.note:
                 lines.append(f"  not repaired: {b.note}")
         lines += [f"reference: {r}" for r in self.references]
+        lines += self.manifests
         if self.cache_dropped:
             lines.append(
                 f"cache: dropped {counted(len(self.cache_dropped), 'file')} that no longer "
@@ -150,26 +159,45 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
     in the catalog and clear what reads back intact; drop bad cache files."""
     targets = _targets(repo, ref)
     report = VerifyReport(versions_checked=len(targets))
-    needs: dict[tuple[str, str], list[Need]] = defaultdict(list)  # (namespace, digest) ->
+    # what is needed, as (namespace, digest) alone: the entries are streamed (a format-3
+    # manifest a shard at a time) and read again only for the objects found bad
+    needs: set[tuple[str, str]] = set()
+    documents: dict[tuple[str, str], list[str]] = defaultdict(list)  # -> refs
     for v in targets:
-        files = v.files()
-        for e in files:
-            for d in e.objects():
-                needs[v.namespace, d].append(Need(v.ref, e))
+        refs = []
+        for e in v.manifest.values():
+            needs.update((v.namespace, d) for d in e.objects())
+            if e.is_reference:
+                refs.append(e)
         problems = references.check_all(
-            files, sources=repo.reference_sources, concurrency=repo.store.concurrency
+            refs, sources=repo.reference_sources, concurrency=repo.store.concurrency
         )
         report.references += [f"{v.ref} {problem}" for problem in problems.values()]
+        shards = v.manifest.shard_digests()
+        for d in (*shards, v.manifest.digest) if shards else ():
+            documents[v.namespace, d].append(v.ref)
+    report.manifests = _documents_back(repo, documents)
 
     found = _read_back(repo, needs)
+    bad = {key for key, (problem, _) in found.items() if problem}
+    users: dict[tuple[str, str], list[Need]] = defaultdict(list)
+    for v in targets if bad else ():
+        for e in v.manifest.values():
+            for d in e.objects():
+                if (v.namespace, d) in bad:
+                    users[v.namespace, d].append(Need(v.ref, e))
     for (namespace, d), (problem, size) in sorted(found.items()):
         report.objects_checked += 1
         report.bytes_checked += size
         if problem:
-            report.bad.append(BadObject(namespace, d, problem, tuple(needs[namespace, d])))
+            report.bad.append(BadObject(namespace, d, problem, tuple(users[namespace, d])))
     _record(repo, found)
 
-    wanted = None if ref is None else {e.digest for v in targets for e in v.files() if e.digest}
+    wanted = (
+        None
+        if ref is None
+        else {e.digest for v in targets for e in v.manifest.values() if e.digest}
+    )
     report.cache_checked, report.cache_dropped = repo.cache.scrub(wanted)
     return report
 
@@ -186,7 +214,7 @@ def _targets(repo: Repository, ref: str | None) -> list[ArtifactVersion]:
 
 
 def _read_back(
-    repo: Repository, needs: dict[tuple[str, str], list[Need]]
+    repo: Repository, needs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int]]:
     """(namespace, digest) -> (problem or '', bytes read) for every needed object.
 
@@ -224,6 +252,32 @@ def _read_back(
             for d, problem, size in results:
                 found[namespace, d] = (problem, size)
     return found
+
+
+def _documents_back(repo: Repository, documents: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Read back every format-3 manifest document the versions need from their namespace,
+    a batch at a time; a line per document missing or corrupt."""
+    out: list[str] = []
+    keys = {manifest_key(d, namespace=ns): (ns, d) for ns, d in sorted(documents)}
+    order = list(keys)
+    for i in range(0, len(order), _DOCUMENT_BATCH):
+        got = repo.store.get_many(order[i : i + _DOCUMENT_BATCH])
+        for key in order[i : i + _DOCUMENT_BATCH]:
+            data = got.ok.get(key)
+            problem = damaged.MISSING
+            if data is not None:
+                try:
+                    decode(data, expect_digest=keys[key][1])
+                    continue
+                except IntegrityError:
+                    problem = damaged.CORRUPT
+            refs = ", ".join(dict.fromkeys(documents[keys[key]]))
+            out.append(f"{problem}: {key}, needed by {refs}")
+    return out
+
+
+#: manifest documents read back per batch
+_DOCUMENT_BATCH = 64
 
 
 def _record(repo: Repository, found: dict[tuple[str, str], tuple[str, int]]) -> None:

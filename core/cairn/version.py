@@ -12,8 +12,9 @@ from .checkout import Target, checkout, reserved
 from .confined import make_folder
 from .download import cache_key
 from .errors import CairnError, Conflict, NotFound
-from .manifest import DIR, FILE, Entry, Manifest
+from .manifest import DIR, FILE, Entry, Manifest, ShardedManifest, is_sharded, verified_json
 from .names import LATEST, check_alias, check_path, check_user_alias
+from .shardtree import ShardedTree
 from .transfer import UploadStats
 from .tree import FileTree
 
@@ -93,14 +94,29 @@ class ArtifactVersion:
             self._manifest = self._repo._load_manifest(self.digest)
         return self._manifest
 
+    def _sharded(self) -> ShardedManifest | None:
+        """The manifest if it is format 3 (its root alone is read: lookups then read the
+        one shard a path can be in); else None, and the file tree is ready."""
+        if self._manifest is None and self._tree is None and self.digest is not None:
+            text = verified_json(self._repo._manifest_body(self.digest), expect_digest=self.digest)
+            if is_sharded(text):
+                self._manifest = Manifest.from_bytes(text, load=self._repo._manifest_body)
+            else:
+                self._tree = FileTree.from_bytes(text)
+        return self._manifest if isinstance(self._manifest, ShardedManifest) else None
+
     def file_tree(self) -> FileTree:
         """The files as folders, listed a page at a time (`tree.listdir("images")`):
         on a large version much cheaper than `files()`, which builds every entry."""
         if self._tree is None:
             if self.digest is None:
                 raise NotFound(f"{self.ref} is pending: its files are known once it is finished")
-            body = self._repo._manifest_body(self.digest)
-            self._tree = FileTree.from_bytes(body, expect_digest=self.digest)
+            sharded = self._sharded()
+            if sharded is not None:  # format 3: each listing reads the shards it needs
+                self._tree = ShardedTree(sharded)
+            elif self._tree is None:
+                body = self._repo._manifest_body(self.digest)
+                self._tree = FileTree.from_bytes(body, expect_digest=self.digest)
         return self._tree
 
     def files(self) -> list[Entry]:
@@ -109,7 +125,7 @@ class ArtifactVersion:
 
     def entry(self, path: str) -> Entry:
         """One file's entry (from the file tree unless the manifest is loaded: cheaper)."""
-        if self._manifest is None and self.digest is not None:
+        if self._manifest is None and self.digest is not None and self._sharded() is None:
             try:
                 return self.file_tree().entry(path)
             except NotFound:
@@ -170,7 +186,12 @@ class ArtifactVersion:
     def resolve(self, path: str) -> Entry:
         """The file entry `path` names, links followed within the version."""
         path = check_path(path)
-        if self._manifest is None and self.digest is not None and self.file_tree().plain:
+        if (
+            self._manifest is None
+            and self.digest is not None
+            and self._sharded() is None
+            and self.file_tree().plain
+        ):
             # no links: the path names itself (a large version's file tree is cheaper)
             tree = self.file_tree()
             if tree.is_file(path):
@@ -182,7 +203,7 @@ class ArtifactVersion:
         e = self.manifest.get(real)
         if e is not None and e.kind == FILE:
             return e
-        if e is not None and e.kind == DIR or any(p.startswith(real + "/") for p in self.manifest):
+        if e is not None and e.kind == DIR or any(p != real for p in self.manifest.under(real)):
             raise NotFound(f"{self.ref}: {path!r} is a folder, not a file")
         if real != path:
             raise NotFound(f"{self.ref}: {path!r} is a link to {real!r}, which it does not have")

@@ -71,7 +71,8 @@ def test_links_and_folders_make_a_format_2_manifest():
     ("doc", "message"),
     [
         ({"format": 2, "entries": {"x": {"kind": "fifo"}}}, "kind 'fifo'"),
-        ({"format": 3, "entries": {}}, "format 3"),
+        ({"format": 4, "entries": {}}, "format 4"),
+        ({"format": 3, "entries": {}}, "lists no shards"),  # a root names shards
         ({"format": 1, "entries": {"x": {"kind": "dir"}}}, "format 1"),
         ({"format": 2, "entries": {"x": {"kind": "link"}}}, "target"),
     ],

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import Conflict, NotFound
 from ..layout import namespace_for
-from ..manifest import Manifest
+from ..manifest import Manifest, ShardedManifest
 from ..names import LATEST, Ref
 from . import journal
 from .schema import aliases, collections, manifests, parts, projects, version_query, versions
@@ -107,24 +107,60 @@ def list_projects(conn: Connection) -> list[Row]:
 
 
 def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None:
-    """Record the manifest for one project (rows are per project: the access boundary)."""
-    insert_ignore(
-        conn,
-        manifests,
-        {
-            "project_id": project_id,
-            "digest": manifest.digest,
-            "body": manifest.compressed(),
-            "size": manifest.size,
-            "file_count": manifest.file_count,
-            "created_at": now(),
-        },
-        ["project_id", "digest"],
-    )
+    """Record the manifest's documents for one project (rows are per project: the access
+    boundary): a format-3 manifest's root and every shard, a shard the project holds
+    already (a draft's unchanged shards) left as it is."""
+    rows = {d.digest: d for d in manifest.documents(new_only=True)}
+    inherited = [d for d in manifest.inherited() if d not in rows]
+    held: set[str] = set()
+    for i in range(0, len(inherited), _IN_BATCH):
+        batch = inherited[i : i + _IN_BATCH]
+        held |= set(
+            conn.scalars(
+                select(manifests.c.digest).where(
+                    manifests.c.project_id == project_id, manifests.c.digest.in_(batch)
+                )
+            )
+        )
+    if len(held) < len(inherited):  # a draft logged to another project: copy the rest
+        wanted = set(inherited) - held
+        rows.update((d.digest, d) for d in manifest.documents(only=wanted))
+    at = now()
+    for d in rows.values():
+        insert_ignore(
+            conn,
+            manifests,
+            {
+                "project_id": project_id,
+                "digest": d.digest,
+                "body": d.packed,
+                "size": d.size,
+                "file_count": d.files,
+                "created_at": at,
+            },
+            ["project_id", "digest"],
+        )
+
+
+#: digests per `IN (...)` query
+_IN_BATCH = 500
 
 
 def load_manifest(conn: Connection, digest: str) -> Manifest:
-    return Manifest.from_bytes(manifest_body(conn, digest), expect_digest=digest)
+    """A manifest from the catalog; a format-3 one reads its shards through `conn`, so
+    use it while `conn` is open (or `load_manifest_whole`)."""
+    return Manifest.from_bytes(
+        manifest_body(conn, digest), expect_digest=digest, load=lambda d: manifest_body(conn, d)
+    )
+
+
+def load_manifest_whole(conn: Connection, digest: str) -> Manifest:
+    """A manifest from the catalog with every shard read now (usable once `conn` closes)."""
+    m = load_manifest(conn, digest)
+    if not isinstance(m, ShardedManifest):
+        return m
+    bodies = {d: manifest_body(conn, d) for d in m.shard_digests()}
+    return ShardedManifest(m.shards, load=bodies.__getitem__, root=m.to_bytes())
 
 
 def manifest_body(conn: Connection, digest: str) -> bytes:

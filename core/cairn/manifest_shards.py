@@ -1,0 +1,300 @@
+"""Format 3 manifests: a small root document naming shards, each a sorted run of entries.
+
+A large version's manifest is not one document: its entries, in path order, are cut into
+shards at content-defined boundaries (after an entry whose path's CRC-32 has `SHARD_BITS`
+low zero bits, or after `SHARD_MAX` entries since the last boundary), each shard stored
+as its own content-addressed document, and a root lists them with their first and last
+path, counts, size and digest. The version digest is the root's BLAKE3. A boundary
+depends only on the entries since the previous one, so a change to a few paths rewrites
+only the shards they fall in (and the root): every other shard is byte for byte the
+parent's, shared in the store and the catalog (docs/FORMAT.md, "Manifest format 3").
+
+This module holds the documents (canonical bytes, bounded and checked decoding), the
+cutter and the streaming check of invariant 10 (no path both a leaf and a folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import blake3
+
+from .errors import IntegrityError
+from .manifest_entry import DIR, FILE, LINK, Entry, unknown_kind
+from .names import check_link_target
+
+FORMAT_FILES, FORMAT_LINKS, FORMAT_SHARDED = 1, 2, 3
+#: a boundary follows an entry whose path's CRC-32 has this many low zero bits (so a
+#: shard holds 2**SHARD_BITS entries on average) ...
+SHARD_BITS = 10
+#: ... or the SHARD_MAX-th entry since the previous boundary
+SHARD_MAX = 8192
+#: a stored manifest document decompressing to more than this is refused unread
+MAX_DOCUMENT = 1 << 30
+#: compressed shards a manifest being made keeps in memory; more go to a temporary file
+SPOOL_MEMORY = 16 << 20
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """Sorted keys, compact separators: the bytes a digest is taken over."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(body: bytes, *, expect_digest: str | None, limit: int = MAX_DOCUMENT) -> bytes:
+    """A stored manifest document (zlib-compressed or not) as its canonical bytes, at most
+    `limit` of them (more is never decompressed), checked against `expect_digest`."""
+    name = f"manifest {expect_digest}" if expect_digest else "a manifest"
+    if body[:1] == b"{":
+        text = body
+    else:
+        inflate = zlib.decompressobj()
+        try:
+            text = inflate.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise IntegrityError(f"{name} is corrupt: {exc}") from None
+        if len(text) <= limit and not inflate.eof:
+            raise IntegrityError(f"{name} is corrupt: it is truncated")
+    if len(text) > limit:
+        raise IntegrityError(f"{name} is corrupt: it is larger than the {limit} bytes it may be")
+    if expect_digest and blake3.blake3(text).hexdigest() != expect_digest:
+        raise IntegrityError(f"{name} is corrupt: its digest does not match")
+    return text
+
+
+def parse(text: bytes, what: str) -> dict[str, Any]:
+    """The JSON object in `text` (IntegrityError if it is none)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise IntegrityError(f"{what} is corrupt: {exc}") from None
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"{what} is corrupt: not a JSON object")
+    return doc
+
+
+def unsupported(form: object) -> IntegrityError:
+    return IntegrityError(
+        f"manifest format {form!r} is not supported by this cairn "
+        f"(knows {FORMAT_FILES}, {FORMAT_LINKS} and {FORMAT_SHARDED}); upgrade cairn"
+    )
+
+
+def is_boundary(path: str) -> bool:
+    """Whether a shard ends after the entry at `path` whatever came before it."""
+    return zlib.crc32(path.encode()) & ((1 << SHARD_BITS) - 1) == 0
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """What the root says of one shard: its paths' range, counts, size and digest."""
+
+    first: str
+    last: str
+    count: int  # entries
+    files: int  # entries that are not empty folders
+    size: int  # bytes of the files
+    bytes: int  # length of the shard's canonical document
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "count": self.count,
+            "digest": self.digest,
+            "files": self.files,
+            "first": self.first,
+            "last": self.last,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ShardRef:
+        try:
+            ref = cls(
+                first=data["first"],
+                last=data["last"],
+                count=data["count"],
+                files=data["files"],
+                size=data["size"],
+                bytes=data["bytes"],
+                digest=data["digest"],
+            )
+        except (KeyError, TypeError):
+            raise IntegrityError("manifest root is corrupt: a shard lacks a field") from None
+        numbers = (ref.count, ref.files, ref.size, ref.bytes)
+        if not all(type(n) is int and n >= 0 for n in numbers) or not (
+            isinstance(ref.first, str) and isinstance(ref.last, str)
+        ):
+            raise IntegrityError("manifest root is corrupt: a shard has a bad field")
+        if not (isinstance(ref.digest, str) and len(ref.digest) == 64):
+            raise IntegrityError("manifest root is corrupt: a shard has a bad digest")
+        if ref.count < 1 or ref.first > ref.last or ref.bytes > MAX_DOCUMENT:
+            raise IntegrityError(f"manifest root is corrupt: shard {ref.digest} is inconsistent")
+        return ref
+
+
+def root_bytes(shards: Iterable[ShardRef]) -> bytes:
+    return canonical({"format": FORMAT_SHARDED, "shards": [s.to_json() for s in shards]})
+
+
+def read_root(doc: dict[str, Any]) -> tuple[ShardRef, ...]:
+    """The shards a root document lists, checked: in path order, without overlap."""
+    raw = doc.get("shards")
+    if not isinstance(raw, list) or not raw or "entries" in doc:
+        raise IntegrityError("manifest root is corrupt: it lists no shards")
+    shards = tuple(ShardRef.from_json(s) for s in raw)
+    for a, b in zip(shards, shards[1:], strict=False):
+        if not a.last < b.first:
+            raise IntegrityError("manifest root is corrupt: its shards overlap or are unsorted")
+    return shards
+
+
+def shard_bytes(entries: list[Entry]) -> bytes:
+    return canonical({"entries": {e.path: e.to_json() for e in entries}, "format": FORMAT_SHARDED})
+
+
+def read_shard(text: bytes, ref: ShardRef) -> list[Entry]:
+    """A shard's entries, checked against what the root says of it."""
+    what = f"manifest shard {ref.digest}"
+    doc = parse(text, what)
+    if doc.get("format") != FORMAT_SHARDED:
+        raise unsupported(doc.get("format"))
+    raw = doc.get("entries")
+    if not isinstance(raw, dict) or len(raw) != ref.count:
+        raise IntegrityError(f"{what} is corrupt: it does not hold the entries its root names")
+    out = [Entry.from_json(p, e) for p, e in raw.items()]
+    if out[0].path != ref.first or out[-1].path != ref.last:
+        raise IntegrityError(f"{what} is corrupt: its paths are not those its root names")
+    return out
+
+
+@dataclass
+class Cutter:
+    """Cuts a sorted stream of entries into shards; `emit` receives each shard's reference
+    and canonical bytes."""
+
+    emit: Callable[[ShardRef, bytes], None]
+
+    def __post_init__(self) -> None:
+        self._run: list[Entry] = []
+
+    @property
+    def busy(self) -> bool:
+        """Whether entries wait since the last boundary."""
+        return bool(self._run)
+
+    def add(self, entry: Entry) -> None:
+        self._run.append(entry)
+        if len(self._run) >= SHARD_MAX or is_boundary(entry.path):
+            self.finish()
+
+    def finish(self) -> None:
+        run = self._run
+        if not run:
+            return
+        self._run = []
+        body = shard_bytes(run)
+        ref = ShardRef(
+            first=run[0].path,
+            last=run[-1].path,
+            count=len(run),
+            files=sum(1 for e in run if e.kind != DIR),
+            size=sum(e.size for e in run),
+            bytes=len(body),
+            digest=blake3.blake3(body).hexdigest(),
+        )
+        self.emit(ref, body)
+
+
+def checked(entries: Iterable[Entry]) -> Iterator[Entry]:
+    """The entries (in strictly increasing path order) checked as a stream: known kinds,
+    link targets inside the version, no path both a leaf and a folder of another; an
+    empty-folder entry with something in it is dropped (the folder exists anyway).
+
+    Memory is bounded by path depth: every path below `p/` lies between `p/` and `p0`, so
+    only leaves whose range the stream is still in are kept (each a prefix of the next).
+    Entries after an empty-folder entry are held until it is known to stay or go.
+    """
+    stack: list[Entry] = []
+    held: list[Entry] = []
+    dropped: set[str] = set()
+    folders = 0  # empty-folder entries in `stack`
+    last: str | None = None
+    for e in entries:
+        p = e.path
+        if last is not None and p <= last:
+            raise IntegrityError(f"manifest paths out of order at {p!r}: the manifest is corrupt")
+        last = p
+        if e.kind == LINK:
+            check_link_target(p, e.target or "")
+        elif e.kind not in (FILE, DIR):
+            raise unknown_kind(p, e.kind)
+        while stack and not (p.startswith(stack[-1].path) and p[len(stack[-1].path)] <= "/"):
+            folders -= stack.pop().kind == DIR
+        if stack and p[len(stack[-1].path)] == "/":
+            top = stack.pop()
+            if top.kind != DIR:
+                raise IntegrityError(
+                    f"path {top.path!r} is both a file and a folder of {p!r}; rename one"
+                )
+            folders -= 1
+            dropped.add(top.path)
+        stack.append(e)
+        folders += e.kind == DIR
+        held.append(e)
+        if not folders:
+            yield from (h for h in held if h.path not in dropped)
+            held.clear()
+            dropped.clear()
+    yield from (h for h in held if h.path not in dropped)
+
+
+class Spool:
+    """Shards a manifest made, zlib-compressed, until they are stored: in memory up to
+    `SPOOL_MEMORY` bytes, then in a temporary file (so making a manifest of a million
+    entries holds its shards on disk, not in memory)."""
+
+    def __init__(self) -> None:
+        self._memory: dict[str, bytes] = {}
+        self._held = 0
+        self._file: IO[bytes] | None = None
+        self._at: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, digest: str, body: bytes) -> None:
+        """Keep a shard's canonical `body` under its digest."""
+        packed = zlib.compress(body, 6)
+        with self._lock:
+            if digest in self._memory or digest in self._at:
+                return
+            if self._file is None and self._held + len(packed) <= SPOOL_MEMORY:
+                self._memory[digest] = packed
+                self._held += len(packed)
+                return
+            if self._file is None:
+                # removed when closed, at the latest when the spool is collected
+                self._file = tempfile.TemporaryFile(prefix="cairn-shards-")  # noqa: SIM115
+            at = self._file.seek(0, os.SEEK_END)
+            self._file.write(packed)
+            self._at[digest] = (at, len(packed))
+
+    def get(self, digest: str) -> bytes | None:
+        """A kept shard, compressed; None if it is not one of these."""
+        with self._lock:
+            found = self._memory.get(digest)
+            if found is not None or digest not in self._at:
+                return found
+            assert self._file is not None
+            at, length = self._at[digest]
+            self._file.seek(at)
+            return self._file.read(length)
+
+    def digests(self) -> frozenset[str]:
+        return frozenset(self._memory) | frozenset(self._at)

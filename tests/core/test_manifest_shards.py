@@ -1,0 +1,414 @@
+"""Manifest format 3: shards of sorted entries under a root (docs/FORMAT.md "Manifest").
+
+The threshold and the shard size are lowered here so a few dozen files make a sharded
+manifest; the rules are the same at a million.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+
+import pytest
+
+import cairn
+import cairn.manifest as manifest_module
+import cairn.manifest_shards as shards_module
+from cairn import Artifact, IntegrityError, Repository
+from cairn.layout import MANIFESTS, manifest_key, namespace_prefix
+from cairn.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
+from cairn.manifest_overlay import overlay
+from cairn.manifest_shards import canonical, decode
+
+from .conftest import write
+from .storelog_helpers import delete_catalog, open_repo
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Format 3 above 8 entries, a shard boundary every 4 entries on average."""
+    monkeypatch.setattr(manifest_module, "SHARD_THRESHOLD", 8)
+    monkeypatch.setattr(shards_module, "SHARD_BITS", 2)
+    monkeypatch.setattr(shards_module, "SHARD_MAX", 16)
+
+
+def _entry(path: str, fill: str = "a", size: int = 1) -> Entry:
+    return Entry(path, size, fill * 64)
+
+
+def _stored(m: Manifest) -> dict[str, bytes]:
+    return {d.digest: d.packed for d in m.documents()}
+
+
+PATHS = sorted(f"d{i % 5}/f{i:04d}.bin" for i in range(300))
+
+
+# -- the format ----------------------------------------------------------------------------
+
+
+def test_small_manifests_stay_format_1_byte_for_byte(small_shards):
+    m = build(_entry(p) for p in PATHS[:8])
+    expected = {"entries": {p: {"digest": "a" * 64, "size": 1} for p in PATHS[:8]}, "format": 1}
+    assert m.to_bytes() == canonical(expected) and not isinstance(m, ShardedManifest)
+    assert m.shard_digests() == ()
+
+
+def test_a_large_manifest_is_a_root_naming_sorted_shards(small_shards):
+    m = build(_entry(p) for p in PATHS)
+    assert isinstance(m, ShardedManifest) and len(m.shards) > 10
+    root = json.loads(m.to_bytes())
+    assert root["format"] == 3 and [s["digest"] for s in root["shards"]] == list(m.shard_digests())
+    assert sum(s["count"] for s in root["shards"]) == len(PATHS) == len(m)
+    store = _stored(m)
+    loaded = Manifest.from_bytes(store[m.digest], expect_digest=m.digest, load=store.__getitem__)
+    assert list(loaded) == PATHS and loaded.digest == m.digest
+    assert loaded[PATHS[77]].size == 1 and "nope" not in loaded and "d0/f00005" not in loaded
+    assert list(loaded.under("d3"))[:2] == [p for p in PATHS if p.startswith("d3/")][:2]
+    assert loaded.size == 300 and loaded.file_count == 300
+    # the same entries given in memory (`Manifest(...)`) store the same documents
+    assert Manifest([_entry(p) for p in reversed(PATHS)]).digest == m.digest
+
+
+def test_shards_made_past_the_memory_budget_wait_in_a_temporary_file(small_shards, monkeypatch):
+    monkeypatch.setattr(shards_module, "SPOOL_MEMORY", 200)
+    m = build(_entry(p) for p in PATHS)
+    assert isinstance(m, ShardedManifest) and m._spool._file is not None
+    store = _stored(m)
+    assert set(store) == {*m.shard_digests(), m.digest}
+    loaded = Manifest.from_bytes(store[m.digest], expect_digest=m.digest, load=store.__getitem__)
+    assert list(loaded.items()) == list(m.items())
+
+
+def test_a_lookup_reads_one_shard(small_shards):
+    m = build(_entry(p) for p in PATHS)
+    store = _stored(m)
+    read: list[str] = []
+
+    def load(d: str) -> bytes:
+        read.append(d)
+        return store[d]
+
+    loaded = Manifest.from_bytes(store[m.digest], load=load)
+    assert loaded["d2/f0102.bin"].path == "d2/f0102.bin"
+    assert loaded.get("d2/f0102.bin-not") is None
+    assert len(set(read)) <= 2
+
+
+def test_old_readers_refuse_format_3(small_shards):
+    """A cairn that knows formats 1 and 2 reads `format` first and stops there."""
+    m = build(_entry(p) for p in PATHS)
+    with pytest.raises(IntegrityError, match="format 3 is not supported|format 3"):
+        read_document(m.to_bytes())
+    doc = json.loads(m.to_bytes())
+    assert doc["format"] not in (1, 2) and "entries" not in doc
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_draft_merge_equals_a_fresh_build(small_shards, seed):
+    """Shard boundaries depend only on the entries since the last one: merging a few
+    changes into the parent's shards gives the digest a fresh log of the result gives
+    (DESIGN invariant 4), and keeps most shards."""
+    rng = random.Random(seed)
+    parent = build(_entry(p) for p in PATHS)
+    store = _stored(parent)
+    base = Manifest.from_bytes(store[parent.digest], load=store.__getitem__)
+    removed = set(rng.sample(PATHS, 4))
+    puts = [_entry(f"d{rng.randrange(7)}/new{rng.randrange(999)}", "b") for _ in range(4)]
+    puts.append(_entry(rng.choice(PATHS), "c", 9))
+    merged = overlay(base, puts, removed)
+    want = {p: _entry(p) for p in PATHS if p not in removed}
+    want.update((e.path, e) for e in puts)
+    assert merged.digest == build(want[p] for p in sorted(want)).digest
+    assert len(merged.inherited()) >= len(parent.shards) - 12
+    diff = Diff.between(base, merged)
+    assert set(diff.removed) <= removed and len(diff.added) + len(diff.modified) >= 1
+
+
+def test_a_draft_refuses_a_path_both_file_and_folder_across_shards(small_shards):
+    base = build(_entry(p) for p in PATHS)
+    with pytest.raises(IntegrityError, match="both a file and a folder"):
+        overlay(base, [_entry("d1")])
+    with pytest.raises(IntegrityError, match="both a file and a folder"):
+        overlay(base, [_entry("d1/f0001.bin/x")])
+    # an empty folder that gets a file is dropped: the folder exists anyway
+    with_dir = overlay(base, [Entry.folder("e")])
+    assert with_dir["e"].kind == "dir"
+    filled = overlay(with_dir, [_entry("e/x")])
+    assert "e" not in filled and "e/x" in filled
+    assert filled.digest == build([*(_entry(p) for p in PATHS), _entry("e/x")]).digest
+
+
+def test_shrinking_below_the_threshold_writes_format_1_again(small_shards):
+    base = build(_entry(p) for p in PATHS[:12])
+    assert isinstance(base, ShardedManifest)
+    smaller = overlay(base, [], set(PATHS[:6]))
+    assert (
+        not isinstance(smaller, ShardedManifest) and json.loads(smaller.to_bytes())["format"] == 1
+    )
+
+
+def test_a_sharded_tree_lists_every_folder_as_the_file_tree_does(small_shards):
+    """Listings read only the shards they need and agree with FileTree (the reference)."""
+    from cairn.shardtree import ShardedTree
+    from cairn.tree import FileTree
+
+    rng = random.Random(3)
+    entries = [_entry(p, size=rng.randrange(1, 99)) for p in PATHS]
+    entries += [_entry(f"deep/a/b{i % 3}/c{i}.x", size=i) for i in range(40)]
+    entries += [Entry.link("links/to-first", "../d0/f0000.bin"), Entry.folder("void/empty")]
+    entries += [_entry(f"top{i}.txt", size=3) for i in range(5)]
+    m = build(sorted(entries, key=lambda e: e.path))
+    store = _stored(m)
+    read: list[str] = []
+    loaded = Manifest.from_bytes(store[m.digest], load=lambda d: read.append(d) or store[d])
+    fast = ShardedTree(loaded)
+    slow = FileTree({e.path: e.to_json() for e in m.values()})
+    folders = ["", "d0", "d3", "deep", "deep/a", "deep/a/b1", "links", "void", "void/empty"]
+    for folder in folders:
+        a, b = fast.listdir(folder, limit=1000), slow.listdir(folder, limit=1000)
+        assert (a.items, a.total, a.size, a.files) == (b.items, b.total, b.size, b.files), folder
+    assert fast.is_folder("deep/a") and not fast.is_folder("deep/a/b1/c1.x")
+    assert fast.is_file("deep/a/b1/c1.x") and not fast.is_file("void/empty")
+    assert fast.entry("top2.txt").size == 3
+    with pytest.raises(cairn.NotFound):
+        fast.listdir("nope")
+    # a folder's listing reads the shards its span meets, not the manifest
+    read.clear()
+    again = Manifest.from_bytes(store[m.digest], load=lambda d: read.append(d) or store[d])
+    assert isinstance(again, ShardedManifest)
+    ShardedTree(again).listdir("deep/a/b1")
+    assert 0 < len(set(read)) <= 6 < len(m.shards)
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_a_corrupt_or_truncated_shard_is_a_clear_error(small_shards):
+    m = build(_entry(p) for p in PATHS)
+    store = _stored(m)
+    first = m.shard_digests()[0]
+    for bad in (store[first][:-7], store[first][:10] + b"x" + store[first][11:]):
+        broken = {**store, first: bad}
+        loaded = Manifest.from_bytes(store[m.digest], load=broken.__getitem__)
+        with pytest.raises(IntegrityError, match=f"manifest {first} is corrupt"):
+            list(loaded)
+    with pytest.raises(IntegrityError, match="corrupt"):
+        Manifest.from_bytes(store[m.digest][:-5], expect_digest=m.digest)
+
+
+def test_a_shard_never_inflates_past_what_its_root_says(small_shards):
+    """A zlib bomb in place of a shard stops at the shard's recorded length."""
+    m = build(_entry(p) for p in PATHS)
+    store = _stored(m)
+    first = m.shards[0]
+    bomb = zlib.compress(b"{" + b" " * (256 << 20), 9)  # 256 MiB of spaces in ~250 KiB
+    loaded = Manifest.from_bytes(store[m.digest], load={**store, first.digest: bomb}.__getitem__)
+    with pytest.raises(IntegrityError, match=f"larger than the {first.bytes} bytes"):
+        loaded[first.first]
+    with pytest.raises(IntegrityError, match="larger than"):
+        decode(bomb, expect_digest=None, limit=1 << 20)
+
+
+def test_a_root_with_overlapping_shards_is_refused(small_shards):
+    m = build(_entry(p) for p in PATHS)
+    doc = json.loads(m.to_bytes())
+    doc["shards"][1]["first"] = doc["shards"][0]["first"]
+    with pytest.raises(IntegrityError, match="overlap"):
+        Manifest.from_bytes(canonical(doc))
+
+
+# -- in a repository -------------------------------------------------------------------------
+
+
+def _manifest_keys(repo: Repository, namespace: str) -> set[str]:
+    """Digests of the manifest documents a namespace holds in the store."""
+    listed = repo.store.list(namespace_prefix(namespace) + MANIFESTS)
+    return {info.key.rsplit("/", 1)[1].removesuffix(".json") for info in listed}
+
+
+def _files(folder, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    for i in range(n):
+        write(folder / f"d{i % 4}" / f"f{i:04d}.bin", rng.randbytes(40))
+
+
+def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shards, repo, tmp_path):
+    """Two versions share most shards; deleting one and collecting with no grace period
+    leaves the other whole: download and verify still pass."""
+    data = tmp_path / "data"
+    _files(data, 120)
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    ns = v1.namespace
+    before = _manifest_keys(repo, ns)
+    assert isinstance(v1.manifest, ShardedManifest)
+    assert set(v1.manifest.shard_digests()) <= before
+
+    draft = repo.artifact(v1.ref).new_draft()
+    write(tmp_path / "x.bin", b"changed")
+    draft.add_file(str(tmp_path / "x.bin"), "d1/f0005.bin").remove("d2/f0010.bin")
+    v2 = repo.log_artifact(draft)
+    assert v2.index == v1.index + 1 and v2.digest != v1.digest
+    shared = set(v1.manifest.shard_digests()) & set(v2.manifest.shard_digests())
+    assert len(shared) >= len(v1.manifest.shards) - 6
+    new_keys = _manifest_keys(repo, ns) - before
+    assert len(new_keys) <= 7  # the changed shards and the root, no more
+    assert repo.diff(v1.ref, v2.ref) == Diff(
+        added=(), removed=("d2/f0010.bin",), modified=("d1/f0005.bin",)
+    )
+
+    repo.artifact(v1.ref).delete()
+    report = repo.gc(grace=0)
+    assert report.manifests_deleted >= 1
+    left = _manifest_keys(repo, ns)
+    assert shared <= left and v2.digest in left
+    assert v1.digest not in left
+    fresh = repo.artifact(v2.ref)
+    out = fresh.download(str(tmp_path / "out"))
+    assert (out / "d1" / "f0005.bin").read_bytes() == b"changed"
+    assert not (out / "d2" / "f0010.bin").exists()
+    assert len(list(out.rglob("*.bin"))) == 119
+    assert repo.verify().ok
+    assert fresh.entry("d3/f0007.bin").size == 40
+    assert [i.name for i in fresh.file_tree().listdir("d0").items][:1] == ["f0000.bin"]
+
+
+def test_a_draft_reads_only_the_shards_its_changes_fall_in(
+    small_shards, repo, tmp_path, monkeypatch
+):
+    """Logging a draft never walks its parent: the cost is that of the changes."""
+    data = tmp_path / "data"
+    _files(data, 200)
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    total = len(v1.manifest.shards)
+    fetched: list[str] = []
+    body = Repository._manifest_body
+    monkeypatch.setattr(
+        Repository, "_manifest_body", lambda self, d: fetched.append(d) or body(self, d)
+    )
+    draft = repo.artifact(v1.ref).new_draft()
+    write(tmp_path / "x.bin", b"x")
+    draft.add_file(str(tmp_path / "x.bin"), "d1/f0101.bin").remove("d0/f0100.bin")
+    v2 = repo.log_artifact(draft)
+    shard_reads = set(fetched) - {v1.digest}
+    assert total > 30 and len(shard_reads) <= 6, (total, len(shard_reads))
+    assert len(repo.artifact(v2.ref).manifest) == 199
+
+
+def test_a_draft_of_a_format_1_version_reads_and_grows_into_format_3(home, catalog_url, tmp_path):
+    """A store written before format 3 (formats 1 and 2) stays readable; a draft of one
+    of its versions that grows past the threshold is written as format 3."""
+    data = tmp_path / "data"
+    _files(data, 40)
+    repo = Repository.open(catalog=catalog_url, home=str(home))
+    old = repo.log_artifact(Artifact("legacy", type="dataset").add_dir(str(data)))
+    assert json.loads(zlib.decompress(repo._manifest_body(old.digest)))["format"] == 1
+    repo.close()
+
+    patch = pytest.MonkeyPatch()
+    try:
+        patch.setattr(manifest_module, "SHARD_THRESHOLD", 8)
+        patch.setattr(shards_module, "SHARD_BITS", 2)
+        repo = Repository.open(catalog=catalog_url, home=str(home))
+        again = repo.artifact(old.ref)
+        assert again.manifest.digest == old.digest  # read as it was written
+        draft = again.new_draft()
+        write(tmp_path / "y.bin", b"y")
+        v2 = repo.log_artifact(draft.add_file(str(tmp_path / "y.bin"), "new/y.bin"))
+        assert isinstance(repo.artifact(v2.ref).manifest, ShardedManifest)
+        out = repo.artifact(v2.ref).download(str(tmp_path / "out"))
+        assert len(list(out.rglob("*.bin"))) == 41
+        assert repo.verify().ok
+        repo.close()
+    finally:
+        patch.undo()
+
+
+def test_verify_reports_a_missing_or_corrupt_shard_in_the_store(small_shards, repo, tmp_path):
+    data = tmp_path / "data"
+    _files(data, 60)
+    v = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    assert repo.verify().ok
+    first, second = v.manifest.shard_digests()[:2]
+    repo.store.delete([manifest_key(first, namespace=v.namespace)])
+    repo.store.put(manifest_key(second, namespace=v.namespace), b'{"entries":{},"format":3}')
+    report = repo.verify()
+    assert not report.ok and len(report.manifests) == 2
+    assert any(line.startswith("missing: ") and first in line for line in report.manifests)
+    assert any(line.startswith("corrupt: ") and second in line for line in report.manifests)
+    assert v.ref in str(report)
+
+
+def test_recover_restores_shards_from_the_store(small_shards, home, catalog_url, store, tmp_path):
+    url, options = store
+    repo = open_repo(home, catalog_url, url, options)
+    data = tmp_path / "data"
+    _files(data, 60)
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    draft = repo.artifact(v1.ref).new_draft().remove("d0")
+    v2 = repo.log_artifact(draft)
+    digests, ref = {v1.digest, v2.digest}, v2.ref
+    repo.close()
+
+    delete_catalog(catalog_url)
+    report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
+    assert report.versions == 2, str(report)
+    repo = open_repo(home, catalog_url, url, options)
+    back = repo.artifact(ref)
+    assert back.digest in digests and len(back.manifest) == 45
+    out = back.download(str(tmp_path / "out"))
+    assert len(list(out.rglob("*.bin"))) == 45
+    assert repo.verify().ok
+    repo.close()
+
+
+def test_export_copies_every_shard(small_shards, tmp_path):
+    src = Repository.open(
+        catalog=f"sqlite:///{tmp_path}/src.db",
+        store=str(tmp_path / "s1"),
+        home=str(tmp_path / "h1"),
+    )
+    dst = Repository.open(
+        catalog=f"sqlite:///{tmp_path}/dst.db",
+        store=str(tmp_path / "s2"),
+        home=str(tmp_path / "h2"),
+    )
+    data = tmp_path / "data"
+    _files(data, 50)
+    v = src.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    src.export(v.ref, to=dst)
+    copy = dst.artifact(v.ref)
+    assert copy.digest == v.digest and isinstance(copy.manifest, ShardedManifest)
+    assert set(v.manifest.shard_digests()) <= _manifest_keys(dst, copy.namespace)
+    out = copy.download(str(tmp_path / "out"))
+    assert len(list(out.rglob("*.bin"))) == 50
+    src.close()
+    dst.close()
+
+
+def test_cli_show_pages_a_sharded_version_and_diff_names_the_changes(
+    small_shards, home, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import cairn.cli as cli
+
+    monkeypatch.setattr(cli, "_SHOW_PAGE", 7)
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    _files(data, 30)
+    repo = Repository.open(home=str(home))
+    v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
+    draft = repo.artifact(v1.ref).new_draft().remove("d3/f0003.bin")
+    v2 = repo.log_artifact(draft)
+    repo.close()
+    runner = CliRunner()
+    shown = runner.invoke(cli.app, ["show", v1.ref])
+    assert shown.exit_code == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if ".bin" in line]
+    assert len(rows) == 30 and shown.stdout.count("digest / reference") == 1
+    assert [r.split()[0] for r in rows] == sorted(r.split()[0] for r in rows)
+    listed = runner.invoke(cli.app, ["show", v2.ref, "--json"])
+    assert len(json.loads(listed.stdout)["files"]) == 29
+    diff = runner.invoke(cli.app, ["diff", v1.ref, v2.ref])
+    assert diff.stdout.splitlines() == ["D  d3/f0003.bin"]
