@@ -36,6 +36,8 @@ FOUNDATION = {
     "cairn.files",
     "cairn.layout",
     "cairn.manifest",
+    "cairn.manifest_entry",
+    "cairn.manifest_shards",
     "cairn.names",
     "cairn.projects",
     "cairn.query",
