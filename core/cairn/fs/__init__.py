@@ -6,12 +6,14 @@
 
 Paths are `project/name[:alias|:vN]/path/in/artifact` (no alias: `latest`), or
 `name:alias/...` in the default project. `cairn://` lists projects, `cairn://demo` its
-collections. Reads stream verified objects from the store (`reading`); writes become
-new versions derived from the collection's latest (`changes`, `commit`), one per call
-or one per `with fs.transaction:` block (`writing`). docs/FS.md has the details.
+collections. Reads fetch what a range needs from the store, checked (`reading`);
+writes become new versions derived from the collection's latest (`changes`, `commit`),
+one per call or one per `with fs.transaction:` block (`writing`). docs/FS.md has the
+details.
 
 The package, by concept: `paths` (what a cairn:// path names), `folders` (a manifest as
-folders), `reading` (ranged, cached, verified reads), `changes` and `commit` (edits of a
+folders), `blocks` (block indexes: checking a range without reading its whole object),
+`reading` (ranged, cached, verified reads), `changes` and `commit` (edits of a
 collection and how they become a version), `writing` (files opened for writing and
 transactions), `filesystem` (the fsspec class tying them together).
 """

@@ -20,7 +20,9 @@ from fsspec.spec import AbstractFileSystem
 from ..errors import CairnError, PermissionDenied
 from ..manifest import DIR, LINK, Entry
 from ..names import LATEST, Ref
+from ..objects import MEMBER_MAX
 from . import paths
+from .blocks import BlockIndexes
 from .folders import Folders
 from .reading import CairnReadFile, EntryRanges, ObjectCache, StreamRanges
 from .writing import Batch, CairnTransaction, CairnWriteFile, VersionWriter
@@ -84,6 +86,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         self._folders: dict[str, Folders] = {}  # manifest digest -> folder index
         self._where: dict[tuple[str, str], dict[str, Member]] = {}  # packed objects
         self.objects_cache = ObjectCache(object_cache_bytes)
+        self._block_indexes: BlockIndexes | None = None
         self._lock = threading.Lock()
 
     @property
@@ -318,7 +321,12 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         with self._lock:
             where = self._where.get(key)
         if where is None:  # packed objects move only by gc, which reading copes with
-            where = self.repository.objects.locate(version.namespace, entry.objects())
+            # only small objects are packed: larger ones are read loose without asking
+            # the catalog (one that is packed after all is located when found missing)
+            small = [c.digest for c in entry.chunks if c.size <= MEMBER_MAX]
+            if not entry.chunks and entry.size <= MEMBER_MAX and entry.digest:
+                small = [entry.digest]
+            where = self.repository.objects.locate(version.namespace, small) if small else {}
             with self._lock:
                 self._where[key] = where
         return EntryRanges(
@@ -327,7 +335,16 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
             namespace=version.namespace,
             cache=self.objects_cache,
             where=where,
+            indexes=self._indexes(),
         )
+
+    def _indexes(self) -> BlockIndexes:
+        """The block indexes kept in the repository's cache folder (`blocks`)."""
+        folder = os.path.join(self.repository._cache_dir, "blocks")
+        with self._lock:
+            if self._block_indexes is None or self._block_indexes.folder != folder:
+                self._block_indexes = BlockIndexes(folder)
+            return self._block_indexes
 
     def _at(self, ref: str, version: ArtifactVersion, tree: Folders, inner: str) -> dict[str, Any]:
         """The info of `inner` in a version: a file, a folder, or a link (reported with

@@ -1,0 +1,164 @@
+"""Ranged reads through cairn:// checked in blocks (cairn.fs.blocks, docs/FS.md "Integrity
+of ranged reads"): an object read once is checked whole against its digest and its block
+index recorded; later reads fetch only the blocks around a range, each checked, and a
+change in the store or a bad index is caught, never returned."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from cairn import Artifact, IntegrityError, Repository
+from cairn.fs import CairnFileSystem
+from cairn.fs.blocks import BLOCK, BlockIndex, index_of
+from cairn.layout import object_key
+
+# chunks of ~256 KiB, so a file of a few MiB is many objects larger than a block
+CHUNKS = {"threshold": 1 << 20, "avg": 256 << 10, "min": 128 << 10, "max": 512 << 10}
+
+
+@pytest.fixture(params=["local", "s3"])
+def chunked_repo(request, tmp_path):
+    """A repository on a local folder or on S3 (moto) whose store chunks files above 1 MiB,
+    holding `ds` with one chunked file (`big.bin`) and one single-object file (`one.bin`)."""
+    doc = json.dumps({"format": 1, "chunking": CHUNKS}).encode()
+    if request.param == "local":
+        (tmp_path / "store").mkdir()
+        (tmp_path / "store" / "config.json").write_bytes(doc)
+        opened = {"store": str(tmp_path / "store")}
+    else:
+        s3 = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        s3.client().put_object(Bucket=bucket, Key="repo/config.json", Body=doc)
+        opened = {"store": f"s3://{bucket}/repo", "storage_options": s3.storage_options}
+    src = tmp_path / "src"
+    src.mkdir()
+    data = {"big.bin": random.Random(1).randbytes(5 << 20), "one.bin": os.urandom(900_000)}
+    for name, content in data.items():
+        (src / name).write_bytes(content)
+    repo = Repository.open(
+        catalog=f"sqlite:///{tmp_path}/c.db", home=str(tmp_path / "home"), **opened
+    )
+    v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
+    yield repo, v, data
+    repo.close()
+
+
+def fresh(repo: Repository) -> CairnFileSystem:
+    """A filesystem with an empty object cache (as in a new process), same cache folder."""
+    return CairnFileSystem(repository=repo, skip_instance_cache=True)
+
+
+@pytest.mark.parametrize("name", ["big.bin", "one.bin"])
+def test_a_range_read_again_fetches_only_the_blocks_around_it(chunked_repo, name):
+    repo, v, data = chunked_repo
+    path = f"{v.ref}/{name}"
+    first = fresh(repo)
+    assert first.cat_file(path, 700_000, 700_100) == data[name][700_000:700_100]
+    assert first.objects_cache.fetched >= 128 << 10  # never read: the object(s), whole
+
+    again = fresh(repo)
+    assert again.cat_file(path, 700_000, 700_100) == data[name][700_000:700_100]
+    assert again.objects_cache.fetched <= 2 * BLOCK  # the block(s) holding the range
+    # ranges across blocks, chunks, and the end of the file, all checked
+    rng = random.Random(7)
+    size = len(data[name])
+    for _ in range(60):
+        a = rng.randrange(size)
+        b = min(size, a + rng.choice([1, 100, BLOCK, BLOCK + 1, 300_000, 1 << 20]))
+        assert again.cat_file(path, a, b) == data[name][a:b], (a, b)
+    assert again.cat_file(path, size - 10) == data[name][-10:]
+    with again.open(path, "rb") as f:
+        f.seek(size // 3)
+        assert f.read(BLOCK * 3 + 5) == data[name][size // 3 : size // 3 + BLOCK * 3 + 5]
+    assert again.objects_cache.fetched < size + 64 * BLOCK
+
+
+def local_object(repo: Repository, v, digest: str) -> Path:  # type: ignore[no-untyped-def]
+    return Path(repo.store.url) / object_key(digest, namespace=v.namespace)
+
+
+def one_object(v) -> str:  # type: ignore[no-untyped-def]
+    entry = v.entry("one.bin")
+    assert not entry.chunks
+    return str(entry.digest)
+
+
+def test_a_block_changed_in_the_store_after_it_was_indexed_is_an_error(local_repo, tmp_path):
+    repo, v, data = local_repo
+    path = f"{v.ref}/one.bin"
+    fresh(repo).cat_file(path)  # checked whole, indexed
+    obj = local_object(repo, v, one_object(v))
+    obj.chmod(0o644)
+    body = bytearray(obj.read_bytes())
+    body[500_000] ^= 0xFF
+    obj.write_bytes(bytes(body))
+    fs = fresh(repo)
+    # a range in the changed block: its block does not match, and the whole object does
+    # not match its digest either
+    with pytest.raises(IntegrityError, match="one.bin"):
+        fs.cat_file(path, 500_000, 500_010)
+    # a range of blocks that did not change is still what was logged (checked by block)
+    assert fresh(repo).cat_file(path, 0, 1000) == data["one.bin"][:1000]
+    # and a reader without the index checks the whole object: an error too
+    (Path(repo._cache_dir) / "blocks").rename(tmp_path / "old-blocks")
+    with pytest.raises(IntegrityError, match="corrupt"):
+        fresh(repo).cat_file(path, 0, 1000)
+
+
+def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
+    repo, v, data = local_repo
+    path = f"{v.ref}/one.bin"
+    digest = one_object(v)
+    fresh(repo).cat_file(path, 0, 10)
+    index_file = Path(repo._cache_dir) / "blocks" / digest[:2] / digest[2:]
+    good = index_file.read_bytes()
+    assert BlockIndex.from_bytes(digest, good) == index_of(digest, data["one.bin"])
+
+    index_file.chmod(0o644)
+    index_file.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # damaged: ignored
+    fs = fresh(repo)
+    assert fs.cat_file(path, 800_000, 800_050) == data["one.bin"][800_000:800_050]
+    assert fs.objects_cache.fetched == len(data["one.bin"])  # read whole, re-indexed
+    assert index_file.read_bytes() == good
+
+    # well formed, but not this object's blocks: a block "fails", the whole object is
+    # checked against its digest, passes, and the index is replaced
+    wrong = BlockIndex(digest, len(data["one.bin"]), os.urandom(len(good) - 52))
+    index_file.chmod(0o644)
+    index_file.write_bytes(wrong.to_bytes())
+    fs = fresh(repo)
+    assert fs.cat_file(path, 300_000, 300_050) == data["one.bin"][300_000:300_050]
+    assert index_file.read_bytes() == good
+
+
+def test_block_index_bytes_round_trip_and_refuse_what_they_do_not_describe():
+    content = os.urandom(3 * BLOCK + 5)
+    index = index_of("ab" * 32, content)
+    assert index.count() == 4
+    assert BlockIndex.from_bytes("ab" * 32, index.to_bytes()) == index
+    assert index.matches(1, content[BLOCK:])
+    assert not index.matches(0, content[BLOCK:])
+    assert not index.matches(3, content[3 * BLOCK :] + b"x")
+    raw = index.to_bytes()
+    assert BlockIndex.from_bytes("ab" * 32, raw[:-1]) is None
+    assert BlockIndex.from_bytes("ab" * 32, b"") is None
+
+
+@pytest.fixture
+def local_repo(tmp_path):
+    """A repository on a local folder holding `ds` with one object of 900,000 bytes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = {"one.bin": os.urandom(900_000)}
+    (src / "one.bin").write_bytes(data["one.bin"])
+    repo = Repository.open(
+        catalog=f"sqlite:///{tmp_path}/c.db", store=str(tmp_path / "store"), home=str(tmp_path)
+    )
+    v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
+    yield repo, v, data
+    repo.close()
