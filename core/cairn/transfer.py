@@ -348,7 +348,8 @@ class Uploader:
 
     def _store_window(self, hashing: _Hashing) -> list[Chunk]:
         """Wait for a window's digests, then send its chunks the store lacks (on the
-        dispatcher thread; holds the window once, and its hashing task once each)."""
+        dispatcher thread). Releases the window's hold taken for its hashing; each put
+        holds it again until that put is done."""
         window, pieces = hashing.window, hashing.pieces
         try:
             n = len(hashing.tasks)
