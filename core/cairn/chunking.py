@@ -107,6 +107,11 @@ class FileChunker:
         self._size = max(WINDOW, 2 * params.max)
         self._count = buffers
         self._free: queue.SimpleQueue[bytearray] | None = None
+        #: buffers handed out in windows and not released yet, and the most ever at
+        #: once: the chunker's memory is `peak` buffers (never more than `buffers`)
+        self.in_use = 0
+        self.peak = 0
+        self._lock = threading.Lock()
 
     def _certain(self, left: int, length: int) -> bool:
         """Whether a chunk cut with `left` bytes left in the window ends where it would in
@@ -134,10 +139,13 @@ class FileChunker:
         offset = 0
         while offset < size:
             buf = free.get()
+            with self._lock:
+                self.in_use += 1
+                self.peak = max(self.peak, self.in_use)
             want = min(self._size, size - offset)
             view = memoryview(buf)[:want]
             if _read_into(f, view, offset) != want:
-                free.put(buf)
+                self._give(buf)
                 raise CairnError(f"file {name!r} shrank while logging; nothing was logged")
             last = offset + want == size
             cuts = []
@@ -145,9 +153,16 @@ class FileChunker:
                 if not last and not self._certain(want - c.offset, c.length):
                     break
                 cuts.append((c.offset, c.length))
-            window = Window(offset, view, cuts, functools.partial(free.put, buf))
+            window = Window(offset, view, cuts, functools.partial(self._give, buf))
             offset += window.length
             yield window
+
+    def _give(self, buf: bytearray) -> None:
+        """A buffer back to the pool (a window's last release)."""
+        assert self._free is not None
+        with self._lock:
+            self.in_use -= 1
+        self._free.put(buf)
 
 
 def _read_into(f: int, view: memoryview, offset: int) -> int:

@@ -110,6 +110,11 @@ class Uploader:
         self._hash_threads = os.cpu_count() or 2
         self._hashers = ThreadPoolExecutor(self._hash_threads)
         self._whole = ThreadPoolExecutor(1)
+        # leases a large file's windows and hands their chunks to the store threads, so
+        # the reading thread only reads and cuts
+        self._dispatcher = ThreadPoolExecutor(1)
+        #: set by any stage or put that failed: reading stops at the next window
+        self._failed = threading.Event()
         self._inflight = _Budget(_INFLIGHT_BYTES)
         self._futures: list[Future[None]] = []
 
@@ -120,6 +125,7 @@ class Uploader:
 
         Returns their entries, in order.
         """
+        self._failed.clear()
         scanned = files if isinstance(files, Scan) else scan(files, self.statcache)
         items, stamps = scanned.items, scanned.stamps
         self.stats.files += len(items)
@@ -229,13 +235,23 @@ class Uploader:
 
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
-        futures, self._futures = self._futures, []
-        for f in futures:
-            f.result()
+        self._wait()
         self.store.sync()
 
+    def _wait(self) -> None:
+        """Wait for every put sent so far, then raise the first failure, if any."""
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
     def close(self) -> None:
-        for pool in (self._pool, self._readers, self._hashers, self._whole):
+        for pool in (self._pool, self._readers, self._hashers, self._whole, self._dispatcher):
             pool.shutdown(wait=True)
 
     # -- internals -----------------------------------------------------------------------
@@ -267,36 +283,56 @@ class Uploader:
     def _store_large(self, path: str, size: int) -> tuple[str, tuple[Chunk, ...]]:
         """Cut, hash and store a large file, one window at a time, as a pipeline.
 
-        The main thread reads and cuts window k while the hashers digest the chunks of
-        window k-1 and the whole-file digest (a thread of its own) takes the windows in
-        order; then window k-1's missing chunks go to the store threads.
+        The file is read once. Three stages overlap, each on threads of its own: this
+        thread reads window k into a free buffer and cuts it; the hashers digest its
+        chunks while the whole-file digest (a thread of its own) takes the windows in
+        order; the dispatcher waits for window k-1's digests, leases them and hands the
+        chunks the store lacks to the store threads, which write them from the same
+        buffer. Memory is the chunker's buffers whatever the file size: reading waits
+        for a window to be released by every stage. A failure in any stage stops the
+        reading, lets every stage finish with its buffer, then raises.
         """
         whole = blake3.blake3()
-        chunks: list[Chunk] = []
         updates: list[Future[None]] = []
-        hashing: _Hashing | None = None
+        stages: list[Future[list[Chunk]]] = []
+        error: BaseException | None = None
         fd = os.open(path, os.O_RDONLY)
         try:
             for window in self._chunker.windows(fd, size, path):
                 try:
+                    if self._failed.is_set():
+                        break
                     window.hold()
                     updates.append(self._whole.submit(_update, whole, window))
                     window.hold()
-                    current = self._hash(window)
+                    hashing = self._hash(window)
                 finally:
                     window.release()
-                previous, hashing = hashing, current
-                if previous is not None:
-                    chunks += self._store_window(previous)
-            if hashing is not None:
-                last, hashing = hashing, None
-                chunks += self._store_window(last)
+                stages.append(self._dispatcher.submit(self._store_window, hashing))
+        except BaseException as exc:
+            error = exc
+            self._failed.set()
         finally:
             os.close(fd)
-            if hashing is not None:  # failed half-way: let its buffer go
-                hashing.window.release()
-            for f in updates:
-                f.result()
+        # every stage runs to its end: no buffer still in use, no task left behind
+        chunks: list[Chunk] = []
+        for stage in stages:
+            try:
+                chunks += stage.result()
+            except BaseException as exc:
+                error = error or exc
+        for update in updates:
+            try:
+                update.result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None or self._failed.is_set():
+            try:
+                self._wait()  # no put still going; if one failed, its error is the one
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
         if sum(c.size for c in chunks) != size:
             raise CairnError(f"file {path!r} changed while logging; nothing was logged")
         self.stats.files_hashed += 1
@@ -311,14 +347,21 @@ class Uploader:
         return _Hashing(window, pieces, tasks)
 
     def _store_window(self, hashing: _Hashing) -> list[Chunk]:
-        """Wait for a window's digests, then send its chunks the store lacks."""
+        """Wait for a window's digests, then send its chunks the store lacks (on the
+        dispatcher thread). Releases the window's hold taken for its hashing; each put
+        holds it again until that put is done."""
         window, pieces = hashing.window, hashing.pieces
         try:
             n = len(hashing.tasks)
             digests = [""] * len(pieces)
             for i, task in enumerate(hashing.tasks):
                 digests[i::n] = task.result()
+            if self._failed.is_set():
+                return []  # an earlier stage failed: nothing more goes out
             self.put_objects(dict(zip(digests, pieces, strict=True)), window)
+        except BaseException:
+            self._failed.set()
+            raise
         finally:
             window.release()
         self.stats.bytes_hashed += window.length
@@ -342,6 +385,9 @@ class Uploader:
                         self.stats.sent(len(data))
                 self._stored({d for d in blobs if keys[d] in done.ok})
                 done.raise_first()
+            except BaseException:
+                self._failed.set()
+                raise
             finally:
                 self._inflight.give(size)
                 if window is not None:
@@ -368,6 +414,9 @@ class Uploader:
                 for m in members:
                     self.stats.sent(m.size)
                 self._stored({m.digest for m in members})
+            except BaseException:
+                self._failed.set()
+                raise
             finally:
                 self._inflight.give(size)
 

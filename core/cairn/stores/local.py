@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from ..files import atomic_file, copy_into
+from . import direct
 from .base import ObjectInfo, Store
 
 
@@ -22,7 +23,7 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
-# objects at least this large are written behind (see LocalStore.put)
+# objects at least this large are written around the page cache, or behind (LocalStore.put)
 _WRITE_BEHIND = 256 << 10
 _FADVISE = hasattr(os, "posix_fadvise")
 
@@ -34,6 +35,9 @@ class LocalStore(Store):
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = self.root
         self.durable = durable
+        #: large objects go to disk with O_DIRECT (stores/direct.py) until the file
+        #: system refuses it once
+        self.direct = durable and direct.available()
         self._dirty = False
         os.makedirs(self.root, exist_ok=True)
 
@@ -49,15 +53,24 @@ class LocalStore(Store):
         return {k for k in keys if os.access(root + k, os.F_OK)}
 
     def put(self, key: str, data: bytes | memoryview) -> None:
+        large = self.durable and len(data) >= _WRITE_BEHIND
         with atomic_file(self._path(key)) as f:
-            f.write(data)
-            if self.durable and len(data) >= _WRITE_BEHIND and _FADVISE:
-                # start writing it to disk now and let its pages go once clean: the final
-                # sync has little left to wait for, and a large log does not fill memory
-                # with dirty pages (which the kernel throttles)
-                f.flush()
-                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            if not (large and self._put_direct(f.fileno(), data)):
+                f.write(data)
+                if large and _FADVISE:
+                    # start writing it to disk now and let its pages go once clean: the
+                    # final sync has little left to wait for, and a large log does not
+                    # fill memory with dirty pages (which the kernel throttles)
+                    f.flush()
+                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         self._dirty = True
+
+    def _put_direct(self, fd: int, data: bytes | memoryview) -> bool:
+        """Write a large object around the page cache: no copy into it, nothing left to
+        write back at the sync. False where the file system refuses (then never again)."""
+        if self.direct and not direct.write(fd, data):
+            self.direct = False
+        return self.direct
 
     def put_durable(self, key: str, data: bytes | memoryview) -> None:
         """One fsync of the file and one of its folder, not a sync of the whole file
