@@ -44,6 +44,8 @@ _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPT
 WRITERS = 8
 _PART = 256  # files per task
 _SERIAL = 64  # fewer files than this are written by the calling thread alone
+# files up to this size are written as unnamed files, then linked in (cairn.confined)
+SMALL = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,8 @@ class _Checkout:
                     raise
         src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return _stamped(pinned.write(name, lambda dst: self._copy(src, dst, e.size)), digest)
+            st = pinned.write(name, lambda dst: self._copy(src, dst, e.size), small=e.size <= SMALL)
+            return _stamped(st, digest)
         finally:
             os.close(src)
 

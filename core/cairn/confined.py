@@ -8,9 +8,10 @@ name and renamed within one folder descriptor, and links are removed, never foll
 A link or a file where a folder should be is an error naming it (`Blocked`), whoever
 put it there and whenever.
 
-A new file gets its name only once it is whole: written as an unnamed file of its
-folder (`O_TMPFILE`) and then linked under its name, or, where that cannot be done or
-a file is there already, written under a temporary name and renamed over it. Hardlinks
+A new file gets its name only once it is whole: a small one written as an unnamed file
+of its folder (`O_TMPFILE`) and then linked under its name (a directory entry less to
+make and remove), others, or where that cannot be done or a file is there already,
+written under a temporary name and renamed over it. Hardlinks
 and symbolic links are complete when made, so a free name takes them directly. A
 `Pinned` folder holds a descriptor of its own, so several threads write into their
 folders at once (the `ConfinedDir` itself is for one thread).
@@ -184,10 +185,14 @@ class ConfinedDir:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, rel: str, fill: Callable[[int], None]) -> os.stat_result:
-        """Create the file `rel` from `fill(fd)`. Returns its stat as written."""
+    def write(
+        self, rel: str, fill: Callable[[int], None], *, small: bool = False
+    ) -> os.stat_result:
+        """Create the file `rel` from `fill(fd)`. Returns its stat as written. `small`:
+        a few pages at most, written as an unnamed file then linked in (cheaper for a
+        small file; a large one is written faster under a temporary name)."""
         dfd, name = self._dir_and_name(rel)
-        return _write(dfd, name, rel, fill)
+        return _write(dfd, name, rel, fill, small)
 
     def hardlink(self, rel: str, source: str) -> os.stat_result:
         """Make `rel` another name of the file at `source` (an absolute path outside)."""
@@ -262,9 +267,11 @@ class Pinned:
     def _rel(self, name: str) -> str:
         return f"{self.rel}/{name}" if self.rel else name
 
-    def write(self, name: str, fill: Callable[[int], None]) -> os.stat_result:
+    def write(
+        self, name: str, fill: Callable[[int], None], *, small: bool = False
+    ) -> os.stat_result:
         """Create the file `name` in this folder from `fill(fd)` (ConfinedDir.write)."""
-        return _write(self.fd, name, self._rel(name), fill)
+        return _write(self.fd, name, self._rel(name), fill, small)
 
     def hardlink(self, name: str, source: str) -> os.stat_result:
         """Make `name` another name of the file at `source` (ConfinedDir.hardlink)."""
@@ -284,10 +291,12 @@ def _tmp_name() -> str:
     return f"{TMP_PREFIX}{_RUN}{os.getpid():x}-{next(_COUNT):x}"
 
 
-def _write(dfd: int, name: str, rel: str, fill: Callable[[int], None]) -> os.stat_result:
+def _write(
+    dfd: int, name: str, rel: str, fill: Callable[[int], None], small: bool
+) -> os.stat_result:
     """Create `name` in folder `dfd` from `fill(fd)`: never a partial file under `name`."""
     global _TMPFILE
-    if _TMPFILE:
+    if small and _TMPFILE:
         try:
             fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dfd)
         except OSError as exc:
