@@ -8,9 +8,11 @@ files cairn did not make and links stop the get with one error naming them, unle
 checked before anything in it changes.
 
 Every path is reached through cairn.confined, never through a link, so nothing is
-written outside the folder. Files are written under a temporary name and renamed, after
-a marker listing what is about to be written: an interrupted get leaves each path with
-its old content, its new content or nothing, and a re-run completes it. Files are
+written outside the folder. Each file gets its name only once whole (cairn.confined),
+after a marker listing what is about to be written: an interrupted get leaves each path
+with its old content, its new content or nothing, and a re-run completes it. Files are
+written by WRITERS threads, a part of one folder each, through that folder's own
+descriptor: a version of many small files costs about what `cp -r` of them costs. Files are
 copy-on-write clones of the cache where the file system can, hardlinks only when asked
 (`link`), else copies: a checkout is never a writable alias of the cache.
 """
