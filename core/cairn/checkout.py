@@ -8,9 +8,11 @@ files cairn did not make and links stop the get with one error naming them, unle
 checked before anything in it changes.
 
 Every path is reached through cairn.confined, never through a link, so nothing is
-written outside the folder. Files are written under a temporary name and renamed, after
-a marker listing what is about to be written: an interrupted get leaves each path with
-its old content, its new content or nothing, and a re-run completes it. Files are
+written outside the folder. Each file gets its name only once whole (cairn.confined),
+after a marker listing what is about to be written: an interrupted get leaves each path
+with its old content, its new content or nothing, and a re-run completes it. Files are
+written by WRITERS threads, a part of one folder each, through that folder's own
+descriptor: a version of many small files costs about what `cp -r` of them costs. Files are
 copy-on-write clones of the cache where the file system can, hardlinks only when asked
 (`link`), else copies: a checkout is never a writable alias of the cache.
 """
@@ -21,12 +23,13 @@ import errno
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import blake3
 
 from .cache import Cache
-from .confined import TMP_PREFIX, ConfinedDir, kind_of
+from .confined import TMP_PREFIX, ConfinedDir, Pinned, kind_of
 from .download import cache_key
 from .errors import CairnError, Conflict
 from .files import clone_fd, copy_fd
@@ -38,6 +41,13 @@ Fetch = Callable[[list[Entry]], dict[str, str]]
 _SHOWN = 5  # paths an error names; the rest are counted
 _TICK_NS = 5_000_000  # how far file stamps (a coarse clock) may lag time.time_ns()
 _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY, errno.EEXIST}
+# files are written by this many threads, each a part of one folder at a time: creating
+# a file is mostly the kernel's work (the GIL is let go), and folders do not share locks
+WRITERS = 8
+_PART = 256  # files per task
+_SERIAL = 64  # fewer files than this are written by the calling thread alone
+# files up to this size are written as unnamed files, then linked in (cairn.confined)
+SMALL = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -277,9 +287,7 @@ class _Checkout:
             self.folder.remove(path)
         for d in sorted(self.wanted_dirs):
             self.folder.mkdir(d)
-        written: dict[str, Written] = {}
-        for e in plan.write:
-            written[e.path] = self._place(e, sources[cache_key(e)])
+        written = self._place_all(plan.write, sources)
         for e in plan.links:
             assert e.target is not None
             self.folder.symlink(e.path, e.target)
@@ -306,26 +314,57 @@ class _Checkout:
             out[e.path] = [w, *(x for x in out.get(e.path, []) if x != w)]
         return out
 
-    def _place(self, e: Entry, source: str) -> Written:
+    def _place_all(self, entries: list[Entry], sources: dict[str, str]) -> dict[str, Written]:
+        """Place every file, in parts of one folder each, by WRITERS threads at once."""
+        by_folder: dict[str, list[Entry]] = {}
+        for e in entries:
+            by_folder.setdefault(e.path.rpartition("/")[0], []).append(e)
+        parts = [
+            (rel, group[i : i + _PART])
+            for rel, group in by_folder.items()
+            for i in range(0, len(group), _PART)
+        ]
+
+        def place(rel: str, part: list[Entry]) -> list[tuple[str, Written]]:
+            with self.folder.pin(rel) as pinned:
+                return [(e.path, self._place(pinned, e, sources[cache_key(e)])) for e in part]
+
+        written: dict[str, Written] = {}
+        if len(entries) < _SERIAL:
+            for rel, part in parts:
+                written.update(place(rel, part))
+            return written
+        pool = ThreadPoolExecutor(WRITERS)
+        try:
+            for done in [pool.submit(place, rel, part) for rel, part in parts]:
+                written.update(done.result())
+        finally:
+            # a failure stops the parts not started; the others finish before it is raised
+            pool.shutdown(wait=True, cancel_futures=True)
+        return written
+
+    def _place(self, pinned: Pinned, e: Entry, source: str) -> Written:
         """Put the cached file `source` at e.path: a hardlink if asked, else a clone or copy."""
         digest = e.digest or _digest_of(source)
+        name = e.path.rpartition("/")[2]
         if self.link:
             try:
-                return _stamped(self.folder.hardlink(e.path, source), digest)
+                return _stamped(pinned.hardlink(name, source), digest)
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
                     raise
         src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return _stamped(self.folder.write(e.path, lambda dst: self._copy(src, dst)), digest)
+            st = pinned.write(name, lambda dst: self._copy(src, dst, e.size), small=e.size <= SMALL)
+            return _stamped(st, digest)
         finally:
             os.close(src)
 
-    def _copy(self, src: int, dst: int) -> None:
+    def _copy(self, src: int, dst: int, size: int) -> None:
         if self._clone and clone_fd(src, dst):
             return
         self._clone = False  # one refusal is the file system's answer for every file
-        copy_fd(src, dst)
+        copy_fd(src, dst, size)
 
     def _prune(self) -> None:
         """Remove folders cairn made for paths the version no longer has, once empty."""

@@ -7,6 +7,14 @@ put on the way; here each folder is opened relative to its parent's descriptor w
 name and renamed within one folder descriptor, and links are removed, never followed.
 A link or a file where a folder should be is an error naming it (`Blocked`), whoever
 put it there and whenever.
+
+A new file gets its name only once it is whole: a small one written as an unnamed file
+of its folder (`O_TMPFILE`) and then linked under its name (a directory entry less to
+make and remove), others, or where that cannot be done or a file is there already,
+written under a temporary name and renamed over it. Hardlinks
+and symbolic links are complete when made, so a free name takes them directly. A
+`Pinned` folder holds a descriptor of its own, so several threads write into their
+folders at once (the `ConfinedDir` itself is for one thread).
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import secrets
 import shutil
 import stat
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -28,6 +38,11 @@ TMP_PREFIX = ".cairn-tmp-"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIRS = 64  # folder descriptors kept open (paths are visited in sorted order)
+# an unnamed file in a folder, given a name once written (Linux; linked via /proc)
+_TMPFILE = getattr(os, "O_TMPFILE", 0) and os.path.isdir("/proc/self/fd")
+# temporary names: unique per process without asking the kernel for randomness per file
+_RUN = secrets.token_hex(4)
+_COUNT = itertools.count()
 
 
 class Blocked(CairnError):
@@ -62,6 +77,7 @@ class ConfinedDir:
         except OSError as exc:
             raise CairnError(f"cannot open {path}: {exc.strerror}") from None
         self._dirs: OrderedDict[str, int] = OrderedDict()
+        self._pin_lock = threading.Lock()
 
     def close(self) -> None:
         for fd in self._dirs.values():
@@ -169,27 +185,19 @@ class ConfinedDir:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, rel: str, fill: Callable[[int], None]) -> os.stat_result:
-        """Create the file `rel` from `fill(fd)`. Returns its stat as written."""
-
-        def make(dfd: int, tmp: str) -> os.stat_result:
-            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
-            try:
-                fill(fd)
-                return os.fstat(fd)
-            finally:
-                os.close(fd)
-
-        return self._put(rel, make)
+    def write(
+        self, rel: str, fill: Callable[[int], None], *, small: bool = False
+    ) -> os.stat_result:
+        """Create the file `rel` from `fill(fd)`. Returns its stat as written. `small`:
+        a few pages at most, written as an unnamed file then linked in (cheaper for a
+        small file; a large one is written faster under a temporary name)."""
+        dfd, name = self._dir_and_name(rel)
+        return _write(dfd, name, rel, fill, small)
 
     def hardlink(self, rel: str, source: str) -> os.stat_result:
         """Make `rel` another name of the file at `source` (an absolute path outside)."""
-
-        def make(dfd: int, tmp: str) -> os.stat_result:
-            os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
-            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
-
-        return self._put(rel, make)
+        dfd, name = self._dir_and_name(rel)
+        return _hardlink(dfd, name, rel, source)
 
     def symlink(self, rel: str, target: str) -> os.stat_result:
         """Make `rel` a symbolic link to `target` (the link is made, never followed)."""
@@ -198,30 +206,14 @@ class ConfinedDir:
             os.symlink(target, tmp, dir_fd=dfd)
             return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
 
-        return self._put(rel, make)
-
-    def _put(self, rel: str, make: Callable[[int, str], os.stat_result]) -> os.stat_result:
-        """Make a new file, hardlink or link under a temporary name in `rel`'s folder with
-        `make(folder fd, name)`, then rename it over whatever file or link was at `rel`:
-        never a partial file under the final name."""
         dfd, name = self._dir_and_name(rel)
-        tmp = TMP_PREFIX + secrets.token_hex(8)
-        try:
-            st = make(dfd, tmp)
-            self._rename(dfd, tmp, name, rel)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-        return st
+        return _put(dfd, name, rel, make)
 
-    def _rename(self, dfd: int, tmp: str, name: str, rel: str) -> None:
-        try:
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except (IsADirectoryError, OSError) as exc:
-            if isinstance(exc, IsADirectoryError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise Blocked(rel, "a folder") from None
-            raise
+    def pin(self, rel: str) -> Pinned:
+        """Folder `rel` (made if missing) with a descriptor of its own, for a thread that
+        writes files into it while others write into theirs; close it when done."""
+        with self._pin_lock:
+            return Pinned(os.dup(self.folder(rel, create=True)), rel)
 
     def mkdir(self, rel: str) -> None:
         """Make the folder `rel` (and its parents) if missing."""
@@ -261,6 +253,128 @@ class ConfinedDir:
         """Wait for, then hold until close, the folder's exclusive lock (flock): two gets
         into one folder (mapped tasks on one worker) take turns instead of racing."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+
+class Pinned:
+    """One folder below a ConfinedDir, reached as it was (no link followed) and held by a
+    descriptor of its own: files are written into it by name, whatever the ConfinedDir's
+    other threads do meanwhile."""
+
+    def __init__(self, fd: int, rel: str):
+        self.fd = fd
+        self.rel = rel
+
+    def _rel(self, name: str) -> str:
+        return f"{self.rel}/{name}" if self.rel else name
+
+    def write(
+        self, name: str, fill: Callable[[int], None], *, small: bool = False
+    ) -> os.stat_result:
+        """Create the file `name` in this folder from `fill(fd)` (ConfinedDir.write)."""
+        return _write(self.fd, name, self._rel(name), fill, small)
+
+    def hardlink(self, name: str, source: str) -> os.stat_result:
+        """Make `name` another name of the file at `source` (ConfinedDir.hardlink)."""
+        return _hardlink(self.fd, name, self._rel(name), source)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Pinned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tmp_name() -> str:
+    return f"{TMP_PREFIX}{_RUN}{os.getpid():x}-{next(_COUNT):x}"
+
+
+def _write(
+    dfd: int, name: str, rel: str, fill: Callable[[int], None], small: bool
+) -> os.stat_result:
+    """Create `name` in folder `dfd` from `fill(fd)`: never a partial file under `name`."""
+    global _TMPFILE
+    if small and _TMPFILE:
+        try:
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            _TMPFILE = 0  # the file system cannot: temporary names from now on
+        else:
+            try:
+                fill(fd)
+                st = os.fstat(fd)
+                _name_it(dfd, name, rel, f"/proc/self/fd/{fd}")
+                return st
+            finally:
+                os.close(fd)
+
+    def make(dfd: int, tmp: str) -> os.stat_result:
+        fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
+        try:
+            fill(fd)
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    return _put(dfd, name, rel, make)
+
+
+def _hardlink(dfd: int, name: str, rel: str, source: str) -> os.stat_result:
+    """Make `name` in folder `dfd` a hardlink of `source` (whole as soon as it exists)."""
+    try:
+        os.link(source, name, dst_dir_fd=dfd, follow_symlinks=False)
+    except FileExistsError:
+
+        def make(dfd: int, tmp: str) -> os.stat_result:
+            os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
+
+        return _put(dfd, name, rel, make)
+    return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+
+
+def _name_it(dfd: int, name: str, rel: str, source: str) -> None:
+    """Give the whole file `source` (a /proc link to an unnamed file) the name `name`:
+    directly if it is free, else under a temporary name renamed over what is there."""
+    try:
+        os.link(source, name, dst_dir_fd=dfd, follow_symlinks=True)
+    except FileExistsError:
+
+        def make(dfd: int, tmp: str) -> os.stat_result:
+            os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=True)
+            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
+
+        _put(dfd, name, rel, make)
+
+
+def _put(
+    dfd: int, name: str, rel: str, make: Callable[[int, str], os.stat_result]
+) -> os.stat_result:
+    """Make a new file, hardlink or link under a temporary name in folder `dfd` with
+    `make(dfd, name)`, then rename it over whatever file or link was at `name`: never a
+    partial file under the final name."""
+    tmp = _tmp_name()
+    try:
+        st = make(dfd, tmp)
+        _rename(dfd, tmp, name, rel)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dfd)
+        raise
+    return st
+
+
+def _rename(dfd: int, tmp: str, name: str, rel: str) -> None:
+    try:
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except (IsADirectoryError, OSError) as exc:
+        if isinstance(exc, IsADirectoryError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise Blocked(rel, "a folder") from None
+        raise
 
 
 def make_folder(path: str) -> ConfinedDir:

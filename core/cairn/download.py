@@ -71,7 +71,8 @@ class Downloader:
                 refs.setdefault(cache_key(e), e)
             elif e.digest and e.digest not in wanted:
                 wanted[e.digest] = e
-        missing = [e for d, e in wanted.items() if not self.cache.has(d, e.size)]
+        cached = self.cache.present({d: e.size for d, e in wanted.items()})
+        missing = [e for d, e in wanted.items() if d not in cached]
         self.progress.start("downloading", sum(e.size for e in [*missing, *refs.values()]))
         try:
             self._where = self.objects.locate(
@@ -110,16 +111,9 @@ class Downloader:
                     f"{e.path}: object {e.digest} is missing from the store; run `cairn verify`"
                 )
             raise exc
-        for key, data in got.ok.items():
-            e = keys[key]
-            assert e.digest is not None
-
-            def fill(f: IO[bytes], data: bytes = data) -> str:
-                f.write(data)
-                return blake3.blake3(data).hexdigest()
-
-            self.cache.write(e.digest, e.size, fill, label=e.path)
-            self.progress.advance(len(data))
+        # checked against their digests, written and indexed together
+        self.cache.add_many([(key, data, keys[key].path) for key, data in got.ok.items()])
+        self.progress.advance(sum(len(data) for data in got.ok.values()))
 
     def _fetch_reference(self, e: Entry) -> str:
         """Fetch a reference from its source, checked against its pin; return its path."""

@@ -76,11 +76,12 @@ def clone_fd(src: int, dst: int) -> bool:
     return True
 
 
-def copy_fd(src: int, dst: int) -> None:
-    """Copy the whole file `src` into the empty file `dst`, both at offset 0: in the kernel
-    (copy_file_range, else sendfile; each advances the files' own offsets, as `cp` calls
-    them) where it can, by reads and writes otherwise."""
-    size = os.fstat(src).st_size
+def copy_fd(src: int, dst: int, size: int | None = None) -> None:
+    """Copy the whole file `src` (`size` bytes, if known) into the empty file `dst`, both
+    at offset 0: in the kernel (copy_file_range, else sendfile; each advances the files'
+    own offsets, as `cp` calls them) where it can, by reads and writes otherwise."""
+    if size is None:
+        size = os.fstat(src).st_size
     copied = 0
     for move in (_copy_file_range, _sendfile):
         try:

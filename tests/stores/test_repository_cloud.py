@@ -8,6 +8,7 @@ batched: thousands of small files cost a pack's PUT and a handful of listings.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import unquote
@@ -232,3 +233,32 @@ def test_many_small_files_on_s3_go_in_one_pack_with_few_other_requests(
         gets = proxy.requests("GET", "/packs/")
         assert 1 <= len(gets) <= 3 and proxy.requests("GET", "/objects/") == []
         assert all((out / rel).read_bytes() == data for rel, data in files.items())
+
+
+def test_a_get_of_many_small_files_on_s3_reads_pack_ranges_not_files(
+    s3_endpoint, big_s3_bucket, tmp_path
+):
+    """Several packs' worth of small files: a cold get is a few ranged GETs per pack
+    (no object GET, no request per file), a warm get none at all."""
+    rnd = random.Random(7)
+    files = {f"big/{i:03d}.bin": rnd.randbytes(200 << 10) for i in range(120)}  # ~23 MiB
+    files.update({f"tiny/{i % 30:02d}/{i:05d}.txt": f"tiny {i}\n".encode() for i in range(4000)})
+    _tree(tmp_path / "src", files)
+    with _s3_repo_through_proxy(s3_endpoint, big_s3_bucket, tmp_path) as (proxy, repo):
+        v = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
+        packs = {r.path for r in proxy.requests("PUT", "/packs/")}
+        assert len(packs) >= 2, "the files should fill more than one pack"
+
+        proxy.clear()
+        out = v.download(tmp_path / "cold")
+        gets = proxy.requests("GET", "/packs/")
+        assert proxy.requests("GET", "/objects/") == []
+        # one ranged read per span of a pack (16 MiB at most, 1,024 small objects at most)
+        assert len({r.path for r in gets}) == len(packs)
+        assert len(gets) <= 4 * len(packs) + 4000 // 1024 + 1, len(gets)
+        assert all((out / rel).read_bytes() == data for rel, data in files.items())
+
+        proxy.clear()
+        again = v.download(tmp_path / "warm")  # the cache holds every file
+        assert proxy.requests("GET", "/packs/") == [] and proxy.requests("GET", "/objects/") == []
+        assert all((again / rel).read_bytes() == data for rel, data in files.items())
