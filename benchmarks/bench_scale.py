@@ -8,13 +8,14 @@ and DVC, with the time and peak memory of every step.
 
 Data: N files of 512 random bytes in folders of 1,000 (`--flat`: also every file in one
 folder, for put, get and cp). Steps, each one child process on the same repository
-(`CAIRN_HOME` fresh per size), timed as the whole child (`cairn` CLI: interpreter start-up
-included) with its peak RSS from GNU time:
+(`CAIRN_HOME` fresh per size), with its peak RSS from GNU time, timed twice: *op*, inside
+the child once `cairn.cli` is imported (what the command costs a process that has its
+imports done; for `cp` and `dvc` the whole command), and *wall*, the whole child:
 
   put        `cairn put DATA -n bench/ds`: the first log
   reput      the same again: nothing changed, nothing stored
   draft      Python API: `repo.artifact("bench/ds:v0").new_draft()`, 10 files replaced,
-             `log_artifact` (timed inside the child, after imports)
+             `log_artifact` (op: after `import cairn`)
   get-cold   `cairn get bench/ds:v0 --root NEW` with the cache emptied
   get-warm   the same into another new folder, the cache holding the version
   show       `cairn show bench/ds:v0` (every path printed)

@@ -247,7 +247,10 @@ def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
     """A stored manifest (compressed or not) as its canonical JSON, checked against its
     digest: the bytes the digest was taken over."""
     if body[:1] != b"{":
-        body = zlib.decompress(body)
+        try:
+            body = zlib.decompress(body)
+        except zlib.error as exc:  # truncated or overwritten: no manifest to check
+            raise IntegrityError(f"manifest {expect_digest} is corrupt: {exc}") from None
     if expect_digest and blake3.blake3(body).hexdigest() != expect_digest:
         raise IntegrityError(f"manifest {expect_digest} is corrupt: its digest does not match")
     return body
@@ -255,8 +258,11 @@ def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
 
 def read_document(text: bytes) -> dict[str, Any]:
     """The parsed JSON of a manifest, its format checked."""
-    doc: dict[str, Any] = json.loads(text)
-    form = doc.get("format")
+    try:
+        doc: dict[str, Any] = json.loads(text)
+    except ValueError as exc:  # only without a digest to check first
+        raise IntegrityError(f"manifest is corrupt: it is not JSON ({exc})") from None
+    form = doc.get("format") if isinstance(doc, dict) else None
     if form not in (FORMAT_FILES, FORMAT_VERSION):
         raise IntegrityError(
             f"manifest format {form!r} is not supported by this cairn "
