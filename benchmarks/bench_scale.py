@@ -201,6 +201,7 @@ class SizeRun:
             "DVC_SITE_CACHE_DIR": str(self.work / "dvc-site"),
         }
         self.n = 0
+        self.errors: list[str] = []
 
     def fresh(self, name: str) -> Path:
         self.n += 1
@@ -211,14 +212,20 @@ class SizeRun:
         for _ in range(self.args.repeat):
             shutil.rmtree(self.work, ignore_errors=True)
             self.work.mkdir(parents=True)
-            for step, sample in self._sequence(steps):
-                samples.setdefault(step, []).append(sample)
-                log(
-                    f"  {self.data.layout} {count_label(self.data.files)} {step}: "
-                    f"{fmt_s(sample.wall_s)} s, {fmt_mib(sample.peak_rss)} MiB, "
-                    f"load {sample.load:.1f}"
-                )
-            shutil.rmtree(self.work, ignore_errors=True)
+            try:
+                for step, sample in self._sequence(steps):
+                    samples.setdefault(step, []).append(sample)
+                    log(
+                        f"  {self.data.layout} {count_label(self.data.files)} {step}: "
+                        f"op {fmt_s(sample.op_s)} s, wall {fmt_s(sample.wall_s)} s, "
+                        f"{fmt_mib(sample.peak_rss)} MiB, load {sample.load:.1f}"
+                    )
+            except BenchError as exc:  # the steps after a failed one need what it made
+                where = f"{self.data.layout} {count_label(self.data.files)}"
+                self.errors.append(f"{where}: {exc}")
+                log(f"  {where}: FAILED, skipping its remaining steps: {exc}")
+            finally:
+                shutil.rmtree(self.work, ignore_errors=True)
         return [
             Row(
                 self.data.layout,
@@ -443,7 +450,8 @@ def report(doc: dict) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".",
         f"Machine: {doc['machine']}. Files of {FILE_BYTES} bytes in folders of {PER_FOLDER} "
         f"(flat: one folder). {doc['repeat']} run(s) per step, medians; run took "
-        f"{doc['elapsed_s'] / 60:.1f} min.",
+        f"{doc['elapsed_s'] / 60:.1f} min"
+        + (" (cut short: the sizes measured so far)." if doc.get("partial") else "."),
         "",
         *(line for lay, n in sizes for line in table(rows, lay, n)),
         "| target | measured | result |",
@@ -474,16 +482,20 @@ def plot(doc: dict, path: str) -> None:
 
     rows = [Row(**r) for r in doc["rows"] if r["layout"] == "nested"]
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
-    for step in STEPS:
+    colors = plt.get_cmap("tab20").colors
+    for i, step in enumerate(STEPS):
         pts = sorted((r.files, r.op_s, r.peak_rss) for r in rows if r.step == step)
         if not pts:
             continue
-        style = {"linestyle": "--", "color": "black"} if step == "cp" else {}
-        if step in BASELINES and step != "cp":
-            style = {"linestyle": ":"}
+        style: dict = {"color": colors[(2 * i) % 20 + (2 * i) // 20], "marker": "o"}
+        if step == "cp":
+            style = {"color": "black", "linestyle": "--", "linewidth": 2.5, "marker": "s"}
+        elif step in BASELINES:
+            style |= {"linestyle": ":", "marker": "s"}
         xs = [p[0] for p in pts]
-        ax_t.plot(xs, [p[1] for p in pts], marker="o", label=LABELS[step].replace("`", ""), **style)
-        ax_m.plot(xs, [p[2] / (1 << 20) for p in pts], marker="o", **style)
+        label = LABELS[step].replace("`", "")
+        ax_t.plot(xs, [p[1] for p in pts], label=label, **style)
+        ax_m.plot(xs, [p[2] / (1 << 20) for p in pts], **style)
     for ax, title in ((ax_t, "time (s; cairn: after imports)"), (ax_m, "peak RSS (MiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -549,7 +561,23 @@ def measure_all(args: argparse.Namespace) -> dict:
     start = time.monotonic()
     versions = tool_versions(args, set(args.steps))
     work = Path(tempfile.mkdtemp(prefix="cairn-bench-scale-", dir=args.workdir))
+    machine = machine_line(work)
     rows: list[Row] = []
+    errors: list[str] = []
+
+    def doc(*, partial: bool) -> dict:
+        return {
+            "config": {k: v for k, v in vars(args).items() if k not in ("from_json",)},
+            "versions": versions,
+            "machine": machine,
+            "repeat": args.repeat,
+            "elapsed_s": time.monotonic() - start,
+            "partial": partial,
+            "errors": errors,
+            "rows": [asdict(r) for r in rows],
+            "targets": [asdict(t) for t in evaluate(rows)],
+        }
+
     try:
         layouts = ["nested", "flat"] if args.flat else ["nested"]
         for n in args.sizes:
@@ -559,20 +587,15 @@ def measure_all(args: argparse.Namespace) -> dict:
                     continue
                 log(f"{layout} {count_label(n)}: generating {n:,} files")
                 data = make_dataset(work, n, layout)
-                rows += SizeRun(args, data, work).run(steps)
+                run = SizeRun(args, data, work)
+                rows += run.run(steps)
+                errors += run.errors
                 shutil.rmtree(data.root.parent)
-        machine = machine_line(work)
+                if args.json:  # what is measured so far survives a run cut short
+                    Path(args.json).write_text(json.dumps(doc(partial=True), indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {
-        "config": {k: v for k, v in vars(args).items() if k not in ("from_json",)},
-        "versions": versions,
-        "machine": machine,
-        "repeat": args.repeat,
-        "elapsed_s": time.monotonic() - start,
-        "rows": [asdict(r) for r in rows],
-        "targets": [asdict(t) for t in evaluate(rows)],
-    }
+    return doc(partial=False)
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -593,9 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     print(report(doc))
+    for error in doc.get("errors", []):
+        print(f"- FAILED: {error}")
     if args.plot:
         plot(doc, args.plot)
-    return 1 if any(t["verdict"] == "FAIL" for t in doc["targets"]) else 0
+    failed = doc.get("errors") or any(t["verdict"] == "FAIL" for t in doc["targets"])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
