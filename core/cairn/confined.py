@@ -249,6 +249,24 @@ class ConfinedDir:
     def fsync(self, rel: str = "") -> None:
         os.fsync(self.folder(rel))
 
+    def case_insensitive(self) -> bool:
+        """Whether the folder's file system takes names that differ only by case for one
+        (macOS and Windows by default, ext4 folders with casefolding): probed with a
+        temporary file, removed at once. False when the probe cannot be made."""
+        name = f"{TMP_PREFIX}case-{secrets.token_hex(8)}"  # lower case: hex digits
+        try:
+            os.close(os.open(name, _NEW_FILE, 0o600, dir_fd=self._fd))
+        except OSError:
+            return False
+        try:
+            os.stat(name.upper(), dir_fd=self._fd, follow_symlinks=False)
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self._fd)
+        return True
+
     def lock(self) -> None:
         """Wait for, then hold until close, the folder's exclusive lock (flock): two gets
         into one folder (mapped tasks on one worker) take turns instead of racing."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidName
@@ -53,6 +56,11 @@ def check_path(value: str) -> str:
     if _plain_path(value):
         return value
     bad = None
+    if not _utf8(value):
+        raise InvalidName(
+            f"invalid path '{printable(value)}': it is not valid UTF-8 (a name written in "
+            "another encoding); cairn stores paths as UTF-8: rename it"
+        )
     if "\x00" in value:
         bad = "contains NUL"
     elif "\\" in value:
@@ -118,6 +126,45 @@ def _plain_path(value: str) -> bool:
         and "/." not in value
         and len(value.encode()) <= 255
     )
+
+
+def _utf8(value: str) -> bool:
+    """Whether `value` encodes to UTF-8: a file name whose bytes are not UTF-8 reaches
+    Python as lone surrogates (PEP 383), which do not."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(value: str) -> str:
+    """`value` for an error message: the bytes of a name that is not UTF-8 as \\xNN."""
+    try:
+        raw = os.fsencode(value)
+    except UnicodeEncodeError:  # surrogates that are not escaped bytes
+        return value.encode("utf-8", "backslashreplace").decode("ascii")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def case_collisions(paths: Iterable[str], *, limit: int = 5) -> list[tuple[str, str]]:
+    """Pairs of paths that differ only by case (or by Unicode normalisation), at most
+    `limit`: on a case-insensitive file system (macOS and Windows by default) each pair
+    is one file or folder, so a checkout there would write one over the other. The
+    folders above a path count too ('A/x' and 'a/y' put both files in one folder)."""
+    seen: dict[str, str] = {}
+    found: dict[tuple[str, str], None] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            first = seen.setdefault(unicodedata.normalize("NFC", sub).casefold(), sub)
+            if first != sub:
+                found[(first, sub)] = None
+                if len(found) >= limit:
+                    return list(found)
+                break
+    return list(found)
 
 
 def join_path(prefix: str | None, name: str) -> str:

@@ -13,7 +13,7 @@ from .confined import make_folder
 from .download import cache_key
 from .errors import CairnError, Conflict, NotFound
 from .manifest import DIR, FILE, Entry, Manifest, ShardedManifest, is_sharded, verified_json
-from .names import LATEST, check_alias, check_path, check_user_alias
+from .names import LATEST, case_collisions, check_alias, check_path, check_user_alias
 from .shardtree import ShardedTree
 from .transfer import UploadStats
 from .tree import FileTree
@@ -165,6 +165,8 @@ class ArtifactVersion:
         reserved(manifest)
         assert self.digest is not None
         with make_folder(target) as folder:
+            if folder.case_insensitive():
+                _refuse_case_collisions(self.ref, target, manifest)
             checkout(
                 Target(self.ref, self.project, self.name, self.version, self.digest),
                 manifest,
@@ -275,3 +277,17 @@ class ArtifactVersion:
     def contributors(self) -> list[Run]:
         """Runs that upserted parts into this (distributed) version."""
         return self._repo._contributors(self.id)
+
+
+def _refuse_case_collisions(ref: str, folder: str, paths: Manifest) -> None:
+    """On a file system that takes 'A.txt' and 'a.txt' for one name, a version holding both
+    cannot be checked out: one would be written over the other. Refused, nothing written."""
+    pairs = case_collisions(paths)
+    if pairs:
+        shown = ", ".join(f"{a!r} and {b!r}" for a, b in pairs)
+        raise Conflict(
+            f"cannot check out {ref} into {folder}: its file system does not tell apart names "
+            f"that differ only by case, and the version has such names ({shown}); nothing "
+            "was changed. Check it out on a case-sensitive file system, or read the files "
+            "one by one with get_path() or cairn://"
+        )

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from .errors import CairnError, InvalidName
 from .manifest import Entry
 from .marker import MARKER
-from .names import check_link_target
+from .names import check_link_target, printable
 
 _SHOWN = 5
+#: longest path the system opens (PATH_MAX: 4096 bytes on Linux, the NUL included)
+_PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
 
 
 @dataclass
@@ -68,9 +70,17 @@ class _Walker:
                 found = sorted(it, key=lambda e: e.name)
         except PermissionError:
             raise CairnError(f"cannot add {local}: permission denied reading the folder") from None
+        except OSError as exc:
+            raise CairnError(f"cannot add {printable(local)}: {exc.strerror}") from None
         empty = True
         for e in found:
             inner = f"{rel}{e.name}"
+            if len(e.path) * 4 >= _PATH_MAX and len(os.fsencode(e.path)) >= _PATH_MAX:
+                raise CairnError(
+                    f"cannot add {printable(inner)}: its local path is longer than the "
+                    f"{_PATH_MAX} bytes this system can open; move the folder up or shorten "
+                    "the names on the way"
+                )
             if e.is_symlink():
                 if not followed and self._link(e.path, inner):
                     empty = False
