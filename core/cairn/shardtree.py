@@ -78,17 +78,7 @@ class ShardedTree(FileTree):
         if not self.is_folder(folder):
             raise NotFound(f"no folder {folder!r} in this version")
         (folders, files), size, count = self._listing(folder)
-        children = folders + files
-        offset = max(0, offset)
-        return FolderPage(
-            folder=folder,
-            items=tuple(children[offset : offset + max(0, limit)]),
-            total=len(children),
-            offset=offset,
-            limit=limit,
-            size=size,
-            files=count,
-        )
+        return FolderPage.of(folder, folders + files, max(0, offset), limit, size, count)
 
     def _listing(self, folder: str) -> tuple[Children, int, int]:
         """A folder's children, its size and its file count (cached per folder)."""

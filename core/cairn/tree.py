@@ -63,6 +63,27 @@ class FolderPage:
     def has_more(self) -> bool:
         return self.offset + len(self.items) < self.total
 
+    @classmethod
+    def of(
+        cls,
+        folder: str,
+        children: list[TreeItem],
+        offset: int,
+        limit: int,
+        size: int | None,
+        files: int,
+    ) -> FolderPage:
+        """The page of `children` (already in order) that starts at `offset`."""
+        return cls(
+            folder=folder,
+            items=tuple(children[offset : offset + max(0, limit)]),
+            total=len(children),
+            offset=offset,
+            limit=limit,
+            size=size,
+            files=files,
+        )
+
 
 Children = tuple[list[TreeItem], list[TreeItem]]
 
@@ -206,16 +227,7 @@ class FileTree:
             prefix = folder + "/" if folder else ""
             lo, hi = self._span(prefix)
             size, count = self._totals[hi] - self._totals[lo], hi - lo - self._empty_folders(prefix)
-        children = folders + files
-        return FolderPage(
-            folder=folder,
-            items=tuple(children[offset : offset + max(0, limit)]),
-            total=len(children),
-            offset=offset,
-            limit=limit,
-            size=size,
-            files=count,
-        )
+        return FolderPage.of(folder, folders + files, offset, limit, size, count)
 
     def _empty_folders(self, prefix: str) -> int:
         """Empty-folder entries under `prefix` (they are not files)."""
