@@ -33,7 +33,7 @@ from .objects import Presence, presence
 from .sizes import counted, format_size
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .needs import Stored
 
 # objects read from the source and sent to the target per round trip
 _BATCH = 64
@@ -85,7 +85,7 @@ class _Tally:
     skipped: list[str] = field(default_factory=list)
 
 
-def export_into(source: Repository, what: str, target: Repository) -> ExportReport:
+def export_into(source: Stored, what: str, target: Stored) -> ExportReport:
     """Copy `what` (a project, `project/name`, or a ref naming one version) from
     `source` into `target`; see the module docstring."""
     if target.identity.require("export into it") == source.identity.id:
@@ -160,7 +160,7 @@ def _check_numbers(conn: Connection, wanted: tuple[VersionCopy, ...]) -> set[int
     return present
 
 
-def _projects(target: Repository, chosen: Selection, tally: _Tally) -> None:
+def _projects(target: Stored, chosen: Selection, tally: _Tally) -> None:
     """Create each project in the target (or set its visibility), and grant its members."""
     for info in chosen.projects:
         with target.catalog.write() as conn:
@@ -178,7 +178,7 @@ def _projects(target: Repository, chosen: Selection, tally: _Tally) -> None:
                     tally.skipped.append(f"{m.principal} ({m.role} of {info.name})")
 
 
-def _runs(target: Repository, chosen: Selection) -> set[str]:
+def _runs(target: Stored, chosen: Selection) -> set[str]:
     """Create (or bring up to date) every run of the selection; returns their ids."""
     with target.catalog.write() as conn:
         for r in chosen.runs:
@@ -203,7 +203,7 @@ def _runs(target: Repository, chosen: Selection) -> set[str]:
 
 
 @contextmanager
-def _lease(target: Repository, namespace: str) -> Iterator[str]:
+def _lease(target: Stored, namespace: str) -> Iterator[str]:
     with target.catalog.write() as conn:
         lease_id = leases.create(conn, namespace=namespace)
     try:
@@ -214,8 +214,8 @@ def _lease(target: Repository, namespace: str) -> Iterator[str]:
 
 
 def _copy(
-    source: Repository,
-    target: Repository,
+    source: Stored,
+    target: Stored,
     v: VersionCopy,
     known_runs: set[str],
     tally: _Tally,
@@ -260,7 +260,7 @@ def _copy(
 
 
 def _commit(
-    target: Repository, v: VersionCopy, known_runs: set[str], *, fixed: set[str], have: Presence
+    target: Stored, v: VersionCopy, known_runs: set[str], *, fixed: set[str], have: Presence
 ) -> int:
     """One transaction: the manifest row, the version at its number, its aliases; and
     the damaged rows of objects it stored good copies of."""

@@ -44,7 +44,7 @@ from .layout import (
 from .stores import ObjectInfo, Store
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .needs import Stored
 
 #: objects and manifests younger than this are left alone by default: a writer working
 #: from another process's view (an expired lease, a clock-skewed machine, a writer that
@@ -86,7 +86,7 @@ class _Plan:
     objects_foreign: int = 0
 
 
-def collect(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
+def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
     """Two transactions, each holding the GC guard exclusive. The first decides, moves
     the pack index off what goes (rewriting packs that are mostly dead), records the
     decision in the store and commits; the second deletes the bytes that are still dead
@@ -149,7 +149,7 @@ def collect(repo: Repository, *, dry_run: bool = False, grace: float = DEFAULT_G
 
 
 def _record(
-    repo: Repository,
+    repo: Stored,
     repo_id: str,
     plan: _Plan,
     rewritten: list[tuple[ObjectInfo, str, list[Member], list[Member]]],
@@ -198,7 +198,7 @@ class _Age:
         return info.mtime <= self.started - self.grace
 
 
-def estimate(repo: Repository, *, without: Collection[int] = ()) -> tuple[int, int]:
+def estimate(repo: Stored, *, without: Collection[int] = ()) -> tuple[int, int]:
     """(bytes gc would free if the versions `without` were deleted, bytes it would free
     now), once the grace period has passed: one listing of the store, two plans, no change
     anywhere (expired leases are ignored, not dropped). What `cairn retain` reports."""

@@ -33,7 +33,7 @@ from .statcache import StatCache
 from .verify import BadObject, VerifyReport
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .needs import Maintained
 
 _NO_COPY = "no good copy in the cache, in files logged from here or in the --from folders"
 
@@ -49,7 +49,7 @@ class _Place:
 
 
 def repair(
-    repo: Repository, report: VerifyReport, folders: Sequence[str], statcache: StatCache
+    repo: Maintained, report: VerifyReport, folders: Sequence[str], statcache: StatCache
 ) -> None:
     """Store a good copy of every bad object of `report` that a local copy has; move the
     repaired ones from `report.bad` to `report.repaired`, and say of the others why."""
@@ -79,7 +79,7 @@ def repair(
     report.bad = left
 
 
-def _may_write(repo: Repository, bad: BadObject) -> bool:
+def _may_write(repo: Maintained, bad: BadObject) -> bool:
     """Whether the caller may write to a project of a version that needs the object."""
     projects = {Ref.parse(ref).project for ref in bad.versions}
     with repo.catalog.read() as conn:
@@ -92,7 +92,7 @@ def _may_write(repo: Repository, bad: BadObject) -> bool:
     return False
 
 
-def _forget_bad_copies(repo: Repository, fixed: list[BadObject]) -> None:
+def _forget_bad_copies(repo: Maintained, fixed: list[BadObject]) -> None:
     """Point reads at the good loose copies: drop the pack index rows of the repaired
     objects (under the GC guard) and their damaged rows, which allowed that."""
     by_namespace: dict[str, list[str]] = defaultdict(list)
@@ -105,7 +105,7 @@ def _forget_bad_copies(repo: Repository, fixed: list[BadObject]) -> None:
             damaged.clear(conn, namespace, digests)
 
 
-def _reads_back(repo: Repository, bad: BadObject) -> bool:
+def _reads_back(repo: Maintained, bad: BadObject) -> bool:
     try:
         data = repo.objects.get(bad.namespace, bad.digest)
     except FileNotFoundError:
@@ -116,7 +116,7 @@ def _reads_back(repo: Repository, bad: BadObject) -> bool:
 class _Finder:
     """Looks for a local copy of an object's bytes, in the order a user would."""
 
-    def __init__(self, repo: Repository, folders: Sequence[str], statcache: StatCache):
+    def __init__(self, repo: Maintained, folders: Sequence[str], statcache: StatCache):
         self.repo = repo
         self.folders = [os.path.abspath(f) for f in folders]
         self.statcache = statcache

@@ -563,7 +563,16 @@ class Repository:
         # verify records what it finds bad in the catalog: against another repository's
         # store it would mark every object damaged
         self.identity.require("verify the store" + (" or repair it" if repair else ""))
-        report = verify(self, ref)
+        if ref is not None:
+            targets = [self.artifact(ref)]
+        else:
+            targets = [
+                v
+                for c in self.collections()
+                for v in self.versions(f"{c['project']}/{c['name']}")
+                if v.state == "COMMITTED"
+            ]
+        report = verify(self, targets, whole=ref is None)
         if repair and report.bad:
             repair_objects(self, report, folders, self._statcache)
         return report

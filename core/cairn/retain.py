@@ -35,7 +35,7 @@ from .retention import Candidate, RetentionPolicy, decide, effective
 from .sizes import format_size
 
 if TYPE_CHECKING:
-    from .repository import Repository
+    from .needs import Maintained
 
 #: uses recorded this long before a retention run began count as "during" it: writers'
 #: clocks may be behind the catalog's
@@ -103,7 +103,7 @@ class _Outcome:
     in_use: list[str]
 
 
-def retain(repo: Repository, target: str | None, *, dry_run: bool) -> RetentionReport:
+def retain(repo: Maintained, target: str | None, *, dry_run: bool) -> RetentionReport:
     """Apply the policies of every collection (of project `target`, or of the collection
     `project/name`)."""
     project, name = scope(target) if target is not None else (None, None)
@@ -141,7 +141,7 @@ def retain(repo: Repository, target: str | None, *, dry_run: bool) -> RetentionR
     )
 
 
-def _estimate(repo: Repository, doomed: Sequence[int]) -> tuple[int, int]:
+def _estimate(repo: Maintained, doomed: Sequence[int]) -> tuple[int, int]:
     from .gc import estimate
 
     after, now = estimate(repo, without=doomed)

@@ -14,6 +14,7 @@ handed out again.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,8 +34,7 @@ from .sizes import counted, format_size
 _PACKED_SLICE = 256
 
 if TYPE_CHECKING:
-    from .repository import Repository
-    from .version import ArtifactVersion
+    from .needs import Checked, Maintained
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,10 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
-    """Check `ref` (or every committed version the caller may read), record what is bad
-    in the catalog and clear what reads back intact; drop bad cache files."""
-    targets = _targets(repo, ref)
+def verify(repo: Maintained, targets: Sequence[Checked], *, whole: bool) -> VerifyReport:
+    """Check the committed versions `targets` (with `whole`: every version the caller may
+    read), record what is bad in the catalog and clear what reads back intact; drop bad
+    cache files (with `whole`, every cache file that no longer matches its digest)."""
     report = VerifyReport(versions_checked=len(targets))
     # what is needed, as (namespace, digest) alone: the entries are streamed (a format-3
     # manifest a shard at a time) and read again only for the objects found bad
@@ -193,28 +193,13 @@ def verify(repo: Repository, ref: str | None = None) -> VerifyReport:
             report.bad.append(BadObject(namespace, d, problem, tuple(users[namespace, d])))
     _record(repo, found)
 
-    wanted = (
-        None
-        if ref is None
-        else {e.digest for v in targets for e in v.manifest.values() if e.digest}
-    )
+    wanted = None if whole else {e.digest for v in targets for e in v.manifest.values() if e.digest}
     report.cache_checked, report.cache_dropped = repo.cache.scrub(wanted)
     return report
 
 
-def _targets(repo: Repository, ref: str | None) -> list[ArtifactVersion]:
-    if ref is not None:
-        return [repo.artifact(ref)]
-    return [
-        v
-        for c in repo.collections()
-        for v in repo.versions(f"{c['project']}/{c['name']}")
-        if v.state == "COMMITTED"
-    ]
-
-
 def _read_back(
-    repo: Repository, needs: set[tuple[str, str]]
+    repo: Maintained, needs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int]]:
     """(namespace, digest) -> (problem or '', bytes read) for every needed object.
 
@@ -254,7 +239,7 @@ def _read_back(
     return found
 
 
-def _documents_back(repo: Repository, documents: dict[tuple[str, str], list[str]]) -> list[str]:
+def _documents_back(repo: Maintained, documents: dict[tuple[str, str], list[str]]) -> list[str]:
     """Read back every format-3 manifest document the versions need from their namespace,
     a batch at a time; a line per document missing or corrupt."""
     out: list[str] = []
@@ -280,7 +265,7 @@ def _documents_back(repo: Repository, documents: dict[tuple[str, str], list[str]
 _DOCUMENT_BATCH = 64
 
 
-def _record(repo: Repository, found: dict[tuple[str, str], tuple[str, int]]) -> None:
+def _record(repo: Maintained, found: dict[tuple[str, str], tuple[str, int]]) -> None:
     """Write what is bad to the catalog, and clear the rows of what read back intact
     (row-level security lets a reader report, and only a writer clear)."""
     with repo.catalog.write() as conn:

@@ -1,0 +1,67 @@
+"""What the engine's operations need of a repository, declared where they are used.
+
+gc, verify, repair, retain and export act on a repository's catalog, store, objects and
+cache. They take any object that has these parts, typed by the protocols below, instead of
+the `Repository` facade: the engine sits below the public API and never imports it, not
+even for an annotation. `Repository` has every part, so it is passed as it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .cache import Cache
+    from .catalog import Catalog
+    from .events import Listeners
+    from .identity import Identity
+    from .manifest import Manifest
+    from .objects import Objects
+    from .references.sources import Sources
+    from .stores import Store
+
+
+class Stored(Protocol):
+    """A catalog and the store it describes, with the store's object reader/writer."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def objects(self) -> Objects: ...
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def default_project(self) -> str: ...
+
+
+class Maintained(Stored, Protocol):
+    """A repository as gc, verify, repair and retain see it: its storage, this machine's
+    cache, the reference sources it may read, and its listeners."""
+
+    @property
+    def cache(self) -> Cache: ...
+
+    @property
+    def reference_sources(self) -> Sources: ...
+
+    @property
+    def listeners(self) -> Listeners: ...
+
+
+class Checked(Protocol):
+    """A committed version as verify and export read it."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def manifest(self) -> Manifest: ...
