@@ -49,6 +49,7 @@ _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPT
 WRITERS = min(8, (os.cpu_count() or 2) + 1)
 _PART = 256  # files per task
 _SERIAL = 64  # fewer files than this are written by the calling thread alone
+BATCH = 16384  # files fetched, then written, at a time
 # files up to this size are written as unnamed files, then linked in (cairn.confined)
 SMALL = 1 << 20
 
@@ -280,8 +281,11 @@ class _Checkout:
     # -- applying ------------------------------------------------------------------------------
 
     def apply(self, plan: _Plan, fetch: Fetch) -> None:
-        files = list({cache_key(e): e for e in plan.write}.values())
-        sources = fetch(files) if files else {}
+        # fetched and written a batch at a time, so what the fetch holds per file (where
+        # each is in the store, its cache path) is bounded; the first batch, all of a
+        # version of up to BATCH files, is fetched before the folder changes
+        batches = [plan.write[i : i + BATCH] for i in range(0, len(plan.write), BATCH)]
+        sources = _fetch(fetch, batches[0]) if batches else {}
         if plan.remove or plan.write or plan.links or not (self.marker and self.marker.complete):
             # first: a re-run after an interruption knows what this get may have written
             before = dict(self.marker.entries) if self.marker else {}
@@ -290,7 +294,12 @@ class _Checkout:
             self.folder.remove(path)
         for d in sorted(self.wanted_dirs):
             self.folder.mkdir(d)
-        written = self._place_all(plan.write, sources)
+        written: dict[str, Written] = {}
+        for i, batch in enumerate(batches):
+            if i:
+                sources = _fetch(fetch, batch)
+            written.update(self._place_all(batch, sources))
+            sources = {}
         for e in plan.links:
             assert e.target is not None
             self.folder.symlink(e.path, e.target)
@@ -420,6 +429,11 @@ class _Checkout:
 
         self.folder.write(MARKER, fill)
         self.folder.fsync()
+
+
+def _fetch(fetch: Fetch, entries: list[Entry]) -> dict[str, str]:
+    """`fetch` of each content once."""
+    return fetch(list({cache_key(e): e for e in entries}.values()))
 
 
 def _folders_of(entries: list[Entry]) -> set[str]:
