@@ -168,10 +168,12 @@ class Cache:
         return final
 
     def touch(self, digests: Iterable[str]) -> None:
-        now = time.time()
+        # one statement, the digests as one JSON parameter (as `present` reads them)
+        wanted = json.dumps(list(digests))
         with self._lock, self._db:
-            self._db.executemany(
-                "UPDATE files SET last_used = ? WHERE digest = ?", [(now, d) for d in digests]
+            self._db.execute(
+                "UPDATE files SET last_used = ? WHERE digest IN (SELECT value FROM json_each(?))",
+                (time.time(), wanted),
             )
 
     def _record(self, digest: str, size: int, mtime_ns: int) -> None:

@@ -42,10 +42,14 @@ _SHOWN = 5  # paths an error names; the rest are counted
 _TICK_NS = 5_000_000  # how far file stamps (a coarse clock) may lag time.time_ns()
 _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY, errno.EEXIST}
 # files are written by this many threads, each a part of one folder at a time: creating
-# a file is mostly the kernel's work (the GIL is let go), and folders do not share locks
-WRITERS = 8
+# a file is mostly the kernel's work (the GIL is let go), and folders do not share locks.
+# One more than the cores: every system call lets the GIL go and takes it back, so more
+# threads than that spend their time handing it over (futex calls: 36 per file with 8
+# threads on 2 cores, against 0.5 with 2)
+WRITERS = min(8, (os.cpu_count() or 2) + 1)
 _PART = 256  # files per task
 _SERIAL = 64  # fewer files than this are written by the calling thread alone
+BATCH = 16384  # files fetched, then written, at a time
 # files up to this size are written as unnamed files, then linked in (cairn.confined)
 SMALL = 1 << 20
 
@@ -120,11 +124,11 @@ class _Checkout:
         self.folder = folder
         self.cache = cache
         self.link = link
-        self.wanted_dirs = {e.path for e in manifest.values() if e.kind == DIR}
-        for p in manifest:
-            while "/" in p:
-                p = p.rsplit("/", 1)[0]
-                self.wanted_dirs.add(p)
+        # the manifest is walked once: a large one is read a shard at a time and only a
+        # budget of shards is kept (manifest.CACHED_ENTRIES), so every later step works
+        # from this list instead of reading the shards again
+        self.entries = list(manifest.values())
+        self.wanted_dirs = _folders_of(self.entries)
         self.marker, self.other = self._read_marker()
         self._digests: dict[str, str] = {}  # path -> digest hashed from disk this run
         self._clone = True  # until the file system says it cannot
@@ -230,7 +234,7 @@ class _Checkout:
                 plan.problems.append((path, "edited"))
             else:
                 plan.problems.append((path, self._why(path, kind, recorded)))
-        for e in self.manifest.values():
+        for e in self.entries:
             if e.path not in seen:
                 if e.kind == FILE:
                     plan.write.append(e)
@@ -277,8 +281,11 @@ class _Checkout:
     # -- applying ------------------------------------------------------------------------------
 
     def apply(self, plan: _Plan, fetch: Fetch) -> None:
-        files = list({cache_key(e): e for e in plan.write}.values())
-        sources = fetch(files) if files else {}
+        # fetched and written a batch at a time, so what the fetch holds per file (where
+        # each is in the store, its cache path) is bounded; the first batch, all of a
+        # version of up to BATCH files, is fetched before the folder changes
+        batches = [plan.write[i : i + BATCH] for i in range(0, len(plan.write), BATCH)]
+        sources = _fetch(fetch, batches[0]) if batches else {}
         if plan.remove or plan.write or plan.links or not (self.marker and self.marker.complete):
             # first: a re-run after an interruption knows what this get may have written
             before = dict(self.marker.entries) if self.marker else {}
@@ -287,7 +294,12 @@ class _Checkout:
             self.folder.remove(path)
         for d in sorted(self.wanted_dirs):
             self.folder.mkdir(d)
-        written = self._place_all(plan.write, sources)
+        written: dict[str, Written] = {}
+        for i, batch in enumerate(batches):
+            if i:
+                sources = _fetch(fetch, batch)
+            written.update(self._place_all(batch, sources))
+            sources = {}
         for e in plan.links:
             assert e.target is not None
             self.folder.symlink(e.path, e.target)
@@ -298,7 +310,7 @@ class _Checkout:
             newest = max(w.mtime_ns or 0 for w in written.values())
             time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
         entries = {}
-        for e in self.manifest.values():
+        for e in self.entries:
             if e.kind == FILE:
                 entries[e.path] = written.get(e.path) or _stamped(plan.kept[e.path], e.digest)
             else:
@@ -309,9 +321,10 @@ class _Checkout:
         """What may be on disk while this get runs: its own entries, and what an earlier
         interrupted get may have left."""
         out = dict(self.marker.incoming) if self.marker else {}
-        for e in self.manifest.values():
+        for e in self.entries:
             w = Written(e.kind, e.digest, e.size, e.target)
-            out[e.path] = [w, *(x for x in out.get(e.path, []) if x != w)]
+            old = out.get(e.path)
+            out[e.path] = [w, *(x for x in old if x != w)] if old else [w]
         return out
 
     def _place_all(self, entries: list[Entry], sources: dict[str, str]) -> dict[str, Written]:
@@ -327,7 +340,20 @@ class _Checkout:
 
         def place(rel: str, part: list[Entry]) -> list[tuple[str, Written]]:
             with self.folder.pin(rel) as pinned:
-                return [(e.path, self._place(pinned, e, sources[cache_key(e)])) for e in part]
+                if self.link:
+                    return [(e.path, self._place(pinned, e, sources[cache_key(e)])) for e in part]
+                # small content-addressed files in one loop (Pinned.copy_small), the rest
+                # one by one
+                small = [e for e in part if e.size <= SMALL and e.digest]
+                stats = pinned.copy_small(
+                    [(e.path.rpartition("/")[2], sources[e.digest], e.size) for e in small],  # type: ignore[index]
+                    self._copy,
+                )
+                out = [(e.path, _stamped(st, e.digest)) for e, st in zip(small, stats, strict=True)]
+                if len(small) < len(part):
+                    rest = (e for e in part if not (e.size <= SMALL and e.digest))
+                    out += [(e.path, self._place(pinned, e, sources[cache_key(e)])) for e in rest]
+                return out
 
         written: dict[str, Written] = {}
         if len(entries) < _SERIAL:
@@ -403,6 +429,22 @@ class _Checkout:
 
         self.folder.write(MARKER, fill)
         self.folder.fsync()
+
+
+def _fetch(fetch: Fetch, entries: list[Entry]) -> dict[str, str]:
+    """`fetch` of each content once."""
+    return fetch(list({cache_key(e): e for e in entries}.values()))
+
+
+def _folders_of(entries: list[Entry]) -> set[str]:
+    """Every folder the entries need: their parents, and the empty-folder entries."""
+    dirs: set[str] = set()
+    for e in entries:
+        p = e.path if e.kind == DIR else e.path.rpartition("/")[0]
+        while p and p not in dirs:  # a folder's parents were added with it
+            dirs.add(p)
+            p = p.rpartition("/")[0]
+    return dirs
 
 
 def _stamped(st: os.stat_result, digest: str | None) -> Written:

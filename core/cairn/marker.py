@@ -14,7 +14,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
+
+_q = encode_basestring_ascii  # a JSON string, as json.dumps writes it
 
 MARKER = ".cairn-checkout.json"
 MARKER_FORMAT = 1
@@ -23,7 +26,7 @@ MARKER_FORMAT = 1
 RACY_NS = 20_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Written:
     """What cairn put at one path: kind 'file' (digest, size, stamp), 'link' or 'dir'."""
 
@@ -35,12 +38,37 @@ class Written:
     ino: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        for key in ("digest", "size", "target", "mtime_ns", "ino"):
-            value = getattr(self, key)
-            if value:
-                out[key] = value
+        # keys in sorted order, the empty ones left out: the marker's JSON is built for
+        # every path of a checkout, twice per get (attribute by attribute, not by getattr)
+        out: dict[str, Any] = {}
+        if self.digest:
+            out["digest"] = self.digest
+        if self.ino:
+            out["ino"] = self.ino
+        out["kind"] = self.kind
+        if self.mtime_ns:
+            out["mtime_ns"] = self.mtime_ns
+        if self.size:
+            out["size"] = self.size
+        if self.target:
+            out["target"] = self.target
         return out
+
+    def json_text(self) -> str:
+        """`json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))`, faster."""
+        parts = []
+        if self.digest:
+            parts.append(f'"digest":{_q(self.digest)}')
+        if self.ino:
+            parts.append(f'"ino":{int(self.ino)}')
+        parts.append(f'"kind":{_q(self.kind)}')
+        if self.mtime_ns:
+            parts.append(f'"mtime_ns":{int(self.mtime_ns)}')
+        if self.size:
+            parts.append(f'"size":{int(self.size)}')
+        if self.target:
+            parts.append(f'"target":{_q(self.target)}')
+        return "{" + ",".join(parts) + "}"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Written:
@@ -76,21 +104,24 @@ class Marker:
         return f"{self.project}/{self.collection}"
 
     def to_bytes(self) -> bytes:
-        doc = {
-            "format": MARKER_FORMAT,
-            "ref": self.ref,
-            "project": self.project,
-            "collection": self.collection,
-            "version": self.version,
-            "digest": self.digest,
-            "complete": self.complete,
-            "entries": {p: w.to_json() for p, w in sorted(self.entries.items())},
-        }
+        """Canonical JSON (sorted keys, compact), what `json.dumps(sort_keys=True)` of
+        the document would give; written out directly, as a get writes it twice and it
+        holds every path of the checkout."""
+        entries = ",".join(f"{_q(p)}:{w.json_text()}" for p, w in sorted(self.entries.items()))
+        out = [
+            f'{{"collection":{_q(self.collection)},"complete":{json.dumps(self.complete)}',
+            f',"digest":{_q(self.digest)},"entries":{{{entries}}},"format":{MARKER_FORMAT}',
+        ]
         if self.incoming:
-            doc["incoming"] = {
-                p: [w.to_json() for w in ws] for p, ws in sorted(self.incoming.items())
-            }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            incoming = ",".join(
+                f"{_q(p)}:[{','.join(w.json_text() for w in ws)}]"
+                for p, ws in sorted(self.incoming.items())
+            )
+            out.append(f',"incoming":{{{incoming}}}')
+        out.append(
+            f',"project":{_q(self.project)},"ref":{_q(self.ref)},"version":{_q(self.version)}}}'
+        )
+        return "".join(out).encode()
 
     @classmethod
     def from_bytes(cls, body: bytes, *, written_ns: int) -> Marker | None:
