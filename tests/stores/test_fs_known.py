@@ -6,7 +6,10 @@ for paths without a pinned version (docs/FS.md "What a filesystem keeps")."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -121,6 +124,29 @@ def test_an_alias_moves_after_ref_ttl_and_a_write_through_the_filesystem_is_seen
     cached.pipe("p/ds/b/c.txt", b"written through cairn://")  # commits p/ds:v2
     assert cached.info("p/ds/b/c.txt")["version"] == "p/ds:v2"
     assert cached.cat_file("p/ds/b/c.txt") == b"written through cairn://"
+
+
+def test_threads_finding_an_alias_expired_together_ask_the_catalog_once(repo, monkeypatch):
+    fs = CairnFileSystem(repository=repo, skip_instance_cache=True, ref_ttl=3600)
+    assert fs.info("p/ds/a.bin")["size"] == 300_000
+    fs.invalidate_cache()  # as when ref_ttl runs out in the middle of a query
+    real, asked = repo.artifact, []
+
+    def slow(ref: str) -> Any:  # a loaded catalog: every thread arrives while it answers
+        asked.append(ref)
+        time.sleep(0.3)
+        return real(ref)
+
+    monkeypatch.setattr(repo, "artifact", slow)
+    barrier = threading.Barrier(8)
+
+    def engine_thread(_: int) -> int:
+        barrier.wait()
+        return int(fs.info("cairn://p/ds/a.bin")["size"])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(engine_thread, range(8))) == [300_000] * 8
+    assert asked == ["p/ds"]
 
 
 def test_what_is_kept_is_bounded():

@@ -84,6 +84,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         self._run, self._run_id, self._type = run, run_id, type
         self._ref_ttl = ref_ttl
         self._refs: dict[str, tuple[float, ArtifactVersion]] = {}  # ref -> (when, version)
+        self._asking: dict[str, threading.Lock] = {}  # ref -> held while asking the catalog
         self._folders: dict[str, Folders] = {}  # manifest digest -> folder index
         self._where: dict[tuple[str, str], dict[str, Member]] = {}  # packed objects
         self._known = Known()  # infos and range readers of versions' files
@@ -276,17 +277,23 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
     def _resolve(self, ref: str) -> ArtifactVersion:
         """The version `ref` names, asked of the catalog at most every `ref_ttl` seconds:
         an engine opening files, asking their size and times, makes many calls per
-        query, and each would otherwise cost catalog queries."""
-        now = time.monotonic()
+        query, and each would otherwise cost catalog queries. Threads that find it
+        expired at once ask once: the others wait for that answer."""
         repository = self.repository  # first: CAIRN_* may name another repository by now
-        with self._lock:
-            known = self._refs.get(ref)
-        if known is not None and now - known[0] < self._ref_ttl:
+        known = self._refs.get(ref)  # one dict read: safe without the lock
+        if known is not None and time.monotonic() - known[0] < self._ref_ttl:
             return known[1]
-        version: ArtifactVersion = self._call(repository.artifact, ref)
         with self._lock:
-            self._refs[ref] = (now, version)
-        return version
+            asking = self._asking.setdefault(ref, threading.Lock())
+        with asking:
+            now = time.monotonic()
+            known = self._refs.get(ref)
+            if known is not None and now - known[0] < self._ref_ttl:  # another thread asked
+                return known[1]
+            version: ArtifactVersion = self._call(repository.artifact, ref)
+            with self._lock:
+                self._refs[ref] = (now, version)
+            return version
 
     def invalidate_cache(self, path: str | None = None) -> None:
         """Forget resolved refs (aliases are asked of the catalog again) and listings."""
