@@ -34,6 +34,7 @@ class CleanupReport:
     files_removed: int
     bytes_freed: int
     bytes_kept: int
+    indexes_removed: int = 0  # block indexes of cairn:// reads (cairn.fs.blocks)
 
 
 class Cache:
@@ -223,23 +224,33 @@ class Cache:
             return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM files").fetchone()[0])
 
     def cleanup(self, max_bytes: int) -> CleanupReport:
-        """Evict least recently used files until the cache holds at most `max_bytes`."""
+        """Evict least recently used files, and block indexes (`blocks/`, kept beside the
+        files by cairn:// reads: cairn.fs.blocks), until together they hold at most
+        `max_bytes`."""
+        from .fs import blocks  # the indexes' layout is theirs to know
+
         with self._lock:
-            rows = self._db.execute(
-                "SELECT digest, size FROM files ORDER BY last_used DESC"
-            ).fetchall()
-        kept, doomed = 0, []
-        for digest, size in rows:
+            rows = self._db.execute("SELECT digest, size, last_used FROM files").fetchall()
+        indexes = blocks.stored(os.path.join(self.root, "blocks"))
+        entries = [(used or 0.0, size, digest) for digest, size, used in rows]
+        entries += [(index.last_used, index.size, index) for index in indexes]
+        entries.sort(key=lambda e: e[0], reverse=True)
+        kept, doomed, unindexed = 0, [], []
+        for _, size, what in entries:
             if kept + size <= max_bytes:
                 kept += size
+            elif isinstance(what, str):
+                doomed.append((what, size))
             else:
-                doomed.append((digest, size))
+                unindexed.append(what)
         for digest, _ in doomed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path(digest))
         with self._lock, self._db:
             self._db.executemany("DELETE FROM files WHERE digest = ?", [(d,) for d, _ in doomed])
-        return CleanupReport(len(doomed), sum(s for _, s in doomed), kept)
+        blocks.remove(unindexed)
+        freed = sum(s for _, s in doomed) + sum(index.size for index in unindexed)
+        return CleanupReport(len(doomed), freed, kept, len(unindexed))
 
     def close(self) -> None:
         self._db.close()

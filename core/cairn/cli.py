@@ -930,12 +930,18 @@ def cache_cleanup(
     ctx: typer.Context,
     size: Annotated[str, typer.Argument(help="Largest size to keep: 500MB, 1GB, 10GiB, bytes.")],
 ) -> None:
-    """Evict least recently used files until the cache holds at most SIZE."""
+    """Evict least recently used files until the cache holds at most SIZE.
+
+    The block indexes that cairn:// reads keep in the cache folder count too (0 removes
+    them all; objects are then read whole once more).
+    """
     limit = parse_size(size)
     report = _repo(ctx).cache.cleanup(max_bytes=limit)
+    indexes = report.indexes_removed
+    also = f" and {counted(indexes, 'block index', 'block indexes')}" if indexes else ""
     typer.echo(
-        f"removed {counted(report.files_removed, 'file')} ({human_size(report.bytes_freed)}); "
-        f"the cache holds {human_size(report.bytes_kept)}"
+        f"removed {counted(report.files_removed, 'file')}{also} "
+        f"({human_size(report.bytes_freed)}); the cache holds {human_size(report.bytes_kept)}"
     )
 
 

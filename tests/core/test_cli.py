@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from cairn import Artifact, Repository
 from cairn.cli import app, parse_size
 from cairn.console import RichProgress
+from cairn.fs import CairnFileSystem
 
 from .conftest import write
 
@@ -466,6 +467,20 @@ def test_cache_cleanup_zero_empties_the_cache(data, home, tmp_path):
     assert (tmp_path / "out" / "a.txt").read_text() == "alpha"
     cairn("get", "demo/mnist", "--root", str(tmp_path / "again"))
     assert len(_cached(home)) == 2
+
+
+def test_cache_cleanup_removes_the_block_indexes_of_cairn_reads(tmp_path, home):
+    write(tmp_path / "big" / "big.bin", "x" * 100 + "".join(map(str, range(80_000))))
+    cairn("put", str(tmp_path / "big"), "-n", "demo/big")
+    with Repository.open(home=str(home)) as repo:
+        fs = CairnFileSystem(repository=repo, skip_instance_cache=True)
+        assert fs.cat_file("demo/big/big.bin", 0, 5) == b"xxxxx"
+    blocks = home / "cache" / "blocks"
+    assert len([p for p in blocks.rglob("*") if p.is_file()]) == 1
+    assert cairn("cache", "cleanup", "1GB").stdout.startswith("removed 0 files (0 bytes)")
+    r = cairn("cache", "cleanup", "0")
+    assert r.stdout.startswith("removed 0 files and 1 block index (")
+    assert [p for p in blocks.rglob("*") if p.is_file()] == []
 
 
 def test_cache_cleanup_rejects_a_bad_size():

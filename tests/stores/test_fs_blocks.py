@@ -162,3 +162,54 @@ def local_repo(tmp_path):
     v = repo.log_artifact(Artifact("ds").add_dir(src), project="p")
     yield repo, v, data
     repo.close()
+
+
+def index_files(repo: Repository) -> list[Path]:
+    return sorted(p for p in (Path(repo._cache_dir) / "blocks").rglob("*") if p.is_file())
+
+
+def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_first(
+    local_repo, tmp_path
+):
+    repo, v, data = local_repo
+    path = f"{v.ref}/one.bin"
+    fresh(repo).cat_file(path, 0, 10)  # checked whole, indexed
+    [index_file] = index_files(repo)
+    index_size = index_file.stat().st_size
+    v.download(tmp_path / "out")  # one.bin in the download cache too
+    cache = repo.cache
+    assert cache.size() == 900_000
+    # within the budget: nothing goes, and the index counts in what the cache holds
+    report = cache.cleanup(max_bytes=10**9)
+    assert (report.files_removed, report.indexes_removed) == (0, 0)
+    assert report.bytes_kept == 900_000 + index_size and index_file.exists()
+
+    # the index used longer ago than the file goes first
+    os.utime(index_file, (1, 1))
+    report = cache.cleanup(max_bytes=900_000)
+    assert (report.files_removed, report.indexes_removed) == (0, 1)
+    assert report.bytes_freed == index_size and index_files(repo) == []
+    # a read rebuilds it (the object is read whole once more), and loading it is a use
+    fs = fresh(repo)
+    assert fs.cat_file(path, 10, 20) == data["one.bin"][10:20]
+    assert fs.objects_cache.fetched == 900_000
+    os.utime(index_file, (1, 1))
+    assert fresh(repo).cat_file(path, 30, 40) == data["one.bin"][30:40]
+    assert index_file.stat().st_mtime > 1
+    report = cache.cleanup(max_bytes=index_size)  # the file was used longer ago now
+    assert (report.files_removed, report.indexes_removed) == (1, 0) and index_file.exists()
+
+    # a writer's temporary file left over an hour ago goes too; files not cairn's stay
+    stray = index_file.parent / ".tmp-dead"
+    stray.write_bytes(b"half an index")
+    os.utime(stray, (1, 1))
+    recent = index_file.parent / ".tmp-writing"
+    recent.write_bytes(b"being written")
+    foreign = Path(repo._cache_dir) / "blocks" / "notes.txt"
+    foreign.write_text("mine")
+    # 0 clears the cache: every index goes
+    report = cache.cleanup(max_bytes=0)
+    assert report.indexes_removed == 2 and report.bytes_kept == 0
+    assert not index_file.exists() and not stray.exists()
+    assert recent.exists() and foreign.read_text() == "mine"
+    assert fresh(repo).cat_file(path, 0, 10) == data["one.bin"][:10]

@@ -16,6 +16,11 @@ written atomically, each ending with the BLAKE3 of what precedes it), which cair
 trusts as it trusts its download cache: a damaged index file is ignored and rebuilt,
 and a block that does not match its index makes the reader check the whole object
 against its digest again, so a bad index costs a re-read, never a wrong byte.
+
+The indexes live beside the download cache's files and share its budget: `cairn cache
+cleanup SIZE` evicts the least recently used files and indexes alike (an index's last
+use is its file's mtime, set when it is written and when a process first loads it), so
+`cleanup 0` removes every one (`stored`, `remove`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import contextlib
 import os
 import struct
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import blake3
@@ -105,11 +112,12 @@ class BlockIndexes:
         return os.path.join(self.folder, digest[:2], digest[2:])
 
     def get(self, digest: str, size: int) -> BlockIndex | None:
-        with self._lock:
-            index = self._known.get(digest)
-        path = self._path(digest)
-        if index is not None or path is None:
+        index = self._known.get(digest)  # one dict read: safe without the lock
+        if index is not None:
             return index
+        path = self._path(digest)
+        if path is None:
+            return None
         try:
             with open(path, "rb") as f:
                 index = BlockIndex.from_bytes(digest, f.read())
@@ -117,6 +125,8 @@ class BlockIndexes:
             return None
         if index is None or index.size != size:
             return None
+        with contextlib.suppress(OSError):  # its last use, for `cairn cache cleanup`
+            os.utime(path)
         with self._lock:
             self._known[digest] = index
         return index
@@ -130,3 +140,54 @@ class BlockIndexes:
         # only a speed-up: a cache folder that cannot be written costs whole-object reads
         with contextlib.suppress(OSError), atomic_file(path) as f:
             f.write(index.to_bytes())
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """An index file in a cache folder: where it is, its size, and when it was last used
+    (its mtime)."""
+
+    path: str
+    size: int
+    last_used: float
+
+
+def stored(folder: str) -> list[StoredIndex]:
+    """The index files kept in `folder` (`<folder>/<d[:2]>/<d[2:]>`), and temporary files
+    a writer that died left there over an hour ago (as never used); other names are not
+    cairn's and are left alone."""
+    out: list[StoredIndex] = []
+    stale = time.time() - 3600
+    for head in _listdir(folder):
+        if len(head) != 2 or not _HEX.issuperset(head):
+            continue
+        for name in _listdir(os.path.join(folder, head)):
+            path = os.path.join(folder, head, name)
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if len(name) == 62 and _HEX.issuperset(name):
+                out.append(StoredIndex(path, st.st_size, st.st_mtime))
+            elif name.startswith(".tmp-") and st.st_mtime < stale:
+                out.append(StoredIndex(path, st.st_size, 0.0))
+    return out
+
+
+def remove(doomed: Iterable[StoredIndex]) -> None:
+    """Delete these index files (`stored` found them) and the folders they leave empty."""
+    folders = set()
+    for index in doomed:
+        folders.add(os.path.dirname(index.path))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(index.path)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty: it still holds others
+            os.rmdir(folder)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -24,6 +24,7 @@ from ..objects import MEMBER_MAX
 from . import paths
 from .blocks import BlockIndexes
 from .folders import Folders
+from .known import Known
 from .reading import CairnReadFile, EntryRanges, ObjectCache, StreamRanges
 from .writing import Batch, CairnTransaction, CairnWriteFile, VersionWriter
 
@@ -83,8 +84,10 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         self._run, self._run_id, self._type = run, run_id, type
         self._ref_ttl = ref_ttl
         self._refs: dict[str, tuple[float, ArtifactVersion]] = {}  # ref -> (when, version)
+        self._asking: dict[str, threading.Lock] = {}  # ref -> held while asking the catalog
         self._folders: dict[str, Folders] = {}  # manifest digest -> folder index
         self._where: dict[tuple[str, str], dict[str, Member]] = {}  # packed objects
+        self._known = Known()  # infos and range readers of versions' files
         self.objects_cache = ObjectCache(object_cache_bytes)
         self._block_indexes: BlockIndexes | None = None
         self._lock = threading.Lock()
@@ -93,6 +96,9 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
     def repository(self) -> Repository:
         """The repository read from; one named by CAIRN_* variables follows their changes
         (fsspec keeps one filesystem instance per set of options for the whole process)."""
+        given = self._repository
+        if given is not None and self._from_env is None:  # `repository=`: nothing to follow
+            return given
         with self._lock:
             env = tuple(os.environ.get(v) for v in _ENV)
             if self._from_env is not None and self._from_env[0] != env:
@@ -101,6 +107,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
                 self._refs.clear()  # refs name another repository's versions now
                 self._folders.clear()
                 self._where.clear()
+                self._known.clear()
             if self._repository is None:
                 from ..repository import Repository
 
@@ -270,17 +277,23 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
     def _resolve(self, ref: str) -> ArtifactVersion:
         """The version `ref` names, asked of the catalog at most every `ref_ttl` seconds:
         an engine opening files, asking their size and times, makes many calls per
-        query, and each would otherwise cost catalog queries."""
-        now = time.monotonic()
+        query, and each would otherwise cost catalog queries. Threads that find it
+        expired at once ask once: the others wait for that answer."""
         repository = self.repository  # first: CAIRN_* may name another repository by now
-        with self._lock:
-            known = self._refs.get(ref)
-        if known is not None and now - known[0] < self._ref_ttl:
+        known = self._refs.get(ref)  # one dict read: safe without the lock
+        if known is not None and time.monotonic() - known[0] < self._ref_ttl:
             return known[1]
-        version: ArtifactVersion = self._call(repository.artifact, ref)
         with self._lock:
-            self._refs[ref] = (now, version)
-        return version
+            asking = self._asking.setdefault(ref, threading.Lock())
+        with asking:
+            now = time.monotonic()
+            known = self._refs.get(ref)
+            if known is not None and now - known[0] < self._ref_ttl:  # another thread asked
+                return known[1]
+            version: ArtifactVersion = self._call(repository.artifact, ref)
+            with self._lock:
+                self._refs[ref] = (now, version)
+            return version
 
     def invalidate_cache(self, path: str | None = None) -> None:
         """Forget resolved refs (aliases are asked of the catalog again) and listings."""
@@ -314,9 +327,14 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         return version, tree.files[real]
 
     def _ranges(self, version: ArtifactVersion, entry: Entry) -> Any:
-        """What reads byte ranges of `entry`: its store objects, or its source."""
+        """What reads byte ranges of `entry`: its store objects (one reader per version's
+        file, kept: `known`), or its source (a stream per open)."""
         if entry.is_reference:
             return StreamRanges(self.repository._open_entry(entry, version.namespace), entry.size)
+        return self._known.reader((version.id, entry.path), lambda: self._stored(version, entry))
+
+    def _stored(self, version: ArtifactVersion, entry: Entry) -> EntryRanges:
+        """The range reader of a stored entry."""
         key = (version.namespace, entry.digest or "")
         with self._lock:
             where = self._where.get(key)
@@ -347,6 +365,14 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
             return self._block_indexes
 
     def _at(self, ref: str, version: ArtifactVersion, tree: Folders, inner: str) -> dict[str, Any]:
+        """The info of `inner` in a version, worked out once per version (`known`)."""
+        return self._known.info(
+            (ref, version.id, inner), lambda: self._describe(ref, version, tree, inner)
+        )
+
+    def _describe(
+        self, ref: str, version: ArtifactVersion, tree: Folders, inner: str
+    ) -> dict[str, Any]:
         """The info of `inner` in a version: a file, a folder, or a link (reported with
         `islink` and `destination`, typed as what it points to, "other" if nothing)."""
         name = paths.join(ref, inner)
