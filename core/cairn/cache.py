@@ -22,6 +22,7 @@ from typing import IO
 
 import blake3
 
+from . import blocks
 from .chunking import digest_file
 from .errors import IntegrityError
 from .files import atomic_file, use_wal
@@ -34,7 +35,7 @@ class CleanupReport:
     files_removed: int
     bytes_freed: int
     bytes_kept: int
-    indexes_removed: int = 0  # block indexes of cairn:// reads (cairn.fs.blocks)
+    indexes_removed: int = 0  # block indexes of cairn:// reads (cairn.blocks)
 
 
 class Cache:
@@ -225,10 +226,8 @@ class Cache:
 
     def cleanup(self, max_bytes: int) -> CleanupReport:
         """Evict least recently used files, and block indexes (`blocks/`, kept beside the
-        files by cairn:// reads: cairn.fs.blocks), until together they hold at most
+        files by cairn:// reads: cairn.blocks), until together they hold at most
         `max_bytes`."""
-        from .fs import blocks  # the indexes' layout is theirs to know
-
         with self._lock:
             rows = self._db.execute("SELECT digest, size, last_used FROM files").fetchall()
         indexes = blocks.stored(os.path.join(self.root, "blocks"))

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractFileSystem
 
+from ..blocks import BlockIndexes
 from ..errors import CairnError, PermissionDenied
 from ..manifest import DIR, LINK, Entry
 from ..names import LATEST, Ref
 from ..objects import MEMBER_MAX
 from . import paths
-from .blocks import BlockIndexes
 from .folders import Folders
 from .known import Known
 from .reading import CairnReadFile, EntryRanges, ObjectCache, StreamRanges

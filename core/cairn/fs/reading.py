@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractBufferedFile
 
+from ..blocks import BLOCK, BlockIndex, BlockIndexes, index_of
 from ..errors import IntegrityError
 from ..layout import object_key
 from ..manifest import Entry
-from .blocks import BLOCK, BlockIndex, BlockIndexes, index_of
 
 if TYPE_CHECKING:
     from ..catalog.packs import Member

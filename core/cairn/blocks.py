@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from ..files import atomic_file
+from .files import atomic_file
 
 #: bytes per indexed block: small enough that a projection reads about only the
 #: column's bytes, large enough that the index is 0.2% of the object
