@@ -662,7 +662,7 @@ def test_progress_is_passed_only_when_stderr_is_a_terminal(data, monkeypatch):
 
 
 def test_a_failed_transfer_clears_the_progress_bar_before_the_error(data, monkeypatch):
-    import cairn.cli as cli
+    import cairn.cli.frame as cli
     from cairn import IntegrityError
 
     class Bar:

@@ -391,7 +391,7 @@ def test_cli_show_pages_a_sharded_version_and_diff_names_the_changes(
 ):
     from typer.testing import CliRunner
 
-    import cairn.cli as cli
+    import cairn.cli.browse as cli
 
     monkeypatch.setattr(cli, "_SHOW_PAGE", 7)
     monkeypatch.chdir(tmp_path)
