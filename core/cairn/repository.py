@@ -34,8 +34,8 @@ from .retain import scope as retain_scope
 from .retention import RetentionPolicy
 from .run import Run
 from .runrecords import RunRecords
-from .search import RunKeys
 from .scan import batches
+from .search import RunKeys
 from .staging import write_manifest, writer
 from .statcache import StatCache
 from .storeconfig import StoreConfig

@@ -61,12 +61,12 @@ def scan(files: Iterable[tuple[str, str]], statcache: StatCache | None) -> Scan:
 
 
 def batches(
-    files: Iterable[tuple[str, str]], statcache: StatCache | None, *, size: int = BATCH_FILES
+    files: Iterable[tuple[str, str]], statcache: StatCache | None, *, size: int | None = None
 ) -> Iterator[Scan]:
-    """`scan` of consecutive batches of at most `size` files, in the order they come."""
+    """`scan` of consecutive batches of at most `size` (`BATCH_FILES`) files, in order."""
     it = iter(files)
     while True:
-        part = list(islice(it, size))
+        part = list(islice(it, size or BATCH_FILES))
         if not part:
             return
         yield scan(part, statcache)

@@ -117,7 +117,7 @@ class _Walker:
             raise CairnError(f"cannot add {printable(local)}: {exc.strerror}") from None
         children.sort(key=_order)
         empty = True
-        for key, e, what, extra in children:
+        for _, e, what, extra in children:
             inner = f"{rel}{e.name}"
             if what == _FILE:
                 yield (inner, e.path)

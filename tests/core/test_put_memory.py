@@ -120,10 +120,9 @@ def test_folders_added_whole_conflict_and_remove_as_files_did(tmp_path):
     twice = Artifact("ds").add_dir(str(root)).add_dir(str(root / "sub"), name="sub")
     assert twice.local_files["sub/y.bin"] == str(root / "sub" / "y.bin")
     clash = Artifact("ds").add_dir(str(root)).add_dir(str(tmp_path / "data"), name="sub")
-    write(root / "sub" / "sub" / "y.bin", b"other")  # sub/y.bin vs sub/sub/y.bin: fine
-    write(root / "y.bin", b"z")  # now sub/y.bin comes from data/sub and from data/y.bin
-    with pytest.raises(Conflict, match="sub/y.bin"):
-        clash.local_files
+    write(root / "y.bin", b"z")  # now sub/y.bin comes from data/sub/y.bin and data/y.bin
+    with pytest.raises(Conflict, match="'sub/y.bin' was added from both"):
+        dict(clash.files())
 
 
 def _counting(repo: Repository, monkeypatch) -> dict[str, int]:
@@ -175,6 +174,6 @@ def test_a_draft_reads_the_shards_it_changes_only(tmp_path, monkeypatch, request
         assert not diff.added and not diff.removed
         repo.close()
     small, large = cost[500], cost[5000]
-    # the root, and each changed shard once (they are in the first folders: the same ones)
-    assert large["documents"] <= 1 + 3 and large["documents"] == small["documents"], cost
+    # the roots, and for each change its shard and maybe a neighbour: the same on both
+    assert large["documents"] == small["documents"] <= 2 + 3 * 2, cost
     assert large["statements"] == small["statements"], cost
