@@ -9,6 +9,7 @@ are skipped; cairn's checkout markers are local state, never data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import stat
@@ -79,10 +80,9 @@ def walk(root: str, *, follow_links: bool = False, prefix: str | None = None) ->
         else:
             join_path(prefix, item[0])  # a name it cannot log is refused now
             out.files += 1
-            try:
+            # a file gone already is reported when the log reads the folder again
+            with contextlib.suppress(OSError):
                 out.bytes += os.stat(item[1]).st_size
-            except OSError:
-                pass  # gone already: the log says so when it reads the folder again
     return out
 
 
