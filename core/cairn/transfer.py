@@ -106,6 +106,9 @@ class Uploader:
         self.stored: set[str] = set()
         self._watch = watch
         self._stored_lock = threading.Lock()
+        #: small objects to send, waiting for a pack's worth (`_send`)
+        self._pending: dict[str, bytes | memoryview] = {}
+        self._pending_bytes = 0
         self._chunker = FileChunker(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
         # reads get threads of their own: never queued behind the uploads of a batch
@@ -190,13 +193,38 @@ class Uploader:
         self._send({d: data for d, data in blobs.items() if d not in present}, window)
 
     def _send(self, blobs: dict[str, bytes | memoryview], window: Window | None = None) -> None:
-        """Send objects known to be missing: many small ones as packs, the rest alone."""
+        """Send objects known to be missing: many small ones as packs, the rest alone.
+
+        Small ones wait (leased already) until a pack's worth has come, across the
+        batches of a log, so a log of a million small files sends full packs, each made
+        durable once; `flush` sends what is left."""
         if self.packs is not None and window is None:
             small = {d: data for d, data in blobs.items() if len(data) <= MEMBER_MAX}
-            if len(small) >= PACK_MIN:
-                for group in groups(small):
-                    self._submit_pack(group)
+            if small:
+                with self._stored_lock:
+                    self._pending.update(small)
+                    self._pending_bytes += sum(len(data) for data in small.values())
+                    full = self._pending_bytes >= PACK_BYTES
+                    if full:
+                        ready, self._pending, self._pending_bytes = self._pending, {}, 0
+                if full:
+                    for group in groups(ready):
+                        self._submit_pack(group)
                 blobs = {d: data for d, data in blobs.items() if d not in small}
+        self._loose(blobs, window)
+
+    def _drain(self) -> None:
+        """Send the small objects still waiting: as packs if there are enough of them."""
+        with self._stored_lock:
+            ready, self._pending, self._pending_bytes = self._pending, {}, 0
+        if len(ready) >= PACK_MIN:
+            for group in groups(ready):
+                self._submit_pack(group)
+        else:
+            self._loose(ready, None)
+
+    def _loose(self, blobs: dict[str, bytes | memoryview], window: Window | None) -> None:
+        """Send objects one by one, a slice of them per background task."""
         part: dict[str, bytes | memoryview] = {}
         size = 0
         for d, data in blobs.items():
@@ -249,6 +277,7 @@ class Uploader:
 
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
+        self._drain()
         self._wait()
         self.store.sync()
 
