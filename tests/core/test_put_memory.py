@@ -156,8 +156,8 @@ def test_a_draft_reads_the_shards_it_changes_only(tmp_path, monkeypatch, request
     cost = {}
     for n in (500, 5000):
         data = _folder(tmp_path / f"data{n}", n)
-        home = tmp_path / f"home{n}"
-        repo = Repository.open(catalog=url, home=str(home))  # postgres: one database for both
+        home = tmp_path / "home"  # one repository, a collection per size
+        repo = Repository.open(catalog=url, home=str(home))
         name = f"ds{n}"
         parent = repo.log_artifact(Artifact(name).add_dir(data))
         assert len(parent.manifest.shards) > (n // 40)  # format 3, many shards
