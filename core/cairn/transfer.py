@@ -174,6 +174,8 @@ class Uploader:
         large = [p for p in todo if stamps[p][1] > self.params.threshold]
         for batch in _batches(small, stamps):
             results.update(self._store_small(batch))
+        if large:  # the small ones go first, as before a large file's long upload
+            self._drain()
         for local in large:
             results[local] = self._store_large(local, stamps[local][1])
         # before the objects are durable: a stat cache hit is always checked against the
