@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import CairnError, Conflict, NotFound
-from .manifest import Entry, Manifest
+from .manifest import Entry, Manifest, build
 from .manifest_overlay import overlay
 from .names import check_name, check_path, join_path
-from .walk import walk
+from .walk import found, walk
 
 if TYPE_CHECKING:
     from .version import ArtifactVersion
@@ -41,6 +43,8 @@ class Artifact:
         self.description = description
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._files: dict[str, str] = {}  # logical path -> absolute local path
+        #: folders added whole: walked again, as a stream, when the artifact is logged
+        self._folders: list[_Folder] = []
         self._entries: dict[str, Entry] = {}  # logical path -> ready entry (references)
         self._base: Manifest | None = None
         self._parent: ArtifactVersion | None = None
@@ -72,19 +76,24 @@ class Artifact:
 
         Files, empty folders, and symbolic links that stay inside the folder (as links);
         a link pointing outside is refused unless `follow_links`, which logs what it
-        points to instead (cairn.walk).
+        points to instead (cairn.walk). The folder is checked now and its files are
+        listed again, as a sorted stream, when the artifact is logged: a folder of a
+        million files is never held in memory as a list.
         """
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
             raise NotFound(f"cannot add {os.fspath(local_path)!r}: no such folder")
         prefix = None if name is None else check_path(name)
-        found = walk(root, follow_links=follow_links)
-        if found.outside:
-            raise found.refusal(os.fspath(local_path))
-        for inner, full in found.files:
-            self._put(join_path(prefix, inner), full)
-        for e in found.entries:
+        checked = walk(root, follow_links=follow_links, prefix=prefix)  # files counted
+        if checked.outside_count:
+            raise checked.refusal(os.fspath(local_path))
+        folder = _Folder(root, prefix, follow_links, checked.files, checked.bytes)
+        if self._files or self._entries:  # a path added before from elsewhere: refused
+            for path, local in folder.files():
+                self._check_free(path, local)
+        for e in checked.entries:
             self.add_entry(e.moved(join_path(prefix, e.path)))
+        self._folders.append(folder)
         return self
 
     @contextmanager
@@ -154,6 +163,10 @@ class Artifact:
             for p in [p for p in table if p == path or p.startswith(below)]:
                 del table[p]
                 hit = True
+        for folder in self._folders:
+            if folder.holds(path):
+                folder.excluded.add(path)
+                hit = True
         if self._base is not None:
             for p in self._base.under(path):  # a sharded parent reads only those shards
                 self._removed.add(p)
@@ -171,7 +184,33 @@ class Artifact:
 
     @property
     def local_files(self) -> dict[str, str]:
-        return dict(self._files)
+        """Every local file to log, by logical path (the added folders walked now)."""
+        return dict(self.files())
+
+    def files(self) -> Iterator[tuple[str, str]]:
+        """The local files to log, (logical path, local path), in path order: the added
+        folders walked as streams, merged with the files added one by one."""
+        streams = [iter(sorted(self._files.items())), *(f.files() for f in self._folders)]
+        last: tuple[str, str] | None = None
+        for item in heapq.merge(*streams, key=_first):
+            if last is not None and item[0] == last[0]:
+                if item[1] != last[1]:
+                    raise Conflict(
+                        f"{item[0]!r} was added from both {last[1]!r} and {item[1]!r}; "
+                        "remove one first"
+                    )
+                continue
+            last = item
+            yield item
+
+    def expected_bytes(self) -> int:
+        """About how many bytes the local files hold (the folders as they were added)."""
+        single = sum(os.path.getsize(p) for p in self._files.values() if os.path.exists(p))
+        return single + sum(f.size for f in self._folders if not f.excluded)
+
+    def has_files(self) -> bool:
+        """Whether local files were added (the folders counted when they were added)."""
+        return bool(self._files) or any(f.count for f in self._folders)
 
     @property
     def entries(self) -> dict[str, Entry]:
@@ -190,7 +229,7 @@ class Artifact:
     def has_content(self) -> bool:
         """Whether logging it would make a version with at least one entry (without
         reading a draft's parent: what was removed is part of it)."""
-        if self._files or self._entries:
+        if self.has_files() or self._entries:
             return True
         return self._base is not None and len(self._base) > len(self._removed)
 
@@ -200,9 +239,21 @@ class Artifact:
         (cairn.manifest_overlay)."""
         return overlay(self._base, [*new, *self._entries.values()], self._removed)
 
+    def stream(self, new: Iterator[Entry]) -> Manifest:
+        """`compose` for entries of the local files that come as a stream in path order
+        (`files()`'s): a new artifact's manifest is cut into shards as they come, with
+        the ready-made entries merged in (one of theirs wins over a file of its path);
+        a draft's changes are few and go through `compose`."""
+        if self._base is not None:
+            return self.compose(new)
+        ready = sorted(self._entries.values(), key=_path)
+        merged = heapq.merge(new, ready, key=_path)
+        return build(_latest(merged))
+
     def __repr__(self) -> str:
         kind = f"draft of {self._parent.ref}" if self._parent else "new"
-        return f"<Artifact {self.name} ({self.type}), {kind}, {len(self._files)} files added>"
+        n = len(self._files) + sum(f.count for f in self._folders)
+        return f"<Artifact {self.name} ({self.type}), {kind}, {n} files added>"
 
     # -- internals ---------------------------------------------------------------------
 
@@ -219,6 +270,12 @@ class Artifact:
             )
         if path in self._entries and local is not None:
             raise Conflict(f"{path!r} was already added as a reference; remove it first")
+        for folder in self._folders:
+            there = folder.local(path)
+            if there is not None and there != local:
+                raise Conflict(
+                    f"{path!r} was already added from {there!r}; remove it first to replace it"
+                )
 
     @classmethod
     def _draft(cls, parent: ArtifactVersion, manifest: Manifest) -> Artifact:
@@ -231,6 +288,71 @@ class Artifact:
         art._base = manifest
         art._parent = parent
         return art
+
+
+@dataclass
+class _Folder:
+    """A folder added whole: where it is, under which prefix, and what was removed of it."""
+
+    root: str
+    prefix: str | None
+    follow: bool
+    #: files it held when it was added, and their bytes
+    count: int
+    size: int
+    excluded: set[str] = field(default_factory=set)
+
+    def files(self) -> Iterator[tuple[str, str]]:
+        """Its files (logical path, local path) in path order, those removed left out."""
+        for item in found(self.root, follow_links=self.follow):
+            if isinstance(item, tuple):
+                path = join_path(self.prefix, item[0])
+                if not self.excluded or not self._excluded(path):
+                    yield path, item[1]
+
+    def _excluded(self, path: str) -> bool:
+        return any(path == x or path.startswith(x + "/") for x in self.excluded)
+
+    def _inner(self, path: str) -> str | None:
+        if self.prefix is None:
+            return path
+        return path[len(self.prefix) + 1 :] if path.startswith(self.prefix + "/") else None
+
+    def holds(self, path: str) -> bool:
+        """Whether `path` (a file or folder) is in it and not removed yet."""
+        if self._excluded(path):
+            return False
+        if self.prefix is not None and (path == self.prefix or self.prefix.startswith(path + "/")):
+            return True  # the folder itself, or a folder above it
+        inner = self._inner(path)
+        return inner is not None and os.path.lexists(os.path.join(self.root, *inner.split("/")))
+
+    def local(self, path: str) -> str | None:
+        """The local file it logs at `path`, if any."""
+        inner = self._inner(path)
+        if inner is None or self._excluded(path):
+            return None
+        local = os.path.join(self.root, *inner.split("/"))
+        return local if os.path.isfile(local) else None
+
+
+def _first(item: tuple[str, str]) -> str:
+    return item[0]
+
+
+def _path(e: Entry) -> str:
+    return e.path
+
+
+def _latest(entries: Iterator[Entry]) -> Iterator[Entry]:
+    """Sorted entries with, of those of one path, the last one only."""
+    pending: Entry | None = None
+    for e in entries:
+        if pending is not None and pending.path != e.path:
+            yield pending
+        pending = e
+    if pending is not None:
+        yield pending
 
 
 def require_content(art: Artifact) -> None:

@@ -40,6 +40,7 @@ from .manifest_shards import (
     checked,
     decode,
     parse,
+    read_raw,
     read_root,
     read_shard,
     root_bytes,
@@ -50,7 +51,9 @@ from .manifest_shards import (
 FORMAT_VERSION = FORMAT_LINKS
 #: a manifest of more entries than this is written as format 3
 SHARD_THRESHOLD = 4096
-_MAX_HOPS = 40  # links followed while resolving one path, as Linux's ELOOP limit
+_MAX_HOPS = 40
+#: shards a sharded manifest keeps as JSON (`ShardedManifest.raw`)
+_RAW_SHARDS = 32  # links followed while resolving one path, as Linux's ELOOP limit
 #: entries of parsed shards a sharded manifest keeps (so a version of up to this many is
 #: parsed once however often it is walked; a larger one is read again per walk)
 CACHED_ENTRIES = 1 << 16
@@ -161,6 +164,11 @@ class Manifest(Mapping[str, Entry]):
         """Every store object digest this manifest needs."""
         return {d for e in self.values() for d in e.objects()}
 
+    def each_object(self) -> Iterator[str]:
+        """The store object digests this manifest needs, as a stream (a digest may come
+        more than once): what a format-3 one walks without a set of a million."""
+        return (d for e in self.values() for d in e.objects())
+
     # -- storage ---------------------------------------------------------------------------
 
     def _large(self) -> ShardedManifest | None:
@@ -256,6 +264,7 @@ class ShardedManifest(Manifest):
         "_count",
         "_whole",
         "_lock",
+        "_raws",
     )
 
     def __init__(
@@ -274,6 +283,7 @@ class ShardedManifest(Manifest):
         self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
         self._cached = 0  # entries in `_cache`
         self._lock = threading.Lock()
+        self._raws: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._whole = False  # walked to the end once: its shards fit together (invariant 10)
         self._count = sum(s.count for s in shards)
         self._body = root
@@ -312,6 +322,39 @@ class ShardedManifest(Manifest):
         if self._load is None:
             raise IntegrityError(f"manifest shard {digest} cannot be read here")
         return self._load(digest)
+
+    def raw(self, i: int) -> dict[str, Any]:
+        """The `i`-th shard's entries as JSON (path -> object), checked against its digest
+        and its root, no `Entry` made: what a draft reads of the shards it changes (the
+        last few read are kept)."""
+        ref = self._shards[i]
+        with self._lock:
+            found = self._raws.get(ref.digest)
+        if found is None:
+            text = decode(self._stored_body(ref.digest), expect_digest=ref.digest, limit=ref.bytes)
+            found = read_raw(text, ref)
+            with self._lock:
+                self._raws[ref.digest] = found
+                while len(self._raws) > _RAW_SHARDS:
+                    self._raws.popitem(last=False)
+        return found
+
+    def near(self, path: str) -> dict[str, Any]:
+        """The JSON of the shard that holds `path` or would (`raw`)."""
+        return self.raw(min(bisect_left(self._lasts, path), len(self._shards) - 1))
+
+    def lookup(self, path: str) -> Entry | None:
+        """The entry at `path`, if any, reading its shard's JSON only (`raw`)."""
+        i = self._find(path)
+        if i is None:
+            return None
+        data = self.raw(i).get(path)
+        return None if data is None else Entry.from_json(path, data)
+
+    def raw_keys_from(self, key: str) -> Iterator[str]:
+        """`keys_from`, reading the shards' JSON only (`raw`)."""
+        for i in range(bisect_left(self._lasts, key), len(self._shards)):
+            yield from (p for p in self.raw(i) if p >= key)
 
     def read(self, ref: ShardRef) -> list[Entry]:
         """One shard's entries, checked against its digest and its root (a shard never
@@ -433,6 +476,11 @@ class ShardedManifest(Manifest):
 
     def objects(self) -> set[str]:
         return {d for ref in self._shards for e in self.read(ref) for d in e.objects()}
+
+    def each_object(self) -> Iterator[str]:
+        """A shard at a time, around the cache of parsed shards (one pass over a million
+        entries should not leave tens of thousands parsed behind)."""
+        return (d for ref in self._shards for e in self.read(ref) for d in e.objects())
 
 
 class _Values(ValuesView[Entry]):

@@ -10,6 +10,7 @@ version of a million files as on one of a thousand.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
 from . import manifest as _manifest
 from .errors import IntegrityError
@@ -53,11 +54,17 @@ def _reconcile(base: ShardedManifest, added: list[Entry], changes: dict[str, Ent
     below, nor a folder there if it is a leaf (an empty-folder entry on either side goes)."""
     for e in added:
         parts = e.path.split("/")
+        folder = "/".join(parts[:-1]) + "/"
+        # the base has a path in the same folder (its shard is read for the merge anyway):
+        # then no folder above is a leaf or an empty folder there (invariant 10 holds in
+        # the base), and their shards need not be read
+        if len(parts) > 1 and any(p.startswith(folder) for p in base.near(e.path)):
+            parts = parts[-1:]
         for n in range(1, len(parts)):
             above = "/".join(parts[:n])
             if above in changes:
                 continue  # removed, or added (the added paths were checked together)
-            found = base.get(above)
+            found = base.lookup(above)
             if found is None:
                 continue
             if found.kind != DIR:
@@ -66,7 +73,7 @@ def _reconcile(base: ShardedManifest, added: list[Entry], changes: dict[str, Ent
                 )
             changes[above] = _GONE  # an empty folder no more
         below = e.path + "/"
-        for p in base.keys_from(below):
+        for p in base.raw_keys_from(below):
             if not p.startswith(below):
                 break
             if p in changes and changes[p] is _GONE:
@@ -105,32 +112,32 @@ def _merge(base: ShardedManifest, changes: list[Change]) -> ShardedManifest:
         end = c
         while end < len(changes) and (final or changes[end][0] <= ref.last):
             end += 1
-        for e in _applied(base.read(ref), changes[c:end]):
-            cutter.add(e)
+        for path, data in _applied(base.raw(i), changes[c:end]):
+            cutter.add_json(path, data)
         c = end
     cutter.finish()
     return ShardedManifest(tuple(out), load=base._load, spool=spool)
 
 
-def _applied(entries: list[Entry], changes: list[Change]) -> Iterator[Entry]:
-    """Sorted `entries` with sorted `changes` applied."""
+def _applied(entries: dict[str, Any], changes: list[Change]) -> Iterator[tuple[str, Any]]:
+    """A shard's sorted entries (path -> JSON) with sorted `changes` applied, as JSON."""
     k = 0
-    for e in entries:
-        while k < len(changes) and changes[k][0] < e.path:
+    for path, data in entries.items():
+        while k < len(changes) and changes[k][0] < path:
             put = changes[k][1]
             if put is not None:
-                yield put
+                yield put.path, put.to_json()
             k += 1
-        if k < len(changes) and changes[k][0] == e.path:
+        if k < len(changes) and changes[k][0] == path:
             put = changes[k][1]
             if put is not None:
-                yield put
+                yield put.path, put.to_json()
             k += 1
             continue
-        yield e
+        yield path, data
     for _, put in changes[k:]:
         if put is not None:
-            yield put
+            yield put.path, put.to_json()
 
 
 def _path(e: Entry) -> str:

@@ -162,6 +162,13 @@ def shard_bytes(entries: list[Entry]) -> bytes:
 
 def read_shard(text: bytes, ref: ShardRef) -> list[Entry]:
     """A shard's entries, checked against what the root says of it."""
+    return [Entry.from_json(p, e) for p, e in read_raw(text, ref).items()]
+
+
+def read_raw(text: bytes, ref: ShardRef) -> dict[str, Any]:
+    """A shard's entries as their JSON (path -> object), checked against what the root
+    says of it, without an `Entry` made per path: what a draft cuts again (an entry is
+    checked when it is read as one)."""
     what = f"manifest shard {ref.digest}"
     doc = parse(text, what)
     if doc.get("format") != FORMAT_SHARDED:
@@ -169,10 +176,14 @@ def read_shard(text: bytes, ref: ShardRef) -> list[Entry]:
     raw = doc.get("entries")
     if not isinstance(raw, dict) or len(raw) != ref.count:
         raise IntegrityError(f"{what} is corrupt: it does not hold the entries its root names")
-    out = [Entry.from_json(p, e) for p, e in raw.items()]
-    if out[0].path != ref.first or out[-1].path != ref.last:
+    paths = iter(raw)
+    first = next(paths)
+    last = first
+    for last in paths:  # noqa: B007 - the last key
+        pass
+    if first != ref.first or last != ref.last or not all(isinstance(e, dict) for e in raw.values()):
         raise IntegrityError(f"{what} is corrupt: its paths are not those its root names")
-    return out
+    return raw
 
 
 @dataclass
@@ -183,7 +194,7 @@ class Cutter:
     emit: Callable[[ShardRef, bytes], None]
 
     def __post_init__(self) -> None:
-        self._run: list[Entry] = []
+        self._run: dict[str, Any] = {}  # path -> the entry's JSON
 
     @property
     def busy(self) -> bool:
@@ -191,22 +202,27 @@ class Cutter:
         return bool(self._run)
 
     def add(self, entry: Entry) -> None:
-        self._run.append(entry)
-        if len(self._run) >= SHARD_MAX or is_boundary(entry.path):
+        self.add_json(entry.path, entry.to_json())
+
+    def add_json(self, path: str, data: dict[str, Any]) -> None:
+        """Add an entry as its JSON (`Entry.to_json()`'s, or as read from a stored shard)."""
+        self._run[path] = data
+        if len(self._run) >= SHARD_MAX or is_boundary(path):
             self.finish()
 
     def finish(self) -> None:
         run = self._run
         if not run:
             return
-        self._run = []
-        body = shard_bytes(run)
+        self._run = {}
+        body = canonical({"entries": run, "format": FORMAT_SHARDED})
+        paths = list(run)
         ref = ShardRef(
-            first=run[0].path,
-            last=run[-1].path,
+            first=paths[0],
+            last=paths[-1],
             count=len(run),
-            files=sum(1 for e in run if e.kind != DIR),
-            size=sum(e.size for e in run),
+            files=sum(1 for e in run.values() if e.get("kind") != DIR),
+            size=sum(int(e.get("size", 0)) for e in run.values()),
             bytes=len(body),
             digest=blake3.blake3(body).hexdigest(),
         )
@@ -269,8 +285,9 @@ class Spool:
         self._lock = threading.Lock()
 
     def put(self, digest: str, body: bytes) -> None:
-        """Keep a shard's canonical `body` under its digest."""
-        packed = zlib.compress(body, 6)
+        """Keep a shard's canonical `body` under its digest (zlib level 1: a few percent
+        larger than level 6 and many times faster, which a draft's cost is made of)."""
+        packed = zlib.compress(body, 1)
         with self._lock:
             if digest in self._memory or digest in self._at:
                 return

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import blake3
@@ -129,17 +130,32 @@ def presence(store: Store, conn: Connection, namespace: str, digests: Iterable[s
 
 def where(conn: Connection, namespace: str, digests: Iterable[str]) -> Layout:
     """Which packs hold those of `digests` that are packed, and which are loose, with the
-    pack index epoch read first (a change after it makes the answer stale, never wrong)."""
+    pack index epoch read first (a change after it makes the answer stale, never wrong).
+    The digests may come as a stream: they are asked about a bounded batch at a time."""
     now = packs.epoch(conn, namespace)
-    holding, loose = packs.split(conn, namespace, digests)
+    holding: set[str] = set()
+    loose: set[str] = set()
+    for part in _parts(iter(digests)):
+        found, alone = packs.split(conn, namespace, part)
+        holding |= found
+        loose |= alone
     return Layout(now, frozenset(holding), frozenset(loose))
+
+
+#: digests asked about at a time when a stream of them is looked up
+_WHERE_BATCH = 1 << 14
+
+
+def _parts(digests: Iterator[str]) -> Iterator[list[str]]:
+    while part := list(islice(digests, _WHERE_BATCH)):
+        yield part
 
 
 def intact(
     store: Store,
     conn: Connection,
     namespace: str,
-    digests: set[str],
+    digests: Iterable[str],
     *,
     remembered: Layout | None = None,
 ) -> Layout | None:
@@ -147,17 +163,36 @@ def intact(
 
     None of them reported damaged, and the store has every loose one and every pack
     holding the others: one batched existence call, a key per pack. `remembered` (where
-    they were found before) spares asking the pack index, while its epoch stands.
+    they were found before) spares asking the pack index, while its epoch stands; with
+    it and nothing damaged, `digests` (a stream, maybe of a million) is not even read.
     """
-    if damaged.digests(conn, namespace) & digests:
-        return None
+    bad = damaged.digests(conn, namespace)
     now = packs.epoch(conn, namespace)
     layout = remembered if remembered is not None and remembered.epoch == now else None
-    if layout is None:
-        layout = where(conn, namespace, digests)
+    try:
+        if bad:
+            digests = _checked(digests, bad)
+        if layout is None:
+            layout = where(conn, namespace, digests)
+        elif bad:
+            for _ in digests:
+                pass
+    except _Damaged:
+        return None
     keys = [pack_key(p, namespace=namespace) for p in layout.packs]
     keys += [object_key(d, namespace=namespace) for d in layout.loose]
     return layout if len(store.exists_many(keys)) == len(keys) else None
+
+
+class _Damaged(Exception):
+    """One of the digests is reported damaged."""
+
+
+def _checked(digests: Iterable[str], bad: set[str]) -> Iterator[str]:
+    for d in digests:
+        if d in bad:
+            raise _Damaged(d)
+        yield d
 
 
 class Objects:

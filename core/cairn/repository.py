@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -34,13 +34,14 @@ from .retain import scope as retain_scope
 from .retention import RetentionPolicy
 from .run import Run
 from .runrecords import RunRecords
+from .scan import batches
 from .search import RunKeys
-from .staging import stage, write_manifest
+from .staging import write_manifest, writer
 from .statcache import StatCache
 from .storeconfig import StoreConfig
 from .storelog import StoreLog
 from .stores import Store, open_store
-from .transfer import Scan, UploadStats, scan
+from .transfer import UploadStats
 from .version import ArtifactVersion
 
 
@@ -187,12 +188,13 @@ class Repository:
             access.require(conn, project, "write")
             coll = records.collection(conn, project, art.name, type=art.type, create=True)
             namespace = records.namespace(conn, coll.project_id)
-        scanned = scan(art.local_files.items(), self._statcache)
-        unchanged = self._unchanged(art, project, scanned, wanted, run.id if run else None)
+        unchanged = self._unchanged(art, project, wanted, run.id if run else None)
         if unchanged is not None:
             return unchanged
-        with stage(self, art, namespace=namespace, scanned=scanned) as staged:
-            manifest = art.compose(staged.entries)
+        # scan -> compare and send (a batch at a time) -> stage the manifest -> commit
+        with writer(self, art, namespace=namespace) as w:
+            manifest = art.stream(w.files())
+            staged = w.finish()
             write_manifest(self, staged, manifest)
             changes = track(self.listeners, run=run.id if run else None)
             with self.catalog.write() as conn:
@@ -221,7 +223,7 @@ class Repository:
         return self._logged(version_id, staged.stats, created=created)
 
     def _unchanged(
-        self, art: Artifact, project: str, scanned: Scan, aliases: list[str], run_id: str | None
+        self, art: Artifact, project: str, aliases: list[str], run_id: str | None
     ) -> ArtifactVersion | None:
         """The committed version `art` would return, when the stat cache knows every file
         and the store still holds every object it needs intact.
@@ -231,12 +233,15 @@ class Repository:
         object): no file is read and no object leased, since a committed version's
         objects stay in the store while it does. A missing or damaged object sends the
         log the long way, which stores it again. Aliases are set in a transaction that
-        finds the version again, so a concurrent delete cannot slip in between.
+        finds the version again, so a concurrent delete cannot slip in between. The
+        files are scanned a batch at a time; the first the stat cache does not know
+        ends the search.
         """
-        known = scanned.entries()
-        if known is None:
+        counted = [0]
+        try:
+            manifest = art.stream(_known(art, self._statcache, counted))
+        except _NotKnown:
             return None
-        manifest = art.compose(known)
         with self.catalog.read() as conn:
             coll = records.collection(conn, project, art.name, type=art.type)
             row = records.committed_with_digest(conn, coll.id, manifest.digest)
@@ -255,7 +260,7 @@ class Repository:
                 events = changes.events(conn)
             self.listeners.emit(events)
             v = self._version_by_id(row.id)
-        v.last_log, v.created = UploadStats(files=len(scanned.items)), False
+        v.last_log, v.created = UploadStats(files=counted[0]), False
         return v
 
     def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
@@ -263,7 +268,7 @@ class Repository:
         remembers of where they are spares the pack index its searches)."""
         places = self._statcache.places
         known = places.get(self.store.url, namespace, manifest.digest)
-        layout = intact(self.store, conn, namespace, manifest.objects(), remembered=known)
+        layout = intact(self.store, conn, namespace, manifest.each_object(), remembered=known)
         if layout is not None and layout != known:
             places.put(self.store.url, namespace, manifest.digest, layout)
         return layout is not None
@@ -272,7 +277,7 @@ class Repository:
         """Note where a version just logged keeps its objects: the next unchanged re-log
         then checks them without searching the pack index."""
         with self.catalog.read() as conn:
-            layout = where(conn, namespace, manifest.objects())
+            layout = where(conn, namespace, manifest.each_object())
         self._statcache.places.put(self.store.url, namespace, manifest.digest, layout)
 
     def upsert_artifact(
@@ -824,6 +829,22 @@ class Repository:
 
     def _contributors(self, version_id: int) -> list[Run]:
         return self._runs(self.run_records.contributors_of(version_id))
+
+
+class _NotKnown(Exception):
+    """A file the stat cache does not know: the log must read it."""
+
+
+def _known(art: Artifact, statcache: StatCache, counted: list[int]) -> Iterator[Entry]:
+    """The entries of the artifact's local files as the stat cache knows them, in path
+    order, scanned a batch at a time; _NotKnown at the first batch holding a file it
+    does not know (counted[0]: the files scanned)."""
+    for scanned in batches(art.files(), statcache):
+        known = scanned.entries()
+        if known is None:
+            raise _NotKnown
+        counted[0] += len(known)
+        yield from known
 
 
 def _edited(row: Any, description: str | None, metadata: Mapping[str, Any]) -> tuple[str, ...]:

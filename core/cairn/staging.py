@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from .artifact import Artifact
@@ -24,7 +25,8 @@ from .errors import CairnError
 from .layout import manifest_key, namespace_prefix
 from .manifest import Entry, Manifest
 from .objects import presence
-from .transfer import Scan, Uploader, UploadStats
+from .scan import Scan, batches, scan
+from .transfer import Uploader, UploadStats
 
 if TYPE_CHECKING:
     from .repository import Repository
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 #: manifest shards put in one batch
 _PUT_BATCH = 32
+#: manifest documents leased and checked in one transaction
+_LEASE_BATCH = 256
 
 
 @dataclass
@@ -52,7 +56,20 @@ def stage(
     repo: Repository, art: Artifact, *, namespace: str, scanned: Scan | None = None
 ) -> Iterator[Staged]:
     """Store the artifact's files in `namespace` (`scanned`: their scan, if made already);
-    the lease lives until the `with` ends."""
+    the lease lives until the `with` ends. Its entries come as one list: for a part of a
+    distributed version or a write through cairn://; a log streams them (`writer`)."""
+    with writer(repo, art, namespace=namespace) as w:
+        files = scanned or scan(art.local_files.items(), w.uploader.statcache)
+        entries = list(w.uploader.stream([files], files.bytes))
+        staged = w.finish()
+        staged.entries = entries + staged.entries
+        yield staged
+
+
+@contextmanager
+def writer(repo: Repository, art: Artifact, *, namespace: str) -> Iterator[Writer]:
+    """A writer lease in `namespace` (and one on a draft's parent stored elsewhere) with
+    an uploader under it; the leases live until the `with` ends."""
     parent = art.parent
     moved = parent is not None and parent.namespace != namespace
     with repo.catalog.write() as conn:
@@ -79,25 +96,49 @@ def stage(
             concurrency=repo.concurrency,
             packs=index,
             objects=repo.objects,
+            watch=index.repair,
         )
         try:
-            entries = uploader.ingest(scanned or art.local_files.items())
-            added = list(art.entries.values())
-            _take_over(uploader, added, source=None)
-            if parent is not None and moved:
-                _take_over(uploader, art.base_entries(), source=parent.namespace)
-            uploader.flush()
-            index.repaired(uploader.stored)
-            entries += added
+            yield Writer(art, lease_id, namespace, uploader, index, moved)
         finally:
             uploader.close()
-        held = parent is not None and not moved
-        yield Staged(lease_id, namespace, entries, uploader.stats, holds_parent=held)
     finally:
         with repo.catalog.write() as conn:
             leases.drop(conn, lease_id)
             if source_lease is not None:
                 leases.drop(conn, source_lease)
+
+
+@dataclass
+class Writer:
+    """What `writer` holds: the lease, and the uploader storing the artifact's files."""
+
+    art: Artifact
+    lease_id: str
+    namespace: str
+    uploader: Uploader
+    index: _PackIndex
+    #: a draft of a version stored in another namespace, whose objects are copied here
+    moved: bool
+
+    def files(self) -> Iterator[Entry]:
+        """The entries of the artifact's local files, in path order, as they are stored:
+        scanned and sent a batch at a time (cairn.scan)."""
+        scans = batches(self.art.files(), self.uploader.statcache)
+        return self.uploader.stream(scans, self.art.expected_bytes())
+
+    def finish(self) -> Staged:
+        """Lease the ready-made entries' objects (and copy a moved draft's), wait until
+        every object is durable; the staged result holds the ready-made entries."""
+        art, uploader = self.art, self.uploader
+        added = list(art.entries.values())
+        _take_over(uploader, added, source=None)
+        if art.parent is not None and self.moved:
+            _take_over(uploader, art.base_entries(), source=art.parent.namespace)
+        uploader.flush()
+        self.index.repaired(uploader.stored)
+        held = art.parent is not None and not self.moved
+        return Staged(self.lease_id, self.namespace, added, uploader.stats, holds_parent=held)
 
 
 def _take_over(uploader: Uploader, entries: list[Entry], *, source: str | None) -> None:
@@ -190,20 +231,24 @@ def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None
     rebuilt): shards, then the root (docs/FORMAT.md, write order), each leased first so
     GC keeps it until the version row names it. The shards a draft took over from its
     parent are not written when the parent is in this namespace: its version holds them
-    there, and the staging lease holds the parent."""
-    docs = {
-        manifest_key(d.digest, namespace=staged.namespace): d
-        for d in manifest.documents(new_only=staged.holds_parent)
-    }
-    present = _protect(repo, staged.lease_id, {k: d.digest for k, d in docs.items()})
-    missing = [k for k, d in docs.items() if d.digest not in present]
-    shards, root = missing[:-1], missing[-1:]  # the root comes last in `documents()`
-    for i in range(0, len(shards), _PUT_BATCH):  # the shards, a batch in flight at a time
-        batch = shards[i : i + _PUT_BATCH]
-        repo.store.put_many({k: docs[k].text() for k in batch}).raise_first()
-    for key in root:  # the root last: a stored root's shards are all stored
-        repo.store.put(key, docs[key].text())
-    if missing and repo.catalog.journal is None:
+    there, and the staging lease holds the parent. The documents are streamed, a batch
+    at a time (a million-file manifest's shards are never all in memory)."""
+    wrote = False
+    top = manifest_key(manifest.digest, namespace=staged.namespace)  # the root: it comes last
+    docs = manifest.documents(new_only=staged.holds_parent)
+    while batch := list(islice(docs, _LEASE_BATCH)):
+        keyed = {manifest_key(d.digest, namespace=staged.namespace): d for d in batch}
+        present = _protect(repo, staged.lease_id, {k: d.digest for k, d in keyed.items()})
+        missing = [k for k, d in keyed.items() if d.digest not in present]
+        shards = [k for k in missing if k != top]
+        root = [k for k in missing if k == top]
+        for i in range(0, len(shards), _PUT_BATCH):  # the shards, a batch in flight at a time
+            part = shards[i : i + _PUT_BATCH]
+            repo.store.put_many({k: keyed[k].text() for k in part}).raise_first()
+        for key in root:  # the root last: a stored root's shards are all stored
+            repo.store.put(key, keyed[key].text())
+        wrote = wrote or bool(missing)
+    if wrote and repo.catalog.journal is None:
         repo.store.sync()
     # else the commit's store-log record is written and synced before the commit, and
     # that one sync makes the manifest durable too (docs/FORMAT.md, write order)

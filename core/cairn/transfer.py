@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,7 +26,8 @@ from .manifest import Chunk, Entry
 from .objects import MEMBER_MAX, PACK_BYTES, PACK_MIN, Objects, groups
 from .objects import build as build_pack
 from .progress import NoProgress, Progress
-from .statcache import Known, Stamp, StatCache, stamp
+from .scan import Scan, scan
+from .statcache import Known, Stamp, StatCache
 from .stores import Store
 
 Protect = Callable[[list[str]], set[str]]
@@ -87,6 +88,7 @@ class Uploader:
         concurrency: int | None = None,
         packs: PackIndex | None = None,
         objects: Objects | None = None,
+        watch: set[str] | None = None,
     ):
         self.store = store
         self.namespace = namespace
@@ -98,9 +100,15 @@ class Uploader:
         self.statcache = statcache
         self.progress = progress or NoProgress()
         self.stats = UploadStats()
-        #: digests of the objects this uploader has stored (durable after `flush`)
+        #: digests of the objects this uploader has stored (durable after `flush`): all of
+        #: them, or with `watch` (a set its owner may fill while this uploader runs) those
+        #: in it only, so a log of a million files does not keep a million digests
         self.stored: set[str] = set()
+        self._watch = watch
         self._stored_lock = threading.Lock()
+        #: small objects to send, waiting for a pack's worth (`_send`)
+        self._pending: dict[str, bytes | memoryview] = {}
+        self._pending_bytes = 0
         self._chunker = FileChunker(params)
         self._pool = ThreadPoolExecutor(concurrency or store.concurrency)
         # reads get threads of their own: never queued behind the uploads of a batch
@@ -125,19 +133,27 @@ class Uploader:
 
         Returns their entries, in order.
         """
-        self._failed.clear()
         scanned = files if isinstance(files, Scan) else scan(files, self.statcache)
-        items, stamps = scanned.items, scanned.stamps
-        self.stats.files += len(items)
-        self.progress.start("hashing", sum(s[1] for s in stamps.values()))
+        out = list(self.stream([scanned], scanned.bytes))
+        self.flush()
+        return out
+
+    def stream(self, scans: Iterable[Scan], total: int) -> Iterator[Entry]:
+        """Store local files scanned in batches (`total`: about how many bytes they hold,
+        for the progress bar), yielding their entries in order as each batch is hashed
+        and handed to the store threads: what a batch held is let go before the next is
+        read. Its objects are durable once `flush` returns."""
+        self._failed.clear()
+        self.progress.start("hashing", total)
         try:
-            results = self._store_all(items, stamps, scanned.known)
+            for scanned in scans:
+                items, stamps = scanned.items, scanned.stamps
+                self.stats.files += len(items)
+                results = self._store_all(items, stamps, scanned.known)
+                for logical, local in items:
+                    yield Entry(logical, stamps[local][1], *results[local])
         finally:
             self.progress.finish()
-        return [
-            Entry(logical, stamps[local][1], results[local][0], results[local][1])
-            for logical, local in items
-        ]
 
     def _store_all(
         self, items: list[tuple[str, str]], stamps: dict[str, Stamp], known: dict[str, Known]
@@ -158,9 +174,12 @@ class Uploader:
         large = [p for p in todo if stamps[p][1] > self.params.threshold]
         for batch in _batches(small, stamps):
             results.update(self._store_small(batch))
+        if large:  # the small ones go first, as before a large file's long upload
+            self._drain()
         for local in large:
             results[local] = self._store_large(local, stamps[local][1])
-        self.flush()
+        # before the objects are durable: a stat cache hit is always checked against the
+        # store (above, and `objects.intact` for an unchanged re-log), never trusted alone
         if self.statcache:
             self.statcache.store((p, stamps[p], *results[p]) for p in todo if os.path.exists(p))
         return results
@@ -176,13 +195,38 @@ class Uploader:
         self._send({d: data for d, data in blobs.items() if d not in present}, window)
 
     def _send(self, blobs: dict[str, bytes | memoryview], window: Window | None = None) -> None:
-        """Send objects known to be missing: many small ones as packs, the rest alone."""
+        """Send objects known to be missing: many small ones as packs, the rest alone.
+
+        Small ones wait (leased already) until a pack's worth has come, across the
+        batches of a log, so a log of a million small files sends full packs, each made
+        durable once; `flush` sends what is left."""
         if self.packs is not None and window is None:
             small = {d: data for d, data in blobs.items() if len(data) <= MEMBER_MAX}
-            if len(small) >= PACK_MIN:
-                for group in groups(small):
-                    self._submit_pack(group)
+            if small:
+                with self._stored_lock:
+                    self._pending.update(small)
+                    self._pending_bytes += sum(len(data) for data in small.values())
+                    full = self._pending_bytes >= PACK_BYTES
+                    if full:
+                        ready, self._pending, self._pending_bytes = self._pending, {}, 0
+                if full:
+                    for group in groups(ready):
+                        self._submit_pack(group)
                 blobs = {d: data for d, data in blobs.items() if d not in small}
+        self._loose(blobs, window)
+
+    def _drain(self) -> None:
+        """Send the small objects still waiting: as packs if there are enough of them."""
+        with self._stored_lock:
+            ready, self._pending, self._pending_bytes = self._pending, {}, 0
+        if len(ready) >= PACK_MIN:
+            for group in groups(ready):
+                self._submit_pack(group)
+        else:
+            self._loose(ready, None)
+
+    def _loose(self, blobs: dict[str, bytes | memoryview], window: Window | None) -> None:
+        """Send objects one by one, a slice of them per background task."""
         part: dict[str, bytes | memoryview] = {}
         size = 0
         for d, data in blobs.items():
@@ -235,6 +279,7 @@ class Uploader:
 
     def flush(self) -> None:
         """Wait for every put, surface the first failure, and make the puts durable."""
+        self._drain()
         self._wait()
         self.store.sync()
 
@@ -258,7 +303,7 @@ class Uploader:
 
     def _stored(self, digests: set[str]) -> None:
         with self._stored_lock:
-            self.stored |= digests
+            self.stored |= digests if self._watch is None else digests & self._watch
 
     def _protect_all(self, digests: list[str]) -> set[str]:
         present: set[str] = set()
@@ -393,7 +438,14 @@ class Uploader:
                 if window is not None:
                     window.release()
 
-        self._futures.append(self._pool.submit(put))
+        self._queued(self._pool.submit(put))
+
+    def _queued(self, future: Future[None]) -> None:
+        """Keep a put until `_wait`; puts that went well are let go (a log of a million
+        files sends tens of thousands), failed ones kept for `_wait` to raise."""
+        self._futures.append(future)
+        if len(self._futures) >= 256:
+            self._futures = [f for f in self._futures if not f.done() or f.exception()]
 
     def _submit_pack(self, blobs: list[tuple[str, bytes | memoryview]]) -> None:
         """Send objects as one pack in the background, then index them: leased first
@@ -420,41 +472,7 @@ class Uploader:
             finally:
                 self._inflight.give(size)
 
-        self._futures.append(self._pool.submit(put))
-
-
-@dataclass
-class Scan:
-    """Local files (logical path, local path) with their stamps at scan time, and the
-    digests the stat cache knows for the unchanged ones (keyed by local path)."""
-
-    items: list[tuple[str, str]]
-    stamps: dict[str, Stamp]
-    known: dict[str, Known]
-
-    def entries(self) -> list[Entry] | None:
-        """Every file's entry when the stat cache knows them all (nothing to read), else None."""
-        if any(local not in self.known for local in self.stamps):
-            return None
-        return [
-            Entry(logical, self.stamps[local][1], *self.known[local])
-            for logical, local in self.items
-        ]
-
-
-def scan(files: Iterable[tuple[str, str]], statcache: StatCache | None) -> Scan:
-    """Stat every local file and look the stamps up in the stat cache."""
-    items = list(files)
-    stamps: dict[str, Stamp] = {}
-    for _, local in items:
-        try:
-            st = os.stat(local)
-        except FileNotFoundError:
-            raise CairnError(
-                f"file {local!r} disappeared while logging; nothing was logged"
-            ) from None
-        stamps[local] = stamp(st)
-    return Scan(items, stamps, statcache.lookup(stamps) if statcache else {})
+        self._queued(self._pool.submit(put))
 
 
 class _Budget:

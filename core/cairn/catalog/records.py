@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import Conflict, NotFound
 from ..layout import namespace_for
-from ..manifest import Manifest, ShardedManifest
+from ..manifest import Document, Manifest, ShardedManifest
 from ..names import LATEST, Ref
 from . import journal
 from .schema import aliases, collections, manifests, parts, projects, version_query, versions
@@ -110,23 +110,9 @@ def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None
     """Record the manifest's documents for one project (rows are per project: the access
     boundary): a format-3 manifest's root and every shard, a shard the project holds
     already (a draft's unchanged shards) left as it is."""
-    rows = {d.digest: d for d in manifest.documents(new_only=True)}
-    inherited = [d for d in manifest.inherited() if d not in rows]
-    held: set[str] = set()
-    for i in range(0, len(inherited), _IN_BATCH):
-        batch = inherited[i : i + _IN_BATCH]
-        held |= set(
-            conn.scalars(
-                select(manifests.c.digest).where(
-                    manifests.c.project_id == project_id, manifests.c.digest.in_(batch)
-                )
-            )
-        )
-    if len(held) < len(inherited):  # a draft logged to another project: copy the rest
-        wanted = set(inherited) - held
-        rows.update((d.digest, d) for d in manifest.documents(only=wanted))
     at = now()
-    for d in rows.values():
+
+    def insert(d: Document) -> None:
         insert_ignore(
             conn,
             manifests,
@@ -140,6 +126,25 @@ def save_manifest(conn: Connection, manifest: Manifest, project_id: int) -> None
             },
             ["project_id", "digest"],
         )
+
+    new: set[str] = set()  # a digest per new shard (a thousand for a million entries)
+    for d in manifest.documents(new_only=True):  # streamed: never all shards in memory
+        new.add(d.digest)
+        insert(d)
+    inherited = [d for d in manifest.inherited() if d not in new]
+    held: set[str] = set()
+    for i in range(0, len(inherited), _IN_BATCH):
+        batch = inherited[i : i + _IN_BATCH]
+        held |= set(
+            conn.scalars(
+                select(manifests.c.digest).where(
+                    manifests.c.project_id == project_id, manifests.c.digest.in_(batch)
+                )
+            )
+        )
+    if len(held) < len(inherited):  # a draft logged to another project: copy the rest
+        for d in manifest.documents(only=set(inherited) - held):
+            insert(d)
 
 
 #: digests per `IN (...)` query
