@@ -105,7 +105,7 @@ def test_a_block_changed_in_the_store_after_it_was_indexed_is_an_error(local_rep
     # a range of blocks that did not change is still what was logged (checked by block)
     assert fresh(repo).cat_file(path, 0, 1000) == data["one.bin"][:1000]
     # and a reader without the index checks the whole object: an error too
-    (Path(repo._cache_dir) / "blocks").rename(tmp_path / "old-blocks")
+    (Path(repo.contents.cache_dir) / "blocks").rename(tmp_path / "old-blocks")
     with pytest.raises(IntegrityError, match="corrupt"):
         fresh(repo).cat_file(path, 0, 1000)
 
@@ -115,7 +115,7 @@ def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
     path = f"{v.ref}/one.bin"
     digest = one_object(v)
     fresh(repo).cat_file(path, 0, 10)
-    index_file = Path(repo._cache_dir) / "blocks" / digest[:2] / digest[2:]
+    index_file = Path(repo.contents.cache_dir) / "blocks" / digest[:2] / digest[2:]
     good = index_file.read_bytes()
     assert BlockIndex.from_bytes(digest, good) == index_of(digest, data["one.bin"])
 

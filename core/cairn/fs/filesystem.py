@@ -316,7 +316,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
     def _ranges(self, version: ArtifactVersion, entry: Entry) -> Any:
         """What reads byte ranges of `entry`: its store objects, or its source."""
         if entry.is_reference:
-            return StreamRanges(self.repository._open_entry(entry, version.namespace), entry.size)
+            return StreamRanges(self.repository.contents.open(entry, version.namespace), entry.size)
         key = (version.namespace, entry.digest or "")
         with self._lock:
             where = self._where.get(key)
@@ -340,7 +340,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
 
     def _indexes(self) -> BlockIndexes:
         """The block indexes kept in the repository's cache folder (`blocks`)."""
-        folder = os.path.join(self.repository._cache_dir, "blocks")
+        folder = os.path.join(self.repository.contents.cache_dir, "blocks")
         with self._lock:
             if self._block_indexes is None or self._block_indexes.folder != folder:
                 self._block_indexes = BlockIndexes(folder)
