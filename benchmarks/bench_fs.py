@@ -144,7 +144,7 @@ def bench_local(data: Path, work: Path, repeat: int) -> dict[str, object]:
     fetched = {}
     for case in ("never_read", "indexed"):
         if case == "never_read":
-            shutil.rmtree(Path(repo._cache_dir) / "blocks", ignore_errors=True)
+            shutil.rmtree(Path(repo.contents.cache_dir) / "blocks", ignore_errors=True)
         fresh = CairnFileSystem(repository=repo, skip_instance_cache=True)
         con2 = duckdb.connect()
         con2.register_filesystem(fresh)

@@ -19,7 +19,7 @@ from .names import check_name, check_path, join_path
 from .walk import found, walk
 
 if TYPE_CHECKING:
-    from .version import ArtifactVersion
+    from .needs import DraftParent
 
 
 class Artifact:
@@ -47,7 +47,7 @@ class Artifact:
         self._folders: list[_Folder] = []
         self._entries: dict[str, Entry] = {}  # logical path -> ready entry (references)
         self._base: Manifest | None = None
-        self._parent: ArtifactVersion | None = None
+        self._parent: DraftParent | None = None
         #: the lease holding a draft's parent until the draft is logged (cairn.retain)
         self._lease: str | None = None
         self._removed: set[str] = set()
@@ -178,7 +178,7 @@ class Artifact:
     # -- reading -----------------------------------------------------------------------
 
     @property
-    def parent(self) -> ArtifactVersion | None:
+    def parent(self) -> DraftParent | None:
         """The version a draft was made from."""
         return self._parent
 
@@ -278,7 +278,7 @@ class Artifact:
                 )
 
     @classmethod
-    def _draft(cls, parent: ArtifactVersion, manifest: Manifest) -> Artifact:
+    def _draft(cls, parent: DraftParent, manifest: Manifest) -> Artifact:
         art = cls(
             parent.name,
             parent.type,

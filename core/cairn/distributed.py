@@ -9,7 +9,8 @@ store their bytes there, whatever the project's visibility has become since.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Connection, Row, select
 
@@ -19,26 +20,42 @@ from .catalog.schema import versions
 from .catalog.sql import clock, insert_ignore
 from .changes import track
 from .errors import CairnError, Conflict, Finalized, NotFound
+from .events import Listeners
 from .manifest import Manifest
 from .names import Ref, check_name, check_user_alias
-from .staging import stage, write_manifest
+from .staging import Destination, stage, write_manifest
+from .transfer import UploadStats
 
-if TYPE_CHECKING:
-    from .repository import Repository
-    from .run import Run
-    from .version import ArtifactVersion
+
+class Writers(Destination, Protocol):
+    """What many writers of one version store and commit through: staging's destination,
+    and who hears of the commit (`Repository` is one)."""
+
+    listeners: Listeners
+
+
+@dataclass(frozen=True)
+class Written:
+    """A version an upsert or a finish wrote to: the API layer hands it out."""
+
+    version_id: int
+    #: what this call stored (None: a retried finish that stored nothing)
+    stats: UploadStats | None
+    #: True: the finish committed a new version; False: an identical one stands for it;
+    #: None: nothing was committed (an upsert), or a retried finish
+    created: bool | None
 
 
 def upsert(
-    repo: Repository,
+    repo: Writers,
     art: Artifact,
     project: str,
     distributed_id: str,
     writer_id: str | None,
-    run: Run | None,
-) -> ArtifactVersion:
+    run_id: str | None,
+) -> Written:
     check_name(project, kind="project")
-    writer = writer_id or (run.id if run else None)
+    writer = writer_id or run_id
     if not writer:
         raise CairnError("upsert needs a writer_id (or a run) so a retry can replace its part")
     with repo.catalog.write() as conn:
@@ -46,28 +63,26 @@ def upsert(
         namespace = _pending(repo, conn, coll, distributed_id, create=True).namespace
     with stage(repo, art, namespace=namespace) as staged, repo.catalog.write() as conn:
         pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
-        parts.replace_writer_parts(
-            conn, pending.id, writer, staged.entries, run.id if run else None
-        )
-    return repo._logged(pending.id, staged.stats, created=None)  # nothing committed yet
+        parts.replace_writer_parts(conn, pending.id, writer, staged.entries, run_id)
+    return Written(pending.id, staged.stats, created=None)  # nothing committed yet
 
 
 def finish(
-    repo: Repository,
+    repo: Writers,
     art: Artifact,
     project: str,
     distributed_id: str,
     aliases: Sequence[str],
-    run: Run | None,
-) -> ArtifactVersion:
+    run_id: str | None,
+) -> Written:
     check_name(project, kind="project")
     wanted = [check_user_alias(a) for a in aliases]
     done = _already_finished(repo, project, art.name, distributed_id)
     if done is not None:
-        committer = done.logged_by()
-        retried = run is not None and committer is not None and committer.id == run.id
+        retried = run_id is not None and done.run_id == run_id
         if retried or not (art.local_files or art.entries):
-            return done  # a retried finish step: the version it committed
+            # a retried finish step: the version it committed
+            return Written(done.id, None, created=None)
     with repo.catalog.read() as conn:
         try:
             coll = records.collection(conn, project, art.name, type=art.type)
@@ -81,9 +96,7 @@ def finish(
         with repo.catalog.write() as conn:
             pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
             if staged.entries:
-                parts.replace_writer_parts(
-                    conn, pending.id, "__finish__", staged.entries, run.id if run else None
-                )
+                parts.replace_writer_parts(conn, pending.id, "__finish__", staged.entries, run_id)
             entries = parts.entries_of(conn, pending.id)
         if not entries:
             raise CairnError(
@@ -92,7 +105,7 @@ def finish(
             )
         manifest = Manifest(entries)
         write_manifest(repo, staged, manifest)
-        changes = track(repo.listeners, run=run.id if run else None)
+        changes = track(repo.listeners, run=run_id)
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=False)
             pending = _pending(repo, conn, coll, distributed_id, create=False, namespace=namespace)
@@ -104,7 +117,7 @@ def finish(
                 pending.id,
                 description=art.description or pending.description,
                 metadata=metadata,
-                run_id=run.id if run else pending.run_id,
+                run_id=run_id or pending.run_id,
             )
             version_id, created = records.commit(
                 conn,
@@ -128,21 +141,22 @@ def finish(
                 changes.committed(version_id)
             events = changes.events(conn)
     repo.listeners.emit(events)  # after the commit: a failing listener cannot undo it
-    return repo._logged(version_id, staged.stats, created=created)
+    return Written(version_id, staged.stats, created=created)
 
 
-def _already_finished(
-    repo: Repository, project: str, name: str, distributed_id: str
-) -> ArtifactVersion | None:
-    try:
-        v = repo.artifact(str(Ref(project, name, distributed_id=distributed_id)))
-    except NotFound:
-        return None
-    return v if v.state == records.COMMITTED else None
+def _already_finished(repo: Writers, project: str, name: str, distributed_id: str) -> Row | None:
+    """The committed version `distributed_id` became (or the identical one standing for
+    it), if it was finished already."""
+    with repo.catalog.read() as conn:
+        try:
+            row = records.resolve(conn, Ref(project, name, distributed_id=distributed_id))
+        except NotFound:
+            return None
+    return row if row.state == records.COMMITTED else None
 
 
 def _pending(
-    repo: Repository,
+    repo: Writers,
     conn: Connection,
     coll: Row,
     distributed_id: str,

@@ -1,21 +1,22 @@
 """What the engine's operations need of a repository, declared where they are used.
 
 gc, verify, repair, retain and export act on a repository's catalog, store, objects and
-cache. They take any object that has these parts, typed by the protocols below, instead of
-the `Repository` facade: the engine sits below the public API and never imports it, not
-even for an annotation. `Repository` has every part, so it is passed as it is.
+cache; drafts and tables on a version. They take any object that has these parts, typed by
+the protocols below, instead of the `Repository` facade or an `ArtifactVersion`: the engine
+sits below the public API and never imports it, not even for an annotation. `Repository`
+and `ArtifactVersion` have every part, so they are passed as they are.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .cache import Cache
     from .catalog import Catalog
     from .events import Listeners
     from .identity import Identity
-    from .manifest import Manifest
+    from .manifest import Entry, Manifest
     from .objects import Objects
     from .references.sources import Sources
     from .stores import Store
@@ -65,3 +66,31 @@ class Checked(Protocol):
 
     @property
     def manifest(self) -> Manifest: ...
+
+
+class Listed(Checked, Protocol):
+    """A version whose files can be listed and looked up (partitioned tables)."""
+
+    def files(self) -> list[Entry]: ...
+
+    def resolve(self, path: str) -> Entry: ...
+
+
+class DraftParent(Checked, Protocol):
+    """The version a draft starts from: what the draft copies of it, and where its bytes
+    are (an `ArtifactVersion`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+
+    @property
+    def digest(self) -> str | None: ...

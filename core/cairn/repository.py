@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -12,11 +12,12 @@ from typing import Any
 from . import access, search
 from .artifact import Artifact, require_content
 from .cache import Cache
-from .catalog import Catalog, leases, lineage, records, sqlite_url
+from .catalog import Catalog, lineage, records, sqlite_url
 from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
 from .changes import track
-from .download import Downloader
+from .contents import Contents
+from .distributed import Written, finish, upsert
 from .errors import CairnError, Conflict, NotFound
 from .events import Callback, Listeners, Subscription
 from .export import ExportReport, export_into
@@ -27,12 +28,12 @@ from .names import LATEST, Ref, check_name, check_user_alias
 from .objects import Objects, intact, where
 from .progress import NoProgress, Progress
 from .projects import ProjectInfo, Right, store_move_note
-from .references import Sources, open_reference
+from .references import Sources
 from .retain import RetentionReport, policy_for
 from .retain import retain as apply_retention
 from .retain import scope as retain_scope
 from .retention import RetentionPolicy
-from .run import Run
+from .run import Run, Runs
 from .runrecords import RunRecords
 from .scan import batches
 from .search import RunKeys
@@ -42,7 +43,8 @@ from .storeconfig import StoreConfig
 from .storelog import StoreLog
 from .stores import Store, open_store
 from .transfer import UploadStats
-from .version import ArtifactVersion
+from .version import ArtifactVersion, VersionServices
+from .versionrecords import VersionRecords
 
 
 class Repository:
@@ -77,11 +79,26 @@ class Repository:
         self.identity = Identity(catalog, store)
         catalog.before_write = self.identity.require
         self.chunking = (self.identity.config or StoreConfig()).chunking
-        self._cache_dir = cache_dir or os.path.join(home, "cache")
-        self._cache: Cache | None = None
-        self._statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
+        #: what this machine remembers of logged files (path, size, mtime -> digests)
+        #: and of where versions keep their objects: unchanged files are not read again
+        self.statcache = StatCache(os.path.join(home, "statcache.db"), self.chunking.key())
         #: who hears about changes (`on`); `plugins=False` leaves the installed ones out
         self.listeners = Listeners(self, plugins=plugins)
+        #: versions' manifests and files, read from the catalog, the cache and the store
+        self.contents = Contents(
+            catalog,
+            store,
+            cache_dir=cache_dir or os.path.join(home, "cache"),
+            progress=self.progress,
+            concurrency=concurrency,
+            sources=self.reference_sources,
+        )
+        #: the catalog side of versions: edits, deletes, draft leases
+        self.version_records = VersionRecords(catalog, self.listeners)
+        #: what every `ArtifactVersion` handle this repository gives out works through
+        self.version_services = VersionServices(
+            self.contents, self.version_records, Runs(self, self.run_records)
+        )
 
     @classmethod
     def open(
@@ -125,9 +142,8 @@ class Repository:
     def close(self) -> None:
         self.catalog.close()
         self.store.close()
-        self._statcache.close()
-        if self._cache is not None:
-            self._cache.close()
+        self.statcache.close()
+        self.contents.close()
 
     def __repr__(self) -> str:
         return f"<Repository catalog={self.catalog.engine.url!r} store={self.store.url!r}>"
@@ -140,9 +156,7 @@ class Repository:
     @property
     def cache(self) -> Cache:
         """The local download cache (`repo.cache.cleanup(max_bytes=...)`)."""
-        if self._cache is None:
-            self._cache = Cache(self._cache_dir)
-        return self._cache
+        return self.contents.cache
 
     # -- events (docs/EVENTS.md) -----------------------------------------------------------
 
@@ -173,8 +187,7 @@ class Repository:
         """
         v = self._log_artifact(art, project, aliases, run)
         if art._lease is not None:  # the draft is logged: its parent need not be held
-            with self.catalog.write() as conn:
-                leases.drop(conn, art._lease)
+            self.version_records.release(art._lease)
             art._lease = None
         return v
 
@@ -220,7 +233,7 @@ class Repository:
         self.listeners.emit(events)  # committed: a failing listener cannot undo it
         if not manifest.inherited():  # a draft's cost stays that of its changes
             self._remember(namespace, manifest)
-        return self._logged(version_id, staged.stats, created=created)
+        return self._logged(Written(version_id, staged.stats, created=created))
 
     def _unchanged(
         self, art: Artifact, project: str, aliases: list[str], run_id: str | None
@@ -239,7 +252,7 @@ class Repository:
         """
         counted = [0]
         try:
-            manifest = art.stream(_known(art, self._statcache, counted))
+            manifest = art.stream(_known(art, self.statcache, counted))
         except _NotKnown:
             return None
         with self.catalog.read() as conn:
@@ -247,7 +260,7 @@ class Repository:
             row = records.committed_with_digest(conn, coll.id, manifest.digest)
             if row is None or not self._intact(conn, row.namespace, manifest):
                 return None
-            v = ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+            v = self._handle(row, records.aliases_of(conn, [row.id])[row.id])
         if aliases:
             changes = track(self.listeners, run=run_id)
             with self.catalog.write() as conn:
@@ -266,7 +279,7 @@ class Repository:
     def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
         """Whether `namespace` holds every object of `manifest` intact (what this machine
         remembers of where they are spares the pack index its searches)."""
-        places = self._statcache.places
+        places = self.statcache.places
         known = places.get(self.store.url, namespace, manifest.digest)
         layout = intact(self.store, conn, namespace, manifest.each_object(), remembered=known)
         if layout is not None and layout != known:
@@ -278,7 +291,7 @@ class Repository:
         then checks them without searching the pack index."""
         with self.catalog.read() as conn:
             layout = where(conn, namespace, manifest.each_object())
-        self._statcache.places.put(self.store.url, namespace, manifest.digest, layout)
+        self.statcache.places.put(self.store.url, namespace, manifest.digest, layout)
 
     def upsert_artifact(
         self,
@@ -290,10 +303,10 @@ class Repository:
         run: Run | None = None,
     ) -> ArtifactVersion:
         """Add a part to the PENDING version `distributed_id` (DESIGN invariant 7)."""
-        from .distributed import upsert
-
         project = self._require(project, "write")
-        return upsert(self, art, project, distributed_id, writer_id, run)
+        return self._logged(
+            upsert(self, art, project, distributed_id, writer_id, run.id if run else None)
+        )
 
     def finish_artifact(
         self,
@@ -305,10 +318,10 @@ class Repository:
         run: Run | None = None,
     ) -> ArtifactVersion:
         """Commit the PENDING version `distributed_id` with every part (and `art`'s files)."""
-        from .distributed import finish
-
         project = self._require(project, "write")
-        return finish(self, art, project, distributed_id, aliases, run)
+        return self._logged(
+            finish(self, art, project, distributed_id, aliases, run.id if run else None)
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -318,7 +331,7 @@ class Repository:
         with self.catalog.read() as conn:
             access.require(conn, parsed.project, "read")
             row = records.resolve(conn, parsed)
-            return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+            return self._handle(row, records.aliases_of(conn, [row.id])[row.id])
 
     def versions(self, name: str, *, include_deleted: bool = False) -> list[ArtifactVersion]:
         """Versions of a collection (`project/name` or `name`), newest first."""
@@ -328,7 +341,7 @@ class Repository:
             coll = records.collection(conn, parsed.project, parsed.name)
             rows = records.list_versions(conn, coll.id, include_deleted=include_deleted)
             tags = records.aliases_of(conn, [r.id for r in rows])
-        return [ArtifactVersion(self, r, tags[r.id]) for r in rows]
+        return [self._handle(r, tags[r.id]) for r in rows]
 
     def diff(self, a: str, b: str) -> Diff:
         """Paths added, removed and modified going from version `a` to version `b`."""
@@ -419,11 +432,11 @@ class Repository:
                 config=settings,
             )
             row = lineage.get_run(conn, rid)
-        return Run(self, row, project, self.run_records)
+        return self.version_services.runs.handle(row, project)
 
     def get_run(self, run_id: str) -> Run:
         """A recorded run by its id (NotFound if there is none the caller may read)."""
-        run = self._run_by_id(run_id)
+        run = self.version_services.runs.get(run_id)
         if run is None:
             raise NotFound(f"run {run_id} not found")
         return run
@@ -579,7 +592,7 @@ class Repository:
             ]
         report = verify(self, targets, whole=ref is None)
         if repair and report.bad:
-            repair_objects(self, report, folders, self._statcache)
+            repair_objects(self, report, folders, self.statcache)
         return report
 
     def verify_catalog(self, *, reconcile: bool = False) -> Any:
@@ -713,7 +726,7 @@ class Repository:
         free. With `dry_run`, change nothing and report what would go."""
         return apply_retention(self, target, dry_run=dry_run)
 
-    # -- internals used by ArtifactVersion and Run ---------------------------------------------
+    # -- internals -------------------------------------------------------------------------
 
     def _project(self, project: str | None) -> str:
         return check_name(self.default_project if project is None else project, kind="project")
@@ -725,110 +738,18 @@ class Repository:
             access.require(conn, name, right)
         return name
 
-    def _logged(
-        self, version_id: int, stats: UploadStats, *, created: bool | None
-    ) -> ArtifactVersion:
+    def _logged(self, written: Written) -> ArtifactVersion:
         """The version a log, upsert or finish returns, with what it cost."""
-        v = self._version_by_id(version_id)
-        v.last_log = stats
-        v.created = created
+        v = self._version_by_id(written.version_id)
+        v.last_log = written.stats
+        v.created = written.created
         return v
 
     def _version_by_id(self, version_id: int) -> ArtifactVersion:
-        with self.catalog.read() as conn:
-            row = records.version_by_id(conn, version_id)
-            return ArtifactVersion(self, row, records.aliases_of(conn, [row.id])[row.id])
+        return self._handle(*self.version_records.get(version_id))
 
-    def _load_manifest(self, digest: str) -> Manifest:
-        """A version's manifest; a format-3 one reads its shards when they are needed."""
-        return Manifest.from_bytes(
-            self._manifest_body(digest), expect_digest=digest, load=self._manifest_body
-        )
-
-    def _manifest_body(self, digest: str) -> bytes:
-        with self.catalog.read() as conn:
-            return records.manifest_body(conn, digest)
-
-    def _fetch(self, entries: Iterable[Entry], namespace: str) -> dict[str, str]:
-        downloader = Downloader(
-            self.objects,
-            self.cache,
-            namespace=namespace,
-            progress=self.progress,
-            concurrency=self.concurrency,
-            sources=self.reference_sources,
-        )
-        return downloader.ensure(entries)
-
-    def _open_entry(self, entry: Entry, namespace: str) -> Any:
-        import io
-
-        from .reader import EntryReader
-
-        if entry.is_reference:
-            return open_reference(entry, sources=self.reference_sources)
-        reader = EntryReader(self.objects, entry, namespace=namespace)
-        return io.BufferedReader(reader, buffer_size=1 << 20)
-
-    def _save_version(self, v: ArtifactVersion, wanted: list[str], before: list[str]) -> None:
-        changes = track(self.listeners)
-        with self.catalog.write() as conn:
-            access.require(conn, v.project, "write")
-            row = records.version_by_id(conn, v.id)
-            if row.state != "COMMITTED":
-                raise CairnError(f"{v.ref} is {row.state}; only committed versions can be edited")
-            changes.watch(conn, row.collection_id)
-            changes.edited(v.id, _edited(row, v.description, v.metadata))
-            records.update_version(conn, v.id, description=v.description, metadata=v.metadata)
-            for a in set(before) - set(wanted) - {LATEST}:
-                records.remove_alias(conn, row.collection_id, a, v.id)
-            for a in wanted:
-                records.set_alias(conn, row.collection_id, a, v.id)
-            events = changes.events(conn)
-        self.listeners.emit(events)
-
-    def _delete_version(self, v: ArtifactVersion, *, force: bool = False) -> None:
-        changes = track(self.listeners)
-        with self.catalog.write() as conn:
-            access.require(conn, v.project, "write")
-            row = records.version_by_id(conn, v.id)
-            records.guard_deletions(conn, row.collection_id, exclusive=True)
-            if not force:
-                held = set(records.aliases_of(conn, [row.id])[row.id])
-                guarded = sorted(held & set(retention_rows.protected(conn, row.collection_id)))
-                if guarded:
-                    raise Conflict(
-                        f"{v.ref} holds protected alias {', '.join(guarded)}: no command "
-                        "deletes it; move the alias to another version first, or pass "
-                        "force=True (--force)"
-                    )
-            changes.watch(conn, row.collection_id)
-            records.mark_deleted(conn, row)
-            if row.state == records.COMMITTED:
-                changes.deleted(v.id)
-            events = changes.events(conn)
-        self.listeners.emit(events)
-
-    def _lease_draft(self, v: ArtifactVersion) -> str:
-        """Hold a version a draft starts from: `retain` keeps it, and `gc` its objects,
-        until the draft is logged or the lease expires."""
-        with self.catalog.write() as conn:
-            records.hold(conn, v.id)
-            return leases.create(conn, namespace=v.namespace, manifest_digest=v.digest)
-
-    def _run_by_id(self, run_id: str) -> Run | None:
-        """The run, or None if it belongs to a project the caller may not read."""
-        found = self.run_records.get(run_id)
-        return Run(self, found[0], found[1], self.run_records) if found else None
-
-    def _runs(self, rows: list[tuple[Any, str]]) -> list[Run]:
-        return [Run(self, row, project, self.run_records) for row, project in rows]
-
-    def _users_of(self, version_id: int) -> list[Run]:
-        return self._runs(self.run_records.users_of(version_id))
-
-    def _contributors(self, version_id: int) -> list[Run]:
-        return self._runs(self.run_records.contributors_of(version_id))
+    def _handle(self, row: Any, aliases: list[str]) -> ArtifactVersion:
+        return ArtifactVersion(row, aliases, self.version_services)
 
 
 class _NotKnown(Exception):
@@ -845,16 +766,6 @@ def _known(art: Artifact, statcache: StatCache, counted: list[int]) -> Iterator[
             raise _NotKnown
         counted[0] += len(known)
         yield from known
-
-
-def _edited(row: Any, description: str | None, metadata: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields an edit changes: 'description', 'metadata' (as the catalog holds them)."""
-    changed = []
-    if (row.description or None) != (description or None):
-        changed.append("description")
-    if dict(row.metadata or {}) != dict(metadata):
-        changed.append("metadata")
-    return tuple(changed)
 
 
 def recover(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -163,9 +164,36 @@ class Run:
     def _versions(self, rows: list[tuple[Any, list[str]]]) -> list[ArtifactVersion]:
         from .version import ArtifactVersion
 
-        return [ArtifactVersion(self._repo, row, aliases) for row, aliases in rows]
+        services = self._repo.version_services
+        return [ArtifactVersion(row, aliases, services) for row, aliases in rows]
 
     def _group_id(self) -> str:
         if not self.group:
             raise InvalidName("no distributed_id given and the run has no group; pass one of them")
         return self.group
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Run handles over the catalog's runs: what a version asks for its lineage (who
+    logged it, used it, contributed parts to it), handed out without `Repository`'s
+    internals. A run handle records into `repository`, so it is built with it."""
+
+    repository: Repository
+    records: RunRecords
+
+    def handle(self, row: Any, project: str) -> Run:
+        return Run(self.repository, row, project, self.records)
+
+    def get(self, run_id: str) -> Run | None:
+        """The run, or None if it belongs to a project the caller may not read."""
+        found = self.records.get(run_id)
+        return self.handle(*found) if found is not None else None
+
+    def users_of(self, version_id: int) -> list[Run]:
+        """Runs that used the version, oldest first."""
+        return [self.handle(row, p) for row, p in self.records.users_of(version_id)]
+
+    def contributors_of(self, version_id: int) -> list[Run]:
+        """Runs that upserted parts into the (distributed) version."""
+        return [self.handle(row, p) for row, p in self.records.contributors_of(version_id)]

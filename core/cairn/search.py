@@ -52,7 +52,7 @@ def search_versions(
 
     scope = _Scope(project, name)
     rows, tags = _find(repo, sql.VERSIONS, query, scope, order_by, limit, offset, params)
-    return [ArtifactVersion(repo, r, tags[r.id]) for r in rows]
+    return [ArtifactVersion(r, tags[r.id], repo.version_services) for r in rows]
 
 
 def search_runs(

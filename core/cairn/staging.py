@@ -16,20 +16,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .artifact import Artifact
-from .catalog import damaged, leases, packs
+from .catalog import Catalog, damaged, leases, packs
 from .catalog.packs import Member
+from .chunking import ChunkingParams
 from .errors import CairnError
 from .layout import manifest_key, namespace_prefix
 from .manifest import Entry, Manifest
-from .objects import presence
+from .objects import Objects, presence
+from .progress import Progress
 from .scan import Scan, batches, scan
+from .statcache import StatCache
+from .stores import Store
 from .transfer import Uploader, UploadStats
 
-if TYPE_CHECKING:
-    from .repository import Repository
+
+class Destination(Protocol):
+    """What staging writes into and with: a catalog and a store, how files are chunked,
+    what this machine remembers of them, and how to report and pace the sending
+    (`Repository` is one; staging needs nothing else of it)."""
+
+    catalog: Catalog
+    store: Store
+    chunking: ChunkingParams
+    statcache: StatCache
+    progress: Progress
+    concurrency: int | None
+
+    @property
+    def objects(self) -> Objects: ...
 
 
 #: manifest shards put in one batch
@@ -53,7 +70,7 @@ class Staged:
 
 @contextmanager
 def stage(
-    repo: Repository, art: Artifact, *, namespace: str, scanned: Scan | None = None
+    repo: Destination, art: Artifact, *, namespace: str, scanned: Scan | None = None
 ) -> Iterator[Staged]:
     """Store the artifact's files in `namespace` (`scanned`: their scan, if made already);
     the lease lives until the `with` ends. Its entries come as one list: for a part of a
@@ -67,7 +84,7 @@ def stage(
 
 
 @contextmanager
-def writer(repo: Repository, art: Artifact, *, namespace: str) -> Iterator[Writer]:
+def writer(repo: Destination, art: Artifact, *, namespace: str) -> Iterator[Writer]:
     """A writer lease in `namespace` (and one on a draft's parent stored elsewhere) with
     an uploader under it; the leases live until the `with` ends."""
     parent = art.parent
@@ -91,7 +108,7 @@ def writer(repo: Repository, art: Artifact, *, namespace: str) -> Iterator[Write
             namespace=namespace,
             params=repo.chunking,
             protect=index.protect,
-            statcache=repo._statcache,
+            statcache=repo.statcache,
             progress=repo.progress,
             concurrency=repo.concurrency,
             packs=index,
@@ -155,7 +172,7 @@ def _take_over(uploader: Uploader, entries: list[Entry], *, source: str | None) 
         )
 
 
-def _protect(repo: Repository, lease_id: str, keys: dict[str, str]) -> set[str]:
+def _protect(repo: Destination, lease_id: str, keys: dict[str, str]) -> set[str]:
     """Lease the digests of `keys` (key -> digest), then report which keys exist: in
     that order, under the GC guard."""
     with repo.catalog.write() as conn:
@@ -170,7 +187,7 @@ class _PackIndex:
     its packs indexed, and what it repairs: objects the catalog knew but the store did
     not hold intact, of which it stores a good copy."""
 
-    repo: Repository
+    repo: Destination
     lease_id: str
     namespace: str
     #: digests this writer found absent though known (objects.Presence.repair) ...
@@ -226,7 +243,7 @@ class _PackIndex:
             damaged.clear(conn, self.namespace, fixed)
 
 
-def write_manifest(repo: Repository, staged: Staged, manifest: Manifest) -> None:
+def write_manifest(repo: Destination, staged: Staged, manifest: Manifest) -> None:
     """Put the manifest's documents in the staged namespace (so a lost catalog can be
     rebuilt): shards, then the root (docs/FORMAT.md, write order), each leased first so
     GC keeps it until the version row names it. The shards a draft took over from its

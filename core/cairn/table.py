@@ -12,13 +12,15 @@ from .names import check_path
 if TYPE_CHECKING:
     import pyarrow
 
-    from .version import ArtifactVersion
+    from .contents import Contents
+    from .needs import Listed
 
 _FORMATS = (".parquet", ".csv")
 
 
-def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
-    """Concatenate every `.parquet` (or every `.csv`) file under folder `name`, in path order.
+def read_table(version: Listed, name: str, contents: Contents) -> pyarrow.Table:
+    """Concatenate every `.parquet` (or every `.csv`) file under folder `name`, in path order
+    (fetched into the cache through `contents`).
 
     The manifest is the index: parts upserted by many writers are found without listing
     any store, verified like every download, and must share one schema.
@@ -42,7 +44,7 @@ def read_table(version: ArtifactVersion, name: str) -> pyarrow.Table:
     found = [version.resolve(p) for p in named]
     if len(kinds) > 1:
         raise CairnError(f"{version.ref}:{name} mixes Parquet and CSV parts; keep to one format")
-    paths = version._repo._fetch(found, version.namespace)
+    paths = contents.fetch(found, version.namespace)
     reader = pq.read_table if kinds == {"parquet"} else pacsv.read_csv
     tables = [reader(paths[cache_key(e)]) for e in found]
     try:

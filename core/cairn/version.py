@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .artifact import Artifact
 from .checkout import Target, checkout, reserved
 from .confined import make_folder
+from .contents import Contents
 from .download import cache_key
 from .errors import CairnError, Conflict, NotFound
 from .manifest import DIR, FILE, Entry, Manifest, ShardedManifest, is_sharded, verified_json
@@ -17,20 +19,35 @@ from .names import LATEST, case_collisions, check_alias, check_path, check_user_
 from .shardtree import ShardedTree
 from .transfer import UploadStats
 from .tree import FileTree
+from .versionrecords import VersionRecords
 
 if TYPE_CHECKING:
     import pyarrow
 
-    from .repository import Repository
-    from .run import Run
+    from .run import Run, Runs
+
+
+@dataclass(frozen=True)
+class VersionServices:
+    """What a version handle works through: `Repository` builds one and hands it to
+    every `ArtifactVersion` it gives out."""
+
+    #: manifests and files
+    contents: Contents
+    #: edits, deletes and draft leases in the catalog
+    records: VersionRecords
+    #: the runs of its lineage
+    runs: Runs
 
 
 class ArtifactVersion:
     """A committed (or pending) version. The manifest is immutable; `description`,
     `metadata` and `aliases` can be edited and written back with `save()`."""
 
-    def __init__(self, repo: Repository, row: Any, aliases: list[str]):
-        self._repo = repo
+    def __init__(self, row: Any, aliases: list[str], services: VersionServices):
+        self._contents = services.contents
+        self._records = services.records
+        self._runs = services.runs
         self.id: int = row.id
         self.project: str = row.project
         self.name: str = row.collection
@@ -91,16 +108,17 @@ class ArtifactVersion:
         if self._manifest is None:
             if self.digest is None:
                 raise NotFound(f"{self.ref} is pending: its files are known once it is finished")
-            self._manifest = self._repo._load_manifest(self.digest)
+            self._manifest = self._contents.load_manifest(self.digest)
         return self._manifest
 
     def _sharded(self) -> ShardedManifest | None:
         """The manifest if it is format 3 (its root alone is read: lookups then read the
         one shard a path can be in); else None, and the file tree is ready."""
         if self._manifest is None and self._tree is None and self.digest is not None:
-            text = verified_json(self._repo._manifest_body(self.digest), expect_digest=self.digest)
+            body = self._contents.manifest_body(self.digest)
+            text = verified_json(body, expect_digest=self.digest)
             if is_sharded(text):
-                self._manifest = Manifest.from_bytes(text, load=self._repo._manifest_body)
+                self._manifest = Manifest.from_bytes(text, load=self._contents.manifest_body)
             else:
                 self._tree = FileTree.from_bytes(text)
         return self._manifest if isinstance(self._manifest, ShardedManifest) else None
@@ -115,7 +133,7 @@ class ArtifactVersion:
             if sharded is not None:  # format 3: each listing reads the shards it needs
                 self._tree = ShardedTree(sharded)
             elif self._tree is None:
-                body = self._repo._manifest_body(self.digest)
+                body = self._contents.manifest_body(self.digest)
                 self._tree = FileTree.from_bytes(body, expect_digest=self.digest)
         return self._tree
 
@@ -171,8 +189,8 @@ class ArtifactVersion:
                 Target(self.ref, self.project, self.name, self.version, self.digest),
                 manifest,
                 folder,
-                fetch=lambda entries: self._repo._fetch(entries, self.namespace),
-                cache=self._repo.cache,
+                fetch=lambda entries: self._contents.fetch(entries, self.namespace),
+                cache=self._contents.cache,
                 force=force,
                 link=link,
             )
@@ -183,7 +201,7 @@ class ArtifactVersion:
 
         A link is followed within the version."""
         e = self.resolve(path)
-        return Path(self._repo._fetch([e], self.namespace)[cache_key(e)])
+        return Path(self._contents.fetch([e], self.namespace)[cache_key(e)])
 
     def resolve(self, path: str) -> Entry:
         """The file entry `path` names, links followed within the version."""
@@ -213,13 +231,13 @@ class ArtifactVersion:
 
     def open(self, path: str) -> Any:
         """A binary file object reading one file straight from the store."""
-        return self._repo._open_entry(self.resolve(path), self.namespace)
+        return self._contents.open(self.resolve(path), self.namespace)
 
     def read_table(self, name: str) -> pyarrow.Table:
         """A table from the Parquet/CSV parts under folder `name` (see cairn.table)."""
         from .table import read_table
 
-        return read_table(self, name)
+        return read_table(self, name, self._contents)
 
     def new_draft(self) -> Artifact:
         """A new Artifact starting from this version's files: change some, log it.
@@ -228,7 +246,7 @@ class ArtifactVersion:
         keeps it and `gc` keeps its bytes."""
         manifest = self.manifest
         art = Artifact._draft(self, manifest)
-        art._lease = self._repo._lease_draft(self)
+        art._lease = self._records.hold(self.id, namespace=self.namespace, digest=self.digest)
         return art
 
     # -- mutable fields ------------------------------------------------------------------
@@ -243,10 +261,18 @@ class ArtifactVersion:
             if a not in self._saved_aliases:
                 check_user_alias(a)
         wanted = [check_alias(a) for a in dict.fromkeys(self.aliases) if a != LATEST]
-        self._repo._save_version(self, wanted, self._saved_aliases)
-        fresh = self._repo._version_by_id(self.id)
+        self._records.save(
+            self.id,
+            project=self.project,
+            ref=self.ref,
+            description=self.description,
+            metadata=self.metadata,
+            aliases=wanted,
+            before=self._saved_aliases,
+        )
+        saved = self._records.get(self.id)[1]
         # two lists: an edit of `aliases` must not change what was saved
-        self.aliases, self._saved_aliases = list(fresh.aliases), list(fresh.aliases)
+        self.aliases, self._saved_aliases = list(saved), list(saved)
         return self
 
     def delete(self, *, delete_aliases: bool = False, force: bool = False) -> None:
@@ -260,7 +286,7 @@ class ArtifactVersion:
                 f"{self.ref} has aliases {', '.join(own)}; remove them or pass "
                 "delete_aliases=True (--delete-aliases)"
             )
-        self._repo._delete_version(self, force=force)
+        self._records.delete(self.id, project=self.project, ref=self.ref, force=force)
         self.state = "DELETED"
         self.aliases, self._saved_aliases = [], []
 
@@ -268,15 +294,15 @@ class ArtifactVersion:
 
     def logged_by(self) -> Run | None:
         """The run that logged (or finished) this version, if one did."""
-        return self._repo._run_by_id(self._run_id) if self._run_id else None
+        return self._runs.get(self._run_id) if self._run_id else None
 
     def used_by(self) -> list[Run]:
         """Runs that used this version, oldest first."""
-        return self._repo._users_of(self.id)
+        return self._runs.users_of(self.id)
 
     def contributors(self) -> list[Run]:
         """Runs that upserted parts into this (distributed) version."""
-        return self._repo._contributors(self.id)
+        return self._runs.contributors_of(self.id)
 
 
 def _refuse_case_collisions(ref: str, folder: str, paths: Manifest) -> None:

@@ -174,7 +174,7 @@ def test_a_failing_writer_stops_the_log_and_commits_nothing(
     finally:
         repo.close()
         probe.store.close()
-        probe._statcache.close()
+        probe.statcache.close()
 
 
 def test_a_large_file_round_trips_through_each_store(big, home, store, tmp_path, monkeypatch):

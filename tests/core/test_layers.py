@@ -207,6 +207,98 @@ def test_every_layer_holds_modules():
     assert layers == set(FORBIDDEN) | {"interface"}
 
 
+#: the names a module holds the facade by
+FACADE_NAMES = {"repo", "_repo", "repository", "_repository"}
+#: where reaching into the facade is allowed: the facade itself and the interfaces on top
+FACADE_INSIDERS = {"cairn.repository"}
+
+
+def _facade_privates(source: str, where: str) -> list[str]:
+    """Each `repo._x` (`self._repo._x`, `repository._x`, ...) in a module's source: a
+    private member of whatever it holds as the repository."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source, filename=where)):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")):
+            continue
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            continue  # a dunder is the object's protocol, not the facade's insides
+        value = node.value
+        holder = (
+            value.id
+            if isinstance(value, ast.Name)
+            else value.attr
+            if isinstance(value, ast.Attribute)
+            else None
+        )
+        if holder in FACADE_NAMES:
+            found.append((node.lineno, f"{where}:{node.lineno}: {holder}.{node.attr}"))
+    return [line for _, line in sorted(found)]
+
+
+def test_the_private_member_finder_finds_one():
+    probe = (
+        "def f(repo, v):\n"
+        "    repo._fetch(1)\n"
+        "    v._repo._open_entry(2)\n"
+        "    self.repository._cache_dir\n"
+        "    repo.catalog, v._contents.fetch(3), repo.__class__, self._repo.artifact\n"
+    )
+    assert _facade_privates(probe, "probe.py") == [
+        "probe.py:2: repo._fetch",
+        "probe.py:3: _repo._open_entry",
+        "probe.py:4: repository._cache_dir",
+    ]
+
+
+def test_no_module_below_the_facade_reaches_into_it():
+    """Handles and the engine work through the narrow services they are given
+    (`Contents`, `VersionRecords`, `RunRecords`, ...), never `Repository`'s private
+    members: those stay free to change."""
+    bad = [
+        line
+        for module, path in sorted(MODULES.items())
+        if module not in FACADE_INSIDERS and _layer(module) != "interface"
+        for line in _facade_privates(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert bad == []
+
+
+#: modules that still name `Repository` in annotations (under TYPE_CHECKING): the engine
+#: verbs the facade hands itself to. This list may only shrink.
+NAMES_THE_FACADE = {
+    "cairn.export",
+    "cairn.gc",
+    "cairn.repair",
+    "cairn.retain",
+    "cairn.run",  # `run.repository` hands the facade out
+    "cairn.search",
+    "cairn.verify",
+}
+
+
+def _every_import(module: str, path: Path) -> set[str]:
+    """The core modules `module` imports anywhere, under TYPE_CHECKING too."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found |= _imported(module, path, node)
+    return found
+
+
+def test_handles_and_the_engine_do_not_name_the_facade():
+    """Not even for annotations: a version handle, staging, distributed writes, tables
+    and the services know nothing of `Repository`."""
+    naming = {
+        module
+        for module, path in MODULES.items()
+        if _layer(module) != "interface"
+        and module != "cairn.repository"
+        and "cairn.repository" in _every_import(module, path)
+    }
+    assert naming <= NAMES_THE_FACADE, sorted(naming - NAMES_THE_FACADE)
+
+
 #: besides `cairn`, the public packages adapters may import: the web UI they embed
 PUBLIC_PACKAGES = ("cairn.ui",)
 

@@ -16,6 +16,7 @@ import cairn
 import cairn.manifest as manifest_module
 import cairn.manifest_shards as shards_module
 from cairn import Artifact, IntegrityError, Repository
+from cairn.contents import Contents
 from cairn.layout import MANIFESTS, manifest_key, namespace_prefix
 from cairn.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
 from cairn.manifest_overlay import overlay
@@ -282,9 +283,9 @@ def test_a_draft_reads_only_the_shards_its_changes_fall_in(
     v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
     total = len(v1.manifest.shards)
     fetched: list[str] = []
-    body = Repository._manifest_body
+    body = Contents.manifest_body
     monkeypatch.setattr(
-        Repository, "_manifest_body", lambda self, d: fetched.append(d) or body(self, d)
+        Contents, "manifest_body", lambda self, d: fetched.append(d) or body(self, d)
     )
     draft = repo.artifact(v1.ref).new_draft()
     write(tmp_path / "x.bin", b"x")
@@ -302,7 +303,7 @@ def test_a_draft_of_a_format_1_version_reads_and_grows_into_format_3(home, catal
     _files(data, 40)
     repo = Repository.open(catalog=catalog_url, home=str(home))
     old = repo.log_artifact(Artifact("legacy", type="dataset").add_dir(str(data)))
-    assert json.loads(zlib.decompress(repo._manifest_body(old.digest)))["format"] == 1
+    assert json.loads(zlib.decompress(repo.contents.manifest_body(old.digest)))["format"] == 1
     repo.close()
 
     patch = pytest.MonkeyPatch()

@@ -124,7 +124,7 @@ def test_lineage_walks_both_ways(repo, tmp_path):
 def test_failed_run_is_marked_failed(repo):
     with pytest.raises(RuntimeError), repo.run(project="p", name="boom") as run:
         raise RuntimeError("x")
-    assert repo._run_by_id(run.id).state == "failed"
+    assert repo.get_run(run.id).state == "failed"
 
 
 def test_type_mismatch_is_a_conflict(repo, tmp_path):

@@ -105,7 +105,7 @@ def test_a_block_changed_in_the_store_after_it_was_indexed_is_an_error(local_rep
     # a range of blocks that did not change is still what was logged (checked by block)
     assert fresh(repo).cat_file(path, 0, 1000) == data["one.bin"][:1000]
     # and a reader without the index checks the whole object: an error too
-    (Path(repo._cache_dir) / "blocks").rename(tmp_path / "old-blocks")
+    (Path(repo.contents.cache_dir) / "blocks").rename(tmp_path / "old-blocks")
     with pytest.raises(IntegrityError, match="corrupt"):
         fresh(repo).cat_file(path, 0, 1000)
 
@@ -115,7 +115,7 @@ def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
     path = f"{v.ref}/one.bin"
     digest = one_object(v)
     fresh(repo).cat_file(path, 0, 10)
-    index_file = Path(repo._cache_dir) / "blocks" / digest[:2] / digest[2:]
+    index_file = Path(repo.contents.cache_dir) / "blocks" / digest[:2] / digest[2:]
     good = index_file.read_bytes()
     assert BlockIndex.from_bytes(digest, good) == index_of(digest, data["one.bin"])
 
@@ -165,7 +165,7 @@ def local_repo(tmp_path):
 
 
 def index_files(repo: Repository) -> list[Path]:
-    return sorted(p for p in (Path(repo._cache_dir) / "blocks").rglob("*") if p.is_file())
+    return sorted(p for p in (Path(repo.contents.cache_dir) / "blocks").rglob("*") if p.is_file())
 
 
 def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_first(
@@ -205,7 +205,7 @@ def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_f
     os.utime(stray, (1, 1))
     recent = index_file.parent / ".tmp-writing"
     recent.write_bytes(b"being written")
-    foreign = Path(repo._cache_dir) / "blocks" / "notes.txt"
+    foreign = Path(repo.contents.cache_dir) / "blocks" / "notes.txt"
     foreign.write_text("mine")
     # 0 clears the cache: every index goes
     report = cache.cleanup(max_bytes=0)

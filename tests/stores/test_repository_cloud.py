@@ -216,11 +216,11 @@ def test_many_small_files_on_s3_go_in_one_pack_with_few_other_requests(
 
         # a second log of the same files (new statcache): the catalog's pack index
         # answers for them all, the store is not asked
-        repo._statcache.close()
+        repo.statcache.close()
         os.remove(tmp_path / "home" / "statcache.db")
         from cairn.statcache import StatCache
 
-        repo._statcache = StatCache(str(tmp_path / "home" / "statcache.db"), "x")
+        repo.statcache = StatCache(str(tmp_path / "home" / "statcache.db"), "x")
         proxy.clear()
         again = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "src"), project="p")
         assert again.version == v.version

@@ -330,7 +330,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         """What reads byte ranges of `entry`: its store objects (one reader per version's
         file, kept: `known`), or its source (a stream per open)."""
         if entry.is_reference:
-            return StreamRanges(self.repository._open_entry(entry, version.namespace), entry.size)
+            return StreamRanges(self.repository.contents.open(entry, version.namespace), entry.size)
         return self._known.reader((version.id, entry.path), lambda: self._stored(version, entry))
 
     def _stored(self, version: ArtifactVersion, entry: Entry) -> EntryRanges:
@@ -358,7 +358,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
 
     def _indexes(self) -> BlockIndexes:
         """The block indexes kept in the repository's cache folder (`blocks`)."""
-        folder = os.path.join(self.repository._cache_dir, "blocks")
+        folder = os.path.join(self.repository.contents.cache_dir, "blocks")
         with self._lock:
             if self._block_indexes is None or self._block_indexes.folder != folder:
                 self._block_indexes = BlockIndexes(folder)
