@@ -35,10 +35,10 @@ import servers  # noqa: E402  (tests/servers.py: the moto server the test suite 
 
 from cairn import Artifact, Repository  # noqa: E402
 from cairn.catalog import Catalog, records  # noqa: E402
-from cairn.manifest import Entry, Manifest  # noqa: E402
-from cairn.recover import recover  # noqa: E402
-from cairn.storelog import StoreLog, compact  # noqa: E402
-from cairn.stores import open_store  # noqa: E402
+from cairn.engine.recover import recover  # noqa: E402
+from cairn.engine.storelog import StoreLog, compact  # noqa: E402
+from cairn.foundation.manifest import Entry, Manifest  # noqa: E402
+from cairn.storage import open_store  # noqa: E402
 
 KiB = 1 << 10
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from cairn.durations import parse_duration
+from cairn.foundation.durations import parse_duration
 from cairn_airflow import CairnHook
 
 with DAG(

@@ -27,7 +27,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from cairn.durations import parse_duration
+from cairn.foundation.durations import parse_duration
 from cairn_prefect import CairnRepository
 
 NIGHTLY = "0 3 * * *"

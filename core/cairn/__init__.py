@@ -1,9 +1,17 @@
 """cairn: versioned, content-addressed artifact storage for data pipelines."""
 
-from .artifact import Artifact
-from .cache import CleanupReport
 from .current import CurrentRuns
-from .errors import (
+from .engine.artifact import Artifact
+from .engine.cache import CleanupReport
+from .engine.events import VERSION_COMMITTED, Event, Subscription
+from .engine.export import ExportReport
+from .engine.gc import GCReport
+from .engine.recover import CatalogReport, RecoverReport
+from .engine.retain import Deletion, RetentionReport
+from .engine.transfer import UploadStats
+from .engine.tree import FileTree, FolderPage, TreeItem
+from .engine.verify import VerifyReport
+from .foundation.errors import (
     CairnError,
     Conflict,
     Finalized,
@@ -16,22 +24,14 @@ from .errors import (
     ReferenceChanged,
     RepositoryMismatch,
 )
-from .events import VERSION_COMMITTED, Event, Subscription
-from .export import ExportReport
-from .gc import GCReport
-from .manifest import Chunk, Diff, Entry, Manifest
-from .names import Ref, check_name
-from .projects import ProjectInfo
-from .recover import CatalogReport, RecoverReport
+from .foundation.manifest import Chunk, Diff, Entry, Manifest
+from .foundation.names import Ref, check_name
+from .foundation.projects import ProjectInfo
+from .foundation.retention import RetentionPolicy
+from .foundation.sizes import format_size
 from .repository import Repository, recover
-from .retain import Deletion, RetentionReport
-from .retention import RetentionPolicy
 from .run import Run
 from .search import RunKeys
-from .sizes import format_size
-from .transfer import UploadStats
-from .tree import FileTree, FolderPage, TreeItem
-from .verify import VerifyReport
 from .version import ArtifactVersion
 
 __version__ = "0.1.0"

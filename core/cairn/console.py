@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .sizes import format_size
+from .foundation.sizes import format_size
 
 
 class RichProgress:

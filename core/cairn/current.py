@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import CairnError
+from .foundation.errors import CairnError
 from .run import Run
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .console import human_size, utc, when
-from .errors import InvalidQuery
-from .query import fields, format_path, parse, parse_order
+from .foundation.errors import InvalidQuery
+from .foundation.query import fields, format_path, parse, parse_order
 
 if TYPE_CHECKING:
     from .run import Run

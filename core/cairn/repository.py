@@ -9,42 +9,42 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from . import access, search
-from .artifact import Artifact, require_content
-from .cache import Cache
-from .catalog import Catalog, lineage, records, sqlite_url
+from . import search
+from .catalog import Catalog, access, lineage, records, sqlite_url
 from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
-from .changes import track
-from .contents import Contents
-from .distributed import Written, finish, upsert
-from .errors import CairnError, Conflict, NotFound
-from .events import Callback, Listeners, Subscription
-from .export import ExportReport, export_into
-from .gc import DEFAULT_GRACE, GCReport, collect
-from .identity import Identity
-from .manifest import Diff, Entry, Manifest
-from .names import LATEST, Ref, check_name, check_user_alias
-from .objects import Objects, intact, where
-from .progress import NoProgress, Progress
-from .projects import ProjectInfo, Right, store_move_note
-from .references import Sources
-from .retain import RetentionReport, policy_for
-from .retain import retain as apply_retention
-from .retain import scope as retain_scope
-from .retention import RetentionPolicy
+from .catalog.runrecords import RunRecords
+from .engine.artifact import Artifact, require_content
+from .engine.cache import Cache
+from .engine.changes import track
+from .engine.contents import Contents
+from .engine.distributed import Written, finish, upsert
+from .engine.events import Callback, Listeners, Subscription
+from .engine.export import ExportReport, export_into
+from .engine.gc import DEFAULT_GRACE, GCReport, collect
+from .engine.identity import Identity
+from .engine.objects import Objects, intact, where
+from .engine.progress import NoProgress, Progress
+from .engine.references import Sources
+from .engine.retain import RetentionReport, policy_for
+from .engine.retain import retain as apply_retention
+from .engine.retain import scope as retain_scope
+from .engine.scan import batches
+from .engine.staging import write_manifest, writer
+from .engine.statcache import StatCache
+from .engine.storeconfig import StoreConfig
+from .engine.storelog import StoreLog
+from .engine.transfer import UploadStats
+from .engine.versionrecords import VersionRecords
+from .foundation.errors import CairnError, Conflict, NotFound
+from .foundation.manifest import Diff, Entry, Manifest
+from .foundation.names import LATEST, Ref, check_name, check_user_alias
+from .foundation.projects import ProjectInfo, Right, store_move_note
+from .foundation.retention import RetentionPolicy
 from .run import Run, Runs
-from .runrecords import RunRecords
-from .scan import batches
 from .search import RunKeys
-from .staging import write_manifest, writer
-from .statcache import StatCache
-from .storeconfig import StoreConfig
-from .storelog import StoreLog
-from .stores import Store, open_store
-from .transfer import UploadStats
+from .storage import Store, open_store
 from .version import ArtifactVersion, VersionServices
-from .versionrecords import VersionRecords
 
 
 class Repository:
@@ -575,8 +575,8 @@ class Repository:
         that needs one; drop cache files that no longer match. With `repair`, store a
         good copy of each bad object found on this machine (the cache, files logged
         from here, `folders`)."""
-        from .repair import repair as repair_objects
-        from .verify import verify
+        from .engine.repair import repair as repair_objects
+        from .engine.verify import verify
 
         # verify records what it finds bad in the catalog: against another repository's
         # store it would mark every object damaged
@@ -599,7 +599,7 @@ class Repository:
         """Compare the catalog with the store log; one line per difference. With
         `reconcile`, first apply what the log holds and the catalog lacks (a record whose
         catalog commit never happened)."""
-        from .recover import verify_catalog
+        from .engine.recover import verify_catalog
 
         with self.catalog.read() as conn:
             access.require_maintenance(conn, "check the catalog against the store")
@@ -609,7 +609,7 @@ class Repository:
         """Rebuild the catalog (or the one at `into`) from the store alone: every version,
         alias, run, project and access setting its log holds. A catalog that is not empty
         must be this repository's (it is reconciled); any other is refused."""
-        from .recover import recover
+        from .engine.recover import recover
 
         if into is None:
             return recover(self.store, self.catalog)
@@ -622,7 +622,7 @@ class Repository:
     def compact_log(self) -> Any:
         """Fold the store log's records into one snapshot per namespace, so reading it
         (recover, verify --catalog) stays fast; safe beside writers."""
-        from .storelog import compact
+        from .engine.storelog import compact
 
         return compact(self.store)
 
@@ -776,7 +776,7 @@ def recover(
 ) -> Any:
     """Rebuild the catalog at URL `catalog` from the store at `store` alone (see
     `Repository.recover`); returns a `RecoverReport`."""
-    from .recover import recover as rebuild
+    from .engine.recover import recover as rebuild
 
     target = Catalog(catalog)
     source = open_store(store, storage_options)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .artifact import Artifact
-from .errors import InvalidName, NotFound
-from .names import Ref
+from .engine.artifact import Artifact
+from .foundation.errors import InvalidName, NotFound
+from .foundation.names import Ref
 
 if TYPE_CHECKING:
+    from .catalog.runrecords import RunRecords
     from .repository import Repository
-    from .runrecords import RunRecords
     from .version import ArtifactVersion
 
 

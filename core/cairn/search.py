@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import access
-from .catalog import records
+from .catalog import access, records
 from .catalog import search as sql
-from .errors import InvalidQuery, NotFound
-from .names import check_name
-from .query import format_path
+from .foundation.errors import InvalidQuery, NotFound
+from .foundation.names import check_name
+from .foundation.query import format_path
 
 if TYPE_CHECKING:
     from .repository import Repository

@@ -8,18 +8,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifact import Artifact
-from .checkout import Target, checkout, reserved
-from .confined import make_folder
-from .contents import Contents
-from .download import cache_key
-from .errors import CairnError, Conflict, NotFound
-from .manifest import DIR, FILE, Entry, Manifest, ShardedManifest, is_sharded, verified_json
-from .names import LATEST, case_collisions, check_alias, check_path, check_user_alias
-from .shardtree import ShardedTree
-from .transfer import UploadStats
-from .tree import FileTree
-from .versionrecords import VersionRecords
+from .engine.artifact import Artifact
+from .engine.checkout import Target, checkout, reserved
+from .engine.confined import make_folder
+from .engine.contents import Contents
+from .engine.download import cache_key
+from .engine.shardtree import ShardedTree
+from .engine.transfer import UploadStats
+from .engine.tree import FileTree
+from .engine.versionrecords import VersionRecords
+from .foundation.errors import CairnError, Conflict, NotFound
+from .foundation.manifest import (
+    DIR,
+    FILE,
+    Entry,
+    Manifest,
+    ShardedManifest,
+    is_sharded,
+    verified_json,
+)
+from .foundation.names import LATEST, case_collisions, check_alias, check_path, check_user_alias
 
 if TYPE_CHECKING:
     import pyarrow
@@ -235,7 +243,7 @@ class ArtifactVersion:
 
     def read_table(self, name: str) -> pyarrow.Table:
         """A table from the Parquet/CSV parts under folder `name` (see cairn.table)."""
-        from .table import read_table
+        from .engine.table import read_table
 
         return read_table(self, name, self._contents)
 

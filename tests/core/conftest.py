@@ -11,8 +11,14 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from cairn import Repository
-from cairn.layout import OBJECTS, PACKS, PROJECTS, digest_of_object_key, digest_of_pack_key
-from cairn.objects import read_index
+from cairn.engine.objects import read_index
+from cairn.foundation.layout import (
+    OBJECTS,
+    PACKS,
+    PROJECTS,
+    digest_of_object_key,
+    digest_of_pack_key,
+)
 
 
 def write(path, data: bytes | str) -> str:

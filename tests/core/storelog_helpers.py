@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from cairn import Artifact, Repository
 from cairn.catalog.dump import dump
-from cairn.recover import differences
+from cairn.engine.recover import differences
 
 
 def open_repo(home: Path, catalog_url: str, store: str, options: dict | None) -> Repository:

@@ -31,8 +31,8 @@ from cairn import lineage as graphs
 from cairn.catalog import damaged, leases, packs
 from cairn.catalog.schema import metadata
 from cairn.cli import app
-from cairn.layout import pack_key
-from cairn.storeconfig import StoreConfig
+from cairn.engine.storeconfig import StoreConfig
+from cairn.foundation.layout import pack_key
 
 from .conftest import migrate_to, write
 
@@ -650,7 +650,7 @@ def test_every_catalog_table_has_row_level_security_forced(world):
 
 def _db_at_0001(url: str, tmp: Path) -> None:
     """A catalog at revision 0001 holding two projects that share one manifest."""
-    from cairn.manifest import Entry, Manifest
+    from cairn.foundation.manifest import Entry, Manifest
 
     migrate_to(url, "0001")
     manifest = Manifest([Entry("a.txt", 5, "cd" * 32)])

@@ -487,7 +487,7 @@ def test_link_across_file_systems_falls_back_to_copies(home, tmp_path):
 
 
 def test_copies_work_without_clones_and_across_file_systems(tmp_path):
-    from cairn.files import clone_fd, copy_fd
+    from cairn.foundation.files import clone_fd, copy_fd
 
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(3 << 20))

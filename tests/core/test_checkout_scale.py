@@ -1,6 +1,6 @@
 """What keeps a get of many files fast and its memory bounded: the manifest read once
 however large it is, the files fetched and written a batch at a time, and the marker
-written straight as canonical JSON (cairn.checkout, cairn.marker).
+written straight as canonical JSON (cairn.engine.checkout, cairn.engine.marker).
 
 The rules every checkout keeps are tested in test_checkout.py and test_many_files_get.py;
 these tests check the costs that those rules must not grow.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import cairn.checkout as checkout
-import cairn.manifest as manifest
+import cairn.engine.checkout as checkout
+import cairn.foundation.manifest as manifest
 from cairn import Artifact, CairnError, Repository
-from cairn.download import Downloader
-from cairn.marker import Marker, Written
+from cairn.engine.download import Downloader
+from cairn.engine.marker import Marker, Written
 
 from .conftest import write
 

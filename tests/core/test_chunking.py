@@ -8,10 +8,10 @@ import pyfastcdc
 import pytest
 
 from cairn import CairnError
-from cairn.chunking import ChunkingParams, FileChunker, digest
-from cairn.layout import object_key
-from cairn.stores.memory import MemoryStore
-from cairn.transfer import Uploader
+from cairn.engine.transfer import Uploader
+from cairn.foundation.chunking import ChunkingParams, FileChunker, digest
+from cairn.foundation.layout import object_key
+from cairn.storage.memory import MemoryStore
 
 PARAMS = ChunkingParams(threshold=65536, avg=16384, min=4096, max=65536)
 
@@ -38,7 +38,7 @@ def _windowed_cuts(path, size, buffers=2) -> tuple[list[tuple[int, int]], int]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("size", [65537, 524288, 524288 * 3 + 12345, 4 << 20])
 def test_windows_cut_like_fastcdc_over_the_whole_file(tmp_path, monkeypatch, size, seed):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)  # windows of 2 * max = 128 KiB
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)  # windows of 2 * max = 128 KiB
     # low-entropy stretches too, where chunks run to the maximum size and windows end mid-run
     rng = random.Random(size * 10 + seed)
     data = bytearray(rng.randbytes(size))
@@ -55,7 +55,7 @@ def test_windows_cut_like_fastcdc_over_the_whole_file(tmp_path, monkeypatch, siz
 
 
 def test_a_file_shorter_than_its_stat_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(300_000))
     with pytest.raises(CairnError, match="shrank while logging"):
@@ -71,7 +71,7 @@ class _SlowStore(MemoryStore):
 
 
 def test_a_buffer_is_reused_only_after_its_chunks_are_stored(tmp_path, monkeypatch):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)
     data = os.urandom(6 << 20)  # ~12 windows through 4 buffers
     path = tmp_path / "f.bin"
     path.write_bytes(data)
@@ -102,7 +102,7 @@ class _BrokenStore(MemoryStore):
 
 @pytest.mark.parametrize("fail_in", ["store", "protect"])
 def test_a_failure_mid_file_surfaces_and_frees_every_buffer(tmp_path, monkeypatch, fail_in):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)
     data = os.urandom(3 << 20)  # ~24 windows through 4 buffers
     path = tmp_path / "f.bin"
     path.write_bytes(data)

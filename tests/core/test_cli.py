@@ -813,7 +813,7 @@ def test_help_reads_like_a_command_line_and_every_option_says_what_it_is_for():
 
 
 def test_sizes_are_binary_units_everywhere(data, home):
-    from cairn.sizes import format_size
+    from cairn.foundation.sizes import format_size
 
     assert [format_size(n) for n in (1, 1023, 1536, 5 << 30)] == [
         "1 byte",

@@ -22,8 +22,8 @@ from cairn import Artifact, NotFound
 
 # (stage, module attribute to wrap, on which call to die)
 STAGES = {
-    "while-hashing": ("cairn.chunking", "digest", 5),
-    "mid-upload": ("cairn.stores.local", "LocalStore.put", 20),
+    "while-hashing": ("cairn.foundation.chunking", "digest", 5),
+    "mid-upload": ("cairn.storage.local", "LocalStore.put", 20),
     "after-upload-before-commit": ("cairn.catalog.records", "commit", 1),
     "inside-commit-transaction": ("cairn.catalog.records", "move_latest", 1),
 }
@@ -44,7 +44,7 @@ CHILD = textwrap.dedent(
         return original(*args, **kwargs)
     setattr(target, attr, dying)
     # modules that imported the name directly see the wrapper too
-    for name in ("cairn.transfer", "cairn.repository", "cairn.distributed"):
+    for name in ("cairn.engine.transfer", "cairn.repository", "cairn.engine.distributed"):
         mod = importlib.import_module(name)
         if not owner and getattr(mod, attr, None) is original:
             setattr(mod, attr, dying)

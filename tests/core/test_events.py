@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from cairn import Artifact, CairnError, Event, Repository
-from cairn.changes import Changes, NoChanges, track
-from cairn.events import ALIAS_MOVED, ALIAS_REMOVED, NAMES, load_plugins
+from cairn.engine.changes import Changes, NoChanges, track
+from cairn.engine.events import ALIAS_MOVED, ALIAS_REMOVED, NAMES, load_plugins
 
 from .conftest import write
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cairn import Artifact, CairnError, Conflict, Repository, RepositoryMismatch
 from cairn.cli import app
-from cairn.layout import OBJECTS, PROJECTS
+from cairn.foundation.layout import OBJECTS, PROJECTS
 
 from .conftest import write
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cairn.files import use_wal
+from cairn.foundation.files import use_wal
 
 
 def test_use_wal_waits_for_a_database_another_connection_holds(tmp_path):

@@ -14,8 +14,8 @@ import cairn.repository as repository_module
 from cairn import Artifact, Repository
 from cairn.catalog.schema import leases
 from cairn.catalog.sql import now
-from cairn.gcrecord import read_record, record_keys
-from cairn.layout import manifest_key, object_key
+from cairn.engine.gcrecord import read_record, record_keys
+from cairn.foundation.layout import manifest_key, object_key
 
 from .conftest import stored_objects, write
 

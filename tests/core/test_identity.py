@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from cairn import Artifact, Repository, RepositoryMismatch
 from cairn.catalog.identity import CatalogIdentity
 from cairn.cli import app
-from cairn.identity import decide
-from cairn.layout import CONFIG_KEY
-from cairn.storeconfig import StoreConfig, read_config
+from cairn.engine.identity import decide
+from cairn.engine.storeconfig import StoreConfig, read_config
+from cairn.foundation.layout import CONFIG_KEY
 
 from .conftest import migrate_to, write
 

@@ -18,7 +18,7 @@ from cairn import (
     ReferenceChanged,
 )
 from cairn.catalog.schema import manifests
-from cairn.layout import object_key
+from cairn.foundation.layout import object_key
 
 from .conftest import stored_objects, write
 
@@ -207,7 +207,7 @@ def test_invariant_8_gc_frees_only_what_no_live_version_needs(repo, tmp_path):
 def test_invariant_8_gc_keeps_objects_a_writer_has_leased(repo, tmp_path):
     """A writer that found an object present (so skips sending it) has leased it first:
     gc between the writer's check and its commit must keep the object."""
-    from cairn.staging import stage
+    from cairn.engine.staging import stage
 
     f = write(tmp_path / "f.bin", b"payload" * 100)
     v0 = repo.log_artifact(Artifact("ds").add_file(f), project="p")

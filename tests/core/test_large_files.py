@@ -18,10 +18,10 @@ import pyfastcdc
 import pytest
 
 from cairn import Artifact, Repository
-from cairn.chunking import ChunkingParams, digest
-from cairn.layout import object_key
-from cairn.stores import LocalStore, direct
-from cairn.transfer import Uploader
+from cairn.engine.transfer import Uploader
+from cairn.foundation.chunking import ChunkingParams, digest
+from cairn.foundation.layout import object_key
+from cairn.storage import LocalStore, direct
 
 MiB = 1 << 20
 # what cairn has always made of `_data()` with the default chunking: the file digest,
@@ -75,7 +75,7 @@ def _uploader(store, params=ChunkingParams()) -> Uploader:
 @pytest.mark.parametrize("window", ["default", "small"])
 def test_chunks_and_digests_are_the_ones_cairn_always_made(big, tmp_path, monkeypatch, window):
     if window == "small":
-        monkeypatch.setattr("cairn.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
+        monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
     path, data = big
     store = LocalStore(str(tmp_path / "store"))
     uploader = _uploader(store)
@@ -114,7 +114,7 @@ class _SlowStore(LocalStore):
 
 
 def test_memory_is_the_chunkers_buffers_whatever_the_file_size(tmp_path, monkeypatch):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)  # windows of 2 * max = 128 KiB
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)  # windows of 2 * max = 128 KiB
     params = ChunkingParams(threshold=65536, avg=16384, min=4096, max=65536)
     data = random.Random(5).randbytes(8 * MiB)  # ~64 windows through 4 buffers
     path = tmp_path / "f.bin"
@@ -154,7 +154,7 @@ class _FailingStore(LocalStore):
 def test_a_failing_writer_stops_the_log_and_commits_nothing(
     big, home, catalog_url, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
     path, data = big
     store = _FailingStore(str(tmp_path / "store"), good=3)
     probe = Repository.open(catalog=catalog_url, home=str(home))
@@ -178,7 +178,7 @@ def test_a_failing_writer_stops_the_log_and_commits_nothing(
 
 
 def test_a_large_file_round_trips_through_each_store(big, home, store, tmp_path, monkeypatch):
-    monkeypatch.setattr("cairn.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
+    monkeypatch.setattr("cairn.foundation.chunking.WINDOW", 0)  # 8 MiB windows: 5 of them
     path, data = big
     url, options = store
     with Repository.open(

@@ -1,14 +1,15 @@
 """The core's layers, read from the source with `ast`: imports go one way, downward.
 
-Every import counts, also those inside functions; only imports under `if TYPE_CHECKING:`
-(annotations, never run) are left out. From the bottom up:
+Every import counts, also those inside functions; imports under `if TYPE_CHECKING:`
+(annotations, never run) are left out of the cycle and upward-import checks, and then
+checked on their own: nothing below the public API names it even in an annotation. The
+folders of `core/cairn` are the layers, from the bottom up:
 
-- foundation: errors, names, manifests, sizes, ... (FOUNDATION below), importing nothing
-  above it;
-- storage (`cairn.stores`) and catalog (`cairn.catalog`, `cairn.migrations`, `cairn.access`),
-  side by side, neither importing the other;
-- the engine: everything else in the core (transfer, staging, gc, verify, checkout, ...);
-- the public API: `Repository` and the handles it gives out;
+- `cairn.foundation`: errors, names, manifests, chunking, sizes, ... importing nothing above;
+- `cairn.storage` (the stores) and `cairn.catalog` (SQL, records, migrations, access), side by
+  side, neither importing the other;
+- `cairn.engine`: transfer, staging, checkout, gc, verify, ...;
+- the public API, at the top of the package: `Repository` and the handles it gives out;
 - interfaces on top: the package's `__init__`, the CLI, the web UI and the `cairn://`
   filesystem.
 
@@ -25,24 +26,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "core" / "cairn"
 
+#: the public API and the interfaces: the only modules at the top of the package
 API = {"cairn.repository", "cairn.version", "cairn.run", "cairn.current", "cairn.lineage"}
 API |= {"cairn.search"}
-INTERFACE_PREFIXES = ("cairn.cli", "cairn.ui", "cairn.fs", "cairn.__main__")
-CATALOG_PREFIXES = ("cairn.catalog", "cairn.migrations", "cairn.access")
-#: the modules every layer may use: values and rules, no I/O of their own
-FOUNDATION = {
-    "cairn.durations",
-    "cairn.errors",
-    "cairn.files",
-    "cairn.layout",
-    "cairn.manifest",
-    "cairn.manifest_entry",
-    "cairn.manifest_shards",
-    "cairn.names",
-    "cairn.projects",
-    "cairn.query",
-    "cairn.retention",
-    "cairn.sizes",
+INTERFACES = {"cairn", "cairn.__main__", "cairn.console", "cairn.listing"}
+INTERFACE_PACKAGES = ("cairn.cli", "cairn.ui", "cairn.fs")
+#: the layers below, one package each
+PACKAGES = {
+    "cairn.foundation": "foundation",
+    "cairn.storage": "storage",
+    "cairn.catalog": "catalog",
+    "cairn.engine": "engine",
 }
 #: each layer, and the layers it must not import
 FORBIDDEN = {
@@ -159,25 +153,26 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def _layer(module: str) -> str:
-    if module == "cairn" or module.startswith(INTERFACE_PREFIXES):
+    if module in INTERFACES or any(_in(module, p) for p in INTERFACE_PACKAGES):
         return "interface"
     if module in API:
         return "api"
-    if module in FOUNDATION:
-        return "foundation"
-    if module.startswith("cairn.stores"):
-        return "storage"
-    if module.startswith(CATALOG_PREFIXES):
-        return "catalog"
-    return "engine"
+    for package, layer in PACKAGES.items():
+        if _in(module, package):
+            return layer
+    raise AssertionError(f"{module} is in no layer: move it into one of {sorted(PACKAGES)}")
 
 
 def test_the_walk_sees_the_whole_core():
-    assert {"cairn", "cairn.repository", "cairn.catalog.records", "cairn.stores.s3"} <= set(GRAPH)
+    assert {"cairn", "cairn.repository", "cairn.catalog.records", "cairn.storage.s3"} <= set(GRAPH)
     assert "cairn.catalog.schema" in GRAPH["cairn.catalog.records"]
     # an import inside a function counts; one under TYPE_CHECKING does not
-    assert "cairn.table" in GRAPH["cairn.version"]
+    assert "cairn.engine.table" in GRAPH["cairn.version"]
     assert "cairn.repository" not in GRAPH["cairn.version"]
 
 
@@ -202,9 +197,14 @@ def test_no_upward_import(layer):
     assert upward == []
 
 
-def test_every_layer_holds_modules():
+def test_every_module_is_in_a_layer_and_every_layer_holds_modules():
     layers = {_layer(module) for module in GRAPH}
     assert layers == set(FORBIDDEN) | {"interface"}
+
+
+def test_the_top_of_the_package_holds_only_the_api_and_the_interfaces():
+    top = {m for m in GRAPH if m.count(".") == 1 and not (CORE / m.split(".")[1]).is_dir()}
+    assert top == (API | INTERFACES) - {"cairn"}
 
 
 #: the names a module holds the facade by
@@ -263,19 +263,6 @@ def test_no_module_below_the_facade_reaches_into_it():
     assert bad == []
 
 
-#: modules that still name `Repository` in annotations (under TYPE_CHECKING): the engine
-#: verbs the facade hands itself to. This list may only shrink.
-NAMES_THE_FACADE = {
-    "cairn.export",
-    "cairn.gc",
-    "cairn.repair",
-    "cairn.retain",
-    "cairn.run",  # `run.repository` hands the facade out
-    "cairn.search",
-    "cairn.verify",
-}
-
-
 def _every_import(module: str, path: Path) -> set[str]:
     """The core modules `module` imports anywhere, under TYPE_CHECKING too."""
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -286,17 +273,21 @@ def _every_import(module: str, path: Path) -> set[str]:
     return found
 
 
-def test_handles_and_the_engine_do_not_name_the_facade():
-    """Not even for annotations: a version handle, staging, distributed writes, tables
-    and the services know nothing of `Repository`."""
-    naming = {
-        module
+BELOW_THE_API = ("foundation", "storage", "catalog", "engine")
+
+
+def test_nothing_below_the_api_names_it_even_in_annotations():
+    """The engine and below take what they need as protocols (engine/needs.py) or narrow
+    services: not `Repository`, `ArtifactVersion` or `Run`, not even under
+    TYPE_CHECKING."""
+    naming = sorted(
+        f"{module} -> {target}"
         for module, path in MODULES.items()
-        if _layer(module) != "interface"
-        and module != "cairn.repository"
-        and "cairn.repository" in _every_import(module, path)
-    }
-    assert naming <= NAMES_THE_FACADE, sorted(naming - NAMES_THE_FACADE)
+        if _layer(module) in BELOW_THE_API
+        for target in _every_import(module, path)
+        if _layer(target) in {"api", "interface"}
+    )
+    assert naming == []
 
 
 #: besides `cairn`, the public packages adapters may import: the web UI they embed

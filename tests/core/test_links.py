@@ -19,7 +19,7 @@ import fsspec
 import pytest
 
 from cairn import Artifact, CairnError, Entry, IntegrityError, InvalidName, Manifest, NotFound
-from cairn.manifest import Chunk
+from cairn.foundation.manifest import Chunk
 
 from .conftest import write
 

@@ -13,14 +13,14 @@ import zlib
 import pytest
 
 import cairn
-import cairn.manifest as manifest_module
-import cairn.manifest_shards as shards_module
+import cairn.foundation.manifest as manifest_module
+import cairn.foundation.manifest_shards as shards_module
 from cairn import Artifact, IntegrityError, Repository
-from cairn.contents import Contents
-from cairn.layout import MANIFESTS, manifest_key, namespace_prefix
-from cairn.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
-from cairn.manifest_overlay import overlay
-from cairn.manifest_shards import canonical, decode
+from cairn.engine.contents import Contents
+from cairn.engine.manifest_overlay import overlay
+from cairn.foundation.layout import MANIFESTS, manifest_key, namespace_prefix
+from cairn.foundation.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
+from cairn.foundation.manifest_shards import canonical, decode
 
 from .conftest import write
 from .storelog_helpers import delete_catalog, open_repo
@@ -151,8 +151,8 @@ def test_shrinking_below_the_threshold_writes_format_1_again(small_shards):
 
 def test_a_sharded_tree_lists_every_folder_as_the_file_tree_does(small_shards):
     """Listings read only the shards they need and agree with FileTree (the reference)."""
-    from cairn.shardtree import ShardedTree
-    from cairn.tree import FileTree
+    from cairn.engine.shardtree import ShardedTree
+    from cairn.engine.tree import FileTree
 
     rng = random.Random(3)
     entries = [_entry(p, size=rng.randrange(1, 99)) for p in PATHS]
@@ -352,7 +352,7 @@ def test_recover_restores_shards_from_the_store(small_shards, home, catalog_url,
     repo.close()
 
     delete_catalog(catalog_url)
-    report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
+    report = cairn.engine.recover(store=url, catalog=catalog_url, storage_options=options)
     assert report.versions == 2, str(report)
     repo = open_repo(home, catalog_url, url, options)
     back = repo.artifact(ref)

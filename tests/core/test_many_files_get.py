@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import cairn.checkout as checkout
+import cairn.engine.checkout as checkout
 from cairn import Artifact, CairnError, IntegrityError, Repository, confined
-from cairn.chunking import digest
+from cairn.foundation.chunking import digest
 
 from .conftest import write
 

@@ -19,19 +19,19 @@ from cairn import Artifact, InvalidName, Manifest, PermissionDenied, Repository
 from cairn.catalog import Catalog
 from cairn.catalog.engine import SCHEMA_HEAD as HEAD
 from cairn.catalog.schema import versions
-from cairn.chunking import digest
 from cairn.cli import app
-from cairn.fs import CairnFileSystem
-from cairn.layout import (
+from cairn.engine.staging import stage, write_manifest
+from cairn.foundation.chunking import digest
+from cairn.foundation.layout import (
     digest_of_manifest_key,
     digest_of_object_key,
     manifest_key,
     namespace_prefix,
     object_key,
 )
-from cairn.manifest import Entry
-from cairn.staging import stage, write_manifest
-from cairn.stores import Batch, LocalStore, ObjectInfo, Store
+from cairn.foundation.manifest import Entry
+from cairn.fs import CairnFileSystem
+from cairn.storage import Batch, LocalStore, ObjectInfo, Store
 
 from .conftest import migrate_to, write
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from cairn import Artifact
 from cairn.catalog.schema import packed
-from cairn.errors import IntegrityError
-from cairn.layout import (
+from cairn.engine.objects import build, read_index
+from cairn.foundation.errors import IntegrityError
+from cairn.foundation.layout import (
     OBJECTS,
     PACKS,
     PROJECTS,
@@ -22,7 +23,6 @@ from cairn.layout import (
     digest_of_pack_key,
     pack_key,
 )
-from cairn.objects import build, read_index
 
 from .conftest import random_files as _files
 from .conftest import stored_objects, write
@@ -178,8 +178,8 @@ def test_a_corrupt_packed_object_is_reported_and_never_served(repo, tmp_path):
 
 
 def test_a_put_that_fails_half_way_keeps_the_packs_that_arrived(repo, tmp_path, monkeypatch):
-    monkeypatch.setattr("cairn.objects.PACK_BYTES", 16 << 10)  # ~4 files per pack
-    monkeypatch.setattr("cairn.transfer.PACK_MIN", 2)
+    monkeypatch.setattr("cairn.engine.objects.PACK_BYTES", 16 << 10)  # ~4 files per pack
+    monkeypatch.setattr("cairn.engine.transfer.PACK_MIN", 2)
     _files(tmp_path / "d", 60, size=4000)
     put = repo.store.put
     calls = []

@@ -13,11 +13,11 @@ import tracemalloc
 import pytest
 from sqlalchemy import event
 
-import cairn.manifest as manifest_module
-import cairn.manifest_shards as shards_module
-import cairn.objects as objects_module
-import cairn.scan as scan_module
-import cairn.transfer as transfer_module
+import cairn.engine.objects as objects_module
+import cairn.engine.scan as scan_module
+import cairn.engine.transfer as transfer_module
+import cairn.foundation.manifest as manifest_module
+import cairn.foundation.manifest_shards as shards_module
 from cairn import Artifact, Conflict, Repository
 
 from .conftest import write

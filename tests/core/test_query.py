@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cairn import InvalidQuery
-from cairn.query import (
+from cairn.foundation.query import (
     And,
     Compare,
     Const,

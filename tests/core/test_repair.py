@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from cairn import Artifact
 from cairn.catalog import damaged, packs
 from cairn.catalog.schema import damaged as damaged_table
-from cairn.layout import object_key, pack_key
-from cairn.objects import PACK_MIN
+from cairn.engine.objects import PACK_MIN
+from cairn.foundation.layout import object_key, pack_key
 
 from .conftest import random_files as _files
 from .conftest import write
@@ -175,7 +175,7 @@ def test_a_healthy_relog_sends_nothing_and_keeps_the_catalog_as_it_was(repo, tmp
 
 
 def test_presence_asks_one_key_per_pack(repo, tmp_path, monkeypatch):
-    from cairn.objects import presence
+    from cairn.engine.objects import presence
 
     _files(tmp_path / "d", 40)
     v0 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")

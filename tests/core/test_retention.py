@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from cairn import Artifact, Conflict, InvalidPolicy, NotFound, Repository, RetentionPolicy
 from cairn.catalog.schema import usages, versions
 from cairn.cli import app
-from cairn.durations import format_duration, parse_duration
+from cairn.foundation.durations import format_duration, parse_duration
 
 from .conftest import stored_objects
 

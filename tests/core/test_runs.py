@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cairn import CairnError, InvalidQuery, Repository, Run, RunKeys
-from cairn.storeconfig import StoreConfig
+from cairn.engine.storeconfig import StoreConfig
 
 _ctx = mp.get_context("spawn")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from cairn import Artifact, Repository
-from cairn.confined import ConfinedDir
-from cairn.errors import Conflict, InvalidName
-from cairn.marker import MARKER
-from cairn.names import case_collisions
+from cairn.engine.confined import ConfinedDir
+from cairn.engine.marker import MARKER
+from cairn.foundation.errors import Conflict, InvalidName
+from cairn.foundation.names import case_collisions
 
 from .conftest import write
 

@@ -15,8 +15,8 @@ import pytest
 
 import cairn
 from cairn import Artifact, CairnError, Repository, RetentionPolicy
-from cairn.storelog import read
-from cairn.storelog.format import STARTED_KEY
+from cairn.engine.storelog import read
+from cairn.engine.storelog.format import STARTED_KEY
 
 from .storelog_helpers import (
     catalog_differences,
@@ -50,7 +50,7 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     with pytest.raises(CairnError, match="cairn recover"):  # an empty catalog may not write
         lost.log_artifact(Artifact("x", type="t").add_dir(str(tmp_path / "data")), project="o")
     lost.close()
-    report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
+    report = cairn.engine.recover(store=url, catalog=catalog_url, storage_options=options)
     assert report.versions == 6 and not report.reconciled, str(report)
     assert report.packed >= 20  # the pack index is rebuilt from the packs themselves
 
@@ -204,7 +204,7 @@ def test_compaction_folds_records_into_snapshots_and_loses_nothing(home, catalog
 
 def test_compaction_never_deletes_a_record_its_snapshot_lacks(home, tmp_path, monkeypatch):
     """A record written while a compaction runs (after it listed the log) stays."""
-    from cairn.storelog import reader
+    from cairn.engine.storelog import reader
 
     repo = Repository.open(home=str(home))
     populate(repo, tmp_path / "data")
@@ -256,7 +256,7 @@ def test_a_catalog_from_before_the_log_is_written_to_it_first(home, catalog_url,
     assert json.loads((home / "store" / STARTED_KEY).read_text())["genesis"] is True
     repo.close()
     delete_catalog(catalog_url)
-    cairn.recover(store=str(home / "store"), catalog=catalog_url)
+    cairn.engine.recover(store=str(home / "store"), catalog=catalog_url)
     repo = Repository.open(catalog=catalog_url, home=str(home))
     assert catalog_differences(before, snapshot(repo)) == []
     repo.close()
@@ -283,7 +283,7 @@ def _commit(n: int, digest: str) -> dict:
 
 
 def test_folding_is_last_writer_wins_and_order_free():
-    from cairn.storelog.state import State
+    from cairn.engine.storelog.state import State
 
     records = [
         (
@@ -342,7 +342,7 @@ def test_folding_is_last_writer_wins_and_order_free():
 
 
 def test_a_number_claimed_twice_goes_to_the_later_commit_and_the_other_moves():
-    from cairn.storelog.state import State
+    from cairn.engine.storelog.state import State
 
     state = State()
     state.apply("t1", [_commit(0, "a")])

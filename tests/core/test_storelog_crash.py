@@ -34,7 +34,7 @@ CHILD = textwrap.dedent(
     cfg = json.loads(sys.argv[1])
     from cairn import Artifact, Repository
     from cairn.catalog import restore
-    from cairn.storelog import writer
+    from cairn.engine.storelog import writer
 
     if cfg["mode"] == "log":
         flush = writer.StoreLog.flush

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from cairn import Artifact, FileTree, InvalidName, NotFound
-from cairn.tree import QUICK_CHILDREN
+from cairn.engine.tree import QUICK_CHILDREN
 
 
 def _version(repo, files: dict[str, bytes]):
@@ -135,7 +135,7 @@ def test_get_run_finds_a_recorded_run_and_nothing_else(repo):
 def _one_document(manifest):
     """The manifest as one format 1/2 document, however many entries it has: what a
     store written before format 3 holds (a larger one is written as format 3 now)."""
-    from cairn.manifest_shards import canonical
+    from cairn.foundation.manifest_shards import canonical
 
     plain = all(e.kind == "file" for e in manifest.values())
     doc = {"entries": {p: e.to_json() for p, e in manifest.items()}, "format": 1 if plain else 2}
@@ -146,7 +146,7 @@ def _both(manifest):
     """The tree read from the manifest's text, and the one from its parsed document."""
     import blake3
 
-    from cairn.manifest import parse_document
+    from cairn.foundation.manifest import parse_document
 
     text = _one_document(manifest)
     body = zlib.compress(text)
@@ -244,7 +244,7 @@ def test_bisecting_the_text_finds_what_bisecting_the_paths_finds():
     from bisect import bisect_left
 
     from cairn import Entry, Manifest
-    from cairn.manifest_text import ManifestText
+    from cairn.foundation.manifest_text import ManifestText
 
     rng = random.Random(7)
     alphabet = ["a", "b", "}", ",", '"', ":", "{", "9", "é", " ", "/"]

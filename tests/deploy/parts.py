@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from cairn.marker import MARKER
+from cairn.engine.marker import MARKER
 
 #: bytes of each file of a part: above cairn's packing size, so every file is an object
 #: of its own, sent with its own PUT

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cairn.stores import LocalStore, MemoryStore, Store, open_store
+from cairn.storage import LocalStore, MemoryStore, Store, open_store
 
 BACKENDS = ["memory", "local", "fsspec-memory", "s3", "gcs"]
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from cairn.stores import Batch, ObjectInfo, Store
+from cairn.storage import Batch, ObjectInfo, Store
 
 T = TypeVar("T")
 

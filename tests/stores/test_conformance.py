@@ -1,4 +1,4 @@
-"""The contract every store backend keeps (cairn/stores/base.py), run on all of them."""
+"""The contract every store backend keeps (cairn/storage/base.py), run on all of them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cairn.stores import Batch, RetryingStore, Store
+from cairn.storage import Batch, RetryingStore, Store
 
 
 def _inner(store: Store) -> Store:

@@ -18,7 +18,7 @@ from flaky_store import FlakyStore
 
 from cairn import Artifact, Repository
 from cairn.catalog import Catalog
-from cairn.stores import RetryingStore, open_store
+from cairn.storage import RetryingStore, open_store
 
 SMALL_CHUNKS = {"threshold": 65536, "avg": 16384, "min": 4096, "max": 65536}
 

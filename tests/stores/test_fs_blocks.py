@@ -1,4 +1,4 @@
-"""Ranged reads through cairn:// checked in blocks (cairn.blocks, docs/FS.md "Integrity
+"""Ranged reads through cairn:// checked in blocks (cairn.engine.blocks, docs/FS.md "Integrity
 of ranged reads"): an object read once is checked whole against its digest and its block
 index recorded; later reads fetch only the blocks around a range, each checked, and a
 change in the store or a bad index is caught, never returned."""
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from cairn import Artifact, IntegrityError, Repository
-from cairn.blocks import BLOCK, BlockIndex, index_of
+from cairn.engine.blocks import BLOCK, BlockIndex, index_of
+from cairn.foundation.layout import object_key
 from cairn.fs import CairnFileSystem
-from cairn.layout import object_key
 
 # chunks of ~256 KiB, so a file of a few MiB is many objects larger than a block
 CHUNKS = {"threshold": 1 << 20, "avg": 256 << 10, "min": 128 << 10, "max": 512 << 10}

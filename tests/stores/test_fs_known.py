@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from cairn import Artifact, Repository
+from cairn.engine.objects import Objects
 from cairn.fs import CairnFileSystem
 from cairn.fs.known import Known
-from cairn.objects import Objects
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cairn import Artifact, CairnError, ReferenceChanged, Repository
-from cairn.layout import OBJECTS, namespace_prefix
-from cairn.references import check, check_all
+from cairn.engine.references import check, check_all
+from cairn.foundation.layout import OBJECTS, namespace_prefix
 
 # -- fixtures ---------------------------------------------------------------------------------
 

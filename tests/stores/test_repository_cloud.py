@@ -18,9 +18,9 @@ from backends import empty_bucket
 from fault_proxy import FaultProxy
 
 from cairn import Artifact, Repository
-from cairn.layout import OBJECTS, PACKS, digest_of_pack_key, namespace_prefix
-from cairn.objects import read_index
-from cairn.stores import RetryingStore
+from cairn.engine.objects import read_index
+from cairn.foundation.layout import OBJECTS, PACKS, digest_of_pack_key, namespace_prefix
+from cairn.storage import RetryingStore
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_many_small_files_on_s3_go_in_one_pack_with_few_other_requests(
         # answers for them all, the store is not asked
         repo.statcache.close()
         os.remove(tmp_path / "home" / "statcache.db")
-        from cairn.statcache import StatCache
+        from cairn.engine.statcache import StatCache
 
         repo.statcache = StatCache(str(tmp_path / "home" / "statcache.db"), "x")
         proxy.clear()

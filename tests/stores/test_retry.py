@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from cairn.stores import Batch, MemoryStore, RetryingStore, is_transient
+from cairn.storage import Batch, MemoryStore, RetryingStore, is_transient
 
 
 class _HttpError(Exception):

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, select
 
 from cairn import Artifact, Repository
-from cairn.layout import object_key
+from cairn.foundation.layout import object_key
 from cairn.ui import create_app
 from cairn.ui.preview import IMAGE_MAX, JSON_WHOLE, TEXT_HEAD
 

@@ -28,8 +28,8 @@ from sqlalchemy import (
     true,
 )
 
-from ..errors import InvalidQuery
-from ..query import And, Compare, Const, Expr, Field, In, Like, Not, Or, Order
+from ..foundation.errors import InvalidQuery
+from ..foundation.query import And, Compare, Const, Expr, Field, In, Like, Not, Or, Order
 from .jsondoc import Documents, documents
 from .schema import aliases, versions
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import CairnError
-from ..files import use_wal
+from ..foundation.errors import CairnError
+from ..foundation.files import use_wal
 from . import journal as journals
 from .jsondoc import dumps
 from .roles import refused
@@ -202,7 +202,7 @@ def _upgrade(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
-    here = Path(__file__).resolve().parent.parent / "migrations"
+    here = Path(__file__).resolve().parent / "migrations"
     cfg = Config()
     cfg.set_main_option("script_location", str(here))
     # Alembic's migration context is global to the process: one upgrade at a time per

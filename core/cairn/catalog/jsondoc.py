@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..errors import CairnError
+from ..foundation.errors import CairnError
 
 Kind = Literal["number", "string", "boolean"]
 Keys = tuple[str, ...]

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from ..errors import NotFound
+from ..foundation.errors import NotFound
 from . import journal
 from .records import hold, version_query
 from .schema import parts, runs, usages, versions

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Row, delete, select
 
-from ..errors import Conflict
-from ..manifest import Entry
+from ..foundation.errors import Conflict
+from ..foundation.manifest import Entry
 from .schema import parts, versions
 from .sql import now
 

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import Conflict, NotFound
-from ..layout import namespace_for
-from ..manifest import Document, Manifest, ShardedManifest
-from ..names import LATEST, Ref
+from ..foundation.errors import Conflict, NotFound
+from ..foundation.layout import namespace_for
+from ..foundation.manifest import Document, Manifest, ShardedManifest
+from ..foundation.names import LATEST, Ref
 from . import journal
 from .schema import aliases, collections, manifests, parts, projects, version_query, versions
 from .sql import clock, insert_ignore, now

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, select
 
-from ..retention import RetentionPolicy, effective
+from ..foundation.retention import RetentionPolicy, effective
 from .journal import note_policy
 from .schema import collections, projects, retention_policies
 from .sql import now

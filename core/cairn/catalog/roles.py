@@ -11,7 +11,7 @@ import re
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import PermissionDenied
+from ..foundation.errors import PermissionDenied
 
 _INSUFFICIENT_PRIVILEGE = "42501"
 

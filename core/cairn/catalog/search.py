@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, true
 
-from ..query import fields as fields_of
-from ..query import parse, parse_order
+from ..foundation.query import fields as fields_of
+from ..foundation.query import parse, parse_order
 from .compiler import Column, Compiler, Target
 from .jsondoc import documents
 from .records import DELETED, version_query

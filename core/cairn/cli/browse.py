@@ -14,12 +14,12 @@ from rich.console import Console
 from .. import lineage as graphs
 from .. import listing, search
 from ..console import human_size, print_table, when
-from ..errors import NotFound
-from ..layout import namespace_prefix
-from ..manifest import Entry
-from ..names import check_name
+from ..foundation.errors import NotFound
+from ..foundation.layout import namespace_prefix
+from ..foundation.manifest import Entry
+from ..foundation.names import check_name
+from ..foundation.sizes import counted
 from ..repository import Repository
-from ..sizes import counted
 from ..version import ArtifactVersion
 from .frame import JsonOpt, Options, RefArg, app, collection_ref, open_repo
 

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from ..console import human_size
-from ..durations import parse_duration
+from ..foundation.durations import parse_duration
+from ..foundation.sizes import counted
 from ..repository import Repository
-from ..sizes import counted
 from .frame import EXIT_ERROR, BadInput, app, open_repo
 
 

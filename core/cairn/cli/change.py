@@ -6,10 +6,10 @@ from typing import Annotated
 import typer
 
 from ..console import print_table
-from ..errors import InvalidPolicy, NotFound
-from ..names import check_user_alias
-from ..retention import RetentionPolicy
-from ..sizes import counted
+from ..foundation.errors import InvalidPolicy, NotFound
+from ..foundation.names import check_user_alias
+from ..foundation.retention import RetentionPolicy
+from ..foundation.sizes import counted
 from ..version import ArtifactVersion
 from .frame import BadInput, JsonOpt, app, collection_ref, open_repo
 

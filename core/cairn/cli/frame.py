@@ -13,8 +13,8 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from .. import __version__
 from ..console import RichProgress, log_warnings
-from ..errors import CairnError, InvalidName, InvalidPolicy, InvalidQuery
-from ..names import Ref
+from ..foundation.errors import CairnError, InvalidName, InvalidPolicy, InvalidQuery
+from ..foundation.names import Ref
 from ..repository import Repository
 
 EXIT_ERROR, EXIT_USAGE = 1, 2

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ..artifact import Artifact
 from ..console import human_size
-from ..names import Ref
+from ..engine.artifact import Artifact
+from ..foundation.names import Ref
+from ..foundation.sizes import counted
 from ..repository import Repository
-from ..sizes import counted
 from .frame import BadInput, RefArg, app, collection_ref, open_repo
 
 

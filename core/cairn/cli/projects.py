@@ -6,9 +6,9 @@ from typing import Annotated
 import typer
 
 from ..console import print_table, when
-from ..layout import namespace_for, namespace_prefix
-from ..names import check_name
-from ..projects import ProjectInfo
+from ..foundation.layout import namespace_for, namespace_prefix
+from ..foundation.names import check_name
+from ..foundation.projects import ProjectInfo
 from .frame import PrincipalArg, ProjectArg, app, open_repo
 
 project_app = typer.Typer(help="Projects and who may use them.", no_args_is_help=True)

@@ -14,8 +14,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from ..errors import Conflict, IntegrityError
-from ..manifest import DIR, Diff, Entry, Manifest
+from ..foundation.errors import Conflict, IntegrityError
+from ..foundation.manifest import DIR, Diff, Entry, Manifest
 
 
 @dataclass

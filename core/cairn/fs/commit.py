@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import access
-from ..artifact import Artifact
-from ..catalog import leases, records
-from ..changes import track
-from ..errors import Conflict, NotFound
-from ..manifest import Manifest
-from ..staging import stage, write_manifest
+from ..catalog import access, leases, records
+from ..engine.artifact import Artifact
+from ..engine.changes import track
+from ..engine.staging import stage, write_manifest
+from ..foundation.errors import Conflict, NotFound
+from ..foundation.manifest import Manifest
 from .changes import Changes
 
 if TYPE_CHECKING:

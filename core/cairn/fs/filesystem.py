@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractFileSystem
 
-from ..blocks import BlockIndexes
-from ..errors import CairnError, PermissionDenied
-from ..manifest import DIR, LINK, Entry
-from ..names import LATEST, Ref
-from ..objects import MEMBER_MAX
+from ..engine.blocks import BlockIndexes
+from ..engine.objects import MEMBER_MAX
+from ..foundation.errors import CairnError, PermissionDenied
+from ..foundation.manifest import DIR, LINK, Entry
+from ..foundation.names import LATEST, Ref
 from . import paths
 from .folders import Folders
 from .known import Known

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import IntegrityError
-from ..manifest import DIR, FILE, Entry, Manifest
+from ..foundation.errors import IntegrityError
+from ..foundation.manifest import DIR, FILE, Entry, Manifest
 
 
 class Folders:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidName
-from ..names import LATEST, Ref, check_path
+from ..foundation.errors import InvalidName
+from ..foundation.names import LATEST, Ref, check_path
 
 PROTOCOLS = ("cairn://", "cairn::")
 

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractBufferedFile
 
-from ..blocks import BLOCK, BlockIndex, BlockIndexes, index_of
-from ..errors import IntegrityError
-from ..layout import object_key
-from ..manifest import Entry
+from ..engine.blocks import BLOCK, BlockIndex, BlockIndexes, index_of
+from ..foundation.errors import IntegrityError
+from ..foundation.layout import object_key
+from ..foundation.manifest import Entry
 
 if TYPE_CHECKING:
     from ..catalog.packs import Member
-    from ..objects import Objects
+    from ..engine.objects import Objects
 
 #: objects up to this size are read and cached whole (a block index would save little)
 WHOLE_MAX = 4 * BLOCK

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from fsspec.transaction import Transaction
 
-from ..errors import CairnError
-from ..manifest import Manifest
+from ..foundation.errors import CairnError
+from ..foundation.manifest import Manifest
 from . import paths
 from .changes import Changes, drop, local_file
 from .commit import commit, latest
 from .paths import Target
 
 if TYPE_CHECKING:
-    from ..manifest import Entry
+    from ..foundation.manifest import Entry
     from ..repository import Repository
     from ..run import Run
     from ..version import ArtifactVersion

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__, listing
 from ..console import human_size
-from ..errors import CairnError, InvalidName, NotFound, PermissionDenied
+from ..foundation.errors import CairnError, InvalidName, NotFound, PermissionDenied
 from ..repository import Repository
 from . import browse, files, graph, links, runs, versions
 from .pages import route_path

@@ -8,9 +8,9 @@ from collections import Counter
 from fastapi import Query
 
 from .. import listing
-from ..errors import InvalidQuery, NotFound, PermissionDenied
-from ..names import check_name
-from ..query import format_path
+from ..foundation.errors import InvalidQuery, NotFound, PermissionDenied
+from ..foundation.names import check_name
+from ..foundation.query import format_path
 from ..version import ArtifactVersion
 from . import links
 from .pages import Pages

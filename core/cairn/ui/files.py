@@ -14,8 +14,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from ..errors import NotFound
-from ..manifest import LINK
+from ..foundation.errors import NotFound
+from ..foundation.manifest import LINK
 from . import links
 from .pages import Pages
 from .preview import IMAGE_TYPES, extension, preview

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from starlette.exceptions import HTTPException
 
 from .. import lineage
-from ..errors import NotFound
+from ..foundation.errors import NotFound
 from ..repository import Repository
 from ..run import Run
 from ..version import ArtifactVersion

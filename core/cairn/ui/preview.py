@@ -10,9 +10,9 @@ import io
 import json
 from typing import Any
 
-from ..errors import CairnError
+from ..foundation.errors import CairnError
+from ..foundation.manifest import Entry
 from ..listing import cell
-from ..manifest import Entry
 from ..version import ArtifactVersion
 from .views import Doc
 

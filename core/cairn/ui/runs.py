@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 from fastapi import Query
 
 from .. import listing
-from ..errors import InvalidQuery, NotFound
-from ..names import check_name
-from ..query import format_path
+from ..foundation.errors import InvalidQuery, NotFound
+from ..foundation.names import check_name
+from ..foundation.query import format_path
 from . import links
 from .pages import Pages
 from .state import UI

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
-from ..errors import CairnError
+from ..foundation.errors import CairnError
 from ..repository import Repository
 
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from ..engine.tree import FileTree
 from ..repository import Repository
-from ..tree import FileTree
 from ..version import ArtifactVersion
 
 Opener = Callable[[], Repository]

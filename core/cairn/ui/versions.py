@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..names import check_name
+from ..foundation.names import check_name
 from ..repository import Repository
 from ..version import ArtifactVersion
 from . import links

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import listing
+from ..engine.tree import FolderPage, TreeItem
 from ..run import Run
-from ..tree import FolderPage, TreeItem
 from ..version import ArtifactVersion
 from . import links
 

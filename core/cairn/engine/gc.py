@@ -1,0 +1,378 @@
+"""Garbage collection: delete store objects no live version, part or writer needs.
+
+Runs in write transactions holding the exclusive GC guard: writers record what they
+rely on under the shared guard before they check existence, so nothing a writer is
+about to commit can be deleted here (DESIGN invariant 8).
+
+Packs (docs/FORMAT.md) go whole when none of their objects is live, and are rewritten
+with their live objects alone when at least half of their bytes are dead.
+
+Liveness is per store namespace (docs/ACCESS.md): a version's objects are live in the
+namespace it records, a lease's in the namespace it was taken in. The same digest may
+be live in `objects/` and dead in `projects/vision/objects/`: only the dead copy goes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import blake3
+from sqlalchemy import Connection, delete, select
+
+from ..catalog import leases, packs, parts, records
+from ..catalog.packs import Member
+from ..catalog.schema import manifests, projects, versions
+from ..foundation.layout import (
+    MANIFESTS,
+    OBJECTS,
+    PACKS,
+    PROJECTS,
+    SHARED,
+    digest_of_manifest_key,
+    digest_of_object_key,
+    digest_of_pack_key,
+    pack_key,
+)
+from ..storage import ObjectInfo, Store
+from . import objects as packing
+from .gcrecord import Doomed, GCRecord, utc_stamp, write_record
+from .gcreport import GCReport
+
+if TYPE_CHECKING:
+    from .needs import Stored
+
+#: objects and manifests younger than this are left alone by default: a writer working
+#: from another process's view (an expired lease, a clock-skewed machine, a writer that
+#: has uploaded and not yet leased) may be about to commit them
+DEFAULT_GRACE = 3600.0
+# a pack is rewritten with its live objects alone once at least this share of the bytes
+# of the objects it indexes is dead
+_REPACK_DEAD = 0.5
+
+
+@dataclass
+class _Live:
+    """What must stay, per namespace: object digests and manifest digests."""
+
+    objects: defaultdict[str, set[str]]
+    manifests: defaultdict[str, set[str]]
+
+
+@dataclass
+class _Plan:
+    """What one gc run deletes: keys with their (namespace, digest), catalog rows, packs
+    to rewrite; and what it counts."""
+
+    doomed: list[Doomed] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)  # manifest rows
+    forget: list[tuple[str, list[Member]]] = field(default_factory=list)  # pack index rows
+    #: (pack, its namespace, every indexed member, the live ones)
+    rewrite: list[tuple[ObjectInfo, str, list[Member], list[Member]]] = field(default_factory=list)
+    objects_deleted: int = 0
+    objects_kept: int = 0
+    bytes_kept: int = 0
+    manifests_deleted: int = 0
+    packs_deleted: int = 0
+    freed: int = 0
+    dead_in_packs: int = 0
+    dead_bytes_in_packs: int = 0
+    objects_recent: int = 0
+    bytes_recent: int = 0
+    objects_foreign: int = 0
+
+
+def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
+    """Two transactions, each holding the GC guard exclusive. The first decides, moves
+    the pack index off what goes (rewriting packs that are mostly dead), records the
+    decision in the store and commits; the second deletes the bytes that are still dead
+    (a writer may have leased some since). The record goes before any deletion and
+    references before bytes: a crash in between leaves only unreferenced bytes behind,
+    for the next run, and the record of why."""
+    repo_id = repo.identity.require("run gc")
+    started = time.time()
+    record: str | None = None
+    with repo.catalog.write() as conn:
+        repo.catalog.gc_guard(conn, exclusive=True)
+        plan = _plan(conn, _live(conn), _owned(conn), _Age(started, grace), _listing(repo.store))
+        rewritten = plan.rewrite
+        if not dry_run:
+            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
+            plan.doomed += [
+                Doomed(info.key, ns, members[0].pack, info.size)
+                for info, ns, members, _ in rewritten
+            ]
+            if plan.doomed or plan.rows or plan.forget:
+                record = write_record(
+                    repo.store,
+                    _record(repo, repo_id, plan, rewritten, started=started, grace=grace),
+                )
+            if plan.rows:
+                conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
+            for namespace, members in plan.forget:
+                packs.forget(conn, namespace, [m.digest for m in members])
+        for info, _, members, alive in rewritten:
+            plan.objects_deleted += len(members) - len(alive)
+            plan.freed += info.size - sum(m.size for m in alive)
+    if not dry_run and plan.doomed:
+        with repo.catalog.write() as conn:
+            repo.catalog.gc_guard(conn, exclusive=True)
+            # a writer may have found and even committed some of them in between
+            now = _live(conn)
+            repo.store.delete(
+                d.key
+                for d in plan.doomed
+                if d.digest not in now.objects[d.namespace]
+                and d.digest not in now.manifests[d.namespace]
+            )
+    return GCReport(
+        plan.objects_deleted,
+        plan.freed,
+        plan.objects_kept,
+        plan.manifests_deleted,
+        dry_run,
+        plan.packs_deleted,
+        len(rewritten),
+        plan.dead_in_packs,
+        plan.dead_bytes_in_packs,
+        plan.bytes_kept,
+        objects_recent=plan.objects_recent,
+        bytes_recent=plan.bytes_recent,
+        objects_foreign=plan.objects_foreign,
+        grace=grace,
+        record=record,
+    )
+
+
+def _record(
+    repo: Stored,
+    repo_id: str,
+    plan: _Plan,
+    rewritten: list[tuple[ObjectInfo, str, list[Member], list[Member]]],
+    *,
+    started: float,
+    grace: float,
+) -> GCRecord:
+    return GCRecord(
+        repository=repo_id,
+        catalog=repo.catalog.display_url(),
+        started_at=utc_stamp(started),
+        grace_seconds=grace,
+        delete=list(plan.doomed),
+        manifest_rows=sorted(plan.rows),
+        repacked=[
+            {"namespace": ns, "pack": members[0].pack, "kept": str(len(alive))}
+            for _, ns, members, alive in rewritten
+        ],
+        forgotten=[
+            {"namespace": ns, "pack": members[0].pack, "objects": len(members)}
+            for ns, members in plan.forget
+            if members
+        ],
+    )
+
+
+def _owned(conn: Connection) -> set[str]:
+    """The store namespaces this catalog owns: the shared one, each of its projects',
+    and every namespace a version of it records."""
+    names = {r[0] for r in conn.execute(select(projects.c.name))}
+    recorded = {r[0] for r in conn.execute(select(versions.c.namespace).distinct())}
+    return {SHARED} | names | recorded
+
+
+@dataclass(frozen=True)
+class _Age:
+    """Which objects are old enough to go: last written a grace period before gc began."""
+
+    started: float
+    grace: float
+
+    def old(self, info: ObjectInfo) -> bool:
+        # an object whose age the store does not report is kept, unless there is no grace
+        if info.mtime is None:
+            return self.grace <= 0
+        return info.mtime <= self.started - self.grace
+
+
+def estimate(repo: Stored, *, without: Collection[int] = ()) -> tuple[int, int]:
+    """(bytes gc would free if the versions `without` were deleted, bytes it would free
+    now), once the grace period has passed: one listing of the store, two plans, no change
+    anywhere (expired leases are ignored, not dropped). What `cairn retain` reports."""
+    started = time.time()
+    with repo.catalog.read() as conn:
+        listing = _listing(repo.store)
+        owned, age = _owned(conn), _Age(started, 0.0)
+        after = _plan(conn, _live(conn, without=without, drop=False), owned, age, listing)
+        now = _plan(conn, _live(conn, drop=False), owned, age, listing) if without else after
+    return _freed(after), _freed(now)
+
+
+def _freed(plan: _Plan) -> int:
+    return plan.freed + sum(i.size - sum(m.size for m in a) for i, _, _, a in plan.rewrite)
+
+
+def _listing(store: Store) -> list[ObjectInfo]:
+    # the shared namespace at the root, every private one under projects/
+    return list(
+        itertools.chain(
+            store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
+        )
+    )
+
+
+def _plan(
+    conn: Connection, live: _Live, owned: set[str], age: _Age, listing: Iterable[ObjectInfo]
+) -> _Plan:
+    """What goes: everything in an owned namespace no live version, part or lease needs
+    and written a grace period before gc began (younger dead objects stay)."""
+    plan = _Plan()
+    stored_packs: dict[tuple[str, str], ObjectInfo] = {}
+    for info in listing:
+        obj = digest_of_object_key(info.key)
+        man = digest_of_manifest_key(info.key) if obj is None else None
+        pack = digest_of_pack_key(info.key) if obj is None and man is None else None
+        found = obj or man or pack
+        if found is None:
+            continue
+        if found[0] not in owned:
+            plan.objects_foreign += 1
+            continue
+        if pack is not None:
+            stored_packs[pack] = info
+            continue
+        live_here = live.objects if obj is not None else live.manifests
+        if found[1] in live_here[found[0]]:
+            if obj is not None:
+                plan.objects_kept += 1
+                plan.bytes_kept += info.size
+        elif not age.old(info):
+            plan.objects_recent += 1
+            plan.bytes_recent += info.size
+        else:
+            plan.doomed.append(Doomed(info.key, found[0], found[1], info.size))
+            if obj is not None:
+                plan.objects_deleted += 1
+                plan.freed += info.size
+            else:
+                plan.manifests_deleted += 1
+    indexed = packs.all_members(conn)
+    for (namespace, name), info in stored_packs.items():
+        members = indexed.get((namespace, name), [])
+        alive = [m for m in members if m.digest in live.objects[namespace]]
+        if name in live.objects[namespace]:  # a writer's, not indexed yet
+            plan.objects_kept += len(members)
+            plan.bytes_kept += info.size
+        elif not alive and not age.old(info):
+            plan.objects_recent += max(1, len(members))
+            plan.bytes_recent += info.size
+        elif not alive:
+            plan.doomed.append(Doomed(info.key, namespace, name, info.size))
+            plan.forget.append((namespace, members))
+            plan.objects_deleted += len(members)
+            plan.packs_deleted += 1
+            plan.freed += info.size
+        else:
+            plan.objects_kept += len(alive)
+            live_bytes = sum(m.size for m in alive)
+            plan.bytes_kept += live_bytes
+            indexed_bytes = sum(m.size for m in members)
+            if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes and age.old(info):
+                plan.rewrite.append((info, namespace, members, alive))
+            else:
+                plan.dead_in_packs += len(members) - len(alive)
+                plan.dead_bytes_in_packs += indexed_bytes - live_bytes
+    # the index of a pack that is gone (lost behind cairn's back): writers must not
+    # count on it; `cairn verify` reports the versions that needed it
+    for where, members in indexed.items():
+        if where not in stored_packs and where[0] in owned:
+            plan.forget.append((where[0], members))
+    # catalog rows: a manifest no live version or lease of any namespace names
+    needed = set().union(*live.manifests.values())
+    plan.rows = [
+        r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
+    ]
+    return plan
+
+
+def _rewrite(
+    store: Store,
+    conn: Connection,
+    info: ObjectInfo,
+    namespace: str,
+    members: list[Member],
+    alive: list[Member],
+) -> bool:
+    """Copy a pack's live objects into a new pack and point the index at it; False
+    (and nothing changed) when one of them does not match its digest."""
+    data = store.get(info.key)
+    blobs = []
+    for m in alive:
+        piece = data[m.start : m.start + m.size]
+        if blake3.blake3(piece).hexdigest() != m.digest:
+            return False  # keep every byte for `cairn verify` to report
+        blobs.append((m.digest, piece))
+    pack, body, moved = packing.build(blobs)
+    if pack == members[0].pack:  # nothing would change
+        return False
+    store.put(pack_key(pack, namespace=namespace), body)
+    store.sync()
+    packs.forget(conn, namespace, [m.digest for m in members])
+    packs.record(conn, namespace, moved)
+    return True
+
+
+def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True) -> _Live:
+    """Objects and manifests of every non-deleted version (but those of `without`), every
+    PENDING version's parts and every unexpired lease, each in its own namespace; `drop`
+    expired leases on the way."""
+    live = _Live(defaultdict(set), defaultdict(set))
+    leased, leased_manifests = leases.live(conn, drop_expired=drop)
+    for namespace, d in leased:
+        # a leased digest is an object, or the manifest its writer is about to commit
+        live.objects[namespace].add(d)
+        live.manifests[namespace].add(d)
+    for namespace, d in parts.live_objects(conn):
+        live.objects[namespace].add(d)
+    spared = sorted(set(without))
+    versions_live = [
+        (ns, d)
+        for vid, ns, d in conn.execute(
+            select(versions.c.id, versions.c.namespace, versions.c.digest).where(
+                versions.c.state != records.DELETED, versions.c.digest.is_not(None)
+            )
+        )
+        if not spared or vid not in without
+    ]
+    needs: dict[str, tuple[set[str], tuple[str, ...]]] = {}  # per manifest, read once
+    of_shard: dict[str, set[str]] = {}  # a shard versions share is read once too
+    for namespace, d in itertools.chain(versions_live, leased_manifests):
+        if d not in needs:
+            needs[d] = _needs(conn, d, of_shard)
+        objects, shards = needs[d]
+        live.manifests[namespace].add(d)
+        live.manifests[namespace].update(shards)  # a format-3 manifest's shards live with it
+        live.objects[namespace] |= objects
+    return live
+
+
+def _needs(
+    conn: Connection, digest: str, of_shard: dict[str, set[str]]
+) -> tuple[set[str], tuple[str, ...]]:
+    """The objects a manifest needs and the digests of its shards (format 3)."""
+    m = records.load_manifest(conn, digest)
+    shards = m.shard_digests()
+    if not shards:
+        return m.objects(), ()
+    objects: set[str] = set()
+    for s in shards:
+        if s not in of_shard:
+            of_shard[s] = m.shard_objects(s)
+        objects |= of_shard[s]
+    return objects, shards
+
+
+__all__ = ["GCReport", "collect", "estimate"]
