@@ -178,9 +178,10 @@ def upsert_artifact(
         identity = PrefectIdentity.current()
         writer = writer_id or identity.writer_id(_paths(path), run.project, name, type, prefix)
         v = run.upsert_artifact(art, distributed_id=distributed_id, writer_id=writer)
+        files = v.last_log.files if v.last_log else 0
         _logger().info(
             "upserted %d files into %s/%s (%s) as writer %s",
-            len(art.local_files),
+            files,
             v.project,
             v.name,
             v.distributed_id,
@@ -190,7 +191,7 @@ def upsert_artifact(
             collection=f"{v.project}/{v.name}",
             distributed_id=v.distributed_id,
             writer_id=writer,
-            files=len(art.local_files),
+            files=files,
             new_bytes=_sent(v),
         )
 

@@ -135,7 +135,7 @@ def _finished_before(run: Run, art: Artifact, aliases: Sequence[str]) -> Artifac
             "re-run the upsert tasks too to make a new version"
         )
     v = max(mine, key=lambda x: x.index or 0)
-    if art.local_files or art.entries:
+    if art.has_files() or art.entries:
         log.warning("%s is already committed: the finishing files were not added", v.ref)
     if set(aliases) - set(v.aliases):
         v.aliases = [*v.aliases, *aliases]

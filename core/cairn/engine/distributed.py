@@ -80,7 +80,7 @@ def finish(
     done = _already_finished(repo, project, art.name, distributed_id)
     if done is not None:
         retried = run_id is not None and done.run_id == run_id
-        if retried or not (art.local_files or art.entries):
+        if retried or not (art.has_files() or art.entries):
             # a retried finish step: the version it committed
             return Written(done.id, None, created=None)
     with repo.catalog.read() as conn:

@@ -76,7 +76,7 @@ def stage(
     the lease lives until the `with` ends. Its entries come as one list: for a part of a
     distributed version or a write through cairn://; a log streams them (`writer`)."""
     with writer(repo, art, namespace=namespace) as w:
-        files = scanned or scan(art.local_files.items(), w.uploader.statcache)
+        files = scanned or scan(art.files(), w.uploader.statcache)
         entries = list(w.uploader.stream([files], files.bytes))
         staged = w.finish()
         staged.entries = entries + staged.entries
