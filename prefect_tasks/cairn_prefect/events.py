@@ -17,7 +17,7 @@ A trigger on `production` moving:
 parameters={"ref": "{{ event.payload.ref }}"})`.
 
 The cairn tasks subscribe the repositories they open (`subscribe`); the `prefect` plugin
-of the `cairn.engine.events` entry point group subscribes every other repository (the CLI, a
+of the `cairn.events` entry point group subscribes every other repository (the CLI, a
 script) of a process that has a Prefect API configured.
 """
 
@@ -88,7 +88,7 @@ def subscribe(repo: Repository) -> Subscription:
 
 
 def plugin(repo: Repository) -> None:
-    """The `cairn.engine.events` entry point: subscribe `repo` where Prefect can receive events
+    """The `cairn.events` entry point: subscribe `repo` where Prefect can receive events
     (an API URL is configured, or this runs inside a flow or task run)."""
     if _prefect_listens():
         subscribe(repo)

@@ -62,7 +62,7 @@ def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
 
     cfg = Config()
     cfg.set_main_option(
-        "script_location", str(Path(engine_module.__file__).parent.parent / "migrations")
+        "script_location", str(Path(engine_module.__file__).parent / "migrations")
     )
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:

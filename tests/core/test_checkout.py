@@ -508,7 +508,7 @@ def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, mis
     machine cannot cause: their errors are simulated."""
     import errno
 
-    from cairn import files
+    from cairn.foundation import files
 
     def unsupported(*args, **kwargs):
         raise OSError(errno.ENOSYS, "not here")
@@ -524,7 +524,7 @@ def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, mis
 
 def test_a_get_of_an_unchanged_checkout_reads_no_file(local, tmp_path, monkeypatch):
     """Stamps in the marker decide; files are read only when a stamp moved."""
-    from cairn import checkout
+    from cairn.engine import checkout
 
     v0 = _version(local, tmp_path, V0)
     out = v0.download(tmp_path / "out")

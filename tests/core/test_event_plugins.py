@@ -1,5 +1,5 @@
 """Event plugins: the example webhook (dags_examples/cairn_webhook.py), installed as a
-`cairn.engine.events` entry point, posts the changes the real `cairn` CLI makes to an HTTP server
+`cairn.events` entry point, posts the changes the real `cairn` CLI makes to an HTTP server
 on 127.0.0.1, with no code changed; a plugin that cannot load never stops a write."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def install_plugin(site: Path, name: str, target: str) -> None:
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: cairn-{name}-plugin\nVersion: 0.1\n"
     )
-    (info / "entry_points.txt").write_text(f"[cairn.engine.events]\n{name} = {target}\n")
+    (info / "entry_points.txt").write_text(f"[cairn.events]\n{name} = {target}\n")
 
 
 def cli(home: Path, site: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

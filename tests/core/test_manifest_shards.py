@@ -352,7 +352,7 @@ def test_recover_restores_shards_from_the_store(small_shards, home, catalog_url,
     repo.close()
 
     delete_catalog(catalog_url)
-    report = cairn.engine.recover(store=url, catalog=catalog_url, storage_options=options)
+    report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
     assert report.versions == 2, str(report)
     repo = open_repo(home, catalog_url, url, options)
     back = repo.artifact(ref)

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import cairn.engine.checkout as checkout
-from cairn import Artifact, CairnError, IntegrityError, Repository, confined
+from cairn import Artifact, CairnError, IntegrityError, Repository
+from cairn.engine import confined
 from cairn.foundation.chunking import digest
 
 from .conftest import write

@@ -203,7 +203,7 @@ def test_a_put_that_fails_half_way_keeps_the_packs_that_arrived(repo, tmp_path, 
 
 
 def test_gc_keeps_a_leased_pack_not_yet_indexed_and_deletes_an_orphan(repo, tmp_path, monkeypatch):
-    from cairn import staging
+    from cairn.engine import staging
 
     orphan, data, _ = build([("0" * 64, b"x" * 10)])  # a writer that died before indexing
     orphan_key = pack_key(orphan, namespace="")

@@ -50,7 +50,7 @@ def test_recover_rebuilds_the_lost_catalog_identical_then_logging_continues(
     with pytest.raises(CairnError, match="cairn recover"):  # an empty catalog may not write
         lost.log_artifact(Artifact("x", type="t").add_dir(str(tmp_path / "data")), project="o")
     lost.close()
-    report = cairn.engine.recover(store=url, catalog=catalog_url, storage_options=options)
+    report = cairn.recover(store=url, catalog=catalog_url, storage_options=options)
     assert report.versions == 6 and not report.reconciled, str(report)
     assert report.packed >= 20  # the pack index is rebuilt from the packs themselves
 
@@ -256,7 +256,7 @@ def test_a_catalog_from_before_the_log_is_written_to_it_first(home, catalog_url,
     assert json.loads((home / "store" / STARTED_KEY).read_text())["genesis"] is True
     repo.close()
     delete_catalog(catalog_url)
-    cairn.engine.recover(store=str(home / "store"), catalog=catalog_url)
+    cairn.recover(store=str(home / "store"), catalog=catalog_url)
     repo = Repository.open(catalog=catalog_url, home=str(home))
     assert catalog_differences(before, snapshot(repo)) == []
     repo.close()

@@ -128,7 +128,7 @@ def test_commits_and_alias_moves_are_prefect_events_with_the_asset_related(repo,
 
 
 def test_a_change_made_outside_any_flow_is_a_prefect_event_through_the_plugin(cairn_home, data_dir):
-    """The `prefect` plugin of the `cairn.engine.events` entry points: a script (or the CLI) in a
+    """The `prefect` plugin of the `cairn.events` entry points: a script (or the CLI) in a
     process with a Prefect API moves `production`, and Prefect hears of it."""
     (data_dir / "m.bin").write_bytes(b"weights")
     with Repository.open() as repo:
