@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -14,30 +14,28 @@ from .catalog import Catalog, access, lineage, records, sqlite_url
 from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
 from .catalog.runrecords import RunRecords
-from .engine.artifact import Artifact, require_content
+from .engine.artifact import Artifact
 from .engine.cache import Cache
-from .engine.changes import track
 from .engine.contents import Contents
-from .engine.distributed import Written, finish, upsert
+from .engine.distributed import finish, upsert
 from .engine.events import Callback, Listeners, Subscription
 from .engine.export import ExportReport, export_into
 from .engine.gc import DEFAULT_GRACE, GCReport, collect
 from .engine.identity import Identity
-from .engine.objects import Objects, intact, where
+from .engine.log import log
+from .engine.objects import Objects
 from .engine.progress import NoProgress, Progress
 from .engine.references import Sources
 from .engine.retain import RetentionReport, policy_for
 from .engine.retain import retain as apply_retention
 from .engine.retain import scope as retain_scope
-from .engine.scan import batches
-from .engine.staging import write_manifest, writer
+from .engine.staging import Written
 from .engine.statcache import StatCache
 from .engine.storeconfig import StoreConfig
 from .engine.storelog import StoreLog
-from .engine.transfer import UploadStats
 from .engine.versionrecords import VersionRecords
 from .foundation.errors import CairnError, Conflict, NotFound
-from .foundation.manifest import Diff, Entry, Manifest
+from .foundation.manifest import Diff
 from .foundation.names import LATEST, Ref, check_name, check_user_alias
 from .foundation.projects import ProjectInfo, Right, store_move_note
 from .foundation.retention import RetentionPolicy
@@ -196,102 +194,8 @@ class Repository:
     ) -> ArtifactVersion:
         project = self._project(project)
         wanted = [check_user_alias(a) for a in aliases]
-        require_content(art)
-        with self.catalog.write() as conn:
-            access.require(conn, project, "write")
-            coll = records.collection(conn, project, art.name, type=art.type, create=True)
-            namespace = records.namespace(conn, coll.project_id)
-        unchanged = self._unchanged(art, project, wanted, run.id if run else None)
-        if unchanged is not None:
-            return unchanged
-        # scan -> compare and send (a batch at a time) -> stage the manifest -> commit
-        with writer(self, art, namespace=namespace) as w:
-            manifest = art.stream(w.files())
-            staged = w.finish()
-            write_manifest(self, staged, manifest)
-            changes = track(self.listeners, run=run.id if run else None)
-            with self.catalog.write() as conn:
-                # shared GC guard: gc must not see the manifest row without its version
-                self.catalog.gc_guard(conn, exclusive=False)
-                coll = records.collection(conn, project, art.name, type=art.type)
-                changes.watch(conn, coll.id)
-                records.save_manifest(conn, manifest, coll.project_id)
-                version_id, created = records.commit(
-                    conn,
-                    coll,
-                    manifest,
-                    description=art.description,
-                    metadata=art.metadata,
-                    run_id=run.id if run else None,
-                    namespace=namespace,
-                )
-                for a in wanted:
-                    records.set_alias(conn, coll.id, a, version_id)
-                if created:
-                    changes.committed(version_id)
-                events = changes.events(conn)
-        self.listeners.emit(events)  # committed: a failing listener cannot undo it
-        if not manifest.inherited():  # a draft's cost stays that of its changes
-            self._remember(namespace, manifest)
-        return self._logged(Written(version_id, staged.stats, created=created))
-
-    def _unchanged(
-        self, art: Artifact, project: str, aliases: list[str], run_id: str | None
-    ) -> ArtifactVersion | None:
-        """The committed version `art` would return, when the stat cache knows every file
-        and the store still holds every object it needs intact.
-
-        Logging unchanged files again then costs a stat per file and one batched
-        existence check (a key per pack, however many objects it holds, and one per loose
-        object): no file is read and no object leased, since a committed version's
-        objects stay in the store while it does. A missing or damaged object sends the
-        log the long way, which stores it again. Aliases are set in a transaction that
-        finds the version again, so a concurrent delete cannot slip in between. The
-        files are scanned a batch at a time; the first the stat cache does not know
-        ends the search.
-        """
-        counted = [0]
-        try:
-            manifest = art.stream(_known(art, self.statcache, counted))
-        except _NotKnown:
-            return None
-        with self.catalog.read() as conn:
-            coll = records.collection(conn, project, art.name, type=art.type)
-            row = records.committed_with_digest(conn, coll.id, manifest.digest)
-            if row is None or not self._intact(conn, row.namespace, manifest):
-                return None
-            v = self._handle(row, records.aliases_of(conn, [row.id])[row.id])
-        if aliases:
-            changes = track(self.listeners, run=run_id)
-            with self.catalog.write() as conn:
-                row = records.committed_with_digest(conn, coll.id, manifest.digest)
-                if row is None:
-                    return None
-                changes.watch(conn, coll.id)
-                for a in aliases:
-                    records.set_alias(conn, coll.id, a, row.id)
-                events = changes.events(conn)
-            self.listeners.emit(events)
-            v = self._version_by_id(row.id)
-        v.last_log, v.created = UploadStats(files=counted[0]), False
-        return v
-
-    def _intact(self, conn: Any, namespace: str, manifest: Manifest) -> bool:
-        """Whether `namespace` holds every object of `manifest` intact (what this machine
-        remembers of where they are spares the pack index its searches)."""
-        places = self.statcache.places
-        known = places.get(self.store.url, namespace, manifest.digest)
-        layout = intact(self.store, conn, namespace, manifest.each_object(), remembered=known)
-        if layout is not None and layout != known:
-            places.put(self.store.url, namespace, manifest.digest, layout)
-        return layout is not None
-
-    def _remember(self, namespace: str, manifest: Manifest) -> None:
-        """Note where a version just logged keeps its objects: the next unchanged re-log
-        then checks them without searching the pack index."""
-        with self.catalog.read() as conn:
-            layout = where(conn, namespace, manifest.each_object())
-        self.statcache.places.put(self.store.url, namespace, manifest.digest, layout)
+        run_id = run.id if run else None
+        return self._logged(log(self, art, project=project, aliases=wanted, run_id=run_id))
 
     def upsert_artifact(
         self,
@@ -750,22 +654,6 @@ class Repository:
 
     def _handle(self, row: Any, aliases: list[str]) -> ArtifactVersion:
         return ArtifactVersion(row, aliases, self.version_services)
-
-
-class _NotKnown(Exception):
-    """A file the stat cache does not know: the log must read it."""
-
-
-def _known(art: Artifact, statcache: StatCache, counted: list[int]) -> Iterator[Entry]:
-    """The entries of the artifact's local files as the stat cache knows them, in path
-    order, scanned a batch at a time; _NotKnown at the first batch holding a file it
-    does not know (counted[0]: the files scanned)."""
-    for scanned in batches(art.files(), statcache):
-        known = scanned.entries()
-        if known is None:
-            raise _NotKnown
-        counted[0] += len(known)
-        yield from known
 
 
 def recover(

@@ -9,8 +9,6 @@ store their bytes there, whatever the project's visibility has become since.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy import Connection, Row, select
 
@@ -22,28 +20,7 @@ from ..foundation.manifest import Manifest
 from ..foundation.names import Ref, check_name, check_user_alias
 from .artifact import Artifact
 from .changes import track
-from .events import Listeners
-from .staging import Destination, stage, write_manifest
-from .transfer import UploadStats
-
-
-class Writers(Destination, Protocol):
-    """What many writers of one version store and commit through: staging's destination,
-    and who hears of the commit (`Repository` is one)."""
-
-    listeners: Listeners
-
-
-@dataclass(frozen=True)
-class Written:
-    """A version an upsert or a finish wrote to: the API layer hands it out."""
-
-    version_id: int
-    #: what this call stored (None: a retried finish that stored nothing)
-    stats: UploadStats | None
-    #: True: the finish committed a new version; False: an identical one stands for it;
-    #: None: nothing was committed (an upsert), or a retried finish
-    created: bool | None
+from .staging import Writers, Written, stage, write_manifest
 
 
 def upsert(

@@ -26,6 +26,7 @@ from ..foundation.layout import manifest_key, namespace_prefix
 from ..foundation.manifest import Entry, Manifest
 from ..storage import Store
 from .artifact import Artifact
+from .events import Listeners
 from .objects import Objects, presence
 from .progress import Progress
 from .scan import Scan, batches, scan
@@ -47,6 +48,25 @@ class Destination(Protocol):
 
     @property
     def objects(self) -> Objects: ...
+
+
+class Writers(Destination, Protocol):
+    """What a log, and the many writers of one distributed version, store and commit
+    through: staging's destination, and who hears of the commit (`Repository` is one)."""
+
+    listeners: Listeners
+
+
+@dataclass(frozen=True)
+class Written:
+    """A version a log, an upsert or a finish wrote to: the API layer hands it out."""
+
+    version_id: int
+    #: what this call stored (None: a retried finish that stored nothing)
+    stats: UploadStats | None
+    #: True: a new version was committed; False: an identical one stands for it;
+    #: None: nothing was committed (an upsert), or a retried finish
+    created: bool | None
 
 
 #: manifest shards put in one batch
