@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-import cairn.repository as repository_module
+import cairn.engine.log as log_module
 from cairn import Artifact, Repository
 from cairn.catalog.schema import leases
 from cairn.catalog.sql import now
@@ -55,7 +55,7 @@ def test_a_writers_uploads_survive_gc_from_another_view_until_it_commits(
     before the writer's commit, seeing none of the writer's leases (expired: a stalled
     or clock-skewed writer). The grace period keeps the writer's bytes; its version
     commits whole."""
-    real = repository_module.write_manifest
+    real = log_module.write_manifest
     reports = []
 
     def write_then_gc(repo_, staged, manifest):
@@ -68,7 +68,7 @@ def test_a_writers_uploads_survive_gc_from_another_view_until_it_commits(
         reports.append(other.gc())
         other.close()
 
-    monkeypatch.setattr(repository_module, "write_manifest", write_then_gc)
+    monkeypatch.setattr(log_module, "write_manifest", write_then_gc)
     files = {f"f{i}.bin": os.urandom(3000) for i in range(5)}
     art = Artifact("ds")
     for name, data in files.items():
@@ -83,7 +83,7 @@ def test_a_writers_uploads_survive_gc_from_another_view_until_it_commits(
 
 def test_without_a_grace_period_that_writer_would_lose_its_bytes(repo, tmp_path, monkeypatch):
     """The same race with `grace=0`: what the grace period is there for."""
-    real = repository_module.write_manifest
+    real = log_module.write_manifest
 
     def write_then_gc(repo_, staged, manifest):
         real(repo_, staged, manifest)
@@ -95,7 +95,7 @@ def test_without_a_grace_period_that_writer_would_lose_its_bytes(repo, tmp_path,
         other.gc(grace=0)
         other.close()
 
-    monkeypatch.setattr(repository_module, "write_manifest", write_then_gc)
+    monkeypatch.setattr(log_module, "write_manifest", write_then_gc)
     v = repo.log_artifact(Artifact("ds").add_file(write(tmp_path / "a", os.urandom(3000))))
     assert not repo.verify(v.ref).ok
 

@@ -35,7 +35,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(shards_module, "SHARD_MAX", 256)
     monkeypatch.setattr(shards_module, "SPOOL_MEMORY", 4096)
     monkeypatch.setattr(objects_module, "_WHERE_BATCH", 64)
-    monkeypatch.setattr(transfer_module, "PACK_BYTES", 4096)  # small objects waiting
+    monkeypatch.setattr(transfer_module, "WAIT_BYTES", 4096)  # small objects waiting
     monkeypatch.setattr(objects_module, "PACK_BYTES", 4096)
 
 

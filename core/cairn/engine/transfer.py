@@ -48,6 +48,11 @@ class PackIndex(Protocol):
 _SMALL_BATCH_FILES = 16384
 _SMALL_BATCH_BYTES = 64 << 20
 # each background task sends one slice of a batch with a single put_many
+#: small objects wait, across a log's batches, until this much has come, then go as
+#: packs: a quarter of a full pack (`objects.PACK_BYTES`), so what a log of many small
+#: files holds while they wait (their bytes, the pack being built, the pack being sent)
+#: stays a few MiB however many files it logs
+WAIT_BYTES = PACK_BYTES // 4
 _SLICE_OBJECTS = 64
 _SLICE_BYTES = 16 << 20
 # bytes read but not yet stored that the uploader may hold before hashing waits
@@ -206,7 +211,7 @@ class Uploader:
                 with self._stored_lock:
                     self._pending.update(small)
                     self._pending_bytes += sum(len(data) for data in small.values())
-                    full = self._pending_bytes >= PACK_BYTES
+                    full = self._pending_bytes >= WAIT_BYTES
                     if full:
                         ready, self._pending, self._pending_bytes = self._pending, {}, 0
                 if full:
