@@ -61,9 +61,7 @@ def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
     import cairn.catalog.engine as engine_module
 
     cfg = Config()
-    cfg.set_main_option(
-        "script_location", str(Path(engine_module.__file__).parent / "migrations")
-    )
+    cfg.set_main_option("script_location", str(Path(engine_module.__file__).parent / "migrations"))
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
@@ -124,3 +122,11 @@ def store(request, home):
     s3 = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("s3_bucket")
     return f"s3://{bucket}/store", s3.storage_options
+
+
+@pytest.fixture
+def local(home):
+    """A repository on the SQLite catalog (checkout rules do not depend on the catalog)."""
+    r = Repository.open(catalog=f"sqlite:///{home}/catalog.db", home=str(home))
+    yield r
+    r.close()

@@ -31,14 +31,6 @@ from .conftest import write
 MARKER = ".cairn-checkout.json"
 
 
-@pytest.fixture
-def local(home):
-    """A repository on the SQLite catalog (checkout rules do not depend on the catalog)."""
-    r = Repository.open(catalog=f"sqlite:///{home}/catalog.db", home=str(home))
-    yield r
-    r.close()
-
-
 def _version(repo, tmp_path, files: dict[str, str], name: str = "ds", project: str = "p"):
     """Log `files` (path -> text) as the next version of project/name."""
     src = tmp_path / f"src-{name}-{len(repo.collections())}-{time.monotonic_ns()}"

@@ -16,20 +16,13 @@ import pytest
 
 import cairn.engine.checkout as checkout
 import cairn.foundation.manifest as manifest
-from cairn import Artifact, CairnError, Repository
+from cairn import Artifact, CairnError
 from cairn.engine.download import Downloader
 from cairn.engine.marker import Marker, Written
 
 from .conftest import write
 
 MARKER = ".cairn-checkout.json"
-
-
-@pytest.fixture
-def local(home):
-    r = Repository.open(catalog=f"sqlite:///{home}/catalog.db", home=str(home))
-    yield r
-    r.close()
 
 
 def _files(n: int, folders: int) -> dict[str, str]:

@@ -21,20 +21,13 @@ from pathlib import Path
 import pytest
 
 import cairn.engine.checkout as checkout
-from cairn import Artifact, CairnError, IntegrityError, Repository
+from cairn import Artifact, CairnError, IntegrityError
 from cairn.engine import confined
 from cairn.foundation.chunking import digest
 
 from .conftest import write
 
 MARKER = ".cairn-checkout.json"
-
-
-@pytest.fixture
-def local(home):
-    r = Repository.open(catalog=f"sqlite:///{home}/catalog.db", home=str(home))
-    yield r
-    r.close()
 
 
 def _files(n: int, folders: int, tag: str = "") -> dict[str, str]:
