@@ -120,6 +120,9 @@ class FaultProxy:
         with self._lock:
             self.records.append(record)
             roll = self._rng.random()
+        if body is None:  # the client went away mid-body: S3 would store nothing
+            _drop(h)
+            return
         if self.hold is not None and self.hold(h.command, h.path):
             with self._lock:
                 released = self._released
@@ -167,18 +170,28 @@ class FaultProxy:
         raise AssertionError("unreachable")
 
 
-def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+def _read_body(h: BaseHTTPRequestHandler) -> bytes | None:
+    """The request's whole body, or None if the connection ended before all of it came
+    (a client killed mid-upload): forwarding the part that came would store a truncated
+    object, which S3 never does."""
     if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
         parts = []
         while True:
-            size = int(h.rfile.readline().split(b";")[0].strip(), 16)
+            line = h.rfile.readline()
+            if not line.endswith(b"\n"):
+                return None
+            size = int(line.split(b";")[0].strip(), 16)
             if size == 0:
                 h.rfile.readline()
                 return b"".join(parts)
-            parts.append(h.rfile.read(size))
+            part = h.rfile.read(size)
+            if len(part) < size:
+                return None
+            parts.append(part)
             h.rfile.readline()
     length = int(h.headers.get("Content-Length") or 0)
-    return h.rfile.read(length) if length else b""
+    body = h.rfile.read(length) if length else b""
+    return body if len(body) == length else None
 
 
 def _reply(

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
+from urllib.parse import urlsplit
 
 import pytest
 from backends import make_store
@@ -106,3 +109,23 @@ def test_s3_through_a_proxy_that_throttles_and_drops_requests(s3_endpoint, s3_bu
         assert store.retries > 0, f"{proxy.faults} faults, none retried by cairn: {faulted[:30]}"
         answered = [r for r in proxy.requests() if r.status is not None]
         assert any(r.status == 200 for r in answered)
+
+
+def test_the_proxy_stores_nothing_of_a_put_whose_client_died_mid_body(s3_endpoint, s3_bucket):
+    """S3 refuses a body shorter than its Content-Length; the proxy must too, or the
+    deploy tests' killed writers would leave truncated objects no real store keeps."""
+    with FaultProxy(s3_endpoint.endpoint_url) as proxy:
+        url = urlsplit(proxy.url)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(
+                f"PUT /{s3_bucket}/short HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                "Content-Length: 100\r\n\r\n".encode()
+                + b"x" * 10
+            )
+            sock.shutdown(socket.SHUT_WR)  # the writer is gone after 10 of 100 bytes
+            sock.settimeout(10)
+            assert sock.recv(1024) == b""  # no answer: the connection is dropped
+        time.sleep(0.2)
+        assert [(r.method, r.status) for r in proxy.requests("PUT")] == [("PUT", None)]
+    listed = s3_endpoint.client().list_objects_v2(Bucket=s3_bucket, Prefix="short")
+    assert listed.get("KeyCount", 0) == 0
