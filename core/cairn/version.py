@@ -199,6 +199,7 @@ class ArtifactVersion:
                 folder,
                 fetch=lambda entries: self._contents.fetch(entries, self.namespace),
                 cache=self._contents.cache,
+                load=self._contents.load_manifest,
                 force=force,
                 link=link,
             )

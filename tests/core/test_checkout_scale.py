@@ -49,7 +49,7 @@ def _log(repo, tmp_path, files: dict[str, str]):
 def _canonical(m: Marker) -> bytes:
     """The marker as json.dumps writes the document (what to_bytes must equal)."""
     doc = {
-        "format": 1,
+        "format": 2,
         "ref": m.ref,
         "project": m.project,
         "collection": m.collection,
@@ -60,6 +60,8 @@ def _canonical(m: Marker) -> bytes:
     }
     if m.incoming:
         doc["incoming"] = {p: [w.to_json() for w in ws] for p, ws in m.incoming.items()}
+    if m.incoming_versions:
+        doc["incoming_versions"] = list(m.incoming_versions)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -80,11 +82,39 @@ def test_the_marker_is_canonical_json_whatever_its_names(complete):
         complete=complete,
         entries={"z": ws[0], "ä/\n": ws[1], "m/n": ws[2], "e": ws[3]},
         incoming={} if complete else {"a/ü": ws[:2], "b": [ws[3]]},
+        incoming_versions=() if complete else ("e" * 64, "f" * 64),
     )
     assert m.to_bytes() == _canonical(m)
     back = Marker.from_bytes(m.to_bytes(), written_ns=0)
     assert back is not None
-    assert (back.entries, back.incoming, back.complete) == (m.entries, m.incoming, complete)
+    assert (back.entries, back.incoming, back.incoming_versions, back.complete) == (
+        m.entries,
+        m.incoming,
+        m.incoming_versions,
+        complete,
+    )
+
+
+def test_a_format_1_marker_is_read_and_its_checkout_updated(local, tmp_path):
+    """A checkout an older cairn made (marker format 1, `incoming` path by path) is still
+    cairn's: its files are recognised, and the next get writes format 2."""
+    v1 = _log(local, tmp_path, {"a.txt": "one\n", "gone.txt": "old\n"})
+    out = v1.download(tmp_path / "out")
+    doc = json.loads((out / MARKER).read_text())
+    assert doc["format"] == 2 and doc["complete"] is True
+    # as format 1 wrote an interrupted get: every path it was writing, listed
+    doc.update(format=1, complete=False, incoming={"a.txt": [doc["entries"]["a.txt"]]})
+    del doc["entries"]["a.txt"]
+    (out / MARKER).write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")))
+    src = tmp_path / "src"
+    (src / "gone.txt").unlink()
+    write(src / "b.txt", "two\n")
+    v2 = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    v2.download(out)
+    assert _tree(out) == {"a.txt": "one\n", "b.txt": "two\n"}
+    after = json.loads((out / MARKER).read_text())
+    assert (after["format"], after["complete"], after["version"]) == (2, True, "v1")
+    assert "incoming" not in after and "incoming_versions" not in after
 
 
 def test_a_sharded_manifest_is_read_once_by_a_get_beyond_the_shard_budget(
@@ -156,3 +186,84 @@ def test_a_fetch_failing_in_a_later_batch_leaves_whole_files_and_a_rerun_complet
     v.download(out)  # the re-run completes it, without force
     assert _tree(out) == files
     assert not list(out.rglob(".cairn-tmp-*"))
+
+
+def _interrupted_get(v, out: Path, monkeypatch, *, after: int) -> None:
+    """A get of `v` into `out` whose fetch fails after `after` batches (of checkout.BATCH)."""
+    real = Downloader.ensure
+    calls: list[int] = []
+
+    def failing(self, entries):
+        calls.append(1)
+        if len(calls) > after:
+            raise OSError(5, "Input/output error")
+        return real(self, entries)
+
+    monkeypatch.setattr(Downloader, "ensure", failing)
+    with pytest.raises((CairnError, OSError)):
+        v.download(out)
+    monkeypatch.setattr(Downloader, "ensure", real)
+
+
+def test_the_marker_of_a_get_under_way_names_the_version_not_every_path(
+    local, tmp_path, monkeypatch
+):
+    files = _files(900, 5)
+    v = _log(local, tmp_path, files)
+    local.cache.cleanup(0)
+    monkeypatch.setattr(checkout, "BATCH", 200)
+    out = tmp_path / "out"
+    _interrupted_get(v, out, monkeypatch, after=2)
+    body = (out / MARKER).read_bytes()
+    doc = json.loads(body)
+    assert (doc["complete"], doc["incoming_versions"], doc["entries"]) == (False, [v.digest], {})
+    assert "incoming" not in doc and len(body) < 1000  # 900 files: none of them listed
+    assert len(_tree(out)) == 400
+
+
+def test_a_get_of_another_version_finishes_what_an_interrupted_one_began(
+    local, tmp_path, monkeypatch
+):
+    """The files an interrupted get of v1 wrote are cairn's to a get of v2 (the marker
+    names v1's manifest), so it needs no force and leaves nothing of v1 behind."""
+    v1_files = _files(900, 5)
+    v1 = _log(local, tmp_path, v1_files)
+    v2_files = {p: text.upper() for p, text in list(v1_files.items())[::3]}
+    src = tmp_path / "src2"
+    for path, text in v2_files.items():
+        write(src / path, text)
+    v2 = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    local.cache.cleanup(0)
+    monkeypatch.setattr(checkout, "BATCH", 200)
+    out = tmp_path / "out"
+    _interrupted_get(v1, out, monkeypatch, after=2)
+    assert len(_tree(out)) == 400
+    v2.download(out)
+    assert _tree(out) == v2_files
+    doc = json.loads((out / MARKER).read_text())
+    assert (doc["complete"], doc["version"], len(doc["entries"])) == (True, "v1", len(v2_files))
+    assert "incoming_versions" not in doc
+
+
+def test_files_of_an_interrupted_get_whose_version_is_gone_are_not_taken_for_cairns(
+    local, tmp_path, monkeypatch
+):
+    """If the version an interrupted get was writing is deleted and collected before the
+    next get, its files cannot be told from the user's: they are reported, not removed."""
+    v0 = _log(local, tmp_path, {"keep.txt": "zero\n"})
+    files = _files(900, 5)
+    src = tmp_path / "src1"
+    for path, text in files.items():
+        write(src / path, text)
+    v1 = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    local.cache.cleanup(0)
+    monkeypatch.setattr(checkout, "BATCH", 200)
+    out = tmp_path / "out"
+    _interrupted_get(v1, out, monkeypatch, after=2)
+    v1.delete()
+    local.gc(grace=0)
+    with pytest.raises(CairnError, match="400 paths cairn did not write"):
+        v0.download(out)
+    assert len(_tree(out)) == 400  # nothing removed
+    v0.download(out, force=True)
+    assert _tree(out)["keep.txt"] == "zero\n"

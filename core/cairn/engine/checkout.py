@@ -22,22 +22,26 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, islice
 
 import blake3
 
-from ..foundation.errors import CairnError, Conflict
+from ..foundation.errors import CairnError, Conflict, NotFound
 from ..foundation.files import clone_fd, copy_fd
 from ..foundation.manifest import DIR, FILE, LINK, Entry, Manifest
 from .cache import Cache
 from .confined import TMP_PREFIX, ConfinedDir, Pinned, kind_of
 from .download import cache_key
-from .marker import MARKER, RACY_NS, Marker, Written
+from .marker import MARKER, RACY_NS, Marker, Spool, Written, write_all
 
 #: entries -> cache_key(entry) -> local path of verified content (Downloader.ensure)
 Fetch = Callable[[list[Entry]], dict[str, str]]
+#: manifest digest -> the manifest (NotFound if the catalog no longer has it)
+Load = Callable[[str], Manifest]
 _SHOWN = 5  # paths an error names; the rest are counted
 _TICK_NS = 5_000_000  # how far file stamps (a coarse clock) may lag time.time_ns()
 _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPTY, errno.EEXIST}
@@ -49,7 +53,7 @@ _RACES = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENOTEMPT
 WRITERS = min(8, (os.cpu_count() or 2) + 1)
 _PART = 256  # files per task
 _SERIAL = 64  # fewer files than this are written by the calling thread alone
-BATCH = 16384  # files fetched, then written, at a time
+BATCH = 8192  # entries fetched, written and recorded at a time: what a get holds
 # files up to this size are written as unnamed files, then linked in (cairn.confined)
 SMALL = 1 << 20
 
@@ -67,13 +71,13 @@ class Target:
 
 @dataclass
 class _Plan:
-    """What a get will do, decided before anything changes."""
+    """What a get will do, decided before anything changes: what is in the folder and
+    must go or stay. Every other file and link of the version is written."""
 
     remove: list[str] = field(default_factory=list)  # files and links, or folders in the way
-    write: list[Entry] = field(default_factory=list)  # files, written whole
-    links: list[Entry] = field(default_factory=list)
     kept: dict[str, os.stat_result] = field(default_factory=dict)  # right already
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, why) for the error
+    strays: list[str] = field(default_factory=list)  # folders the version does not have
 
 
 def reserved(manifest: Manifest) -> None:
@@ -93,6 +97,7 @@ def checkout(
     *,
     fetch: Fetch,
     cache: Cache,
+    load: Load,
     force: bool = False,
     link: bool = False,
 ) -> None:
@@ -100,7 +105,7 @@ def checkout(
     reserved(manifest)
     folder.lock()
     try:
-        run = _Checkout(target, manifest, folder, cache=cache, link=link)
+        run = _Checkout(target, manifest, folder, cache=cache, load=load, link=link)
         plan = run.plan(force=force)
         if plan.problems and not force:
             raise run.refusal(plan.problems)
@@ -117,19 +122,26 @@ def checkout(
 
 class _Checkout:
     def __init__(
-        self, target: Target, manifest: Manifest, folder: ConfinedDir, *, cache: Cache, link: bool
+        self,
+        target: Target,
+        manifest: Manifest,
+        folder: ConfinedDir,
+        *,
+        cache: Cache,
+        load: Load,
+        link: bool,
     ):
         self.target = target
         self.manifest = manifest
         self.folder = folder
         self.cache = cache
         self.link = link
-        # the manifest is walked once: a large one is read a shard at a time and only a
-        # budget of shards is kept (manifest.CACHED_ENTRIES), so every later step works
-        # from this list instead of reading the shards again
-        self.entries = list(manifest.values())
-        self.wanted_dirs = _folders_of(self.entries)
+        # the manifest is streamed (Manifest.stream): a get holds a batch of entries at
+        # a time, and walks the manifest once into an empty folder, twice into another
+        # (its folders are known first, to judge what is in the way)
+        self.wanted_dirs: set[str] | None = None
         self.marker, self.other = self._read_marker()
+        self.incoming = self._incoming_manifests(load)
         self._digests: dict[str, str] = {}  # path -> digest hashed from disk this run
         self._clone = True  # until the file system says it cannot
 
@@ -151,15 +163,45 @@ class _Checkout:
             return None, f"is a checkout of {marker.ref}, not of {self._collection()}"
         return marker, None
 
+    def _incoming_manifests(self, load: Load) -> list[Manifest]:
+        """The manifests an interrupted get was writing: each of their entries may be on
+        disk. One that is gone from the catalog (its version deleted and collected)
+        leaves its files unknown: they are then reported, never removed."""
+        out = []
+        for digest in self.marker.incoming_versions if self.marker else ():
+            if digest == self.target.digest:
+                out.append(self.manifest)
+                continue
+            try:
+                out.append(load(digest))
+            except NotFound:
+                continue
+        return out
+
     def _collection(self) -> str:
         return f"{self.target.project}/{self.target.collection}"
+
+    def _candidates(self, path: str) -> list[Written]:
+        """What cairn may have left at `path`: what it wrote, or was about to write."""
+        if self.marker is None:
+            return []
+        out = self.marker.candidates(path)
+        for m in self.incoming:
+            e = m.get(path)
+            if e is not None:
+                out.append(Written(e.kind, e.digest, e.size, e.target))
+        return out
+
+    def _recorded(self, path: str) -> bool:
+        """Whether the marker has `path` as cairn's (written, or maybe written)."""
+        return bool(self._candidates(path))
 
     def _mine(self, path: str, st: os.stat_result) -> Written | None:
         """What cairn wrote at `path`, if the file or link there is still exactly that."""
         if self.marker is None:
             return None
         kind = kind_of(st)
-        for w in self.marker.candidates(path):
+        for w in self._candidates(path):
             if w.kind != kind:
                 continue
             if kind == LINK and self.folder.readlink(path) == w.target:
@@ -195,52 +237,49 @@ class _Checkout:
         """Compare the folder with the version; the plan says what to change and, in
         `problems`, what the user's would be touched (or stands in the way)."""
         plan = _Plan()
-        recorded = self.marker.paths() if self.marker else set()
-        seen: set[str] = set()
-        for path, st in self.folder.walk():
-            if path == MARKER:
-                if self.other is not None and not self.other.startswith("is a checkout"):
-                    plan.problems.append((path, "not cairn's marker"))
-                continue
-            seen.add(path)
-            kind = kind_of(st)
-            e = self.manifest.get(path)
-            if kind == DIR:
-                if e is not None and e.kind != DIR:
-                    # a folder where a file or link goes: what is in it is judged path by
-                    # path below, and goes with it
-                    plan.remove.append(path)
-                    (plan.write if e.kind == FILE else plan.links).append(e)
-                continue
-            mine = self._mine(path, st)
-            if e is not None and e.kind != DIR:
-                if self._is_wanted(path, st, mine, e):
-                    if e.kind == FILE and self._aliases_cache(st, e):
-                        plan.write.append(e)  # a hardlink of the cache becomes a copy
-                    else:
-                        plan.kept[path] = st
-                    continue
-                (plan.write if e.kind == FILE else plan.links).append(e)
-                if mine is None:
-                    plan.problems.append((path, self._why(path, kind, recorded)))
-            elif path in self.wanted_dirs:
-                plan.remove.append(path)  # a file or link where a folder goes
-                if mine is None:
-                    plan.problems.append((path, f"{_a(kind)} where the version has a folder"))
-            elif mine is not None or self._leftover(path):
-                plan.remove.append(path)
-            elif path in recorded:
-                plan.remove.append(path)  # edited, and the version has it no more
-                plan.problems.append((path, "edited"))
-            else:
-                plan.problems.append((path, self._why(path, kind, recorded)))
-        for e in self.entries:
-            if e.path not in seen:
-                if e.kind == FILE:
-                    plan.write.append(e)
-                elif e.kind == LINK:
-                    plan.links.append(e)
+        if self.other is not None and not self.other.startswith("is a checkout"):
+            plan.problems.append((MARKER, "not cairn's marker"))
+        found = (item for item in self.folder.walk() if item[0] != MARKER)
+        first = next(found, None)
+        if first is None:
+            return plan  # nothing in the way: the folders are made as the files come
+        self.wanted_dirs = _folders_of(self.manifest.stream())
+        for path, st in chain([first], found):
+            self._judge(plan, path, st)
         return plan
+
+    def _judge(self, plan: _Plan, path: str, st: os.stat_result) -> None:
+        """Plan for what is at `path`: keep it, remove it, write over it, or report it."""
+        assert self.wanted_dirs is not None
+        kind = kind_of(st)
+        e = self.manifest.get(path)
+        if kind == DIR:
+            if e is not None and e.kind != DIR:
+                # a folder where a file or link goes: what is in it is judged path by
+                # path, and goes with it
+                plan.remove.append(path)
+            elif path not in self.wanted_dirs:
+                plan.strays.append(path)
+            return
+        mine = self._mine(path, st)
+        if e is not None and e.kind != DIR:
+            if self._is_wanted(path, st, mine, e):
+                if not (e.kind == FILE and self._aliases_cache(st, e)):
+                    plan.kept[path] = st  # else a hardlink of the cache becomes a copy
+                return
+            if mine is None:
+                plan.problems.append((path, self._why(path, kind)))
+        elif path in self.wanted_dirs:
+            plan.remove.append(path)  # a file or link where a folder goes
+            if mine is None:
+                plan.problems.append((path, f"{_a(kind)} where the version has a folder"))
+        elif mine is not None or self._leftover(path):
+            plan.remove.append(path)
+        elif self._recorded(path):
+            plan.remove.append(path)  # edited, and the version has it no more
+            plan.problems.append((path, "edited"))
+        else:
+            plan.problems.append((path, self._why(path, kind)))
 
     def _aliases_cache(self, st: os.stat_result, e: Entry) -> bool:
         """A hardlink of the cache file while copies are wanted."""
@@ -256,8 +295,8 @@ class _Checkout:
         """A temporary file an interrupted get of this checkout left behind."""
         return self.marker is not None and path.rsplit("/", 1)[-1].startswith(TMP_PREFIX)
 
-    def _why(self, path: str, kind: str, recorded: set[str]) -> str:
-        if path in recorded:
+    def _why(self, path: str, kind: str) -> str:
+        if self._recorded(path):
             return "edited"
         return "a link, not cairn's" if kind == LINK else "not cairn's"
 
@@ -281,51 +320,80 @@ class _Checkout:
     # -- applying ------------------------------------------------------------------------------
 
     def apply(self, plan: _Plan, fetch: Fetch) -> None:
-        # fetched and written a batch at a time, so what the fetch holds per file (where
-        # each is in the store, its cache path) is bounded; the first batch, all of a
-        # version of up to BATCH files, is fetched before the folder changes
-        batches = [plan.write[i : i + BATCH] for i in range(0, len(plan.write), BATCH)]
-        sources = _fetch(fetch, batches[0]) if batches else {}
-        if plan.remove or plan.write or plan.links or not (self.marker and self.marker.complete):
+        # a batch of entries at a time: fetched, then written, then recorded in the
+        # marker-to-be, so what a get holds is bounded however many files the version
+        # has; the first batch, all of a version of up to BATCH entries, is fetched
+        # before the folder changes
+        batches = _batched(self.manifest.stream(), BATCH)
+        first = next(batches, ())
+        sources = _fetch(fetch, self._to_write(first, plan))
+        changes = self.manifest.file_count > len(plan.kept) or plan.remove
+        if changes or not (self.marker and self.marker.complete):
             # first: a re-run after an interruption knows what this get may have written
-            before = dict(self.marker.entries) if self.marker else {}
-            self._write_marker(entries=before, incoming=self._incoming(), complete=False)
+            self._write_marker(self._under_way())
         for path in sorted(plan.remove, key=lambda p: -p.count("/")):
             self.folder.remove(path)
-        for d in sorted(self.wanted_dirs):
-            self.folder.mkdir(d)
-        written: dict[str, Written] = {}
-        for i, batch in enumerate(batches):
-            if i:
-                sources = _fetch(fetch, batch)
-            written.update(self._place_all(batch, sources))
-            sources = {}
-        for e in plan.links:
-            assert e.target is not None
-            self.folder.symlink(e.path, e.target)
-        self._prune()
-        if written:
-            # the marker a tick later than the newest file, so a later get trusts its stamp
-            # instead of reading the file again (marker.RACY_NS)
-            newest = max(w.mtime_ns or 0 for w in written.values())
-            time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
-        entries = {}
-        for e in self.entries:
-            if e.kind == FILE:
-                entries[e.path] = written.get(e.path) or _stamped(plan.kept[e.path], e.digest)
-            else:
-                entries[e.path] = Written(e.kind, target=e.target)
-        self._write_marker(entries=entries, incoming={}, complete=True)
+        made: set[str] = set()
+        newest = 0
+        every = chain([first], batches) if first else iter(())
+        del first  # a batch is let go once written
+        with Spool(self.cache.root) as record:
+            for i, batch in enumerate(every):
+                files = self._to_write(batch, plan)
+                if i:
+                    sources = _fetch(fetch, files)
+                for d in sorted(_folders_of(batch) - made):
+                    self.folder.mkdir(d)
+                    made.add(d)
+                written = self._place_all(files, sources)
+                sources = {}
+                for e in batch:
+                    if e.kind == LINK and e.path not in plan.kept:
+                        assert e.target is not None
+                        self.folder.symlink(e.path, e.target)
+                record.add(self._records(batch, written, plan.kept))
+                newest = max([newest, *(w.mtime_ns or 0 for w in written.values())])
+            self._prune(plan)
+            if newest:
+                # the marker a tick later than the newest file, so a later get trusts
+                # its stamp instead of reading the file again (marker.RACY_NS)
+                time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
+            self._write_marker(self._done(), record)
 
-    def _incoming(self) -> dict[str, list[Written]]:
-        """What may be on disk while this get runs: its own entries, and what an earlier
-        interrupted get may have left."""
-        out = dict(self.marker.incoming) if self.marker else {}
-        for e in self.entries:
-            w = Written(e.kind, e.digest, e.size, e.target)
-            old = out.get(e.path)
-            out[e.path] = [w, *(x for x in old if x != w)] if old else [w]
-        return out
+    def _to_write(self, batch: Sequence[Entry], plan: _Plan) -> list[Entry]:
+        return [e for e in batch if e.kind == FILE and e.path not in plan.kept]
+
+    def _records(
+        self, batch: Sequence[Entry], written: dict[str, Written], kept: dict[str, os.stat_result]
+    ) -> Iterator[tuple[str, Written]]:
+        """The marker's record of each entry of `batch`, as placed."""
+        for e in batch:
+            if e.kind == FILE:
+                yield e.path, written.get(e.path) or _stamped(kept[e.path], e.digest)
+            else:
+                yield e.path, Written(e.kind, target=e.target)
+
+    def _under_way(self) -> Marker:
+        """The marker while this get runs: what was there stays recorded, and this
+        version's entries may be on disk, besides what an interrupted get may have left."""
+        t, old = self.target, self.marker
+        versions = (*(old.incoming_versions if old else ()), t.digest)
+        return Marker(
+            ref=t.ref,
+            project=t.project,
+            collection=t.collection,
+            version=t.version,
+            digest=t.digest,
+            complete=False,
+            entries=dict(old.entries) if old else {},
+            incoming=dict(old.incoming) if old else {},
+            incoming_versions=tuple(dict.fromkeys(versions)),
+        )
+
+    def _done(self) -> Marker:
+        """The marker once every entry is in place (its entries come from the get)."""
+        t = self.target
+        return Marker(t.ref, t.project, t.collection, t.version, t.digest, True, entries={})
 
     def _place_all(self, entries: list[Entry], sources: dict[str, str]) -> dict[str, Written]:
         """Place every file, in parts of one folder each, by WRITERS threads at once."""
@@ -362,8 +430,9 @@ class _Checkout:
             return written
         pool = ThreadPoolExecutor(WRITERS)
         try:
-            for done in [pool.submit(place, rel, part) for rel, part in parts]:
-                written.update(done.result())
+            pending = deque(pool.submit(place, rel, part) for rel, part in parts)
+            while pending:  # each part's list let go once merged
+                written.update(pending.popleft().result())
         finally:
             # a failure stops the parts not started; the others finish before it is raised
             pool.shutdown(wait=True, cancel_futures=True)
@@ -392,9 +461,9 @@ class _Checkout:
         self._clone = False  # one refusal is the file system's answer for every file
         copy_fd(src, dst, size)
 
-    def _prune(self) -> None:
+    def _prune(self, plan: _Plan) -> None:
         """Remove folders cairn made for paths the version no longer has, once empty."""
-        if self.marker is None:
+        if self.marker is None or not plan.strays:
             return
         made = set()
         for p in self.marker.paths():
@@ -403,32 +472,35 @@ class _Checkout:
             while "/" in p:
                 p = p.rsplit("/", 1)[0]
                 made.add(p)
-        for d in sorted(made - self.wanted_dirs, key=lambda p: -p.count("/")):
-            self.folder.rmdir(d)
+        for d in sorted(plan.strays, key=lambda p: -p.count("/")):
+            if d in made or any(next(m.under(d), None) is not None for m in self.incoming):
+                self.folder.rmdir(d)
 
-    def _write_marker(
-        self, *, entries: dict[str, Written], incoming: dict[str, list[Written]], complete: bool
-    ) -> None:
-        t = self.target
-        body = Marker(
-            ref=t.ref,
-            project=t.project,
-            collection=t.collection,
-            version=t.version,
-            digest=t.digest,
-            complete=complete,
-            entries=entries,
-            incoming=incoming,
-        ).to_bytes()
+    def _write_marker(self, marker: Marker, entries: Spool | None = None) -> None:
+        """Write `marker`, its entries taken from `entries` if given."""
+        if entries is None:
+            body = marker.to_bytes()
 
-        def fill(fd: int) -> None:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            def fill(fd: int) -> None:
+                write_all(fd, body)
+                os.fsync(fd)
+
+        else:
+            head, tail = marker.frame()
+
+            def fill(fd: int) -> None:
+                write_all(fd, head.encode())
+                entries.copy_to(fd)
+                write_all(fd, tail.encode())
+                os.fsync(fd)
 
         self.folder.write(MARKER, fill)
         self.folder.fsync()
+
+
+def _batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
+    while batch := list(islice(entries, size)):
+        yield batch
 
 
 def _fetch(fetch: Fetch, entries: list[Entry]) -> dict[str, str]:
@@ -436,7 +508,7 @@ def _fetch(fetch: Fetch, entries: list[Entry]) -> dict[str, str]:
     return fetch(list({cache_key(e): e for e in entries}.values()))
 
 
-def _folders_of(entries: list[Entry]) -> set[str]:
+def _folders_of(entries: Iterable[Entry]) -> set[str]:
     """Every folder the entries need: their parents, and the empty-folder entries."""
     dirs: set[str] = set()
     for e in entries:

@@ -4,15 +4,19 @@ its own unmodified files from local edits and from files it did not make.
 `.cairn-checkout.json` records the version checked out (ref, collection, manifest
 digest) and, per path, what cairn put there: a file's digest, size and the stamp it had
 when written (mtime, inode), a link's target, or a folder. A get in progress records
-what it is about to write as `incoming`, so an interrupted get's own files are known
-to the re-run (docs/FORMAT.md, "Checkouts").
+what it is about to write, so an interrupted get's own files are known to the re-run:
+the manifests it was writing (`incoming_versions`, by digest: every entry of each may
+be on disk), or, as format 1 wrote it, every such path (`incoming`). Naming the
+manifest keeps the marker of a get under way as small as the marker before it,
+however many files the version has (docs/FORMAT.md, "Checkouts").
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -20,7 +24,8 @@ from typing import Any
 _q = encode_basestring_ascii  # a JSON string, as json.dumps writes it
 
 MARKER = ".cairn-checkout.json"
-MARKER_FORMAT = 1
+MARKER_FORMAT = 2
+_READS = (1, 2)  # format 2 added `incoming_versions`
 # a file written this close before the marker may have been edited within the same
 # timestamp tick (ext4 stamps in jiffies, 4-10 ms): its stamp alone is not trusted
 RACY_NS = 20_000_000
@@ -94,9 +99,11 @@ class Marker:
     digest: str
     complete: bool
     entries: dict[str, Written]
-    #: while a get is under way: every path it (or an interrupted get before it) may
-    #: have written, with what
+    #: while a get is under way, what it (or an interrupted get before it) may have
+    #: written: paths with their contents (format 1) ...
     incoming: dict[str, list[Written]] = field(default_factory=dict)
+    #: ... and the digests of the manifests it was writing, every entry of each
+    incoming_versions: tuple[str, ...] = ()
     #: when the marker was written (its own mtime), to spot racily clean stamps
     written_ns: int = 0
 
@@ -105,30 +112,38 @@ class Marker:
 
     def to_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, compact), what `json.dumps(sort_keys=True)` of
-        the document would give; written out directly, as a get writes it twice and it
-        holds every path of the checkout."""
-        entries = ",".join(f"{_q(p)}:{w.json_text()}" for p, w in sorted(self.entries.items()))
-        out = [
-            f'{{"collection":{_q(self.collection)},"complete":{json.dumps(self.complete)}',
-            f',"digest":{_q(self.digest)},"entries":{{{entries}}},"format":{MARKER_FORMAT}',
-        ]
+        the document would give; written out directly, as it holds every path of the
+        checkout."""
+        head, tail = self.frame()
+        return (head + entry_texts(sorted(self.entries.items())) + tail).encode()
+
+    def frame(self) -> tuple[str, str]:
+        """The document's text before and after the contents of `entries`: a get writes
+        the entries in between as it places the files, a batch at a time."""
+        head = (
+            f'{{"collection":{_q(self.collection)},"complete":{json.dumps(self.complete)}'
+            f',"digest":{_q(self.digest)},"entries":{{'
+        )
+        tail = [f'}},"format":{MARKER_FORMAT}']
         if self.incoming:
             incoming = ",".join(
                 f"{_q(p)}:[{','.join(w.json_text() for w in ws)}]"
                 for p, ws in sorted(self.incoming.items())
             )
-            out.append(f',"incoming":{{{incoming}}}')
-        out.append(
+            tail.append(f',"incoming":{{{incoming}}}')
+        if self.incoming_versions:
+            tail.append(f',"incoming_versions":[{",".join(map(_q, self.incoming_versions))}]')
+        tail.append(
             f',"project":{_q(self.project)},"ref":{_q(self.ref)},"version":{_q(self.version)}}}'
         )
-        return "".join(out).encode()
+        return head, "".join(tail)
 
     @classmethod
     def from_bytes(cls, body: bytes, *, written_ns: int) -> Marker | None:
         """The marker, or None if `body` is not one this cairn can read."""
         try:
             doc = json.loads(body)
-            if doc.get("format") != MARKER_FORMAT:
+            if doc.get("format") not in _READS:
                 return None
             return cls(
                 ref=str(doc["ref"]),
@@ -142,18 +157,20 @@ class Marker:
                     p: [Written.from_json(w) for w in ws]
                     for p, ws in doc.get("incoming", {}).items()
                 },
+                incoming_versions=tuple(str(d) for d in doc.get("incoming_versions", ())),
                 written_ns=written_ns,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def candidates(self, path: str) -> list[Written]:
-        """What cairn may have left at `path`: what it wrote, or was about to write."""
+        """What cairn may have left at `path`, as the marker lists it: what it wrote, or
+        was about to write (the entries of `incoming_versions` are the caller's to add)."""
         first = self.entries.get(path)
         return ([first] if first is not None else []) + self.incoming.get(path, [])
 
     def paths(self) -> set[str]:
-        """Every path cairn wrote or may have written here."""
+        """Every path the marker lists as written or maybe written here."""
         return set(self.entries) | set(self.incoming)
 
     def stamp_matches(self, path: str, st: os.stat_result) -> Written | None:
@@ -167,3 +184,43 @@ class Marker:
         if w.mtime_ns + RACY_NS >= self.written_ns:
             return None
         return w
+
+
+def entry_texts(items: Iterable[tuple[str, Written]]) -> str:
+    """Entries as the marker's JSON holds them (path: record, comma-separated)."""
+    return ",".join(f"{_q(p)}:{w.json_text()}" for p, w in items)
+
+
+class Spool:
+    """A marker's entries as a get places its files, a batch at a time: kept in a
+    temporary file in `folder` (the cache), not in memory, until the marker is written
+    (`copy_to` between the halves of `Marker.frame`)."""
+
+    def __init__(self, folder: str) -> None:
+        # an unnamed file where the system can: nothing is left behind by a crash
+        self._file = tempfile.TemporaryFile(prefix=".tmp-marker-", dir=folder)  # noqa: SIM115
+        self._any = False
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, items: Iterator[tuple[str, Written]]) -> None:
+        text = entry_texts(items)
+        if text:
+            self._file.write((b"," if self._any else b"") + text.encode())
+            self._any = True
+
+    def copy_to(self, fd: int) -> None:
+        self._file.flush()
+        self._file.seek(0)
+        while block := self._file.read(1 << 20):
+            write_all(fd, block)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -127,6 +127,10 @@ class Manifest(Mapping[str, Entry]):
         """Files and links (what a reader can open); empty folders are not counted."""
         return sum(1 for e in self._entries.values() if e.kind != DIR)
 
+    def stream(self) -> Iterator[Entry]:
+        """Every entry in path order (`ShardedManifest.stream`)."""
+        return iter(self._entries.values())
+
     def resolve(self, path: str) -> str:
         """`path` ('' for the root) with every link in it followed, within the version.
 
@@ -403,6 +407,24 @@ class ShardedManifest(Manifest):
         if self._whole:
             return (e for i in range(len(self._shards)) for e in self._shard(i).values())
         return self._first_walk()
+
+    def stream(self) -> Iterator[Entry]:
+        """Every entry in path order, a shard at a time, the shards read not kept: one
+        pass over a version of any size holds one shard (a get's walk)."""
+        shards = (self._parsed(ref) for ref in self._shards)
+        walk = (e for shard in shards for e in shard)
+        if self._whole:
+            return walk
+        return self._checked(walk)
+
+    def _parsed(self, ref: ShardRef) -> Iterable[Entry]:
+        with self._lock:
+            found = self._cache.get(ref.digest)
+        return self.read(ref) if found is None else found.values()
+
+    def _checked(self, walk: Iterator[Entry]) -> Iterator[Entry]:
+        yield from checked(walk)
+        self._whole = True
 
     def _first_walk(self) -> Iterator[Entry]:
         yield from checked(e for i in range(len(self._shards)) for e in self._shard(i).values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,31 @@ FILE, LINK, DIR = "file", "link", "dir"
 KINDS = (FILE, LINK, DIR)
 
 
-@dataclass(frozen=True)
+class _NoPin(Mapping[str, Any]):
+    """The pin of every entry read without one: empty, immutable, shared."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __reduce__(self) -> str:
+        return "_NO_PIN"
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+_NO_PIN = _NoPin()
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """One content-defined piece of a large file, stored as its own object."""
 
@@ -21,7 +45,7 @@ class Chunk:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a get or a draft holds thousands at a time
 class Entry:
     """One path of a version: a file, a symbolic link, or an empty folder (`kind`).
 
@@ -113,7 +137,7 @@ class Entry:
             digest=data.get("digest"),
             chunks=chunks,
             ref=data.get("ref"),
-            pin=dict(data.get("pin") or {}),
+            pin=dict(pin) if (pin := data.get("pin")) else _NO_PIN,
         )
 
     def moved(self, path: str) -> Entry:
