@@ -516,13 +516,13 @@ def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, mis
 
 def test_a_get_of_an_unchanged_checkout_reads_no_file(local, tmp_path, monkeypatch):
     """Stamps in the marker decide; files are read only when a stamp moved."""
-    from cairn.engine import checkout
+    from cairn.engine import checkout_plan
 
     v0 = _version(local, tmp_path, V0)
     out = v0.download(tmp_path / "out")
     reads: list[int] = []
-    real = checkout._hash_into
-    monkeypatch.setattr(checkout, "_hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
+    real = checkout_plan.hash_into
+    monkeypatch.setattr(checkout_plan, "hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
     v0.download(out)
     assert reads == []
     os.utime(out / "a.txt", (1, 1))
