@@ -3,7 +3,7 @@
 scan the files (`scan`, a batch at a time) -> compare them with what the collection holds
 (an unchanged re-log stops here: `objects.intact`) -> send what the store lacks (`transfer`,
 under `staging`'s leases) -> stage the manifest (`staging.write_manifest`) -> commit the
-version (`catalog.records`), then tell the listeners.
+version (`commit`, which cairn:// writes use too), then tell the listeners.
 
 It takes the repository's parts (`staging.Writers`) and returns what it wrote
 (`staging.Written`); the API turns that into a version handle.
@@ -42,31 +42,72 @@ def log(
         manifest = art.stream(w.files())
         staged = w.finish()
         write_manifest(repo, staged, manifest)
-        changes = track(repo.listeners, run=run_id)
-        with repo.catalog.write() as conn:
-            # shared GC guard: gc must not see the manifest row without its version
-            repo.catalog.gc_guard(conn, exclusive=False)
-            coll = records.collection(conn, project, art.name, type=art.type)
-            changes.watch(conn, coll.id)
-            records.save_manifest(conn, manifest, coll.project_id)
-            version_id, created = records.commit(
-                conn,
-                coll,
-                manifest,
-                description=art.description,
-                metadata=art.metadata,
-                run_id=run_id,
-                namespace=namespace,
-            )
-            for a in aliases:
-                records.set_alias(conn, coll.id, a, version_id)
-            if created:
-                changes.committed(version_id)
-            events = changes.events(conn)
-    repo.listeners.emit(events)  # committed: a failing listener cannot undo it
+        committed = commit(
+            repo,
+            art,
+            manifest,
+            project=project,
+            namespace=namespace,
+            run_id=run_id,
+            aliases=aliases,
+        )
+        assert committed is not None  # no `after`: nothing to be outrun by
+        version_id, created = committed
     if not manifest.inherited():  # a draft's cost stays that of its changes
         _remember(repo, namespace, manifest)
     return Written(version_id, staged.stats, created=created)
+
+
+#: `commit(after=ANY)`: whatever the collection's latest is
+ANY: Any = object()
+
+
+def commit(
+    repo: Writers,
+    art: Artifact,
+    manifest: Manifest,
+    *,
+    project: str,
+    namespace: str,
+    run_id: str | None,
+    aliases: Sequence[str] = (),
+    after: int | None = ANY,
+    reuse_identical: bool = True,
+) -> tuple[int, bool] | None:
+    """Commit the staged `manifest` as the next version of `art`'s collection, with
+    `art`'s description and metadata and `aliases`, and tell the listeners once it is
+    committed: (version id, whether it is new; `reuse_identical` returns the committed
+    version with this content instead of a new one).
+
+    `after`: the id of the version the collection's latest must still be (None: it has
+    none yet), checked under the collection's lock; if another writer committed since,
+    nothing is committed and None is returned, for the caller to rebuild and retry."""
+    changes = track(repo.listeners, run=run_id)
+    with repo.catalog.write() as conn:
+        # shared GC guard: gc must not see the manifest row without its version
+        repo.catalog.gc_guard(conn, exclusive=False)
+        coll = records.collection(conn, project, art.name, type=art.type)
+        if after is not ANY and records.latest_id(conn, coll.id, lock=True) != after:
+            return None
+        changes.watch(conn, coll.id)
+        records.save_manifest(conn, manifest, coll.project_id)
+        version_id, created = records.commit(
+            conn,
+            coll,
+            manifest,
+            description=art.description,
+            metadata=art.metadata,
+            run_id=run_id,
+            namespace=namespace,
+            reuse_identical=reuse_identical,
+        )
+        for a in aliases:
+            records.set_alias(conn, coll.id, a, version_id)
+        if created:
+            changes.committed(version_id)
+        events = changes.events(conn)
+    repo.listeners.emit(events)  # committed: a failing listener cannot undo it
+    return version_id, created
 
 
 def unchanged(

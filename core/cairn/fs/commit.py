@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..catalog import access, leases, records
 from ..engine.artifact import Artifact
-from ..engine.changes import track
+from ..engine.log import commit as commit_version
 from ..engine.staging import stage, write_manifest
 from ..foundation.errors import Conflict, NotFound
 from ..foundation.manifest import Manifest
@@ -74,29 +74,21 @@ def commit(
                 if now is not None and manifest.digest == now.digest:
                     return now
                 write_manifest(repo, staged, manifest)
-                news = track(repo.listeners, run=run.id if run is not None else None)
-                with repo.catalog.write() as conn:
-                    repo.catalog.gc_guard(conn, exclusive=False)
-                    expected = now.id if now is not None else None
-                    if records.latest_id(conn, coll.id, lock=True) != expected:
-                        continue  # someone committed meanwhile: merge onto theirs and retry
-                    news.watch(conn, coll.id)
-                    records.save_manifest(conn, manifest, coll.project_id)
-                    version_id, _ = records.commit(
-                        conn,
-                        coll,
-                        manifest,
-                        description=art.description,
-                        metadata=art.metadata,
-                        run_id=run.id if run is not None else None,
-                        namespace=namespace,
-                        # a write that restores an older state is still the newest version
-                        reuse_identical=False,
-                    )
-                    index = records.version_by_id(conn, version_id).idx
-                    news.committed(version_id)
-                    announced = news.events(conn)
-                repo.listeners.emit(announced)  # after the commit, as for log_artifact
+                committed = commit_version(
+                    repo,
+                    art,
+                    manifest,
+                    project=project,
+                    namespace=namespace,
+                    run_id=run.id if run is not None else None,
+                    after=now.id if now is not None else None,
+                    # a write that restores an older state is still the newest version
+                    reuse_identical=False,
+                )
+                if committed is None:
+                    continue  # someone committed meanwhile: merge onto theirs and retry
+                with repo.catalog.read() as conn:
+                    index = records.version_by_id(conn, committed[0]).idx
         finally:
             _release(repo, art)
         return repo.artifact(f"{project}/{name}:v{index}")
