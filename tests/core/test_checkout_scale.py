@@ -39,8 +39,8 @@ def _tree(root: Path) -> dict[str, str]:
     return out
 
 
-def _log(repo, tmp_path, files: dict[str, str]):
-    src = tmp_path / "src"
+def _log(repo, tmp_path, files: dict[str, str], src: str = "src"):
+    src = tmp_path / src
     for path, text in files.items():
         write(src / path, text)
     return repo.log_artifact(Artifact("ds").add_dir(src), project="p")
@@ -188,8 +188,11 @@ def test_a_fetch_failing_in_a_later_batch_leaves_whole_files_and_a_rerun_complet
     assert not list(out.rglob(".cairn-tmp-*"))
 
 
-def _interrupted_get(v, out: Path, monkeypatch, *, after: int) -> None:
-    """A get of `v` into `out` whose fetch fails after `after` batches (of checkout.BATCH)."""
+def _interrupted_get(repo, v, out: Path, monkeypatch, *, after: int) -> None:
+    """A get of `v` into `out`, the cache emptied first, whose fetch fails after `after`
+    batches of 200 files."""
+    repo.cache.cleanup(0)
+    monkeypatch.setattr(checkout, "BATCH", 200)
     real = Downloader.ensure
     calls: list[int] = []
 
@@ -208,12 +211,9 @@ def _interrupted_get(v, out: Path, monkeypatch, *, after: int) -> None:
 def test_the_marker_of_a_get_under_way_names_the_version_not_every_path(
     local, tmp_path, monkeypatch
 ):
-    files = _files(900, 5)
-    v = _log(local, tmp_path, files)
-    local.cache.cleanup(0)
-    monkeypatch.setattr(checkout, "BATCH", 200)
+    v = _log(local, tmp_path, _files(900, 5))
     out = tmp_path / "out"
-    _interrupted_get(v, out, monkeypatch, after=2)
+    _interrupted_get(local, v, out, monkeypatch, after=2)
     body = (out / MARKER).read_bytes()
     doc = json.loads(body)
     assert (doc["complete"], doc["incoming_versions"], doc["entries"]) == (False, [v.digest], {})
@@ -229,14 +229,9 @@ def test_a_get_of_another_version_finishes_what_an_interrupted_one_began(
     v1_files = _files(900, 5)
     v1 = _log(local, tmp_path, v1_files)
     v2_files = {p: text.upper() for p, text in list(v1_files.items())[::3]}
-    src = tmp_path / "src2"
-    for path, text in v2_files.items():
-        write(src / path, text)
-    v2 = local.log_artifact(Artifact("ds").add_dir(src), project="p")
-    local.cache.cleanup(0)
-    monkeypatch.setattr(checkout, "BATCH", 200)
+    v2 = _log(local, tmp_path, v2_files, src="src2")
     out = tmp_path / "out"
-    _interrupted_get(v1, out, monkeypatch, after=2)
+    _interrupted_get(local, v1, out, monkeypatch, after=2)
     assert len(_tree(out)) == 400
     v2.download(out)
     assert _tree(out) == v2_files
@@ -251,15 +246,9 @@ def test_files_of_an_interrupted_get_whose_version_is_gone_are_not_taken_for_cai
     """If the version an interrupted get was writing is deleted and collected before the
     next get, its files cannot be told from the user's: they are reported, not removed."""
     v0 = _log(local, tmp_path, {"keep.txt": "zero\n"})
-    files = _files(900, 5)
-    src = tmp_path / "src1"
-    for path, text in files.items():
-        write(src / path, text)
-    v1 = local.log_artifact(Artifact("ds").add_dir(src), project="p")
-    local.cache.cleanup(0)
-    monkeypatch.setattr(checkout, "BATCH", 200)
+    v1 = _log(local, tmp_path, _files(900, 5), src="src1")
     out = tmp_path / "out"
-    _interrupted_get(v1, out, monkeypatch, after=2)
+    _interrupted_get(local, v1, out, monkeypatch, after=2)
     v1.delete()
     local.gc(grace=0)
     with pytest.raises(CairnError, match="400 paths cairn did not write"):
