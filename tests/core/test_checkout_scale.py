@@ -159,35 +159,6 @@ def test_files_are_fetched_and_written_a_batch_at_a_time(local, tmp_path, monkey
     assert asked == [300, 300, 300, 100]
 
 
-def test_a_fetch_failing_in_a_later_batch_leaves_whole_files_and_a_rerun_completes_it(
-    local, tmp_path, monkeypatch
-):
-    files = _files(900, 5)
-    v = _log(local, tmp_path, files)
-    local.cache.cleanup(0)
-    monkeypatch.setattr(checkout, "BATCH", 200)
-    real = Downloader.ensure
-    calls: list[int] = []
-
-    def failing(self, entries):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError(5, "Input/output error")
-        return real(self, entries)
-
-    monkeypatch.setattr(Downloader, "ensure", failing)
-    out = tmp_path / "out"
-    with pytest.raises((CairnError, OSError)):
-        v.download(out)
-    got = _tree(out)
-    assert len(got) == 400  # the first two batches, whole
-    assert all(files[p] == text for p, text in got.items())
-    monkeypatch.setattr(Downloader, "ensure", real)
-    v.download(out)  # the re-run completes it, without force
-    assert _tree(out) == files
-    assert not list(out.rglob(".cairn-tmp-*"))
-
-
 def _interrupted_get(repo, v, out: Path, monkeypatch, *, after: int) -> None:
     """A get of `v` into `out`, the cache emptied first, whose fetch fails after `after`
     batches of 200 files."""
@@ -206,6 +177,21 @@ def _interrupted_get(repo, v, out: Path, monkeypatch, *, after: int) -> None:
     with pytest.raises((CairnError, OSError)):
         v.download(out)
     monkeypatch.setattr(Downloader, "ensure", real)
+
+
+def test_a_fetch_failing_in_a_later_batch_leaves_whole_files_and_a_rerun_completes_it(
+    local, tmp_path, monkeypatch
+):
+    files = _files(900, 5)
+    v = _log(local, tmp_path, files)
+    out = tmp_path / "out"
+    _interrupted_get(local, v, out, monkeypatch, after=2)
+    got = _tree(out)
+    assert len(got) == 400  # the first two batches, whole
+    assert all(files[p] == text for p, text in got.items())
+    v.download(out)  # the re-run completes it, without force
+    assert _tree(out) == files
+    assert not list(out.rglob(".cairn-tmp-*"))
 
 
 def test_the_marker_of_a_get_under_way_names_the_version_not_every_path(
