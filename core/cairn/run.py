@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,9 +18,29 @@ if TYPE_CHECKING:
     from .repository import Repository
     from .version import ArtifactVersion
 
+#: the run the code running in this context runs as: entered with `with run:` (reset
+#: when the block ends) or handed out by an orchestrator's `current_run()` (`make_current`)
+_CURRENT: ContextVar[Run | None] = ContextVar("cairn_current_run", default=None)
+
+
+def entered() -> Run | None:
+    """The run of this context (thread, asyncio task): the innermost `with run:` block,
+    or the run an orchestrator's `current_run()` handed out here; None if there is none
+    or it has finished. `cairn.current.run_in_effect` adds runs held for other threads."""
+    run = _CURRENT.get()
+    return run if run is not None and run.state == "running" else None
+
+
+def make_current(run: Run) -> None:
+    """Make `run` this context's run until a `with` block enters another or the context
+    ends: for runs with no block of their own (an orchestrator's task run)."""
+    _CURRENT.set(run)
+
 
 class Run:
-    """A context manager: finished on exit, marked failed if the block raised.
+    """A context manager: finished on exit, marked failed if the block raised. Inside
+    the block it is this context's current run (`entered`): files written through
+    `cairn://` without a `run=` are logged by it.
 
     Its own row goes through `records` (the catalog side of runs); versions through the
     repository's public API.
@@ -39,6 +61,7 @@ class Run:
         self.finished_at: datetime | None = row.finished_at
         self._config: dict[str, Any] = dict(row.config or {})
         self._summary: dict[str, Any] = dict(row.summary or {})
+        self._entered: list[Token[Run | None]] = []  # one per `with` block open on it
 
     @property
     def repository(self) -> Repository:
@@ -55,10 +78,18 @@ class Run:
         return hash(self.id)
 
     def __enter__(self) -> Run:
+        self._entered.append(_CURRENT.set(self))
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.finish("failed" if exc_type else "finished")
+        try:
+            self.finish("failed" if exc_type else "finished")
+        finally:
+            if self._entered:
+                # a block left in another context than it was entered in (an asyncio
+                # task's): that context keeps pointing at this run, finished, so unused
+                with contextlib.suppress(ValueError):
+                    _CURRENT.reset(self._entered.pop())
 
     def finish(self, state: str = "finished") -> None:
         self._records.finish(self.id, state)

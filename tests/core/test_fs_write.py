@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from cairn import Artifact, Conflict, Repository
+from cairn import Artifact, Conflict, CurrentRuns, Repository
 from cairn.fs import CairnFileSystem
 
 _ctx = mp.get_context("spawn")
@@ -70,6 +70,97 @@ def test_a_transaction_is_one_version_and_nothing_if_it_raises(repo, fs, tmp_pat
     assert repo.artifact("demo/t").version == "v1"
     assert files_of(repo, "demo/t") == {"x.txt": b"x", "y.txt": b"y"}
     assert not list(tmp_path.glob("cairn-fs-*"))
+
+
+def _folder(tmp_path, files):
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    return tmp_path
+
+
+SOURCE = {"a.txt": b"a", "b.txt": b"b", "sub/c.txt": b"c", "sub/deep/d.txt": b"d"}
+
+
+def test_a_recursive_put_or_copy_of_a_folder_is_one_version(repo, fs, tmp_path):
+    src = _folder(tmp_path / "src", SOURCE)
+    fs.put(str(src), "cairn://demo/pc/dir", recursive=True)
+    assert [v.version for v in repo.versions("demo/pc")] == ["v0"]
+    assert files_of(repo, "demo/pc") == {f"dir/{k}": v for k, v in SOURCE.items()}
+    fs.copy("demo/pc/dir", "demo/pc/copy", recursive=True)
+    assert [v.version for v in fs.committed] == ["v1"]
+    assert [v.version for v in repo.versions("demo/pc")] == ["v1", "v0"]
+    assert files_of(repo, "demo/pc") == {
+        f"{top}/{k}": v for top in ("dir", "copy") for k, v in SOURCE.items()
+    }
+
+
+def test_put_mv_and_copy_in_a_transaction_are_one_version_or_nothing(repo, fs, tmp_path):
+    src = _folder(tmp_path / "src", SOURCE)
+    fs.pipe({"demo/tx/old.txt": b"old", "demo/tx/keep.txt": b"keep"})
+    with fs.transaction:
+        fs.put(str(src), "demo/tx/in", recursive=True)
+        fs.put(str(src / "a.txt"), "demo/tx/one.txt")
+        fs.mv("demo/tx/old.txt", "demo/tx/moved.txt")
+        fs.copy("demo/tx/keep.txt", "demo/tx/copied.txt")
+        assert repo.artifact("demo/tx").version == "v0"
+    assert [v.version for v in fs.committed] == ["v1"]
+    expected = {
+        **{f"in/{k}": v for k, v in SOURCE.items()},
+        "one.txt": b"a",
+        "moved.txt": b"old",
+        "keep.txt": b"keep",
+        "copied.txt": b"keep",
+    }
+    assert files_of(repo, "demo/tx") == expected
+
+    with pytest.raises(RuntimeError), fs.transaction:
+        fs.put(str(src), "demo/tx/again", recursive=True)
+        fs.mv("demo/tx/moved.txt", "demo/tx/gone.txt")
+        fs.copy("demo/tx/in", "demo/tx/in2", recursive=True)
+        raise RuntimeError("killed halfway")
+    assert [v.version for v in repo.versions("demo/tx")] == ["v1", "v0"]
+    assert files_of(repo, "demo/tx") == expected
+
+
+def test_a_transaction_over_two_collections_commits_each_and_raises_the_failure(repo, fs):
+    """One version per collection; when one collection's commit fails (here a
+    `Conflict`), the other still commits and the failure is raised (docs/FS.md)."""
+    with fs.transaction:
+        fs.pipe("demo/one/a", b"a")
+        fs.pipe("demo/two/b", b"b")
+    assert sorted(v.ref for v in fs.committed) == ["demo/one:v0", "demo/two:v0"]
+
+    other = CairnFileSystem(repository=repo, skip_instance_cache=True)
+    with pytest.raises(Conflict, match="demo/two"), fs.transaction:
+        fs.pipe("demo/one/a", b"a1")
+        fs.pipe("demo/two/b", b"mine")
+        other.pipe("demo/two/b", b"theirs")  # commits first: demo/two conflicts
+    assert [v.ref for v in fs.committed] == ["demo/one:v1"]
+    assert files_of(repo, "demo/one") == {"a": b"a1"}
+    assert files_of(repo, "demo/two") == {"b": b"theirs"}
+
+
+def test_makedirs_of_a_project_or_collection_is_a_no_op(repo, fs):
+    fs.makedirs("cairn://newp")
+    fs.makedirs("newp/coll")
+    fs.mkdir("newp/coll2")
+    assert "newp" not in repo.projects()  # made by the first file written, not here
+    fs.pipe("demo/md/a", b"a")
+    fs.makedirs("demo/md")  # exists: still no error, and no version
+    fs.makedirs("demo", exist_ok=False)
+    assert [v.version for v in repo.versions("demo/md")] == ["v0"]
+
+
+def test_removing_a_whole_collection_is_refused(repo, fs):
+    fs.pipe({"demo/rmc/a": b"a", "demo/rmc/sub/b": b"b"})
+    for recursive in (False, True):
+        with pytest.raises(IsADirectoryError, match="cairn://demo/rmc is a collection"):
+            fs.rm("cairn://demo/rmc", recursive=recursive)
+    assert [v.version for v in repo.versions("demo/rmc")] == ["v0"]
+    fs.rm("demo/rmc/*", recursive=True)  # what the message suggests: an empty version
+    assert files_of(repo, "demo/rmc") == {}
+    assert [v.version for v in repo.versions("demo/rmc")] == ["v1", "v0"]
 
 
 def test_a_file_whose_writer_raises_is_not_committed(repo, fs):
@@ -157,6 +248,63 @@ def test_writes_record_lineage_to_the_run(repo):
     by_id = CairnFileSystem(repository=repo, run_id=run.id, skip_instance_cache=True)
     by_id.pipe("demo/l/out2.csv", b"y")
     assert repo.artifact("demo/l").logged_by() == run
+
+
+def producers(repo, collection):
+    """The name of the run that logged each version of `collection`, oldest first."""
+    runs = [v.logged_by() for v in reversed(repo.versions(collection))]
+    return [r.name if r is not None else None for r in runs]
+
+
+def test_writes_record_lineage_to_the_current_run(repo, fs):
+    """Inside `with repo.run(...)` a write without `run=` is logged by that run, the
+    innermost when runs nest; outside any run by none; an explicit run wins."""
+    fs.pipe("demo/cur/none.txt", b"0")
+    with repo.run(project="demo", name="outer") as outer:
+        fs.pipe("demo/cur/a.txt", b"a")
+        with repo.run(project="demo", name="inner"):
+            fs.pipe("demo/cur/b.txt", b"b")
+            with fs.transaction:  # committed at the end of the block, still inside
+                fs.pipe("demo/cur/c.txt", b"c")
+        fs.pipe("demo/cur/d.txt", b"d")
+        with repo.run(project="demo", name="other"):
+            CairnFileSystem(repository=repo, run=outer, skip_instance_cache=True).pipe(
+                "demo/cur/e.txt", b"e"
+            )
+            CairnFileSystem(repository=repo, run_id=outer.id, skip_instance_cache=True).pipe(
+                "demo/cur/f.txt", b"f"
+            )
+    fs.pipe("demo/cur/after.txt", b"z")
+    assert producers(repo, "demo/cur") == [
+        None,
+        "outer",
+        "inner",
+        "inner",
+        "outer",
+        "outer",
+        "outer",
+        None,
+    ]
+
+
+def test_a_run_an_orchestrator_hands_out_is_current_without_a_with_block(repo, fs):
+    """`current_run()` of the adapters (a `CurrentRuns`) makes its run current in the
+    task's context; threads the task starts see it as the one run the process holds."""
+    runs = CurrentRuns("task")
+    run = runs.add(repo.run(project="demo", name="task", run_id="task-1"), lambda: None)
+    fs.pipe("demo/orch/a.txt", b"a")
+    worker = threading.Thread(target=fs.pipe, args=("demo/orch/b.txt", b"b"))
+    worker.start()
+    worker.join()
+    others = CurrentRuns("task run")  # another adapter's registry, also holding a run
+    second = others.add(repo.run(project="demo", name="other"), lambda: None)
+    worker = threading.Thread(target=fs.pipe, args=("demo/orch/c.txt", b"c"))
+    worker.start()  # two runs held: which one this thread works for is unknown
+    worker.join()
+    second.finish()
+    runs.finish(run.id, "finished")
+    fs.pipe("demo/orch/d.txt", b"d")  # a finished run is no longer current
+    assert producers(repo, "demo/orch") == ["task", "task", None, None]
 
 
 def test_writes_keep_the_collection_type_and_metadata(repo, fs, tmp_path):

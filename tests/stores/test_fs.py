@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import fsspec
@@ -103,11 +104,14 @@ def test_info_has_times_and_checksums_from_the_digest(env_repo):
     fs = fsspec.filesystem("cairn")
     info = fs.info("demo/mnist:v0/part-0.parquet")
     entry = v.entry("part-0.parquet")
-    assert info["size"] == entry.size and info["checksum"] == entry.digest
+    assert info["size"] == entry.size and info["digest"] == info["ukey"] == entry.digest
     assert info["created"] == info["mtime"] == v.created_at.timestamp()
-    assert fs.modified("demo/mnist:v0/part-0.parquet") == v.created_at
+    assert info["modified"] == fs.modified("demo/mnist:v0/part-0.parquet") == v.created_at
     assert fs.created("demo/mnist:production/part-0.parquet") == v.created_at
     assert fs.ukey("demo/mnist:v0/part-0.parquet") == entry.digest
+    # fsspec's checksum() is an int: info's agrees with it, for every ref of the file
+    assert isinstance(info["checksum"], int)
+    assert info["checksum"] == fs.checksum("demo/mnist:v0/part-0.parquet")
     assert fs.checksum("demo/mnist:v0/part-0.parquet") == fs.checksum(
         "demo/mnist:latest/part-0.parquet"
     )
@@ -115,6 +119,47 @@ def test_info_has_times_and_checksums_from_the_digest(env_repo):
         fs.info("demo/mnist:v7/part-0.parquet")
     with pytest.raises(FileNotFoundError, match="nope"):
         fs.open("demo/nope/part-0.parquet")
+
+
+@pytest.fixture
+def local_fs(tmp_path):
+    """A filesystem on a local repository holding demo/mnist:v0 (a.txt, sub/b.txt)."""
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_bytes(b"a")
+    (tmp_path / "src" / "sub" / "b.txt").write_bytes(b"b")
+    with Repository.open(
+        catalog=f"sqlite:///{tmp_path}/c.db", store=str(tmp_path / "store"), home=str(tmp_path)
+    ) as repo:
+        repo.log_artifact(Artifact("mnist").add_dir(tmp_path / "src"), project="demo")
+        yield CairnFileSystem(repository=repo, skip_instance_cache=True)
+
+
+@pytest.mark.parametrize(
+    "path, named",
+    [
+        ("nope", "cairn://nope: no such project"),
+        ("nope/mnist/a.txt", "project 'nope' not found"),
+        ("demo/nope", "cairn://demo/nope: artifact demo/nope not found"),
+        ("demo/nope/a.txt", "cairn://demo/nope: artifact demo/nope not found"),
+        ("demo/mnist:v7/a.txt", "cairn://demo/mnist:v7: version demo/mnist:v7 not found"),
+        ("demo/mnist:v0/nope.txt", "cairn://demo/mnist:v0/nope.txt: demo/mnist:v0 has no"),
+        ("demo/mnist/sub/nope.txt", "cairn://demo/mnist/sub/nope.txt: demo/mnist:v0 has no"),
+    ],
+)
+@pytest.mark.parametrize("call", ["open", "cat_file", "info"])
+def test_unknown_refs_are_file_not_found_naming_them(local_fs, path, named, call):
+    with pytest.raises(FileNotFoundError, match=re.escape(named)):
+        getattr(local_fs, call)(f"cairn://{path}")
+
+
+def test_known_projects_collections_and_folders_are_not_files(local_fs):
+    """As on other filesystems, opening a folder is an IsADirectoryError."""
+    for path in ("", "demo", "demo/mnist", "demo/mnist:v0", "demo/mnist/sub"):
+        with pytest.raises(IsADirectoryError):
+            local_fs.open(path)
+        with pytest.raises(IsADirectoryError):
+            local_fs.cat_file(path)
+        assert local_fs.info(path)["type"] == "directory"
 
 
 def test_aliases_are_followed_as_they_move(env_repo, tmp_path):

@@ -84,6 +84,8 @@ def test_polars_reads_through_fsspec_and_writes_through_a_file(sales):
     assert df.shape == (1000, 2)
     with fs.open("demo/sales:v0/year=2024/part-1.parquet") as f:
         assert pl.read_parquet(f)["amount"][0] == 20241
+    with fs.open("demo/sales:v0/year=2024/part-1.parquet") as f:  # lazy, from a file object
+        assert pl.scan_parquet(f).select(pl.col("amount").sum()).collect().item() == 20241000
     dataset = ds.dataset("demo/sales", filesystem=fs, format="parquet", partitioning="hive")
     lazy = pl.scan_pyarrow_dataset(dataset).filter(pl.col("year") == 2024)
     assert lazy.select(pl.col("amount").sum()).collect().item() == 1000 * (20240 + 20241)
@@ -101,6 +103,36 @@ def test_pandas_reads_folders_and_writes_files_as_versions(sales):
     assert sales.artifact("demo/sales").version == "v1"
     assert pd.read_parquet("cairn://demo/sales/part-9.parquet")["amount"].tolist() == [7]
     assert pd.read_csv("cairn://demo/csv/t.csv")["a"].tolist() == [1, 2]
+
+
+def test_pandas_writes_inside_a_run_are_logged_by_it(sales):
+    """`df.to_parquet("cairn://...")` inside `with repo.run(...)`: the version's producer
+    is that run (the filesystem pandas opens is another Repository on the same catalog)."""
+    frame = pd.DataFrame({"amount": [7]})
+    with sales.run(project="demo", name="etl") as run:
+        frame.to_parquet("cairn://demo/sales/part-9.parquet")
+    frame.to_parquet("cairn://demo/sales/part-10.parquet")  # outside any run
+    v1, v2 = sales.artifact("demo/sales:v1"), sales.artifact("demo/sales:v2")
+    assert v1.logged_by() == run and v2.logged_by() is None
+
+
+def test_globs_over_hive_partitions_read_through_dask_pyarrow_and_pandas(sales):
+    fs = fsspec.filesystem("cairn")
+    glob = "demo/sales:v0/*/*.parquet"
+    by_year = {2023: 1000 * (20230 + 20231), 2024: 1000 * (20240 + 20241)}
+    df = dd.read_parquet(f"cairn://{glob}", dataset={"partitioning": "hive"})
+    assert df.groupby("year")["amount"].sum().compute().to_dict() == by_year
+    table = ds.dataset(fs.glob(glob), filesystem=fs, format="parquet", partitioning="hive")
+    sums = table.to_table().group_by("year").aggregate([("amount", "sum")]).to_pylist()
+    assert {row["year"]: row["amount_sum"] for row in sums} == by_year
+    # pandas hands a glob to pyarrow as one path (so on memory:// too): the idioms that
+    # work are a folder, or the glob's files with the filesystem (docs/FS.md)
+    with pytest.raises(FileNotFoundError):
+        pd.read_parquet(f"cairn://{glob}")
+    listed = pd.read_parquet(fs.glob("demo/sales:v0/year=2024/*.parquet"), filesystem=fs)
+    assert listed.groupby("year")["amount"].sum().to_dict() == {2024: by_year[2024]}
+    folder = pd.read_parquet("cairn://demo/sales:v0/year=2023")
+    assert int(folder["amount"].sum()) == by_year[2023]
 
 
 def test_pyarrow_datasets_read_and_write_in_one_transaction(sales):

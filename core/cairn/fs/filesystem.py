@@ -3,7 +3,8 @@
 The repository comes from the filesystem's options (`catalog`, `store`,
 `storage_options`, `home`, `cache_dir`, `project`, or an open `repository`), else from
 the CAIRN_* variables, as `Repository.open()` reads them. Writes record lineage to
-`run` (a `Run`) or `run_id` when given.
+`run` (a `Run`) or `run_id` when given, else to the current run (`with repo.run(...)`,
+an orchestrator's `current_run()`: `cairn.current.run_in_effect`).
 """
 
 from __future__ import annotations
@@ -219,11 +220,13 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         return out
 
     def checksum(self, path: str) -> int:
-        return int(blake3.blake3(self.ukey(path).encode()).hexdigest()[:16], 16)
+        """An int from the content's digest (`ukey`), as fsspec's `checksum` is; the
+        same as `info(path)["checksum"]`."""
+        return _checksum(self.ukey(path))
 
     def ukey(self, path: str) -> str:
-        entry = self._entry(path)[1]
-        return entry.digest or f"{entry.ref}#{sorted(entry.pin.items())}"
+        """The content's BLAKE3 digest (a reference: its source and pin)."""
+        return _ukey(self._entry(path)[1])
 
     def created(self, path: str) -> datetime:
         """When the version holding `path` was created (files have no other time)."""
@@ -317,6 +320,7 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
         path = self._strip_protocol(path)
         ref, inner = paths.split(path)
         if ref is None or not inner:
+            self.info(path)  # FileNotFoundError naming an unknown project or collection
             raise IsADirectoryError(f"cairn://{path} is not a file")
         version, tree = self._version(ref)
         real = tree.real(inner)
@@ -394,16 +398,29 @@ class CairnFileSystem(VersionWriter, AbstractFileSystem):
 
     def _file_info(self, name: str, entry: Entry, version: ArtifactVersion) -> dict[str, Any]:
         created = version.created_at.timestamp()
+        ukey = _ukey(entry)
         info: dict[str, Any] = {
             "name": name,
             "type": "file",
             "size": entry.size,
             "digest": entry.digest,
-            "checksum": entry.digest,
+            "ukey": ukey,
+            "checksum": _checksum(ukey),
             "version": version.ref,
             "created": created,
             "mtime": created,
+            "modified": version.created_at,  # what `modified()` returns
         }
         if entry.is_reference:
             info["ref"] = entry.ref
         return info
+
+
+def _ukey(entry: Entry) -> str:
+    """What identifies a file's content: its digest, or a reference's source and pin."""
+    return entry.digest or f"{entry.ref}#{sorted(entry.pin.items())}"
+
+
+def _checksum(ukey: str) -> int:
+    """fsspec's `checksum` is an int: the first 64 bits of the BLAKE3 hash of `ukey`."""
+    return int(blake3.blake3(ukey.encode()).hexdigest()[:16], 16)

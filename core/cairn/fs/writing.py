@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from fsspec.transaction import Transaction
 
-from ..foundation.errors import CairnError
+from ..current import run_in_effect
+from ..foundation.errors import CairnError, NotFound
 from ..foundation.manifest import Manifest
 from . import paths
 from .changes import Changes, drop, local_file
@@ -161,7 +162,9 @@ class VersionWriter:
 
     def rm_file(self, path: str) -> None:
         path = self._strip_protocol(path)
-        target = self._target(path)
+        # a collection is never removed through cairn://: its versions are its history
+        hint = f"its versions stay; remove what is in it (cairn://{path}/*) for an empty version"
+        target = self._target(path, hint=hint)
         if not self._exists_for_write(target, path):
             raise FileNotFoundError(f"cairn://{path}: no such file or folder")
         with self._batch() as batch:
@@ -264,9 +267,7 @@ class VersionWriter:
         other collection was tried (versions of different collections commit apart)."""
         done: list[ArtifactVersion] = []
         failed: BaseException | None = None
-        run = self._run
-        if run is None and self._run_id is not None:
-            run = self._call(self.repository.get_run, self._run_id)
+        run = self._producer()
         try:
             for changes in batch.changes.values():
                 try:
@@ -282,6 +283,25 @@ class VersionWriter:
             self.invalidate_cache()
         if failed is not None:
             raise failed
+
+    def _producer(self) -> Run | None:
+        """The run the versions committed now are logged by: `run=`, else `run_id=`,
+        else the run in effect where the batch ends (`cairn.current.run_in_effect`: a
+        `with repo.run(...)` block, an orchestrator's `current_run()`), if this
+        filesystem's catalog knows it (a run of another catalog is no lineage here)."""
+        if self._run is not None:
+            return self._run
+        if self._run_id is not None:
+            found: Run = self._call(self.repository.get_run, self._run_id)
+            return found
+        run = run_in_effect()
+        if run is None or run.repository is self.repository:
+            return run
+        try:
+            known: Run = self._call(self.repository.get_run, run.id)
+        except NotFound:
+            return None
+        return known
 
     def _written(self, target: Target, local: str) -> None:
         """A file opened for writing was closed with its bytes in `local`."""
@@ -309,10 +329,11 @@ class VersionWriter:
             batch.changes.setdefault(key, changes)
         return batch.changes[key]
 
-    def _target(self, path: str) -> Target:
+    def _target(self, path: str, *, hint: str = "write files inside it") -> Target:
+        """Where a write to `path` goes: IsADirectoryError for a collection itself."""
         target = Target.of(path, default_project=self.repository.default_project)
         if not target.inner:
-            raise IsADirectoryError(f"cairn://{path} is a collection: write files inside it")
+            raise IsADirectoryError(f"cairn://{path} is a collection: {hint}")
         return target
 
     def _exists_for_write(self, target: Target, path: str) -> bool:
