@@ -39,6 +39,7 @@ from .manifest_shards import (
     canonical,
     checked,
     decode,
+    entry_at,
     parse,
     read_raw,
     read_root,
@@ -287,7 +288,7 @@ class ShardedManifest(Manifest):
         self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
         self._cached = 0  # entries in `_cache`
         self._lock = threading.Lock()
-        self._raws: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._raws: OrderedDict[str, tuple[bytes, dict[str, Any] | None]] = OrderedDict()
         self._whole = False  # walked to the end once: its shards fit together (invariant 10)
         self._count = sum(s.count for s in shards)
         self._body = root
@@ -331,12 +332,26 @@ class ShardedManifest(Manifest):
         """The `i`-th shard's entries as JSON (path -> object), checked against its digest
         and its root, no `Entry` made: what a draft reads of the shards it changes (the
         last few read are kept)."""
+        text, found = self._held(i)
+        if found is None:
+            found = read_raw(text, self._shards[i])
+            with self._lock:
+                if self._shards[i].digest in self._raws:
+                    self._raws[self._shards[i].digest] = (text, found)
+        return found
+
+    def text(self, i: int) -> bytes:
+        """The `i`-th shard's canonical bytes, checked against its digest (a draft that
+        only replaces entries edits them: `manifest_shards.spliced`)."""
+        return self._held(i)[0]
+
+    def _held(self, i: int) -> tuple[bytes, dict[str, Any] | None]:
         ref = self._shards[i]
         with self._lock:
             found = self._raws.get(ref.digest)
         if found is None:
             text = decode(self._stored_body(ref.digest), expect_digest=ref.digest, limit=ref.bytes)
-            found = read_raw(text, ref)
+            found = (text, None)
             with self._lock:
                 self._raws[ref.digest] = found
                 while len(self._raws) > _RAW_SHARDS:
@@ -346,6 +361,18 @@ class ShardedManifest(Manifest):
     def near(self, path: str) -> dict[str, Any]:
         """The JSON of the shard that holds `path` or would (`raw`)."""
         return self.raw(min(bisect_left(self._lasts, path), len(self._shards) - 1))
+
+    def has_leaf(self, path: str) -> bool:
+        """Whether `path` is an entry (file, link or empty folder), found in its shard's
+        bytes (`entry_at`) when they are canonical, else by parsing the shard."""
+        i = self._find(path)
+        if i is None:
+            return False
+        try:
+            found = entry_at(self.text(i).decode("ascii"), path)
+        except UnicodeDecodeError:
+            found = None
+        return found is not None or path in self.raw(i)
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at `path`, if any, reading its shard's JSON only (`raw`)."""

@@ -186,6 +186,67 @@ def read_raw(text: bytes, ref: ShardRef) -> dict[str, Any]:
     return raw
 
 
+def entry_at(text: str, path: str) -> tuple[int, int, dict[str, Any]] | None:
+    """Where the entry at `path` is in a shard's canonical text, without parsing the rest:
+    (where its key starts, where its value ends, the value). None when the key followed
+    by an object is not found exactly once after a `{` or `,`, or its value does not read
+    back to the same bytes: no such entry, or a shard not written in canonical form (the
+    caller then parses the shard). In a canonical shard an object follows a key only at
+    the top level and under "pin" (whose values are never objects: `Entry.to_json`)."""
+    key = json.dumps(path) + ":"
+    found = text.find(key + "{")
+    if found < 1 or text[found - 1] not in "{," or text.find(key + "{", found + 1) >= 0:
+        return None
+    try:
+        value, end = _DECODER.raw_decode(text, found + len(key))
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or text[found:end] != key + canonical(value).decode():
+        return None
+    return found, end, value
+
+
+_DECODER = json.JSONDecoder()
+
+
+def spliced(
+    text: bytes, ref: ShardRef, puts: list[tuple[str, dict[str, Any]]]
+) -> tuple[ShardRef, bytes] | None:
+    """The shard whose canonical bytes are `text` (described by `ref`) with the entries at
+    some of its paths replaced by `puts` (path, JSON; in path order): the same paths and
+    count, so the same cut, and only the changed entries encoded, found and edited in
+    `text` (`entry_at`). None when one is not found: the caller cuts the entries again."""
+    try:
+        doc = text.decode("ascii")
+    except UnicodeDecodeError:  # canonical JSON is ASCII: not in canonical form
+        return None
+    pieces: list[str] = []
+    at, files, size = 0, ref.files, ref.size
+    for path, data in puts:
+        found = entry_at(doc, path)
+        if found is None or found[0] < at:
+            return None
+        start, end, old = found
+        pieces += (doc[at:start], json.dumps(path), ":", canonical(data).decode())
+        at = end
+        files += (data.get("kind") != DIR) - (old.get("kind") != DIR)
+        size += int(data.get("size", 0)) - int(old.get("size", 0))
+    pieces.append(doc[at:])
+    body = "".join(pieces).encode()
+    return (
+        ShardRef(
+            first=ref.first,
+            last=ref.last,
+            count=ref.count,
+            files=files,
+            size=size,
+            bytes=len(body),
+            digest=blake3.blake3(body).hexdigest(),
+        ),
+        body,
+    )
+
+
 @dataclass
 class Cutter:
     """Cuts a sorted stream of entries into shards; `emit` receives each shard's reference
