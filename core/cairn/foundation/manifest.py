@@ -21,7 +21,8 @@ import zlib
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping, ValuesView
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any
 
@@ -83,15 +84,26 @@ __all__ = [
 @dataclass(frozen=True)
 class Document:
     """One stored document of a manifest (the whole of a format 1/2 one, or a format-3
-    shard or root): its digest, zlib-compressed canonical bytes, and what it holds."""
+    shard or root): its digest, its canonical bytes (`body`: as they are, or
+    zlib-compressed), and what it holds."""
 
     digest: str
-    packed: bytes
+    body: bytes
     size: int
     files: int
+    #: `packed`, being compressed in the background (`Spool.put`)
+    ready: Future[bytes] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def packed(self) -> bytes:
+        """The bytes zlib-compressed, as the catalog keeps them (level 1: `Spool.put`)."""
+        if self.ready is not None:
+            return self.ready.result()
+        return zlib.compress(self.body, 1) if self.body[:1] == b"{" else self.body
 
     def text(self) -> bytes:
-        return decode(self.packed, expect_digest=None)
+        """The canonical bytes, as the store keeps them."""
+        return decode(self.body, expect_digest=None)
 
 
 class Manifest(Mapping[str, Entry]):
@@ -227,7 +239,7 @@ class Manifest(Mapping[str, Entry]):
         if large is not None:
             yield from large.documents(new_only=new_only, only=only)
             return
-        yield Document(self.digest, self.compressed(), self.size, self.file_count)
+        yield Document(self.digest, self.to_bytes(), self.size, self.file_count)
 
     def shard_objects(self, digest: str) -> set[str]:
         large = self._large()
@@ -512,12 +524,11 @@ class ShardedManifest(Manifest):
             if only is not None and ref.digest not in only:
                 continue
             if not new_only or ref.digest in self._new:
-                packed = self._stored_body(ref.digest)
-                if packed[:1] == b"{":
-                    packed = zlib.compress(packed, 6)
-                yield Document(ref.digest, packed, ref.size, ref.files)
+                body = self._stored_body(ref.digest)
+                ready = self._spool.packed(ref.digest)
+                yield Document(ref.digest, body, ref.size, ref.files, ready)
         if only is None:
-            yield Document(self.digest, self.compressed(), self.size, self.file_count)
+            yield Document(self.digest, self.to_bytes(), self.size, self.file_count)
 
     def shard_objects(self, digest: str) -> set[str]:
         ref = next(s for s in self._shards if s.digest == digest)
