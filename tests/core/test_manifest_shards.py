@@ -328,22 +328,30 @@ def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shard
 def test_a_draft_reads_only_the_shards_its_changes_fall_in(
     small_shards, repo, tmp_path, monkeypatch
 ):
-    """Logging a draft never walks its parent: the cost is that of the changes."""
+    """Logging a draft never walks its parent: the cost is that of the changes, and the
+    shards they fall in are read in one request."""
     data = tmp_path / "data"
     _files(data, 200)
     v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
     total = len(v1.manifest.shards)
     fetched: list[str] = []
-    body = Contents.manifest_body
+    batches: list[list[str]] = []
+    body, bodies = Contents.manifest_body, Contents.manifest_bodies
     monkeypatch.setattr(
         Contents, "manifest_body", lambda self, d: fetched.append(d) or body(self, d)
+    )
+    monkeypatch.setattr(
+        Contents, "manifest_bodies", lambda self, ds: batches.append(ds) or bodies(self, ds)
     )
     draft = repo.artifact(v1.ref).new_draft()
     write(tmp_path / "x.bin", b"x")
     draft.add_file(str(tmp_path / "x.bin"), "d1/f0101.bin").remove("d0/f0100.bin")
+    read_before = set(fetched)  # remove() looked for what is under its path
     v2 = repo.log_artifact(draft)
     shard_reads = set(fetched) - {v1.digest}
-    assert total > 30 and len(shard_reads) <= 6, (total, len(shard_reads))
+    assert len(batches) == 1 and len(batches[0]) == 2, batches  # the two changed shards
+    assert not (set(fetched) - read_before) & set(batches[0])  # none read one by one
+    assert total > 30 and len(shard_reads | set(batches[0])) <= 6, (total, shard_reads)
     assert len(repo.artifact(v2.ref).manifest) == 199
 
 

@@ -42,6 +42,7 @@ def overlay(
     if not isinstance(base, ShardedManifest):
         kept = (e for p, e in base.items() if p not in changes)
         return build(sorted([*kept, *added], key=_path))
+    base.prefetch(changes)  # the shards the changes fall in, in one request
     _reconcile(base, added, changes)
     merged = _merge(base, sorted(changes.items()))
     if len(merged) <= _manifest.SHARD_THRESHOLD:  # as small as a fresh log would write it

@@ -62,6 +62,8 @@ CACHED_ENTRIES = 1 << 16
 
 #: reads a stored manifest document (zlib-compressed or not) by digest
 Loader = Callable[[str], bytes]
+#: reads several stored manifest documents in one request: digest -> body
+ManyLoader = Callable[[list[str]], dict[str, bytes]]
 
 __all__ = [
     "DIR",
@@ -249,14 +251,20 @@ class Manifest(Mapping[str, Entry]):
 
     @classmethod
     def from_bytes(
-        cls, body: bytes, *, expect_digest: str | None = None, load: Loader | None = None
+        cls,
+        body: bytes,
+        *,
+        expect_digest: str | None = None,
+        load: Loader | None = None,
+        load_many: ManyLoader | None = None,
     ) -> Manifest:
         """A stored manifest (compressed or not), checked against its digest. A format-3
-        root reads its shards with `load` (digest -> stored document) when they are needed."""
+        root reads its shards with `load` (digest -> stored document) when they are needed,
+        or several at once with `load_many` (`ShardedManifest.prefetch`)."""
         text = decode(body, expect_digest=expect_digest)
         doc = parse(text, f"manifest {expect_digest or ''}".strip())
         if doc.get("format") == FORMAT_SHARDED:
-            return ShardedManifest(read_root(doc), load=load, root=text)
+            return ShardedManifest(read_root(doc), load=load, load_many=load_many, root=text)
         doc = read_document(text, doc)
         m = cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
         # a large format 1/2 manifest (written before format 3) keeps its bytes and digest
@@ -282,6 +290,8 @@ class ShardedManifest(Manifest):
         "_whole",
         "_lock",
         "_raws",
+        "_load_many",
+        "_fetched",
     )
 
     def __init__(
@@ -289,10 +299,13 @@ class ShardedManifest(Manifest):
         shards: tuple[ShardRef, ...],
         *,
         load: Loader | None = None,
+        load_many: ManyLoader | None = None,
         spool: Spool | None = None,
         root: bytes | None = None,
     ):
         self._shards = shards
+        self._load_many = load_many
+        self._fetched: dict[str, bytes] = {}  # prefetched, until read
         self._lasts = [s.last for s in shards]
         self._spool = spool or Spool()
         self._new = self._spool.digests()
@@ -332,10 +345,32 @@ class ShardedManifest(Manifest):
     def _large(self) -> ShardedManifest:
         return self
 
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Read the shards that hold or would hold `paths` in one request (`load_many`),
+        those not read yet: a draft's changes fall in a few shards, each otherwise read
+        with a request of its own."""
+        if self._load_many is None:
+            return
+        at = {min(bisect_left(self._lasts, p), len(self._shards) - 1) for p in paths}
+        with self._lock:
+            digests = [
+                d
+                for d in dict.fromkeys(self._shards[i].digest for i in sorted(at))
+                if d not in self._raws and d not in self._fetched and d not in self._new
+            ]
+        if len(digests) > 1:
+            found = self._load_many(digests)
+            with self._lock:
+                self._fetched.update(found)
+
     def _stored_body(self, digest: str) -> bytes:
         packed = self._spool.get(digest)
         if packed is not None:
             return packed
+        with self._lock:
+            fetched = self._fetched.pop(digest, None)
+        if fetched is not None:
+            return fetched
         if self._load is None:
             raise IntegrityError(f"manifest shard {digest} cannot be read here")
         return self._load(digest)
