@@ -126,6 +126,57 @@ def test_a_draft_merge_equals_a_fresh_build(small_shards, seed):
     assert set(diff.removed) <= removed and len(diff.added) + len(diff.modified) >= 1
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_draft_that_only_replaces_entries_edits_their_shards_bytes(small_shards, seed):
+    """Replacing entries keeps a shard's paths, so its cut: the shard's bytes are edited,
+    not cut again, and the result is the fresh build's byte for byte (a file that becomes
+    a link or a folder changes the shard's file count and size too)."""
+    rng = random.Random(seed)
+    parent = build(_entry(p) for p in PATHS)
+    store = _stored(parent)
+    base = Manifest.from_bytes(store[parent.digest], load=store.__getitem__)
+    puts = [_entry(p, "c", rng.randrange(1, 99)) for p in rng.sample(PATHS, 5)]
+    puts.append(Entry.link(rng.choice(PATHS), PATHS[0]))
+    cut: list[str] = []
+    add_json = shards_module.Cutter.add_json
+
+    def counted(self, path, data):
+        cut.append(path)
+        add_json(self, path, data)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shards_module.Cutter, "add_json", counted)
+        merged = overlay(base, puts)
+    assert cut == []  # no entry cut again
+    want = {p: _entry(p) for p in PATHS}
+    want.update((e.path, e) for e in puts)
+    fresh = build(want[p] for p in sorted(want))
+    assert merged.digest == fresh.digest and merged.to_bytes() == fresh.to_bytes()
+    assert _stored(merged) == _stored(fresh)
+    assert merged.file_count == fresh.file_count and merged.size == fresh.size
+
+
+def test_a_shard_not_in_canonical_form_is_cut_again_not_edited():
+    """`spliced` edits only bytes it can find exactly once as an entry: a shard written
+    with other spacing, or an entry's bytes found twice, is left to the cutter."""
+    raw = {"a": {"digest": "a" * 64, "size": 1}, "b": {"digest": "b" * 64, "size": 2}}
+    ref = shards_module.ShardRef("a", "b", 2, 2, 3, 0, "0" * 64)
+    new = {"digest": "c" * 64, "size": 5}
+    text = canonical({"entries": raw, "format": 3})
+    edited = shards_module.spliced(text, ref, [("b", new)])
+    assert edited is not None
+    assert edited[1] == canonical({"entries": {**raw, "b": new}, "format": 3})
+    assert (edited[0].files, edited[0].size, edited[0].bytes) == (2, 6, len(edited[1]))
+    spaced = json.dumps({"entries": raw, "format": 3}, sort_keys=True).encode()
+    assert shards_module.spliced(spaced, ref, [("b", new)]) is None
+    member = b'"b":' + canonical(raw["b"])
+    twice = text.replace(b'"format":3', b'"format":3,"x":{' + member + b"}")
+    assert shards_module.spliced(twice, ref, [("b", new)]) is None
+    # a key found inside a string, or with a value that is not an entry, is not one
+    assert shards_module.entry_at('{"entries":{"a":{"t":"x,\\"b\\":{"}},"format":3}', "b") is None
+    assert shards_module.entry_at('{"entries":{"a":{"size":1}},"format":3}', "c") is None
+
+
 def test_a_draft_refuses_a_path_both_file_and_folder_across_shards(small_shards):
     base = build(_entry(p) for p in PATHS)
     with pytest.raises(IntegrityError, match="both a file and a folder"):
@@ -277,22 +328,30 @@ def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shard
 def test_a_draft_reads_only_the_shards_its_changes_fall_in(
     small_shards, repo, tmp_path, monkeypatch
 ):
-    """Logging a draft never walks its parent: the cost is that of the changes."""
+    """Logging a draft never walks its parent: the cost is that of the changes, and the
+    shards they fall in are read in one request."""
     data = tmp_path / "data"
     _files(data, 200)
     v1 = repo.log_artifact(Artifact("big", type="dataset").add_dir(str(data)))
     total = len(v1.manifest.shards)
     fetched: list[str] = []
-    body = Contents.manifest_body
+    batches: list[list[str]] = []
+    body, bodies = Contents.manifest_body, Contents.manifest_bodies
     monkeypatch.setattr(
         Contents, "manifest_body", lambda self, d: fetched.append(d) or body(self, d)
+    )
+    monkeypatch.setattr(
+        Contents, "manifest_bodies", lambda self, ds: batches.append(ds) or bodies(self, ds)
     )
     draft = repo.artifact(v1.ref).new_draft()
     write(tmp_path / "x.bin", b"x")
     draft.add_file(str(tmp_path / "x.bin"), "d1/f0101.bin").remove("d0/f0100.bin")
+    read_before = set(fetched)  # remove() looked for what is under its path
     v2 = repo.log_artifact(draft)
     shard_reads = set(fetched) - {v1.digest}
-    assert total > 30 and len(shard_reads) <= 6, (total, len(shard_reads))
+    assert len(batches) == 1 and len(batches[0]) == 2, batches  # the two changed shards
+    assert not (set(fetched) - read_before) & set(batches[0])  # none read one by one
+    assert total > 30 and len(shard_reads | set(batches[0])) <= 6, (total, shard_reads)
     assert len(repo.artifact(v2.ref).manifest) == 199
 
 

@@ -177,6 +177,15 @@ def manifest_body(conn: Connection, digest: str) -> bytes:
     return bytes(body)
 
 
+def manifest_bodies(conn: Connection, digests: list[str]) -> dict[str, bytes]:
+    """`manifest_body` of several documents in one query: those found (the caller reads
+    a missing one again with `manifest_body`, which says it is missing)."""
+    rows = conn.execute(
+        select(manifests.c.digest, manifests.c.body).where(manifests.c.digest.in_(digests))
+    )
+    return {digest: bytes(body) for digest, body in rows}
+
+
 # -- versions ------------------------------------------------------------------------------
 
 

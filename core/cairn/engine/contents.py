@@ -69,10 +69,18 @@ class Contents:
         with self.catalog.read() as conn:
             return records.manifest_body(conn, digest)
 
+    def manifest_bodies(self, digests: list[str]) -> dict[str, bytes]:
+        """`manifest_body` of several documents, in one query."""
+        with self.catalog.read() as conn:
+            return records.manifest_bodies(conn, digests)
+
     def load_manifest(self, digest: str) -> Manifest:
         """A version's manifest, verified; a format-3 one reads its shards when needed."""
         return Manifest.from_bytes(
-            self.manifest_body(digest), expect_digest=digest, load=self.manifest_body
+            self.manifest_body(digest),
+            expect_digest=digest,
+            load=self.manifest_body,
+            load_many=self.manifest_bodies,
         )
 
     # -- files ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..foundation import manifest as _manifest
 from ..foundation.errors import IntegrityError
 from ..foundation.manifest import Manifest, ShardedManifest, build
 from ..foundation.manifest_entry import DIR, Entry
-from ..foundation.manifest_shards import Cutter, ShardRef, Spool, checked
+from ..foundation.manifest_shards import Cutter, ShardRef, Spool, checked, spliced
 
 _GONE = None  # a change that removes its path
 
@@ -42,6 +42,7 @@ def overlay(
     if not isinstance(base, ShardedManifest):
         kept = (e for p, e in base.items() if p not in changes)
         return build(sorted([*kept, *added], key=_path))
+    base.prefetch(changes)  # the shards the changes fall in, in one request
     _reconcile(base, added, changes)
     merged = _merge(base, sorted(changes.items()))
     if len(merged) <= _manifest.SHARD_THRESHOLD:  # as small as a fresh log would write it
@@ -53,6 +54,8 @@ def _reconcile(base: ShardedManifest, added: list[Entry], changes: dict[str, Ent
     """Check each added path against the base's: none may be a leaf there that the path is
     below, nor a folder there if it is a leaf (an empty-folder entry on either side goes)."""
     for e in added:
+        if base.has_leaf(e.path):
+            continue  # a leaf replaced by a leaf: nothing above is a leaf, nothing below
         parts = e.path.split("/")
         folder = "/".join(parts[:-1]) + "/"
         # the base has a path in the same folder (its shard is read for the merge anyway):
@@ -91,7 +94,9 @@ def _merge(base: ShardedManifest, changes: list[Change]) -> ShardedManifest:
 
     Each base shard starts where a full cut of the base started one, with nothing waiting;
     so the cut is resumed at the first changed shard, and a base shard is taken over again
-    once the changes are spent and the cutter is idle at a shard boundary.
+    once the changes are spent and the cutter is idle at a shard boundary. A shard whose
+    changes only replace entries it has keeps its paths, so its cut: its bytes are edited
+    instead (`spliced`), which encodes only the changed entries.
     """
     spool = Spool()
     out: list[ShardRef] = []
@@ -112,11 +117,24 @@ def _merge(base: ShardedManifest, changes: list[Change]) -> ShardedManifest:
         end = c
         while end < len(changes) and (final or changes[end][0] <= ref.last):
             end += 1
-        for path, data in _applied(base.raw(i), changes[c:end]):
-            cutter.add_json(path, data)
+        edited = None if cutter.busy else _replaced(base.text(i), ref, changes[c:end])
+        if edited is not None:
+            keep(*edited)
+        else:
+            for path, data in _applied(base.raw(i), changes[c:end]):
+                cutter.add_json(path, data)
         c = end
     cutter.finish()
     return ShardedManifest(tuple(out), load=base._load, spool=spool)
+
+
+def _replaced(text: bytes, ref: ShardRef, changes: list[Change]) -> tuple[ShardRef, bytes] | None:
+    """The shard with `changes` applied by editing its bytes (`spliced`), when each one
+    replaces an entry it has: the paths stay, so the shard's cut does (a full cut starts
+    one here, as the cutter is idle). None otherwise: the shard is cut again."""
+    if any(put is None for _, put in changes):
+        return None
+    return spliced(text, ref, [(path, put.to_json()) for path, put in changes if put])
 
 
 def _applied(entries: dict[str, Any], changes: list[Change]) -> Iterator[tuple[str, Any]]:

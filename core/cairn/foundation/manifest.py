@@ -21,7 +21,8 @@ import zlib
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping, ValuesView
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any
 
@@ -39,6 +40,7 @@ from .manifest_shards import (
     canonical,
     checked,
     decode,
+    entry_at,
     parse,
     read_raw,
     read_root,
@@ -60,6 +62,8 @@ CACHED_ENTRIES = 1 << 16
 
 #: reads a stored manifest document (zlib-compressed or not) by digest
 Loader = Callable[[str], bytes]
+#: reads several stored manifest documents in one request: digest -> body
+ManyLoader = Callable[[list[str]], dict[str, bytes]]
 
 __all__ = [
     "DIR",
@@ -82,15 +86,26 @@ __all__ = [
 @dataclass(frozen=True)
 class Document:
     """One stored document of a manifest (the whole of a format 1/2 one, or a format-3
-    shard or root): its digest, zlib-compressed canonical bytes, and what it holds."""
+    shard or root): its digest, its canonical bytes (`body`: as they are, or
+    zlib-compressed), and what it holds."""
 
     digest: str
-    packed: bytes
+    body: bytes
     size: int
     files: int
+    #: `packed`, being compressed in the background (`Spool.put`)
+    ready: Future[bytes] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def packed(self) -> bytes:
+        """The bytes zlib-compressed, as the catalog keeps them (level 1: `Spool.put`)."""
+        if self.ready is not None:
+            return self.ready.result()
+        return zlib.compress(self.body, 1) if self.body[:1] == b"{" else self.body
 
     def text(self) -> bytes:
-        return decode(self.packed, expect_digest=None)
+        """The canonical bytes, as the store keeps them."""
+        return decode(self.body, expect_digest=None)
 
 
 class Manifest(Mapping[str, Entry]):
@@ -226,7 +241,7 @@ class Manifest(Mapping[str, Entry]):
         if large is not None:
             yield from large.documents(new_only=new_only, only=only)
             return
-        yield Document(self.digest, self.compressed(), self.size, self.file_count)
+        yield Document(self.digest, self.to_bytes(), self.size, self.file_count)
 
     def shard_objects(self, digest: str) -> set[str]:
         large = self._large()
@@ -236,14 +251,20 @@ class Manifest(Mapping[str, Entry]):
 
     @classmethod
     def from_bytes(
-        cls, body: bytes, *, expect_digest: str | None = None, load: Loader | None = None
+        cls,
+        body: bytes,
+        *,
+        expect_digest: str | None = None,
+        load: Loader | None = None,
+        load_many: ManyLoader | None = None,
     ) -> Manifest:
         """A stored manifest (compressed or not), checked against its digest. A format-3
-        root reads its shards with `load` (digest -> stored document) when they are needed."""
+        root reads its shards with `load` (digest -> stored document) when they are needed,
+        or several at once with `load_many` (`ShardedManifest.prefetch`)."""
         text = decode(body, expect_digest=expect_digest)
         doc = parse(text, f"manifest {expect_digest or ''}".strip())
         if doc.get("format") == FORMAT_SHARDED:
-            return ShardedManifest(read_root(doc), load=load, root=text)
+            return ShardedManifest(read_root(doc), load=load, load_many=load_many, root=text)
         doc = read_document(text, doc)
         m = cls(Entry.from_json(p, e) for p, e in doc["entries"].items())
         # a large format 1/2 manifest (written before format 3) keeps its bytes and digest
@@ -269,6 +290,8 @@ class ShardedManifest(Manifest):
         "_whole",
         "_lock",
         "_raws",
+        "_load_many",
+        "_fetched",
     )
 
     def __init__(
@@ -276,10 +299,13 @@ class ShardedManifest(Manifest):
         shards: tuple[ShardRef, ...],
         *,
         load: Loader | None = None,
+        load_many: ManyLoader | None = None,
         spool: Spool | None = None,
         root: bytes | None = None,
     ):
         self._shards = shards
+        self._load_many = load_many
+        self._fetched: dict[str, bytes] = {}  # prefetched, until read
         self._lasts = [s.last for s in shards]
         self._spool = spool or Spool()
         self._new = self._spool.digests()
@@ -287,7 +313,7 @@ class ShardedManifest(Manifest):
         self._cache: OrderedDict[str, dict[str, Entry]] = OrderedDict()
         self._cached = 0  # entries in `_cache`
         self._lock = threading.Lock()
-        self._raws: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._raws: OrderedDict[str, tuple[bytes, dict[str, Any] | None]] = OrderedDict()
         self._whole = False  # walked to the end once: its shards fit together (invariant 10)
         self._count = sum(s.count for s in shards)
         self._body = root
@@ -319,10 +345,32 @@ class ShardedManifest(Manifest):
     def _large(self) -> ShardedManifest:
         return self
 
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Read the shards that hold or would hold `paths` in one request (`load_many`),
+        those not read yet: a draft's changes fall in a few shards, each otherwise read
+        with a request of its own."""
+        if self._load_many is None:
+            return
+        at = {min(bisect_left(self._lasts, p), len(self._shards) - 1) for p in paths}
+        with self._lock:
+            digests = [
+                d
+                for d in dict.fromkeys(self._shards[i].digest for i in sorted(at))
+                if d not in self._raws and d not in self._fetched and d not in self._new
+            ]
+        if len(digests) > 1:
+            found = self._load_many(digests)
+            with self._lock:
+                self._fetched.update(found)
+
     def _stored_body(self, digest: str) -> bytes:
         packed = self._spool.get(digest)
         if packed is not None:
             return packed
+        with self._lock:
+            fetched = self._fetched.pop(digest, None)
+        if fetched is not None:
+            return fetched
         if self._load is None:
             raise IntegrityError(f"manifest shard {digest} cannot be read here")
         return self._load(digest)
@@ -331,12 +379,26 @@ class ShardedManifest(Manifest):
         """The `i`-th shard's entries as JSON (path -> object), checked against its digest
         and its root, no `Entry` made: what a draft reads of the shards it changes (the
         last few read are kept)."""
+        text, found = self._held(i)
+        if found is None:
+            found = read_raw(text, self._shards[i])
+            with self._lock:
+                if self._shards[i].digest in self._raws:
+                    self._raws[self._shards[i].digest] = (text, found)
+        return found
+
+    def text(self, i: int) -> bytes:
+        """The `i`-th shard's canonical bytes, checked against its digest (a draft that
+        only replaces entries edits them: `manifest_shards.spliced`)."""
+        return self._held(i)[0]
+
+    def _held(self, i: int) -> tuple[bytes, dict[str, Any] | None]:
         ref = self._shards[i]
         with self._lock:
             found = self._raws.get(ref.digest)
         if found is None:
             text = decode(self._stored_body(ref.digest), expect_digest=ref.digest, limit=ref.bytes)
-            found = read_raw(text, ref)
+            found = (text, None)
             with self._lock:
                 self._raws[ref.digest] = found
                 while len(self._raws) > _RAW_SHARDS:
@@ -346,6 +408,18 @@ class ShardedManifest(Manifest):
     def near(self, path: str) -> dict[str, Any]:
         """The JSON of the shard that holds `path` or would (`raw`)."""
         return self.raw(min(bisect_left(self._lasts, path), len(self._shards) - 1))
+
+    def has_leaf(self, path: str) -> bool:
+        """Whether `path` is an entry (file, link or empty folder), found in its shard's
+        bytes (`entry_at`) when they are canonical, else by parsing the shard."""
+        i = self._find(path)
+        if i is None:
+            return False
+        try:
+            found = entry_at(self.text(i).decode("ascii"), path)
+        except UnicodeDecodeError:
+            found = None
+        return found is not None or path in self.raw(i)
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at `path`, if any, reading its shard's JSON only (`raw`)."""
@@ -485,12 +559,11 @@ class ShardedManifest(Manifest):
             if only is not None and ref.digest not in only:
                 continue
             if not new_only or ref.digest in self._new:
-                packed = self._stored_body(ref.digest)
-                if packed[:1] == b"{":
-                    packed = zlib.compress(packed, 6)
-                yield Document(ref.digest, packed, ref.size, ref.files)
+                body = self._stored_body(ref.digest)
+                ready = self._spool.packed(ref.digest)
+                yield Document(ref.digest, body, ref.size, ref.files, ready)
         if only is None:
-            yield Document(self.digest, self.compressed(), self.size, self.file_count)
+            yield Document(self.digest, self.to_bytes(), self.size, self.file_count)
 
     def shard_objects(self, digest: str) -> set[str]:
         ref = next(s for s in self._shards if s.digest == digest)

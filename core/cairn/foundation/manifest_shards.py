@@ -21,6 +21,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -38,7 +39,7 @@ SHARD_BITS = 10
 SHARD_MAX = 8192
 #: a stored manifest document decompressing to more than this is refused unread
 MAX_DOCUMENT = 1 << 30
-#: compressed shards a manifest being made keeps in memory; more go to a temporary file
+#: bytes of shards a manifest being made keeps in memory; more go, compressed, to a temporary file
 SPOOL_MEMORY = 16 << 20
 
 
@@ -186,6 +187,67 @@ def read_raw(text: bytes, ref: ShardRef) -> dict[str, Any]:
     return raw
 
 
+def entry_at(text: str, path: str) -> tuple[int, int, dict[str, Any]] | None:
+    """Where the entry at `path` is in a shard's canonical text, without parsing the rest:
+    (where its key starts, where its value ends, the value). None when the key followed
+    by an object is not found exactly once after a `{` or `,`, or its value does not read
+    back to the same bytes: no such entry, or a shard not written in canonical form (the
+    caller then parses the shard). In a canonical shard an object follows a key only at
+    the top level and under "pin" (whose values are never objects: `Entry.to_json`)."""
+    key = json.dumps(path) + ":"
+    found = text.find(key + "{")
+    if found < 1 or text[found - 1] not in "{," or text.find(key + "{", found + 1) >= 0:
+        return None
+    try:
+        value, end = _DECODER.raw_decode(text, found + len(key))
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or text[found:end] != key + canonical(value).decode():
+        return None
+    return found, end, value
+
+
+_DECODER = json.JSONDecoder()
+
+
+def spliced(
+    text: bytes, ref: ShardRef, puts: list[tuple[str, dict[str, Any]]]
+) -> tuple[ShardRef, bytes] | None:
+    """The shard whose canonical bytes are `text` (described by `ref`) with the entries at
+    some of its paths replaced by `puts` (path, JSON; in path order): the same paths and
+    count, so the same cut, and only the changed entries encoded, found and edited in
+    `text` (`entry_at`). None when one is not found: the caller cuts the entries again."""
+    try:
+        doc = text.decode("ascii")
+    except UnicodeDecodeError:  # canonical JSON is ASCII: not in canonical form
+        return None
+    pieces: list[str] = []
+    at, files, size = 0, ref.files, ref.size
+    for path, data in puts:
+        found = entry_at(doc, path)
+        if found is None or found[0] < at:
+            return None
+        start, end, old = found
+        pieces += (doc[at:start], json.dumps(path), ":", canonical(data).decode())
+        at = end
+        files += (data.get("kind") != DIR) - (old.get("kind") != DIR)
+        size += int(data.get("size", 0)) - int(old.get("size", 0))
+    pieces.append(doc[at:])
+    body = "".join(pieces).encode()
+    return (
+        ShardRef(
+            first=ref.first,
+            last=ref.last,
+            count=ref.count,
+            files=files,
+            size=size,
+            bytes=len(body),
+            digest=blake3.blake3(body).hexdigest(),
+        ),
+        body,
+    )
+
+
 @dataclass
 class Cutter:
     """Cuts a sorted stream of entries into shards; `emit` receives each shard's reference
@@ -273,27 +335,39 @@ def checked(entries: Iterable[Entry]) -> Iterator[Entry]:
 
 
 class Spool:
-    """Shards a manifest made, zlib-compressed, until they are stored: in memory up to
-    `SPOOL_MEMORY` bytes, then in a temporary file (so making a manifest of a million
-    entries holds its shards on disk, not in memory)."""
+    """Shards a manifest made, until they are stored: their canonical bytes in memory up
+    to `SPOOL_MEMORY` bytes, then zlib-compressed in a temporary file (so making a
+    manifest of a million entries holds its shards on disk, not in memory). A draft's few
+    shards stay in memory as they are, which the store takes; the catalog's compressed
+    copy is made in a background thread meanwhile (zlib lets go of the GIL), so it costs
+    the draft no time while the store makes the shards durable."""
 
     def __init__(self) -> None:
         self._memory: dict[str, bytes] = {}
+        self._packing: dict[str, Future[bytes]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self._held = 0
         self._file: IO[bytes] | None = None
         self._at: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def put(self, digest: str, body: bytes) -> None:
-        """Keep a shard's canonical `body` under its digest (zlib level 1: a few percent
-        larger than level 6 and many times faster, which a draft's cost is made of)."""
-        packed = zlib.compress(body, 1)
+        """Keep a shard's canonical `body` under its digest (in the file at zlib level 1:
+        a few percent larger than level 6 and many times faster, which a put of many
+        shards' cost is made of)."""
         with self._lock:
             if digest in self._memory or digest in self._at:
                 return
-            if self._file is None and self._held + len(packed) <= SPOOL_MEMORY:
-                self._memory[digest] = packed
-                self._held += len(packed)
+            if self._file is None and self._held + len(body) <= SPOOL_MEMORY:
+                self._memory[digest] = body
+                self._held += len(body)
+                if self._pool is None:  # its thread ends when the spool is collected
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-spool")
+                self._packing[digest] = self._pool.submit(zlib.compress, body, 1)
+                return
+        packed = zlib.compress(body, 1)
+        with self._lock:
+            if digest in self._at:
                 return
             if self._file is None:
                 # removed when closed, at the latest when the spool is collected
@@ -303,7 +377,8 @@ class Spool:
             self._at[digest] = (at, len(packed))
 
     def get(self, digest: str) -> bytes | None:
-        """A kept shard, compressed; None if it is not one of these."""
+        """A kept shard, canonical or compressed (`decode` reads either); None if it is
+        not one of these."""
         with self._lock:
             found = self._memory.get(digest)
             if found is not None or digest not in self._at:
@@ -312,6 +387,11 @@ class Spool:
             at, length = self._at[digest]
             self._file.seek(at)
             return self._file.read(length)
+
+    def packed(self, digest: str) -> Future[bytes] | None:
+        """The compressed copy of a shard kept in memory, being made (None for others)."""
+        with self._lock:
+            return self._packing.get(digest)
 
     def digests(self) -> frozenset[str]:
         return frozenset(self._memory) | frozenset(self._at)
