@@ -115,10 +115,14 @@ class LocalStore(Store):
         return ObjectInfo(key, st.st_size, st.st_mtime)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """The objects under `prefix`, in key order. An object deleted while the listing
+        runs (another writer compacting the store log, gc) is left out, not an error:
+        what a listing of an object store shows of a concurrent delete."""
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if os.path.isfile(base):
-            st = os.stat(base)
-            yield ObjectInfo(prefix, st.st_size, st.st_mtime)
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(base)
+                yield ObjectInfo(prefix, st.st_size, st.st_mtime)
             return
         for folder, dirs, files in os.walk(base):
             dirs.sort()
@@ -126,7 +130,10 @@ class LocalStore(Store):
             for name in sorted(files):
                 if name.startswith(".tmp-"):
                     continue
-                st = os.stat(os.path.join(folder, name))
+                try:
+                    st = os.stat(os.path.join(folder, name))
+                except FileNotFoundError:
+                    continue  # deleted since the folder was read
                 key = name if rel == "." else f"{rel}/{name}"
                 yield ObjectInfo(key, st.st_size, st.st_mtime)
 
