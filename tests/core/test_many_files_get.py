@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import cairn.engine.checkout as checkout
 from cairn import Artifact, CairnError, IntegrityError
-from cairn.engine import confined
+from cairn.engine import confined, smallfiles
 from cairn.foundation.chunking import digest
 
 from .conftest import write
@@ -116,23 +115,23 @@ def test_a_failing_writer_stops_the_get_and_a_rerun_completes_it(local, tmp_path
     files = _files(1200, 6)
     v = _log(local, tmp_path, files)
     v.download(tmp_path / "warm")  # the cache holds the version
-    real = checkout.copy_fd
+    real = smallfiles.Copier.copy
     calls = []
 
-    def failing(src: int, dst: int, size: int | None = None) -> None:
+    def failing(self: smallfiles.Copier, src: int, dst: int, size: int) -> None:
         calls.append(1)
         if len(calls) == 500:
             raise OSError(28, "No space left on device")
-        real(src, dst, size)
+        real(self, src, dst, size)
 
-    monkeypatch.setattr(checkout, "copy_fd", failing)
+    monkeypatch.setattr(smallfiles.Copier, "copy", failing)
     out = tmp_path / "out"
     with pytest.raises(CairnError, match="No space left"):
         v.download(out)
     got = _tree(out)
     assert 0 < len(got) < len(files)
     assert all(files[p] == text for p, text in got.items())  # each whole or absent
-    monkeypatch.setattr(checkout, "copy_fd", real)
+    monkeypatch.setattr(smallfiles.Copier, "copy", real)
     v.download(out)
     assert _tree(out) == files
     assert not list(out.rglob(".cairn-tmp-*"))

@@ -12,31 +12,35 @@ written outside the folder. Each file gets its name only once whole (cairn.confi
 after a marker listing what is about to be written: an interrupted get leaves each path
 with its old content, its new content or nothing, and a re-run completes it. Files are
 written by WRITERS threads, a part of one folder each, through that folder's own
-descriptor: a version of many small files costs about what `cp -r` of them costs. Files are
+descriptor; a version of many small files by helper processes instead (cairn.engine.helpers:
+one interpreter's lock would hold the loop to one core), a batch written while the next
+is fetched, so that it costs about what `cp -r` of them costs. Files are
 copy-on-write clones of the cache where the file system can, hardlinks only when asked
 (`link`), else copies: a checkout is never a writable alias of the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import chain, islice
 
 import blake3
 
 from ..foundation.errors import CairnError, Conflict
-from ..foundation.files import clone_fd, copy_fd
 from ..foundation.manifest import FILE, LINK, Entry, Manifest
+from . import helpers
 from .cache import Cache
 from .checkout_plan import Found, Load, Plan, Target, folders_of, hash_into
 from .confined import ConfinedDir, Pinned
 from .download import cache_key
 from .marker import MARKER, RACY_NS, Marker, Spool, Written, write_all
+from .smallfiles import Copier
 
 #: entries -> cache_key(entry) -> local path of verified content (Downloader.ensure)
 Fetch = Callable[[list[Entry]], dict[str, str]]
@@ -53,6 +57,8 @@ _SERIAL = 64  # fewer files than this are written by the calling thread alone
 BATCH = 8192  # entries fetched, written and recorded at a time: what a get holds
 # files up to this size are written as unnamed files, then linked in (cairn.confined)
 SMALL = 1 << 20
+# versions of at least this many files to write start helper processes (cairn.helpers)
+HELPED = 2048
 
 
 def reserved(manifest: Manifest) -> None:
@@ -102,7 +108,8 @@ class _Checkout:
         self.found = found
         self.target, self.manifest, self.folder = found.target, found.manifest, found.folder
         self.marker, self.cache, self.link = found.marker, found.cache, link
-        self._clone = True  # until the file system says it cannot
+        self._copier = Copier()  # clone, else copy_file_range, ...: what the disk can
+        self._helpers: helpers.Helpers | None = None
 
     def apply(self, plan: Plan, fetch: Fetch) -> None:
         # a batch of entries at a time: fetched, then written, then recorded in the
@@ -118,32 +125,72 @@ class _Checkout:
             self._write_marker(self._under_way())
         for path in sorted(plan.remove, key=lambda p: -p.count("/")):
             self.folder.remove(path)
-        made: set[str] = set()
-        newest = 0
         every = chain([first], batches) if first else iter(())
         del first  # a batch is let go once written
-        with Spool(self.cache.root) as record:
-            for i, batch in enumerate(every):
-                files = self._to_write(batch, plan)
-                if i:
-                    sources = _fetch(fetch, files)
-                for d in sorted(folders_of(batch) - made):
-                    self.folder.mkdir(d)
-                    made.add(d)
-                written = self._place_all(files, sources)
-                sources = {}
-                for e in batch:
-                    if e.kind == LINK and e.path not in plan.kept:
-                        assert e.target is not None
-                        self.folder.symlink(e.path, e.target)
-                record.add(self._records(batch, written, plan.kept))
-                newest = max([newest, *(w.mtime_ns or 0 for w in written.values())])
+        many = self.manifest.file_count - len(plan.kept) >= HELPED and not self.link
+        with Spool(self.cache.root) as record, self._writers(many) as placing:
+            made: set[str] = set()
+            newest = 0
+            # batch i is written (`placing`) while batch i+1 is read and fetched here
+            pending: tuple[list[Entry], Future[dict[str, Written]]] | None = None
+            try:
+                for i, batch in enumerate(every):
+                    files = self._to_write(batch, plan)
+                    if i:
+                        sources = _fetch(fetch, files)
+                    for d in sorted(folders_of(batch) - made):
+                        self.folder.mkdir(d)
+                        made.add(d)
+                    placed = placing.submit(self._place_all, files, sources)
+                    sources = {}
+                    if pending is not None:
+                        newest = max(newest, self._finish(*pending, plan, record))
+                    pending = (batch, placed)
+                if pending is not None:
+                    newest = max(newest, self._finish(*pending, plan, record))
+                    pending = None
+            finally:
+                if pending is not None:  # failed: the batch being written ends first
+                    wait([pending[1]])
             self._prune(plan)
             if newest:
                 # the marker a tick later than the newest file, so a later get trusts
                 # its stamp instead of reading the file again (marker.RACY_NS)
                 time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
             self._write_marker(self._done(), record)
+
+    def _finish(
+        self,
+        batch: list[Entry],
+        placed: Future[dict[str, Written]],
+        plan: Plan,
+        record: Spool,
+    ) -> int:
+        """Once `batch`'s files are written: its links made, all of it recorded; return
+        the newest stamp among its files."""
+        written = placed.result()
+        for e in batch:
+            if e.kind == LINK and e.path not in plan.kept:
+                assert e.target is not None
+                self.folder.symlink(e.path, e.target)
+        record.add(self._records(batch, written, plan.kept))
+        return max([0, *(w.mtime_ns or 0 for w in written.values())])
+
+    @contextlib.contextmanager
+    def _writers(self, many: bool) -> Iterator[ThreadPoolExecutor]:
+        """The thread that writes batches, and the helper processes that write many
+        small files (cairn.engine.helpers), for as long as the get runs."""
+        placing = ThreadPoolExecutor(1)
+        try:
+            if many and helpers.available():
+                with helpers.Helpers() as self._helpers:
+                    yield placing
+                    placing.shutdown(wait=True)
+            else:
+                yield placing
+        finally:
+            placing.shutdown(wait=True, cancel_futures=True)
+            self._helpers = None
 
     def _to_write(self, batch: Sequence[Entry], plan: Plan) -> list[Entry]:
         return [e for e in batch if e.kind == FILE and e.path not in plan.kept]
@@ -198,11 +245,15 @@ class _Checkout:
                 # small content-addressed files in one loop (Pinned.copy_small), the rest
                 # one by one
                 small = [e for e in part if e.size <= SMALL and e.digest]
-                stats = pinned.copy_small(
+                stamps = pinned.copy_small(
                     [(e.path.rpartition("/")[2], sources[e.digest], e.size) for e in small],  # type: ignore[index]
-                    self._copy,
+                    self._copier,
+                    self._helpers,
                 )
-                out = [(e.path, _stamped(st, e.digest)) for e, st in zip(small, stats, strict=True)]
+                out = [
+                    (e.path, Written(FILE, e.digest, size, mtime_ns=mtime, ino=ino))
+                    for e, (size, mtime, ino) in zip(small, stamps, strict=True)
+                ]
                 if len(small) < len(part):
                     rest = (e for e in part if not (e.size <= SMALL and e.digest))
                     out += [(e.path, self._place(pinned, e, sources[cache_key(e)])) for e in rest]
@@ -213,7 +264,8 @@ class _Checkout:
             for rel, part in parts:
                 written.update(place(rel, part))
             return written
-        pool = ThreadPoolExecutor(WRITERS)
+        # with helpers, a thread per helper: each waits on its helper, the GIL let go
+        pool = ThreadPoolExecutor(len(self._helpers) if self._helpers else WRITERS)
         try:
             pending = deque(pool.submit(place, rel, part) for rel, part in parts)
             while pending:  # each part's list let go once merged
@@ -235,16 +287,12 @@ class _Checkout:
                     raise
         src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            st = pinned.write(name, lambda dst: self._copy(src, dst, e.size), small=e.size <= SMALL)
+            st = pinned.write(
+                name, lambda dst: self._copier.copy(src, dst, e.size), small=e.size <= SMALL
+            )
             return _stamped(st, digest)
         finally:
             os.close(src)
-
-    def _copy(self, src: int, dst: int, size: int) -> None:
-        if self._clone and clone_fd(src, dst):
-            return
-        self._clone = False  # one refusal is the file system's answer for every file
-        copy_fd(src, dst, size)
 
     def _prune(self, plan: Plan) -> None:
         """Remove folders cairn made for paths the version no longer has, once empty."""

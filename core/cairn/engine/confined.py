@@ -22,29 +22,37 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import itertools
 import os
 import secrets
 import shutil
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..foundation.errors import CairnError
+from . import smallfiles
+from .smallfiles import (
+    TMP_PREFIX,
+    Copier,
+    InTheWay,
+    NoUnnamedFiles,
+    Stamp,
+    name_it,
+    place,
+    tmp_name,
+)
 
-#: prefix of the temporary names files are written under before their rename
-TMP_PREFIX = ".cairn-tmp-"
+if TYPE_CHECKING:
+    from .helpers import Helpers
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_CLOEXEC
-_UNNAMED = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY | os.O_CLOEXEC
 _OPEN_DIRS = 64  # folder descriptors kept open (paths are visited in sorted order)
 # an unnamed file in a folder, given a name once written (Linux; linked via /proc)
-_TMPFILE = getattr(os, "O_TMPFILE", 0) and os.path.isdir("/proc/self/fd")
-# temporary names: unique per process without asking the kernel for randomness per file
-_RUN = secrets.token_hex(4)
-_COUNT = itertools.count()
+_TMPFILE = smallfiles.CAN
 
 
 class Blocked(CairnError):
@@ -218,8 +226,9 @@ class ConfinedDir:
             return Pinned(os.dup(self.folder(rel, create=True)), rel)
 
     def mkdir(self, rel: str) -> None:
-        """Make the folder `rel` (and its parents) if missing."""
-        self.folder(rel, create=True)
+        """Make the folder `rel` (and its parents) if missing; safe beside `pin`s."""
+        with self._pin_lock:
+            self.folder(rel, create=True)
 
     def remove(self, rel: str) -> None:
         """Remove the file or link at `rel` (a link itself, never what it points to), or a
@@ -298,39 +307,35 @@ class Pinned:
         return _hardlink(self.fd, name, self._rel(name), source)
 
     def copy_small(
-        self, files: Iterable[tuple[str, str, int]], copy: Callable[[int, int, int], None]
-    ) -> list[os.stat_result]:
+        self,
+        files: list[tuple[str, str, int]],
+        copier: Copier,
+        helpers: Helpers | None = None,
+    ) -> list[Stamp]:
         """Make each (name, source path, size) of `files`, small files all, a copy of the
-        file at `source` made by `copy(source fd, new fd, size)`, and return their stats
-        as written. Each is whole before it has its name, as `write(small=True)` makes it;
-        this is that, one loop for a part of a folder's files: in a get of many small
-        files the per-file cost is mostly the interpreter's, so the loop calls no more
-        than the system calls it needs (open the source, open an unnamed file, copy,
-        fstat, link it in, two closes)."""
-        out = []
-        dfd, read, unnamed = self.fd, _READ, _UNNAMED
-        for name, source, size in files:
-            src = os.open(source, read)
+        file at `source`, and return their stamps (size, mtime_ns, inode) as written.
+        Each is whole before it has its name, as `write(small=True)` makes it: the loop
+        of cairn.engine.smallfiles, by a helper process if `helpers` are given."""
+        global _TMPFILE
+        done: list[Stamp] = []
+        if _TMPFILE:
             try:
-                if not _TMPFILE:
-                    out.append(self.write(name, lambda dst: copy(src, dst, size), small=True))  # noqa: B023
-                    continue
-                try:
-                    fd = os.open(".", unnamed, 0o666, dir_fd=dfd)
-                except OSError as exc:
-                    if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                        raise
-                    out.append(self.write(name, lambda dst: copy(src, dst, size), small=True))  # noqa: B023
-                    continue
-                try:
-                    copy(src, fd, size)
-                    out.append(os.fstat(fd))
-                    _name_it(dfd, name, self._rel(name), f"/proc/self/fd/{fd}")
-                finally:
-                    os.close(fd)
+                if helpers is not None:
+                    return helpers.place(self.fd, self.rel, files)
+                return place(self.fd, files, copier)
+            except NoUnnamedFiles as exc:
+                done = exc.args[0]
+                _TMPFILE = False  # the file system cannot: temporary names from now on
+            except InTheWay as exc:
+                raise Blocked(self._rel(exc.args[0]), "a folder") from None
+        for name, source, size in files[len(done) :]:
+            src = os.open(source, _READ)
+            try:
+                st = self.write(name, lambda dst: copier.copy(src, dst, size))  # noqa: B023
             finally:
                 os.close(src)
-        return out
+            done.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        return done
 
     def close(self) -> None:
         os.close(self.fd)
@@ -340,10 +345,6 @@ class Pinned:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _tmp_name() -> str:
-    return f"{TMP_PREFIX}{_RUN}{os.getpid():x}-{next(_COUNT):x}"
 
 
 def _write(
@@ -357,7 +358,7 @@ def _write(
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
-            _TMPFILE = 0  # the file system cannot: temporary names from now on
+            _TMPFILE = False  # the file system cannot: temporary names from now on
         else:
             try:
                 fill(fd)
@@ -393,17 +394,11 @@ def _hardlink(dfd: int, name: str, rel: str, source: str) -> os.stat_result:
 
 
 def _name_it(dfd: int, name: str, rel: str, source: str) -> None:
-    """Give the whole file `source` (a /proc link to an unnamed file) the name `name`:
-    directly if it is free, else under a temporary name renamed over what is there."""
+    """smallfiles.name_it, a folder in the way reported as Blocked (naming `rel`)."""
     try:
-        os.link(source, name, dst_dir_fd=dfd, follow_symlinks=True)
-    except FileExistsError:
-
-        def make(dfd: int, tmp: str) -> os.stat_result:
-            os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=True)
-            return os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
-
-        _put(dfd, name, rel, make)
+        name_it(dfd, name, source)
+    except InTheWay:
+        raise Blocked(rel, "a folder") from None
 
 
 def _put(
@@ -412,7 +407,7 @@ def _put(
     """Make a new file, hardlink or link under a temporary name in folder `dfd` with
     `make(dfd, name)`, then rename it over whatever file or link was at `name`: never a
     partial file under the final name."""
-    tmp = _tmp_name()
+    tmp = tmp_name()
     try:
         st = make(dfd, tmp)
         _rename(dfd, tmp, name, rel)
