@@ -102,9 +102,7 @@ def test_a_get_of_many_files_is_written_by_helpers(local, tmp_path, monkeypatch)
     assert v.download(tmp_path / "warm") == tmp_path / "warm"
 
 
-def test_a_helper_that_dies_stops_the_get_and_a_rerun_completes_it(
-    local, tmp_path, monkeypatch
-):
+def test_a_helper_that_dies_stops_the_get_and_a_rerun_completes_it(local, tmp_path, monkeypatch):
     files = {f"d{i % 20}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(6000)}
     src = tmp_path / "src"
     for path, text in files.items():
