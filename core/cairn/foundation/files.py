@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import shutil
 import sqlite3
@@ -49,67 +47,6 @@ def copy_into(source: str, dst: IO[bytes]) -> None:
             if n == 0:
                 break
             copied += n
-
-
-# ioctl FICLONE (linux/fs.h): make dst share src's blocks, copy-on-write
-FICLONE = 0x40049409
-# errors meaning "this way of copying is not available here": try the next one
-_UNSUPPORTED = {
-    errno.EXDEV,
-    errno.ENOSYS,
-    errno.EINVAL,
-    errno.EOPNOTSUPP,
-    errno.ENOTTY,
-    errno.EBADF,
-}
-
-
-def clone_fd(src: int, dst: int) -> bool:
-    """Make the empty file `dst` a copy-on-write clone of `src` (a reflink, on btrfs, XFS,
-    bcachefs...); False where the file system cannot (ext4, or two file systems)."""
-    try:
-        fcntl.ioctl(dst, FICLONE, src)
-    except OSError as exc:
-        if exc.errno in _UNSUPPORTED or exc.errno == errno.EPERM:
-            return False
-        raise
-    return True
-
-
-def copy_fd(src: int, dst: int, size: int | None = None) -> None:
-    """Copy the whole file `src` (`size` bytes, if known) into the empty file `dst`, both
-    at offset 0: in the kernel (copy_file_range, else sendfile; each advances the files'
-    own offsets, as `cp` calls them) where it can, by reads and writes otherwise."""
-    if size is None:
-        size = os.fstat(src).st_size
-    copied = 0
-    for move in (_copy_file_range, _sendfile):
-        try:
-            while copied < size:
-                n = move(dst, src, size - copied)
-                if n == 0:
-                    break
-                copied += n
-            return
-        except OSError as exc:
-            if exc.errno not in _UNSUPPORTED:
-                raise
-    while copied < size and (block := os.pread(src, 4 << 20, copied)):
-        view = memoryview(block)
-        while view:
-            n = os.pwrite(dst, view, copied)
-            copied += n
-            view = view[n:]
-
-
-def _copy_file_range(dst: int, src: int, count: int) -> int:
-    if not hasattr(os, "copy_file_range"):  # not Linux
-        raise OSError(errno.ENOSYS, "copy_file_range is not available")
-    return os.copy_file_range(src, dst, count)
-
-
-def _sendfile(dst: int, src: int, count: int) -> int:
-    return os.sendfile(dst, src, None, count)
 
 
 def use_wal(db: sqlite3.Connection | sqlite3.Cursor, *, attempts: int = 200) -> None:
