@@ -187,10 +187,12 @@ def serve(sock: socket.socket) -> None:
 
 def _die_with_parent(parent: int) -> None:
     """Be killed when the parent process ends (Linux): a get killed half way does not
-    leave a helper writing files after it."""
+    leave a helper writing files after it. Ctrl-C is the parent's to handle (it closes
+    the sockets, and the helper ends), not a traceback from every helper."""
     import ctypes
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # it ended before the line above
