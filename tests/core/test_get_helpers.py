@@ -167,3 +167,31 @@ def test_the_helper_keeps_the_temporary_names_of_the_rest_of_cairn():
     from cairn.engine import confined
 
     assert confined.TMP_PREFIX == smallfiles.TMP_PREFIX
+
+
+def test_ctrl_c_stops_a_get_with_one_message_and_a_rerun_completes_it(local, tmp_path, home):
+    files = {f"d{i % 10}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(15000)}
+    src = tmp_path / "src"
+    for path, text in files.items():
+        write(src / path, text)
+    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    v.download(tmp_path / "warm")
+    out = tmp_path / "out"
+    env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_CATALOG": f"sqlite:///{home}/catalog.db"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn", "get", v.ref, "--root", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    while proc.poll() is None and len(list(out.glob("d*/*.txt"))) < 50:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group, helpers included
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, "the get finished before Ctrl-C"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    got = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*.txt")}
+    assert all(files[p] == text for p, text in got.items())  # each whole or absent
+    v.download(out)
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*.txt")} == files
