@@ -70,6 +70,9 @@ class Helpers:
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                # a session of its own: Ctrl-C at a terminal reaches the get (which
+                # closes the sockets, and the helper ends), not the helper mid-start-up
+                start_new_session=True,
             )
         except BaseException:
             ours.close()
