@@ -95,6 +95,56 @@ def test_the_marker_is_canonical_json_whatever_its_names(complete):
     )
 
 
+def test_a_large_marker_is_written_in_chunks_in_path_order_and_read_back():
+    # more entries than one chunk, given out of order, one path named like a record key
+    names = [f"d{i % 7}/f{i:05}" for i in range(9000)] + ["kind", "digest"]
+    entries = {
+        n: Written("file", f"{i:064x}", i + 1, mtime_ns=10**18 + i, ino=i + 2)
+        for i, n in enumerate(reversed(names))
+    }
+    m = Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries=entries)
+    assert m.to_bytes() == _canonical(m)
+    assert len(list(m.entry_chunks(size=4096))) == 3
+    back = Marker.from_bytes(m.to_bytes(), written_ns=0)
+    assert back is not None and back.entries == entries
+    assert list(back.entries) == sorted(entries)  # read in path order: written as read
+    assert back.to_bytes() == m.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"digest": "ab"}, {"kind": "file", "size": "many"}, [1], "file"],
+    ids=["no-kind", "bad-size", "a-list", "a-string"],
+)
+def test_a_marker_with_a_malformed_record_is_not_read_as_cairns(entry):
+    body = _canonical(Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries={}))
+    doc = json.loads(body)
+    doc["entries"] = {"a.txt": entry}
+    assert Marker.from_bytes(json.dumps(doc).encode(), written_ns=0) is None
+
+
+def test_an_update_keeps_the_markers_own_records_of_unchanged_files(local, tmp_path):
+    """What an update of a large checkout holds per unchanged file is the marker's
+    record, not a copy of it (nor the file's stat)."""
+    from cairn.engine.checkout_plan import Found, Target
+    from cairn.engine.confined import ConfinedDir
+
+    files = _files(300, 3)
+    v1 = _log(local, tmp_path, files)
+    out = v1.download(tmp_path / "out")
+    v2 = _log(local, tmp_path, {**files, "d00/f00000.txt": "changed\n"}, src="src2")
+    folder = ConfinedDir(str(out))
+    try:
+        t = Target(v2.ref, "p", "ds", v2.version, v2.manifest.digest)
+        found = Found(t, v2.manifest, folder, cache=local.cache, load=None, link=False)
+        plan = found.plan()
+    finally:
+        folder.close()
+    assert found.marker is not None and not plan.problems
+    assert "d00/f00000.txt" not in plan.kept and len(plan.kept) == len(files) - 1
+    assert all(plan.kept[p] is found.marker.entries[p] for p in plan.kept)
+
+
 def test_a_format_1_marker_is_read_and_its_checkout_updated(local, tmp_path):
     """A checkout an older cairn made (marker format 1, `incoming` path by path) is still
     cairn's: its files are recognised, and the next get writes format 2."""

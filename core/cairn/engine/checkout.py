@@ -196,12 +196,12 @@ class _Checkout:
         return [e for e in batch if e.kind == FILE and e.path not in plan.kept]
 
     def _records(
-        self, batch: Sequence[Entry], written: dict[str, Written], kept: dict[str, os.stat_result]
+        self, batch: Sequence[Entry], written: dict[str, Written], kept: dict[str, Written]
     ) -> Iterator[tuple[str, Written]]:
         """The marker's record of each entry of `batch`, as placed."""
         for e in batch:
             if e.kind == FILE:
-                yield e.path, written.get(e.path) or _stamped(kept[e.path], e.digest)
+                yield e.path, written.get(e.path) or kept[e.path]
             else:
                 yield e.path, Written(e.kind, target=e.target)
 
@@ -217,7 +217,7 @@ class _Checkout:
             version=t.version,
             digest=t.digest,
             complete=False,
-            entries=dict(old.entries) if old else {},
+            entries=old.entries if old else {},  # shared: neither marker changes it
             incoming=dict(old.incoming) if old else {},
             incoming_versions=tuple(dict.fromkeys(versions)),
         )
@@ -302,21 +302,17 @@ class _Checkout:
 
     def _write_marker(self, marker: Marker, entries: Spool | None = None) -> None:
         """Write `marker`, its entries taken from `entries` if given."""
-        if entries is None:
-            body = marker.to_bytes()
+        head, tail = marker.frame()
 
-            def fill(fd: int) -> None:
-                write_all(fd, body)
-                os.fsync(fd)
-
-        else:
-            head, tail = marker.frame()
-
-            def fill(fd: int) -> None:
-                write_all(fd, head.encode())
+        def fill(fd: int) -> None:
+            write_all(fd, head.encode())
+            if entries is not None:
                 entries.copy_to(fd)
-                write_all(fd, tail.encode())
-                os.fsync(fd)
+            else:  # a chunk at a time: the marker before may list a million paths
+                for i, text in enumerate(marker.entry_chunks()):
+                    write_all(fd, (b"," if i else b"") + text.encode())
+            write_all(fd, tail.encode())
+            os.fsync(fd)
 
         self.folder.write(MARKER, fill)
         self.folder.fsync()

@@ -43,7 +43,9 @@ class Plan:
     must go or stay. Every other file and link of the version is written."""
 
     remove: list[str] = field(default_factory=list)  # files and links, or folders in the way
-    kept: dict[str, os.stat_result] = field(default_factory=dict)  # right already
+    #: right already, with the marker's record of each (the marker's own where it holds
+    #: that very stamp: an update of a million unchanged files makes no new record)
+    kept: dict[str, Written] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, why) for the error
     strays: list[str] = field(default_factory=list)  # folders the version does not have
 
@@ -196,8 +198,8 @@ class Found:
         if e is not None and e.kind != DIR:
             if self._is_wanted(path, st, mine, e):
                 if not (e.kind == FILE and self._aliases_cache(st, e)):
-                    plan.kept[path] = st  # else a hardlink of the cache becomes a copy
-                return
+                    plan.kept[path] = _record(e, st, mine)
+                return  # else a hardlink of the cache becomes a copy
             if mine is None:
                 plan.problems.append((path, self._why(path, kind)))
         elif path in self.wanted_dirs:
@@ -265,6 +267,21 @@ class Found:
         )
 
 
+def _record(e: Entry, st: os.stat_result, mine: Written | None) -> Written:
+    """The marker's record of entry `e`, found right at its path with stat `st`: the
+    marker's record `mine` when it says exactly that, else a new one."""
+    if e.kind != FILE:
+        return Written(e.kind, target=e.target)
+    if (
+        mine is not None
+        and mine.kind == FILE
+        and mine.digest == e.digest
+        and (mine.size, mine.mtime_ns, mine.ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    ):
+        return mine
+    return Written(FILE, e.digest, st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+
+
 def folders_of(entries: Iterable[Entry]) -> set[str]:
     """Every folder the entries need: their parents, and the empty-folder entries."""
     dirs: set[str] = set()
@@ -281,10 +298,12 @@ def _a(kind: str) -> str:
 
 
 def _read_all(fd: int) -> bytes:
+    # the whole file in one read where the kernel allows: one copy of a large marker
     chunks = []
-    while block := os.read(fd, 1 << 20):
+    want = max(1 << 20, os.fstat(fd).st_size + 1)
+    while block := os.read(fd, want):
         chunks.append(block)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def hash_into(h: blake3.blake3, fd: int) -> None:

@@ -18,6 +18,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice, pairwise
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -115,7 +116,19 @@ class Marker:
         the document would give; written out directly, as it holds every path of the
         checkout."""
         head, tail = self.frame()
-        return (head + entry_texts(sorted(self.entries.items())) + tail).encode()
+        return (head + ",".join(self.entry_chunks()) + tail).encode()
+
+    def entry_chunks(self, size: int = 4096) -> Iterator[str]:
+        """The text of `entries` in path order, `size` entries at a time (comma-joined,
+        the chunks to be joined by commas too): a marker of a million paths is written
+        without its whole text in memory. Entries read from a marker are in order
+        already (a get writes them so); only others are sorted."""
+        items: Iterable[tuple[str, Written]] = self.entries.items()
+        if not all(a < b for a, b in pairwise(self.entries)):
+            items = sorted(items)
+        it = iter(items)
+        while chunk := list(islice(it, size)):
+            yield entry_texts(chunk)
 
     def frame(self) -> tuple[str, str]:
         """The document's text before and after the contents of `entries`: a get writes
@@ -142,8 +155,16 @@ class Marker:
     def from_bytes(cls, body: bytes, *, written_ns: int) -> Marker | None:
         """The marker, or None if `body` is not one this cairn can read."""
         try:
-            doc = json.loads(body)
+            # each entry becomes a Written as soon as it is parsed: a marker of a million
+            # paths is never a million dicts at once
+            doc = json.loads(body, object_hook=_written)
             if doc.get("format") not in _READS:
+                return None
+            entries = doc["entries"]
+            incoming = doc.get("incoming", {})
+            if not all(isinstance(w, Written) for w in entries.values()) or not all(
+                isinstance(w, Written) for ws in incoming.values() for w in ws
+            ):
                 return None
             return cls(
                 ref=str(doc["ref"]),
@@ -152,11 +173,8 @@ class Marker:
                 version=str(doc["version"]),
                 digest=str(doc["digest"]),
                 complete=bool(doc["complete"]),
-                entries={p: Written.from_json(w) for p, w in doc["entries"].items()},
-                incoming={
-                    p: [Written.from_json(w) for w in ws]
-                    for p, ws in doc.get("incoming", {}).items()
-                },
+                entries=entries,
+                incoming={p: list(ws) for p, ws in incoming.items()},
                 incoming_versions=tuple(str(d) for d in doc.get("incoming_versions", ())),
                 written_ns=written_ns,
             )
@@ -184,6 +202,13 @@ class Marker:
         if w.mtime_ns + RACY_NS >= self.written_ns:
             return None
         return w
+
+
+def _written(obj: dict[str, Any]) -> Any:
+    """json's object hook: an entry record (a string `kind`) as a Written, else as is."""
+    if isinstance(obj.get("kind"), str):
+        return Written.from_json(obj)
+    return obj
 
 
 def entry_texts(items: Iterable[tuple[str, Written]]) -> str:
