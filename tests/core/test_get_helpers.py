@@ -102,6 +102,18 @@ def test_a_get_of_many_files_is_written_by_helpers(local, tmp_path, monkeypatch)
     assert v.download(tmp_path / "warm") == tmp_path / "warm"
 
 
+def test_where_helpers_do_not_start_the_get_writes_the_files_itself(local, tmp_path, monkeypatch):
+    files = {f"d{i % 9}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(checkout.HELPED + 100)}
+    src = tmp_path / "src"
+    for path, text in files.items():
+        write(src / path, text)
+    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr(helpers.Helpers, "place", None)  # never reached
+    out = v.download(tmp_path / "out")
+    assert {str(p.relative_to(out)): p.read_text() for p in out.rglob("*.txt")} == files
+
+
 def test_a_helper_that_dies_stops_the_get_and_a_rerun_completes_it(local, tmp_path, monkeypatch):
     files = {f"d{i % 20}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(6000)}
     src = tmp_path / "src"

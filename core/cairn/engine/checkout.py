@@ -181,16 +181,14 @@ class _Checkout:
         """The thread that writes batches, and the helper processes that write many
         small files (cairn.engine.helpers), for as long as the get runs."""
         placing = ThreadPoolExecutor(1)
+        self._helpers = _start_helpers() if many else None
         try:
-            if many and helpers.available():
-                with helpers.Helpers() as self._helpers:
-                    yield placing
-                    placing.shutdown(wait=True)
-            else:
-                yield placing
+            yield placing
         finally:
             placing.shutdown(wait=True, cancel_futures=True)
-            self._helpers = None
+            if self._helpers is not None:
+                self._helpers.close()
+                self._helpers = None
 
     def _to_write(self, batch: Sequence[Entry], plan: Plan) -> list[Entry]:
         return [e for e in batch if e.kind == FILE and e.path not in plan.kept]
@@ -316,6 +314,17 @@ class _Checkout:
 
         self.folder.write(MARKER, fill)
         self.folder.fsync()
+
+
+def _start_helpers() -> helpers.Helpers | None:
+    """Helper processes, or None where they cannot run or do not start (a Python that
+    cannot be started again, say): the get's own threads write the files then."""
+    if not helpers.available():
+        return None
+    try:
+        return helpers.Helpers()
+    except OSError:
+        return None
 
 
 def _batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
