@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,15 @@ def _sources(tmp_path: Path, n: int) -> list[tuple[str, str, int]]:
         write(src, f"content {i}\n" * (i % 7 + 1))
         out.append((f"f{i}.txt", str(src), src.stat().st_size))
     return out
+
+
+def _logged(repo, tmp_path: Path, n: int, *, folders: int) -> tuple[dict[str, str], Any]:
+    """A version of `n` small files in `folders` folders: (path -> text, the version)."""
+    files = {f"d{i % folders}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(n)}
+    src = tmp_path / "src"
+    for path, text in files.items():
+        write(src / path, text)
+    return files, repo.log_artifact(Artifact("ds").add_dir(src), project="p")
 
 
 def test_a_helper_writes_whole_files_with_their_stamps(tmp_path, folder):
@@ -80,11 +90,7 @@ def test_a_helper_reports_errors_as_the_get_would_raise_them(tmp_path, folder):
 
 
 def test_a_get_of_many_files_is_written_by_helpers(local, tmp_path, monkeypatch):
-    files = {f"d{i % 9}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(checkout.HELPED + 500)}
-    src = tmp_path / "src"
-    for path, text in files.items():
-        write(src / path, text)
-    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    files, v = _logged(local, tmp_path, checkout.HELPED + 500, folders=9)
     parts = []
     real = helpers.Helpers.place
 
@@ -103,11 +109,7 @@ def test_a_get_of_many_files_is_written_by_helpers(local, tmp_path, monkeypatch)
 
 
 def test_where_helpers_do_not_start_the_get_writes_the_files_itself(local, tmp_path, monkeypatch):
-    files = {f"d{i % 9}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(checkout.HELPED + 100)}
-    src = tmp_path / "src"
-    for path, text in files.items():
-        write(src / path, text)
-    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    files, v = _logged(local, tmp_path, checkout.HELPED + 100, folders=9)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     monkeypatch.setattr(helpers.Helpers, "place", None)  # never reached
     out = v.download(tmp_path / "out")
@@ -115,11 +117,7 @@ def test_where_helpers_do_not_start_the_get_writes_the_files_itself(local, tmp_p
 
 
 def test_a_helper_that_dies_stops_the_get_and_a_rerun_completes_it(local, tmp_path, monkeypatch):
-    files = {f"d{i % 20}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(6000)}
-    src = tmp_path / "src"
-    for path, text in files.items():
-        write(src / path, text)
-    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    files, v = _logged(local, tmp_path, 6000, folders=20)
     v.download(tmp_path / "warm")
     real = helpers.Helpers.place
     calls = []
@@ -182,11 +180,7 @@ def test_the_helper_keeps_the_temporary_names_of_the_rest_of_cairn():
 
 
 def test_ctrl_c_stops_a_get_with_one_message_and_a_rerun_completes_it(local, tmp_path, home):
-    files = {f"d{i % 10}/f{i:05}.txt": f"file {i}\n" * 9 for i in range(15000)}
-    src = tmp_path / "src"
-    for path, text in files.items():
-        write(src / path, text)
-    v = local.log_artifact(Artifact("ds").add_dir(src), project="p")
+    files, v = _logged(local, tmp_path, 15000, folders=10)
     v.download(tmp_path / "warm")
     out = tmp_path / "out"
     env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_CATALOG": f"sqlite:///{home}/catalog.db"}

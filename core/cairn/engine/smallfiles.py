@@ -22,7 +22,7 @@ import marshal
 import os
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: prefix of temporary names (cairn.engine.confined.TMP_PREFIX is this one)
 TMP_PREFIX = ".cairn-tmp-"
@@ -61,8 +61,10 @@ class Copier:
 
     def __init__(self) -> None:
         self.clone = True
-        self.range = hasattr(os, "copy_file_range")
-        self.send = True
+        #: the kernel's ways of copying still worth trying, in order
+        self.ways: list[Callable[[int, int, int], int]] = [_sendfile]
+        if hasattr(os, "copy_file_range"):
+            self.ways.insert(0, _copy_file_range)
 
     def copy(self, src: int, dst: int, size: int) -> None:
         """Copy the whole file `src` (`size` bytes) into the empty file `dst`."""
@@ -75,30 +77,29 @@ class Copier:
                     raise
                 self.clone = False
         copied = 0
-        if self.range:
+        for move in self.ways:
             try:
-                while copied < size and (n := os.copy_file_range(src, dst, size - copied)):
+                while copied < size and (n := move(dst, src, size - copied)):
                     copied += n
                 return
             except OSError as exc:
                 if exc.errno not in UNSUPPORTED:
                     raise
-                self.range = False
-        if self.send:
-            try:
-                while copied < size and (n := os.sendfile(dst, src, None, size - copied)):
-                    copied += n
-                return
-            except OSError as exc:
-                if exc.errno not in UNSUPPORTED:
-                    raise
-                self.send = False
+                self.ways = [way for way in self.ways if way is not move]
         while copied < size and (block := os.pread(src, 4 << 20, copied)):
             view = memoryview(block)
             while view:
                 n = os.pwrite(dst, view, copied)
                 copied += n
                 view = view[n:]
+
+
+def _copy_file_range(dst: int, src: int, count: int) -> int:
+    return os.copy_file_range(src, dst, count)
+
+
+def _sendfile(dst: int, src: int, count: int) -> int:
+    return os.sendfile(dst, src, None, count)
 
 
 def place(dfd: int, files: Iterable[tuple[str, str, int]], copier: Copier) -> list[Stamp]:
