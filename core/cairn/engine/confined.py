@@ -39,9 +39,9 @@ from .smallfiles import (
     InTheWay,
     NoUnnamedFiles,
     Stamp,
-    name_it,
     place,
-    tmp_name,
+    put,
+    write_unnamed,
 )
 
 if TYPE_CHECKING:
@@ -354,19 +354,11 @@ def _write(
     global _TMPFILE
     if small and _TMPFILE:
         try:
-            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
+            return write_unnamed(dfd, name, fill)
+        except NoUnnamedFiles:
             _TMPFILE = False  # the file system cannot: temporary names from now on
-        else:
-            try:
-                fill(fd)
-                st = os.fstat(fd)
-                _name_it(dfd, name, rel, f"/proc/self/fd/{fd}")
-                return st
-            finally:
-                os.close(fd)
+        except InTheWay:
+            raise Blocked(rel, "a folder") from None
 
     def make(dfd: int, tmp: str) -> os.stat_result:
         fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
@@ -393,38 +385,15 @@ def _hardlink(dfd: int, name: str, rel: str, source: str) -> os.stat_result:
     return os.stat(name, dir_fd=dfd, follow_symlinks=False)
 
 
-def _name_it(dfd: int, name: str, rel: str, source: str) -> None:
-    """smallfiles.name_it, a folder in the way reported as Blocked (naming `rel`)."""
-    try:
-        name_it(dfd, name, source)
-    except InTheWay:
-        raise Blocked(rel, "a folder") from None
-
-
 def _put(
     dfd: int, name: str, rel: str, make: Callable[[int, str], os.stat_result]
 ) -> os.stat_result:
-    """Make a new file, hardlink or link under a temporary name in folder `dfd` with
-    `make(dfd, name)`, then rename it over whatever file or link was at `name`: never a
-    partial file under the final name."""
-    tmp = tmp_name()
+    """smallfiles.put (a temporary name renamed over `name`), a folder in the way
+    reported as Blocked (naming `rel`)."""
     try:
-        st = make(dfd, tmp)
-        _rename(dfd, tmp, name, rel)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dfd)
-        raise
-    return st
-
-
-def _rename(dfd: int, tmp: str, name: str, rel: str) -> None:
-    try:
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except (IsADirectoryError, OSError) as exc:
-        if isinstance(exc, IsADirectoryError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise Blocked(rel, "a folder") from None
-        raise
+        return put(dfd, name, make)
+    except InTheWay:
+        raise Blocked(rel, "a folder") from None
 
 
 def make_folder(path: str) -> ConfinedDir:

@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 #: prefix of temporary names (cairn.engine.confined.TMP_PREFIX is this one)
 TMP_PREFIX = ".cairn-tmp-"
@@ -40,6 +41,8 @@ _RUN = os.urandom(4).hex()
 _COUNT = itertools.count()
 #: the most bytes one request to a helper may take (names and paths of a part)
 MESSAGE = 1 << 20
+
+_T = TypeVar("_T")
 
 #: what `place` returns per file, as written: (size, mtime_ns, inode)
 Stamp = tuple[int, int, int]
@@ -114,22 +117,31 @@ def place(dfd: int, files: Iterable[tuple[str, str, int]], copier: Copier) -> li
     for name, source, size in files:
         src = os.open(source, _READ)
         try:
-            try:
-                fd = os.open(".", _UNNAMED, 0o666, dir_fd=dfd)
-            except OSError as exc:
-                if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                    raise NoUnnamedFiles(out) from None
-                raise
-            try:
-                copier.copy(src, fd, size)
-                st = os.fstat(fd)
-                name_it(dfd, name, f"/proc/self/fd/{fd}")
-            finally:
-                os.close(fd)
+            st = write_unnamed(dfd, name, lambda fd: copier.copy(src, fd, size))  # noqa: B023
+        except NoUnnamedFiles:
+            raise NoUnnamedFiles(out) from None
         finally:
             os.close(src)
         out.append((st.st_size, st.st_mtime_ns, st.st_ino))
     return out
+
+
+def write_unnamed(dfd: int, name: str, fill: Callable[[int], None]) -> os.stat_result:
+    """Create `name` in folder `dfd` from `fill(fd)` as an unnamed file, linked in once
+    whole; return its stat as written. NoUnnamedFiles where the file system cannot."""
+    try:
+        fd = os.open(".", _UNNAMED, 0o666, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise NoUnnamedFiles([]) from None
+        raise
+    try:
+        fill(fd)
+        st = os.fstat(fd)
+        name_it(dfd, name, f"/proc/self/fd/{fd}")
+        return st
+    finally:
+        os.close(fd)
 
 
 def tmp_name() -> str:
@@ -142,12 +154,17 @@ def name_it(dfd: int, name: str, source: str) -> None:
     directly if it is free, else under a temporary name renamed over what is there."""
     try:
         os.link(source, name, dst_dir_fd=dfd, follow_symlinks=True)
-        return
     except FileExistsError:
-        pass
+        put(dfd, name, lambda dfd, tmp: os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=True))
+
+
+def put(dfd: int, name: str, make: Callable[[int, str], _T]) -> _T:
+    """Make a new file or link under a temporary name in folder `dfd` with `make(dfd,
+    tmp)`, then rename it over whatever file or link is at `name`: never a partial file
+    under the final name. InTheWay for a folder at `name`."""
     tmp = tmp_name()
     try:
-        os.link(source, tmp, dst_dir_fd=dfd, follow_symlinks=True)
+        made = make(dfd, tmp)
         try:
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as exc:
@@ -158,6 +175,7 @@ def name_it(dfd: int, name: str, source: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dfd)
         raise
+    return made
 
 
 # -- the helper process ----------------------------------------------------------------------
