@@ -66,7 +66,18 @@ HERE = Path(__file__).resolve().parent
 FILE_BYTES = 512
 PER_FOLDER = 1000
 CHANGED = 10
-CAIRN_STEPS = ("put", "reput", "draft", "get-cold", "get-warm", "show", "diff", "verify", "gc")
+CAIRN_STEPS = (
+    "put",
+    "reput",
+    "draft",
+    "get-cold",
+    "get-warm",
+    "update",
+    "show",
+    "diff",
+    "verify",
+    "gc",
+)
 BASELINES = ("cp", "cp-sync", "dvc-add", "dvc-checkout")
 STEPS = CAIRN_STEPS + BASELINES
 FLAT_STEPS = ("put", "get-warm", "cp")  # the one-folder variant: what a big folder costs
@@ -155,15 +166,33 @@ def make_dataset(work: Path, n: int, layout: str) -> Dataset:
     return Dataset(n, layout, root, changes)
 
 
-def check_copy(data: Dataset, out: Path, sample: int = 200) -> None:
-    """The folder a get made holds every file, and a sample of them byte for byte."""
+def check_copy(
+    data: Dataset, out: Path, sample: int = 200, skip: frozenset[str] | set[str] = frozenset()
+) -> None:
+    """The folder a get made holds every file, and a sample of them byte for byte (but
+    those in `skip`)."""
     found = sum(len([f for f in files if f != MARKER]) for _, _, files in os.walk(out))
     if found != data.files:
         raise BenchError(f"{out} holds {found} files, expected {data.files}")
     rng = random.Random(0)
     for rel in rng.sample(data.paths(), min(sample, data.files)):
+        if rel in skip:
+            continue
         if (out / rel).read_bytes() != (data.root / rel).read_bytes():
             raise BenchError(f"{out / rel} differs from {data.root / rel}")
+
+
+def check_update(data: Dataset, out: Path) -> None:
+    """The checkout brought to v1 holds the draft's changed files, and the rest as they were."""
+    for local, rel in data.changes:
+        if (out / rel).read_bytes() != Path(local).read_bytes():
+            raise BenchError(f"{out / rel} was not updated")
+    changed = {rel for _, rel in data.changes}
+    check_copy(
+        Dataset(data.files, data.layout, data.root, []),
+        out,
+        skip=changed,
+    )
 
 
 # --- one size, every step -------------------------------------------------------------------
@@ -244,6 +273,7 @@ class SizeRun:
     def _sequence(self, steps: list[str]):
         want = set(steps)
         src = str(self.data.root)
+        checkout: Path | None = None  # a checkout of v0, once a get made one
         if want & {"cp", "cp-sync"}:
             for step, script in (("cp", 'cp -r "$1" "$2"'), ("cp-sync", 'cp -r "$1" "$2" && sync')):
                 if step in want:
@@ -259,7 +289,7 @@ class SizeRun:
                 yield "put", put
         if "reput" in want:
             yield "reput", self._cairn("put", src, "-n", REF)
-        if want & {"draft", "diff"}:
+        if want & {"draft", "diff", "update"}:
             argv = [self.args.python, "-c", _DRAFT, f"{REF}:v0"]
             for local, name in self.data.changes:
                 argv += [local, name]
@@ -277,6 +307,14 @@ class SizeRun:
             out = self.fresh("get-warm")
             yield "get-warm", self._cairn("get", f"{REF}:v0", "--root", str(out))
             check_copy(self.data, out)
+            checkout = out
+        if "update" in want:
+            # the checkout of v0 brought to v1 (the draft's CHANGED files) in place
+            if checkout is None:
+                checkout = self.fresh("update")
+                self._cairn("get", f"{REF}:v0", "--root", str(checkout))
+            yield "update", self._cairn("get", f"{REF}:v1", "--root", str(checkout))
+            check_update(self.data, checkout)
         if "show" in want:
             yield "show", self._cairn("show", f"{REF}:v0")
         if "diff" in want:
@@ -357,7 +395,7 @@ def evaluate(rows: list[Row]) -> list[Target]:
         )
     else:
         out.append(Target("get of 100k files ≥ 2x faster than `dvc checkout`", "-", "not measured"))
-    for step in ("put", "get-cold", "get-warm"):
+    for step in ("put", "get-cold", "get-warm", "update"):
         m = by.get((1_000_000, step))
         out.append(
             Target(
@@ -408,6 +446,7 @@ LABELS = {
     "draft": f"draft, {CHANGED} changes",
     "get-cold": "get, cache empty",
     "get-warm": "get, cache warm",
+    "update": f"get into the checkout, {CHANGED} changes",
     "show": "show",
     "diff": "diff",
     "verify": "verify",

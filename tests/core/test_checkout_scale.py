@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import cairn.engine.checkout as checkout
+import cairn.engine.marker as markers
 import cairn.foundation.manifest as manifest
 from cairn import Artifact, CairnError
 from cairn.engine.download import Downloader
@@ -93,6 +94,15 @@ def test_the_marker_is_canonical_json_whatever_its_names(complete):
         m.incoming_versions,
         complete,
     )
+    stored = _stored(m.to_bytes())  # read from its file, the entries left there
+    assert stored.stored is not None and stored.entries == {}
+    assert list(stored.records()) == sorted(m.entries.items())
+    assert (stored.incoming, stored.incoming_versions, stored.ref) == (
+        m.incoming,
+        m.incoming_versions,
+        m.ref,
+    )
+    assert stored.to_bytes() == m.to_bytes()  # its entries copied as they are
 
 
 def test_a_large_marker_is_written_in_chunks_in_path_order_and_read_back():
@@ -104,11 +114,62 @@ def test_a_large_marker_is_written_in_chunks_in_path_order_and_read_back():
     }
     m = Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries=entries)
     assert m.to_bytes() == _canonical(m)
-    assert len(list(m.entry_chunks(size=4096))) == 3
+    assert len(list(m.entry_blocks(size=4096))) == 3
     back = Marker.from_bytes(m.to_bytes(), written_ns=0)
     assert back is not None and back.entries == entries
     assert list(back.entries) == sorted(entries)  # read in path order: written as read
     assert back.to_bytes() == m.to_bytes()
+
+
+@pytest.mark.parametrize("block", [64, 1000, 1 << 20])
+def test_a_stored_markers_records_are_read_a_block_at_a_time_whatever_their_names(
+    monkeypatch, block
+):
+    """Records are cut apart where one ends: a name or link target that ends like a
+    record (`},`) never cuts one in two, wherever the blocks end."""
+    monkeypatch.setattr(markers, "_BLOCK", block)
+    entries = {
+        f"d{i % 5}/{'},' if i % 3 else ''}f{i:04}": Written("link", target=f"x{i}}},")
+        if i % 2
+        else Written("file", f"{i:064x}", i + 1, mtime_ns=10**18 + i, ino=i + 2)
+        for i in range(300)
+    }
+    m = Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries=entries)
+    stored = _stored(m.to_bytes())
+    assert stored.stored is not None
+    assert list(stored.records()) == sorted(entries.items())
+    assert b"".join(stored.entry_blocks()) == b"".join(m.entry_blocks())
+
+
+def test_a_marker_not_written_as_cairn_writes_it_is_read_whole():
+    m = Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries={"a": Written("dir")})
+    loose = json.dumps(json.loads(m.to_bytes()), indent=2).encode()
+    back = _stored(loose)
+    assert back is not None and back.stored is None and back.entries == m.entries
+
+
+@pytest.mark.parametrize(
+    "record",
+    ['{"kind":"file","size":"many"}', '{"digest":"ab"}', "[1]"],
+    ids=["bad-size", "no-kind", "a-list"],
+)
+def test_a_stored_marker_whose_records_are_not_a_markers_is_unreadable(record):
+    entries = {f"f{i:04}": Written("dir") for i in range(2000)}
+    body = Marker("p/c:v1", "p", "c", "v1", "d" * 64, True, entries=entries).to_bytes()
+    body = body.replace(b'"f1500":{"kind":"dir"}', b'"f1500":' + record.encode())
+    stored = _stored(body)
+    assert stored.stored is not None  # its outline reads: the records are read later
+    with pytest.raises(markers.Unreadable):
+        list(stored.records())
+    assert Marker.from_bytes(body, written_ns=0) is None
+
+
+def _stored(body: bytes) -> Marker:
+    fd = os.memfd_create("marker")
+    os.write(fd, body)
+    marker = markers.read(fd, written_ns=0)
+    assert marker is not None
+    return marker
 
 
 @pytest.mark.parametrize(
@@ -123,9 +184,10 @@ def test_a_marker_with_a_malformed_record_is_not_read_as_cairns(entry):
     assert Marker.from_bytes(json.dumps(doc).encode(), written_ns=0) is None
 
 
-def test_an_update_keeps_the_markers_own_records_of_unchanged_files(local, tmp_path):
-    """What an update of a large checkout holds per unchanged file is the marker's
-    record, not a copy of it (nor the file's stat)."""
+def test_an_update_keeps_the_markers_records_of_unchanged_files_out_of_memory(local, tmp_path):
+    """What an update of a large checkout plans for each unchanged file is the marker's
+    record, and it holds none of them: the marker's entries stay in its file and the
+    kept records go to a file of their own, both in path order."""
     from cairn.engine.checkout_plan import Found, Target
     from cairn.engine.confined import ConfinedDir
 
@@ -138,11 +200,67 @@ def test_an_update_keeps_the_markers_own_records_of_unchanged_files(local, tmp_p
         t = Target(v2.ref, "p", "ds", v2.version, v2.manifest.digest)
         found = Found(t, v2.manifest, folder, cache=local.cache, load=None, link=False)
         plan = found.plan()
+        assert found.marker is not None and found.marker.stored is not None
+        assert found.marker.entries == {} and not plan.problems
+        marked = dict(found.marker.records())
+        kept = list(plan.kept.records())
+        found.close()
+        plan.close()
     finally:
         folder.close()
-    assert found.marker is not None and not plan.problems
-    assert "d00/f00000.txt" not in plan.kept and len(plan.kept) == len(files) - 1
-    assert all(plan.kept[p] is found.marker.entries[p] for p in plan.kept)
+    unchanged = sorted(files.keys() - {"d00/f00000.txt"})
+    assert [p for p, _ in kept] == unchanged == sorted(marked.keys() - {"d00/f00000.txt"})
+    assert len(plan.kept) == len(files) - 1
+    assert all(w == marked[p] for p, w in kept)
+
+
+def test_a_checkout_whose_marker_is_out_of_order_is_updated(local, tmp_path):
+    """A marker whose entries are not in path order (not as cairn writes them) is read
+    whole instead: its files are still cairn's."""
+    files = _files(40, 3)
+    v1 = _log(local, tmp_path, files)
+    out = v1.download(tmp_path / "out")
+    doc = json.loads((out / MARKER).read_text())
+    entries = doc.pop("entries")
+    head = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    backwards = ",".join(
+        f"{json.dumps(p)}:{json.dumps(w, separators=(',', ':'))}"
+        for p, w in reversed(entries.items())
+    )
+    # where cairn puts the entries, so the marker is first read as a stream
+    (out / MARKER).write_text(head.replace(',"format"', f',"entries":{{{backwards}}},"format"'))
+    assert markers.read(os.open(out / MARKER, os.O_RDONLY), written_ns=0).stored is not None
+    v2 = _log(local, tmp_path, {**files, "d01/f00001.txt": "changed\n"}, src="src2")
+    v2.download(out)
+    assert _tree(out) == {**files, "d01/f00001.txt": "changed\n"}
+
+
+def test_a_checkout_whose_marker_has_a_broken_record_is_refused_and_unchanged(local, tmp_path):
+    files = _files(40, 3)
+    v1 = _log(local, tmp_path, files)
+    out = v1.download(tmp_path / "out")
+    body = (out / MARKER).read_bytes()
+    broken = body.replace(b'"kind":"file"', b'"kind":["file"]', 1)
+    (out / MARKER).write_bytes(broken)
+    v2 = _log(local, tmp_path, {**files, "d01/f00001.txt": "changed\n"}, src="src2")
+    with pytest.raises(CairnError, match="cannot read"):
+        v2.download(out)
+    assert _tree(out) == files and (out / MARKER).read_bytes() == broken
+
+
+def test_a_folder_is_walked_in_the_order_manifests_sort_paths(tmp_path):
+    from cairn.engine.confined import ConfinedDir
+
+    names = ["a", "a.txt", "a/b", "a/b.c", "a/b/c", "a0", "a-b/x", "b", "a/a", "é/z", "a b"]
+    for n in names:
+        write(tmp_path / "t" / n / "f" if n in ("a", "a/b") else tmp_path / "t" / n, "x")
+    folder = ConfinedDir(str(tmp_path / "t"))
+    try:
+        walked = [p for p, _ in folder.walk()]
+    finally:
+        folder.close()
+    assert walked == sorted(walked)
+    assert set(walked) >= set(names)
 
 
 def test_a_format_1_marker_is_read_and_its_checkout_updated(local, tmp_path):

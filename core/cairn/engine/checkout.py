@@ -87,10 +87,16 @@ def checkout(
     folder.lock()
     try:
         found = Found(target, manifest, folder, cache=cache, load=load, link=link)
-        plan = found.plan()
-        if plan.problems and not force:
-            raise found.refusal(plan.problems)
-        _Checkout(found, link=link).apply(plan, fetch)
+        try:
+            plan = found.plan()
+            try:
+                if plan.problems and not force:
+                    raise found.refusal(plan.problems)
+                _Checkout(found, link=link).apply(plan, fetch)
+            finally:
+                plan.close()
+        finally:
+            found.close()
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         # a path vanishing or changing kind under the get: another process at work there
@@ -117,8 +123,10 @@ class _Checkout:
         # has; the first batch, all of a version of up to BATCH entries, is fetched
         # before the folder changes
         batches = _batched(self.manifest.stream(), BATCH)
+        kept = _Kept(plan.kept.records())  # in step with the batches
         first = next(batches, ())
-        sources = _fetch(fetch, self._to_write(first, plan))
+        first_kept = kept.upto(first)
+        sources = _fetch(fetch, self._to_write(first, first_kept))
         changes = self.manifest.file_count > len(plan.kept) or plan.remove
         if changes or not (self.marker and self.marker.complete):
             # first: a re-run after an interruption knows what this get may have written
@@ -132,10 +140,11 @@ class _Checkout:
             made: set[str] = set()
             newest = 0
             # batch i is written (`placing`) while batch i+1 is read and fetched here
-            pending: tuple[list[Entry], Future[dict[str, Written]]] | None = None
+            pending: _Pending | None = None
             try:
                 for i, batch in enumerate(every):
-                    files = self._to_write(batch, plan)
+                    here = first_kept if not i else kept.upto(batch)
+                    files = self._to_write(batch, here)
                     if i:
                         sources = _fetch(fetch, files)
                     for d in sorted(folders_of(batch) - made):
@@ -144,14 +153,14 @@ class _Checkout:
                     placed = placing.submit(self._place_all, files, sources)
                     sources = {}
                     if pending is not None:
-                        newest = max(newest, self._finish(*pending, plan, record))
-                    pending = (batch, placed)
+                        newest = max(newest, self._finish(*pending, record))
+                    pending = (batch, here, placed)
                 if pending is not None:
-                    newest = max(newest, self._finish(*pending, plan, record))
+                    newest = max(newest, self._finish(*pending, record))
                     pending = None
             finally:
                 if pending is not None:  # failed: the batch being written ends first
-                    wait([pending[1]])
+                    wait([pending[2]])
             self._prune(plan)
             if newest:
                 # the marker a tick later than the newest file, so a later get trusts
@@ -162,18 +171,18 @@ class _Checkout:
     def _finish(
         self,
         batch: list[Entry],
+        kept: dict[str, Written],
         placed: Future[dict[str, Written]],
-        plan: Plan,
         record: Spool,
     ) -> int:
         """Once `batch`'s files are written: its links made, all of it recorded; return
-        the newest stamp among its files."""
+        the newest stamp among its files. `kept`: the batch's paths kept as they are."""
         written = placed.result()
         for e in batch:
-            if e.kind == LINK and e.path not in plan.kept:
+            if e.kind == LINK and e.path not in kept:
                 assert e.target is not None
                 self.folder.symlink(e.path, e.target)
-        record.add(self._records(batch, written, plan.kept))
+        record.add(self._records(batch, written, kept))
         return max([0, *(w.mtime_ns or 0 for w in written.values())])
 
     @contextlib.contextmanager
@@ -190,8 +199,8 @@ class _Checkout:
                 self._helpers.close()
                 self._helpers = None
 
-    def _to_write(self, batch: Sequence[Entry], plan: Plan) -> list[Entry]:
-        return [e for e in batch if e.kind == FILE and e.path not in plan.kept]
+    def _to_write(self, batch: Sequence[Entry], kept: dict[str, Written]) -> list[Entry]:
+        return [e for e in batch if e.kind == FILE and e.path not in kept]
 
     def _records(
         self, batch: Sequence[Entry], written: dict[str, Written], kept: dict[str, Written]
@@ -218,6 +227,7 @@ class _Checkout:
             entries=old.entries if old else {},  # shared: neither marker changes it
             incoming=dict(old.incoming) if old else {},
             incoming_versions=tuple(dict.fromkeys(versions)),
+            stored=old.stored if old else None,  # copied from the marker's file
         )
 
     def _done(self) -> Marker:
@@ -306,9 +316,9 @@ class _Checkout:
             write_all(fd, head.encode())
             if entries is not None:
                 entries.copy_to(fd)
-            else:  # a chunk at a time: the marker before may list a million paths
-                for i, text in enumerate(marker.entry_chunks()):
-                    write_all(fd, (b"," if i else b"") + text.encode())
+            else:  # a block at a time: the marker before may list a million paths
+                for block in marker.entry_blocks():
+                    write_all(fd, block)
             write_all(fd, tail.encode())
             os.fsync(fd)
 
@@ -325,6 +335,29 @@ def _start_helpers() -> helpers.Helpers | None:
         return helpers.Helpers()
     except OSError:
         return None
+
+
+#: a batch being written: its entries, those of them kept, the files' records once written
+_Pending = tuple[list[Entry], dict[str, Written], Future[dict[str, Written]]]
+
+
+class _Kept:
+    """The plan's kept paths (Kept.records), taken a batch of the version at a time."""
+
+    def __init__(self, records: Iterator[tuple[str, Written]]) -> None:
+        self._records = records
+        self._next = next(records, None)
+
+    def upto(self, batch: Sequence[Entry]) -> dict[str, Written]:
+        """The kept records of `batch`'s paths (the batches in path order)."""
+        out: dict[str, Written] = {}
+        if not batch:
+            return out
+        last = batch[-1].path
+        while self._next is not None and self._next[0] <= last:
+            out[self._next[0]] = self._next[1]
+            self._next = next(self._records, None)
+        return out
 
 
 def _batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:

@@ -166,32 +166,58 @@ class ConfinedDir:
         fd, name = self._dir_and_name(rel)
         return os.readlink(name, dir_fd=fd)
 
+    def open(self, rel: str) -> int:
+        """A descriptor of the file at `rel` for reading, opened without following a link
+        (the caller's to close)."""
+        dfd, name = self._dir_and_name(rel)
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+
     def read(self, rel: str, consume: Callable[[int], object]) -> None:
         """Call `consume(fd)` on the regular file at `rel`, opened without following a link."""
-        dfd, name = self._dir_and_name(rel)
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        fd = self.open(rel)
         try:
             consume(fd)
         finally:
             os.close(fd)
 
     def walk(self, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
-        """(path, lstat) of everything below folder `rel`, parents before children, in
-        name order; links are reported, never entered."""
+        """(path, lstat) of everything below folder `rel`, in path order as a manifest
+        sorts paths (a folder's contents come where its name and a '/' sort: `a`,
+        `a.txt`, `a/b`); links are reported, never entered. A folder holds its names
+        while it is walked, never their stats: a million files in one folder are a
+        million names."""
         try:
             fd = self.folder(rel)
         except (FileNotFoundError, Blocked):
             return
-        found = []
+        keys = []  # a file's name; a folder's name, and its name and "/" for its contents
+        folders: set[str] = set()
         with os.scandir(fd) as it:  # scandir reads a duplicate of fd and closes that
             for e in it:
-                with contextlib.suppress(FileNotFoundError):  # gone since it was listed
-                    found.append((e.name, e.stat(follow_symlinks=False)))
-        for name, st in sorted(found):
-            path = f"{rel}/{name}" if rel else name
+                try:
+                    folder = e.is_dir(follow_symlinks=False)
+                except FileNotFoundError:  # gone since it was listed
+                    continue
+                keys.append(e.name)
+                if folder:
+                    keys.append(e.name + "/")
+                    folders.add(e.name)
+        keys.sort()
+        for key in keys:
+            if key.endswith("/"):  # a folder's contents
+                yield from self.walk(f"{rel}/{key[:-1]}" if rel else key[:-1])
+                continue
+            path = f"{rel}/{key}" if rel else key
+            try:
+                # the folder's descriptor is looked up again: walking a child may have
+                # closed it (_OPEN_DIRS)
+                st = os.stat(key, dir_fd=self.folder(rel), follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode) != (key in folders):
+                # listed as one kind, found as another: it changed under the walk
+                raise OSError(errno.EISDIR, "changed while cairn read the folder", path)
             yield path, st
-            if stat.S_ISDIR(st.st_mode):
-                yield from self.walk(path)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ the manifests it was writing (`incoming_versions`, by digest: every entry of eac
 be on disk), or, as format 1 wrote it, every such path (`incoming`). Naming the
 manifest keeps the marker of a get under way as small as the marker before it,
 however many files the version has (docs/FORMAT.md, "Checkouts").
+
+A marker is read from its file without its entries in memory (`read`): they stay in the
+file, read again in order as a get compares them with the folder and the version, and
+copied as they are into the marker of the get under way.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from itertools import islice, pairwise
+from dataclasses import dataclass, field, replace
+from itertools import chain, islice, pairwise
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -107,6 +111,9 @@ class Marker:
     incoming_versions: tuple[str, ...] = ()
     #: when the marker was written (its own mtime), to spot racily clean stamps
     written_ns: int = 0
+    #: the entries as they are in the marker's file, when it was read from one (`read`;
+    #: `entries` is then empty)
+    stored: Stored | None = None
 
     def collection_ref(self) -> str:
         return f"{self.project}/{self.collection}"
@@ -116,19 +123,29 @@ class Marker:
         the document would give; written out directly, as it holds every path of the
         checkout."""
         head, tail = self.frame()
-        return (head + ",".join(self.entry_chunks()) + tail).encode()
+        return head.encode() + b"".join(self.entry_blocks()) + tail.encode()
 
-    def entry_chunks(self, size: int = 4096) -> Iterator[str]:
-        """The text of `entries` in path order, `size` entries at a time (comma-joined,
-        the chunks to be joined by commas too): a marker of a million paths is written
-        without its whole text in memory. Entries read from a marker are in order
-        already (a get writes them so); only others are sorted."""
-        items: Iterable[tuple[str, Written]] = self.entries.items()
-        if not all(a < b for a, b in pairwise(self.entries)):
-            items = sorted(items)
-        it = iter(items)
+    def records(self) -> Iterator[tuple[str, Written]]:
+        """(path, record) of every entry, in path order; those of a marker read from its
+        file are read from it again (Unreadable if they turn out not to be a marker's)."""
+        if self.stored is not None:
+            return self.stored.records()
+        if all(a < b for a, b in pairwise(self.entries)):
+            return iter(self.entries.items())
+        return iter(sorted(self.entries.items()))
+
+    def entry_blocks(self, size: int = 4096) -> Iterator[bytes]:
+        """The text of the entries in path order, in blocks (the commas between entries
+        included): a marker of a million paths is written without its whole text in
+        memory. A stored marker's are copied from its file as they are."""
+        if self.stored is not None:
+            yield from self.stored.blocks()
+            return
+        it = self.records()
+        first = True
         while chunk := list(islice(it, size)):
-            yield entry_texts(chunk)
+            yield (b"" if first else b",") + entry_texts(chunk).encode()
+            first = False
 
     def frame(self) -> tuple[str, str]:
         """The document's text before and after the contents of `entries`: a get writes
@@ -181,27 +198,133 @@ class Marker:
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def candidates(self, path: str) -> list[Written]:
-        """What cairn may have left at `path`, as the marker lists it: what it wrote, or
+    def candidates(self, path: str, record: Written | None) -> list[Written]:
+        """What cairn may have left at `path`, whose entry is `record`: what it wrote, or
         was about to write (the entries of `incoming_versions` are the caller's to add)."""
-        first = self.entries.get(path)
-        return ([first] if first is not None else []) + self.incoming.get(path, [])
+        return ([record] if record is not None else []) + self.incoming.get(path, [])
 
-    def paths(self) -> set[str]:
-        """Every path the marker lists as written or maybe written here."""
-        return set(self.entries) | set(self.incoming)
+    def trusts(self, record: Written, st: os.stat_result) -> bool:
+        """Whether the file with stat `st` is the one an entry's `record` describes: the
+        very stamp cairn recorded for it, not too close to the marker's own to be trusted."""
+        if record.kind != "file" or record.mtime_ns is None:
+            return False
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (record.size, record.mtime_ns, record.ino):
+            return False
+        return record.mtime_ns + RACY_NS < self.written_ns
 
-    def stamp_matches(self, path: str, st: os.stat_result) -> Written | None:
-        """The record of `path` if the file there has the very stamp cairn recorded for
-        it, and that stamp is not too close to the marker's own to be trusted."""
-        w = self.entries.get(path)
-        if w is None or w.kind != "file" or w.mtime_ns is None:
-            return None
-        if (st.st_size, st.st_mtime_ns, st.st_ino) != (w.size, w.mtime_ns, w.ino):
-            return None
-        if w.mtime_ns + RACY_NS >= self.written_ns:
-            return None
-        return w
+
+class Unreadable(ValueError):
+    """A marker read from its file whose entries turn out not to be a marker's (not JSON
+    records, or not in path order): read it whole to tell (`Marker.from_bytes`)."""
+
+
+_BLOCK = 1 << 20  # bytes of a stored marker read at a time
+_ENTRIES = b'"entries":{'
+_AFTER = b'},"format":'  # what ends the entries of a canonical marker
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The entries of a marker in its file `fd` (open while they are needed): the bytes
+    from `start` to `end`, `"path":{record},...` in path order."""
+
+    fd: int
+    start: int
+    end: int
+
+    def blocks(self) -> Iterator[bytes]:
+        pos = self.start
+        while pos < self.end:
+            block = os.pread(self.fd, min(_BLOCK, self.end - pos), pos)
+            if not block:
+                raise Unreadable("the marker is shorter than it was")
+            pos += len(block)
+            yield block
+
+    def records(self) -> Iterator[tuple[str, Written]]:
+        last = ""
+        rest = b""
+        blocks = self.blocks()
+        for block in chain(blocks, [None]):
+            text = rest + (block or b"")
+            if block is None:
+                parsed, rest = _entries(text, len(text)), b""
+            else:
+                parsed, rest = _parsed_prefix(text)
+            for path, w in parsed.items():
+                if not isinstance(w, Written) or path <= last:
+                    raise Unreadable("not the records of a marker, in path order")
+                last = path
+                yield path, w
+        if rest:
+            raise Unreadable("the marker ends within a record")
+
+
+def _parsed_prefix(text: bytes) -> tuple[dict[str, Any], bytes]:
+    """The whole records at the start of `text`, parsed, and what follows them. Records
+    are flat objects, so one ends where a `}` is followed by `,"` outside a string;
+    inside one, that `"` would end the string and leave the text cut there unparsable."""
+    cut = len(text)
+    while (cut := text.rfind(b'},"', 0, cut)) >= 0:
+        try:
+            return _entries(text, cut + 1), text[cut + 2 :]
+        except Unreadable:
+            continue
+    return {}, text
+
+
+def _entries(text: bytes, cut: int) -> dict[str, Any]:
+    if not cut:
+        return {}
+    try:
+        doc = json.loads(b"{" + text[:cut] + b"}", object_hook=_written)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # as from_bytes
+        raise Unreadable(str(exc)) from None
+    return doc  # type: ignore[no-any-return]
+
+
+def read(fd: int, *, written_ns: int) -> Marker | None:
+    """The marker in the file `fd` (kept open by the caller while the marker is used),
+    its entries left in the file when it is canonical, as cairn writes it; else read
+    whole (`Marker.from_bytes`). None if it is not a marker this cairn can read."""
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, 1 << 16, 0)
+    at = head.find(_ENTRIES)
+    tail_at = _find_back(fd, size, _AFTER) if at >= 0 else -1
+    start = at + len(_ENTRIES)
+    if at < 0 or tail_at < start or not head.startswith(b'{"collection":'):
+        return Marker.from_bytes(read_all(fd), written_ns=written_ns)
+    end = tail_at
+    tail = os.pread(fd, size - end, end) if end < size else b""
+    outline = Marker.from_bytes(head[:start] + tail, written_ns=written_ns)
+    if outline is None or outline.entries:
+        return Marker.from_bytes(read_all(fd), written_ns=written_ns)
+    return replace(outline, stored=Stored(fd, start, end))
+
+
+def _find_back(fd: int, size: int, what: bytes) -> int:
+    """Where the last `what` in the file starts, read from its end; -1 if nowhere."""
+    pos, text = size, b""
+    while pos > 0:
+        step = min(pos, 1 << 16)
+        pos -= step
+        text = os.pread(fd, step, pos) + text
+        found = text.rfind(what)
+        if found >= 0:
+            return pos + found
+    return -1
+
+
+def read_all(fd: int) -> bytes:
+    """The whole file `fd`, in one read where the kernel allows (one copy of a large
+    marker)."""
+    size = os.fstat(fd).st_size
+    chunks = []
+    pos = 0
+    while block := os.pread(fd, max(1 << 20, size + 1 - pos), pos):
+        chunks.append(block)
+        pos += len(block)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _written(obj: dict[str, Any]) -> Any:
