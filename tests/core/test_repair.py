@@ -433,3 +433,42 @@ def test_the_pack_index_epoch_moves_when_rows_go_and_not_when_rows_come(repo):
         packs.forget(conn, "p", ["a" * 64])
         packs.forget(conn, "p", ["c" * 64])
         assert (packs.epoch(conn, "p"), packs.epoch(conn, "")) == (2, 0)
+
+
+def test_verify_of_many_packed_objects_reads_them_by_runs_of_their_packs(
+    repo, tmp_path, monkeypatch
+):
+    """What verify needs is kept in a scratch database in the cache, not in memory, and
+    read back a batch at a time (here batches of 50): each object once, packed ones by
+    runs of their packs, one packed object bad among them; no scratch file is left."""
+    import cairn.engine.verify as verifying
+
+    monkeypatch.setattr(verifying, "_BATCH", 50)
+    monkeypatch.setattr(verifying, "_PACKED_SLICE", 16)
+    files = {f"d{i % 4}/f{i:03}.txt": f"file {i}\n" * 3 for i in range(300)}
+    for name, text in files.items():
+        write(tmp_path / "d" / name, text)
+    v0 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    write(tmp_path / "d" / "d0" / "f000.txt", "changed\n")
+    v1 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    bad = v1.entry("d1/f001.txt").digest
+    with repo.catalog.read() as conn:
+        where = packs.lookup(conn, v1.namespace, [bad])[bad]
+    _flip(_path(repo, pack_key(where.pack, namespace=v1.namespace)), at=where.start)
+    ranges: list[str] = []
+    real = type(repo.store).get_range
+
+    def counted(self, key, start, end):  # type: ignore[no-untyped-def]
+        ranges.append(key)
+        return real(self, key, start, end)
+
+    monkeypatch.setattr(type(repo.store), "get_range", counted)
+
+    report = repo.verify()
+
+    assert report.objects_checked == 301  # 300 files and the changed one, each once
+    assert [(b.digest, b.problem) for b in report.bad] == [(bad, damaged.CORRUPT)]
+    assert report.bad[0].versions == ["p/ds:v1", "p/ds:v0"]
+    assert 0 < len(ranges) <= 301 // 16 + 2  # runs of a pack, not an object at a time
+    leftovers = [n for n in os.listdir(repo.cache.root) if n.startswith(".tmp-verify-")]
+    assert leftovers == []

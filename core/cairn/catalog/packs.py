@@ -7,8 +7,9 @@ objects it repacks in the transaction that makes the new pack the one to read.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, text
@@ -17,8 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .schema import pack_epochs, packed
 from .sql import IN_LIST, delete_digests, insert_ignore
 
+_STREAMED = 4096  # index rows fetched at a time by each_pack
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """An object inside a pack: bytes [start, start + size) of pack `pack`."""
 
@@ -105,12 +108,17 @@ def record(conn: Connection, namespace: str, members: Sequence[Member]) -> None:
     insert_ignore(conn, packed, rows, ["namespace", "digest"])
 
 
-def all_members(conn: Connection) -> dict[tuple[str, str], list[Member]]:
-    """(namespace, pack) -> its indexed members, for gc."""
-    out: dict[tuple[str, str], list[Member]] = {}
-    for r in conn.execute(select(packed).order_by(packed.c.pack, packed.c.start)):
-        out.setdefault((r.namespace, r.pack), []).append(Member(r.digest, r.pack, r.start, r.size))
-    return out
+def each_pack(conn: Connection) -> Iterator[tuple[tuple[str, str], list[Member]]]:
+    """((namespace, pack), its indexed members in pack order), one pack at a time, for
+    gc: the index of a million packed objects is read as a stream, never held whole."""
+    rows = conn.execute(
+        select(packed)
+        .order_by(packed.c.namespace, packed.c.pack)
+        .execution_options(yield_per=_STREAMED)
+    )
+    for where, group in itertools.groupby(rows, key=lambda r: (r.namespace, r.pack)):
+        members = [Member(r.digest, where[1], r.start, r.size) for r in group]
+        yield where, sorted(members, key=lambda m: m.start)
 
 
 def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
@@ -144,4 +152,4 @@ def moved(conn: Connection, namespace: str) -> None:
     )
 
 
-__all__ = ["Member", "all_members", "epoch", "forget", "lookup", "moved", "record", "split"]
+__all__ = ["Member", "each_pack", "epoch", "forget", "lookup", "moved", "record", "split"]

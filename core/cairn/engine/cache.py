@@ -186,23 +186,25 @@ class Cache:
             )
 
     def scrub(self, digests: Iterable[str] | None = None) -> tuple[int, list[str]]:
-        """Re-hash cached files (every one, or those of `digests`) and drop each that no
-        longer matches its digest; returns (files checked, digests dropped).
+        """Re-hash cached files (every one, or those of `digests`, each once, read as they
+        come) and drop each that no longer matches its digest; returns (files checked,
+        digests dropped).
 
         A checkout hardlinked to the cache that is made writable and edited changes the
         cached bytes: dropping the cache's name for them (the checkout keeps its file)
         means no later download hands them out.
         """
-        if digests is None:
-            wanted = sorted(
+        wanted: Iterable[str]
+        if digests is None:  # a folder of the cache listed at a time
+            wanted = (
                 name + rest
-                for name in _listdir(os.path.join(self.root, "files"))
+                for name in sorted(_listdir(os.path.join(self.root, "files")))
                 if len(name) == 2
-                for rest in _listdir(os.path.join(self.root, "files", name))
+                for rest in sorted(_listdir(os.path.join(self.root, "files", name)))
                 if not rest.startswith(".tmp-")
             )
         else:
-            wanted = sorted(set(digests))
+            wanted = digests
         checked, dropped = 0, []
         for digest in wanted:
             path = self.path(digest)

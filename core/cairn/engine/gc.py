@@ -259,43 +259,61 @@ def _plan(
                 plan.freed += info.size
             else:
                 plan.manifests_deleted += 1
-    indexed = packs.all_members(conn)
-    for (namespace, name), info in stored_packs.items():
-        members = indexed.get((namespace, name), [])
-        alive = [m for m in members if m.digest in live.objects[namespace]]
-        if name in live.objects[namespace]:  # a writer's, not indexed yet
-            plan.objects_kept += len(members)
-            plan.bytes_kept += info.size
-        elif not alive and not age.old(info):
-            plan.objects_recent += max(1, len(members))
-            plan.bytes_recent += info.size
-        elif not alive:
-            plan.doomed.append(Doomed(info.key, namespace, name, info.size))
+    # the index a pack at a time; a pack the store holds that has no rows in it is
+    # judged with none
+    unindexed = dict(stored_packs)
+    for (namespace, name), members in packs.each_pack(conn):
+        if (namespace, name) in unindexed:
+            info = unindexed.pop((namespace, name))
+            _judge_pack(plan, live, age, (namespace, name), info, members)
+        elif namespace in owned:
+            # the index of a pack that is gone (lost behind cairn's back): writers must
+            # not count on it; `cairn verify` reports the versions that needed it
             plan.forget.append((namespace, members))
-            plan.objects_deleted += len(members)
-            plan.packs_deleted += 1
-            plan.freed += info.size
-        else:
-            plan.objects_kept += len(alive)
-            live_bytes = sum(m.size for m in alive)
-            plan.bytes_kept += live_bytes
-            indexed_bytes = sum(m.size for m in members)
-            if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes and age.old(info):
-                plan.rewrite.append((info, namespace, members, alive))
-            else:
-                plan.dead_in_packs += len(members) - len(alive)
-                plan.dead_bytes_in_packs += indexed_bytes - live_bytes
-    # the index of a pack that is gone (lost behind cairn's back): writers must not
-    # count on it; `cairn verify` reports the versions that needed it
-    for where, members in indexed.items():
-        if where not in stored_packs and where[0] in owned:
-            plan.forget.append((where[0], members))
+    for where, info in sorted(unindexed.items()):
+        _judge_pack(plan, live, age, where, info, [])
     # catalog rows: a manifest no live version or lease of any namespace names
     needed = set().union(*live.manifests.values())
     plan.rows = [
         r[0] for r in conn.execute(select(manifests.c.digest).distinct()) if r[0] not in needed
     ]
     return plan
+
+
+def _judge_pack(
+    plan: _Plan,
+    live: _Live,
+    age: _Age,
+    where: tuple[str, str],
+    info: ObjectInfo,
+    members: list[Member],
+) -> None:
+    """Plan for the stored pack `where` (namespace, name) whose index rows are
+    `members`: keep it, delete it, or rewrite it with its live objects alone."""
+    namespace, name = where
+    alive = [m for m in members if m.digest in live.objects[namespace]]
+    if name in live.objects[namespace]:  # a writer's, not indexed yet
+        plan.objects_kept += len(members)
+        plan.bytes_kept += info.size
+    elif not alive and not age.old(info):
+        plan.objects_recent += max(1, len(members))
+        plan.bytes_recent += info.size
+    elif not alive:
+        plan.doomed.append(Doomed(info.key, namespace, name, info.size))
+        plan.forget.append((namespace, members))
+        plan.objects_deleted += len(members)
+        plan.packs_deleted += 1
+        plan.freed += info.size
+    else:
+        plan.objects_kept += len(alive)
+        live_bytes = sum(m.size for m in alive)
+        plan.bytes_kept += live_bytes
+        indexed_bytes = sum(m.size for m in members)
+        if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes and age.old(info):
+            plan.rewrite.append((info, namespace, members, alive))
+        else:
+            plan.dead_in_packs += len(members) - len(alive)
+            plan.dead_bytes_in_packs += indexed_bytes - live_bytes
 
 
 def _rewrite(
@@ -347,32 +365,26 @@ def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True)
         )
         if not spared or vid not in without
     ]
-    needs: dict[str, tuple[set[str], tuple[str, ...]]] = {}  # per manifest, read once
-    of_shard: dict[str, set[str]] = {}  # a shard versions share is read once too
+    # each manifest, and each shard versions share, is read once per namespace: its
+    # objects go straight into that namespace's live set (no set kept per manifest or
+    # per shard: 80 versions of a million files are one set of a million, not 80)
+    read: set[tuple[str, str]] = set()
     for namespace, d in itertools.chain(versions_live, leased_manifests):
-        if d not in needs:
-            needs[d] = _needs(conn, d, of_shard)
-        objects, shards = needs[d]
         live.manifests[namespace].add(d)
+        if (namespace, d) in read:
+            continue
+        read.add((namespace, d))
+        m = records.load_manifest(conn, d)
+        shards = m.shard_digests()
         live.manifests[namespace].update(shards)  # a format-3 manifest's shards live with it
-        live.objects[namespace] |= objects
+        objects = live.objects[namespace]
+        if not shards:
+            objects.update(m.each_object())
+        for s in shards:
+            if (namespace, s) not in read:
+                read.add((namespace, s))
+                objects.update(m.shard_objects(s))
     return live
-
-
-def _needs(
-    conn: Connection, digest: str, of_shard: dict[str, set[str]]
-) -> tuple[set[str], tuple[str, ...]]:
-    """The objects a manifest needs and the digests of its shards (format 3)."""
-    m = records.load_manifest(conn, digest)
-    shards = m.shard_digests()
-    if not shards:
-        return m.objects(), ()
-    objects: set[str] = set()
-    for s in shards:
-        if s not in of_shard:
-            of_shard[s] = m.shard_objects(s)
-        objects |= of_shard[s]
-    return objects, shards
 
 
 __all__ = ["GCReport", "collect", "estimate"]

@@ -13,9 +13,13 @@ handed out again.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+import os
+import sqlite3
+import tempfile
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +36,7 @@ from . import references
 
 # packed objects checked per task: up to 256 KiB each, read as ranges of their pack
 _PACKED_SLICE = 256
+_BATCH = 8192  # needed objects added, located or listed at a time
 
 if TYPE_CHECKING:
     from .needs import Checked, Maintained
@@ -159,63 +164,141 @@ def verify(repo: Maintained, targets: Sequence[Checked], *, whole: bool) -> Veri
     read), record what is bad in the catalog and clear what reads back intact; drop bad
     cache files (with `whole`, every cache file that no longer matches its digest)."""
     report = VerifyReport(versions_checked=len(targets))
-    # what is needed, as (namespace, digest) alone: the entries are streamed (a format-3
-    # manifest a shard at a time) and read again only for the objects found bad
-    needs: set[tuple[str, str]] = set()
-    documents: dict[tuple[str, str], list[str]] = defaultdict(list)  # -> refs
-    for v in targets:
-        refs = []
-        for e in v.manifest.values():
-            needs.update((v.namespace, d) for d in e.objects())
-            if e.is_reference:
-                refs.append(e)
-        problems = references.check_all(
-            refs, sources=repo.reference_sources, concurrency=repo.store.concurrency
+    # what is needed, as (namespace, digest) alone, in a scratch database rather than a
+    # set: the entries are streamed (a format-3 manifest a shard at a time) and read
+    # again only for the objects found bad
+    with _Needed(repo.cache.root) as needs:
+        documents: dict[tuple[str, str], list[str]] = defaultdict(list)  # -> refs
+        for v in targets:
+            refs = []
+            for e in v.manifest.stream():  # a shard at a time, none kept
+                needs.add(v.namespace, e.objects())
+                if e.is_reference:
+                    refs.append(e)
+            problems = references.check_all(
+                refs, sources=repo.reference_sources, concurrency=repo.store.concurrency
+            )
+            report.references += [f"{v.ref} {problem}" for problem in problems.values()]
+            shards = v.manifest.shard_digests()
+            for d in (*shards, v.manifest.digest) if shards else ():
+                documents[v.namespace, d].append(v.ref)
+        report.manifests = _documents_back(repo, documents)
+        needs.locate(repo)
+        with repo.catalog.read() as conn:
+            known = {ns: damaged.digests(conn, ns) for ns in needs.namespaces()}
+        found: dict[tuple[str, str], tuple[str, int]] = {}  # the bad, and the healed
+        for namespace, d, problem, size in _read_back(repo, needs):
+            report.objects_checked += 1
+            report.bytes_checked += size
+            if problem or d in known[namespace]:
+                found[namespace, d] = (problem, size)
+        # the cache: every file, or those of the versions checked
+        report.cache_checked, report.cache_dropped = repo.cache.scrub(
+            None if whole else needs.digests()
         )
-        report.references += [f"{v.ref} {problem}" for problem in problems.values()]
-        shards = v.manifest.shard_digests()
-        for d in (*shards, v.manifest.digest) if shards else ():
-            documents[v.namespace, d].append(v.ref)
-    report.manifests = _documents_back(repo, documents)
 
-    found = _read_back(repo, needs)
     bad = {key for key, (problem, _) in found.items() if problem}
     users: dict[tuple[str, str], list[Need]] = defaultdict(list)
     for v in targets if bad else ():
-        for e in v.manifest.values():
+        for e in v.manifest.stream():
             for d in e.objects():
                 if (v.namespace, d) in bad:
                     users[v.namespace, d].append(Need(v.ref, e))
-    for (namespace, d), (problem, size) in sorted(found.items()):
-        report.objects_checked += 1
-        report.bytes_checked += size
+    for (namespace, d), (problem, _) in sorted(found.items()):
         if problem:
             report.bad.append(BadObject(namespace, d, problem, tuple(users[namespace, d])))
     _record(repo, found)
-
-    wanted = None if whole else {e.digest for v in targets for e in v.manifest.values() if e.digest}
-    report.cache_checked, report.cache_dropped = repo.cache.scrub(wanted)
     return report
 
 
-def _read_back(
-    repo: Maintained, needs: set[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[str, int]]:
-    """(namespace, digest) -> (problem or '', bytes read) for every needed object.
+class _Needed:
+    """The objects versions need, each (namespace, digest) once, and where each is: in
+    a scratch SQLite database in the cache (removed when done), not in memory, so a
+    verify of versions of a million files holds a batch of them at a time."""
+
+    def __init__(self, folder: str) -> None:
+        fd, self._path = tempfile.mkstemp(prefix=".tmp-verify-", suffix=".db", dir=folder)
+        os.close(fd)
+        self._db = sqlite3.connect(self._path)
+        self._db.executescript(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+            "CREATE TABLE need (ns TEXT, digest TEXT, pack TEXT, start INT, size INT,"
+            " PRIMARY KEY (ns, digest)) WITHOUT ROWID;"
+        )
+        self._pending: list[tuple[str, str]] = []
+
+    def __enter__(self) -> _Needed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+        os.unlink(self._path)
+
+    def add(self, namespace: str, digests: Iterable[str]) -> None:
+        self._pending += ((namespace, d) for d in digests)
+        if len(self._pending) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO need (ns, digest) VALUES (?, ?)", self._pending)
+        self._pending = []
+
+    def namespaces(self) -> list[str]:
+        self._flush()
+        return [ns for (ns,) in self._db.execute("SELECT DISTINCT ns FROM need ORDER BY ns")]
+
+    def _listed(self, sql: str, namespace: str) -> Iterator[list[tuple[object, ...]]]:
+        """The rows of `sql` (its first column a digest, in order) a batch at a time."""
+        after = ""
+        while rows := self._db.execute(
+            f"{sql} AND digest > ? ORDER BY digest LIMIT {_BATCH}", (namespace, after)
+        ).fetchall():
+            yield rows
+            after = str(rows[-1][0])
+
+    def locate(self, repo: Maintained) -> None:
+        """Note where each packed one is (the others are loose)."""
+        for namespace in self.namespaces():
+            for rows in self._listed("SELECT digest FROM need WHERE ns = ?", namespace):
+                where = repo.objects.locate(namespace, [str(r[0]) for r in rows])
+                self._db.executemany(
+                    "UPDATE need SET pack = ?, start = ?, size = ? WHERE ns = ? AND digest = ?",
+                    [(m.pack, m.start, m.size, namespace, d) for d, m in where.items()],
+                )
+
+    def digests(self) -> Iterator[str]:
+        """Every needed digest, in order, each once (read as they are asked for)."""
+        rows = self._db.execute("SELECT DISTINCT digest FROM need ORDER BY digest")
+        return (str(d) for (d,) in rows)
+
+    def tasks(self) -> Iterator[tuple[str, list[str], dict[str, Member]]]:
+        """(namespace, digests, where the packed ones are) to read back together: a
+        loose object alone, packed ones by runs of their pack, in pack order."""
+        for namespace in self.namespaces():
+            for rows in self._listed(
+                "SELECT digest FROM need WHERE ns = ? AND pack IS NULL", namespace
+            ):
+                yield from ((namespace, [str(d)], {}) for (d,) in rows)
+            members = (
+                Member(d, pack, start, size)
+                for d, pack, start, size in self._db.execute(
+                    "SELECT digest, pack, start, size FROM need WHERE ns = ? AND pack IS NOT NULL"
+                    " ORDER BY pack, start",
+                    (namespace,),
+                )
+            )
+            while part := list(itertools.islice(members, _PACKED_SLICE)):
+                yield namespace, [m.digest for m in part], {m.digest: m for m in part}
+
+
+def _read_back(repo: Maintained, needs: _Needed) -> Iterator[tuple[str, str, str, int]]:
+    """(namespace, digest, problem or '', bytes read) for every needed object.
 
     Loose objects are read one per request, packed ones by runs of their pack (ranged
-    reads), on the store's concurrency.
+    reads), on the store's concurrency, a bounded number of tasks at a time.
     """
-    tasks: list[tuple[str, list[str], dict[str, Member]]] = []
-    for namespace in sorted({ns for ns, _ in needs}):
-        digests = sorted(d for ns, d in needs if ns == namespace)
-        where = repo.objects.locate(namespace, digests)
-        tasks += [(namespace, [d], where) for d in digests if d not in where]
-        packed = sorted(where.values(), key=lambda m: (m.pack, m.start))
-        for i in range(0, len(packed), _PACKED_SLICE):
-            tasks.append((namespace, [m.digest for m in packed[i : i + _PACKED_SLICE]], where))
 
-    def check(task: tuple[str, list[str], dict[str, Member]]) -> list[tuple[str, str, int]]:
+    def check(task: tuple[str, list[str], dict[str, Member]]) -> list[tuple[str, str, str, int]]:
         namespace, digests, where = task
         got = repo.objects.get_many(namespace, digests, where=where)
         out = []
@@ -225,18 +308,21 @@ def _read_back(
                 exc = got.failed[d]
                 if not isinstance(exc, FileNotFoundError):
                     raise exc
-                out.append((d, damaged.MISSING, 0))
+                out.append((namespace, d, damaged.MISSING, 0))
             else:
                 ok = blake3.blake3(data).hexdigest() == d
-                out.append((d, "" if ok else damaged.CORRUPT, len(data)))
+                out.append((namespace, d, "" if ok else damaged.CORRUPT, len(data)))
         return out
 
-    found: dict[tuple[str, str], tuple[str, int]] = {}
+    window = 4 * repo.store.concurrency
     with ThreadPoolExecutor(repo.store.concurrency) as pool:
-        for (namespace, _, _), results in zip(tasks, pool.map(check, tasks), strict=True):
-            for d, problem, size in results:
-                found[namespace, d] = (problem, size)
-    return found
+        pending: deque[Future[list[tuple[str, str, str, int]]]] = deque()
+        for task in needs.tasks():
+            pending.append(pool.submit(check, task))
+            if len(pending) >= window:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def _documents_back(repo: Maintained, documents: dict[tuple[str, str], list[str]]) -> list[str]:
@@ -267,7 +353,8 @@ _DOCUMENT_BATCH = 64
 
 def _record(repo: Maintained, found: dict[tuple[str, str], tuple[str, int]]) -> None:
     """Write what is bad to the catalog, and clear the rows of what read back intact
-    (row-level security lets a reader report, and only a writer clear)."""
+    (`found` holds those that were known bad; row-level security lets a reader report,
+    and only a writer clear)."""
     with repo.catalog.write() as conn:
         for namespace in sorted({ns for ns, _ in found}):
             here = {d: p for (ns, d), (p, _) in found.items() if ns == namespace}
