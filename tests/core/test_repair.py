@@ -448,7 +448,7 @@ def test_verify_of_many_packed_objects_reads_them_by_runs_of_their_packs(
     files = {f"d{i % 4}/f{i:03}.txt": f"file {i}\n" * 3 for i in range(300)}
     for name, text in files.items():
         write(tmp_path / "d" / name, text)
-    v0 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
     write(tmp_path / "d" / "d0" / "f000.txt", "changed\n")
     v1 = repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
     bad = v1.entry("d1/f001.txt").digest
@@ -472,3 +472,15 @@ def test_verify_of_many_packed_objects_reads_them_by_runs_of_their_packs(
     assert 0 < len(ranges) <= 301 // 16 + 2  # runs of a pack, not an object at a time
     leftovers = [n for n in os.listdir(repo.cache.root) if n.startswith(".tmp-verify-")]
     assert leftovers == []
+
+
+def test_verify_removes_the_scratch_database_a_killed_verify_left(repo, tmp_path):
+    _big(tmp_path)
+    repo.log_artifact(Artifact("ds").add_dir(tmp_path / "d"), project="p")
+    old = os.path.join(repo.cache.root, ".tmp-verify-killed.db")
+    young = os.path.join(repo.cache.root, ".tmp-verify-running.db")
+    for path in (old, young):
+        write(path, "scratch")
+    os.utime(old, (0, 0))
+    assert repo.verify().ok
+    assert not os.path.exists(old) and os.path.exists(young)  # another verify's, running

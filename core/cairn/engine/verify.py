@@ -13,10 +13,12 @@ handed out again.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
 import tempfile
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -217,7 +219,8 @@ class _Needed:
     verify of versions of a million files holds a batch of them at a time."""
 
     def __init__(self, folder: str) -> None:
-        fd, self._path = tempfile.mkstemp(prefix=".tmp-verify-", suffix=".db", dir=folder)
+        _sweep(folder)
+        fd, self._path = tempfile.mkstemp(prefix=_SCRATCH, suffix=".db", dir=folder)
         os.close(fd)
         self._db = sqlite3.connect(self._path)
         self._db.executescript(
@@ -289,6 +292,21 @@ class _Needed:
             )
             while part := list(itertools.islice(members, _PACKED_SLICE)):
                 yield namespace, [m.digest for m in part], {m.digest: m for m in part}
+
+
+_SCRATCH = ".tmp-verify-"
+_STALE_S = 3600  # a scratch database this old is a killed verify's
+
+
+def _sweep(folder: str) -> None:
+    """Remove the scratch databases of verifies killed over an hour ago."""
+    stale = time.time() - _STALE_S
+    for name in os.listdir(folder):
+        if name.startswith(_SCRATCH):
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                if os.stat(path, follow_symlinks=False).st_mtime < stale:
+                    os.unlink(path)
 
 
 def _read_back(repo: Maintained, needs: _Needed) -> Iterator[tuple[str, str, str, int]]:
