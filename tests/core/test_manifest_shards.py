@@ -325,6 +325,40 @@ def test_drafts_share_shards_and_gc_keeps_those_a_live_version_needs(small_shard
     assert [i.name for i in fresh.file_tree().listdir("d0").items][:1] == ["f0000.bin"]
 
 
+def test_verify_reads_a_shard_versions_share_once_and_reports_its_references_for_each(
+    small_shards, repo, tmp_path, monkeypatch
+):
+    """A draft shares its parent's shards: a verify of both reads each shard once, and a
+    reference gone bad in a shared shard is reported for both versions."""
+    data = tmp_path / "data"
+    _files(data, 120)
+    src = write(tmp_path / "source" / "table.csv", "a,b\n1,2\n")
+    art = Artifact("big", type="dataset").add_dir(str(data))
+    v1 = repo.log_artifact(art.add_reference(f"file://{src}", name="aaa/table.csv"))
+    draft = repo.artifact(v1.ref).new_draft()
+    write(tmp_path / "x.bin", b"changed")
+    v2 = repo.log_artifact(draft.add_file(str(tmp_path / "x.bin"), "d3/f0005.bin"))
+    shared = set(v1.manifest.shard_digests()) & set(v2.manifest.shard_digests())
+    assert shared and v1.manifest.shard_digests()[0] in shared  # where the reference is
+    write(src, "a,b\n9,9\n")
+    reads: list[str] = []
+    real = ShardedManifest.read
+
+    def counted(self, ref):  # type: ignore[no-untyped-def]
+        reads.append(ref.digest)
+        return real(self, ref)
+
+    monkeypatch.setattr(ShardedManifest, "read", counted)
+
+    report = repo.verify()
+
+    assert sorted(reads) == sorted(set(reads))  # no shard read twice
+    assert set(reads) >= set(v1.manifest.shard_digests()) | set(v2.manifest.shard_digests())
+    assert report.objects_checked == 121 and not report.bad
+    assert [line.split(" ", 1)[0] for line in report.references] == [v2.ref, v1.ref]
+    assert all("aaa/table.csv" in line for line in report.references)
+
+
 def test_a_draft_reads_only_the_shards_its_changes_fall_in(
     small_shards, repo, tmp_path, monkeypatch
 ):

@@ -171,16 +171,23 @@ def verify(repo: Maintained, targets: Sequence[Checked], *, whole: bool) -> Veri
     # again only for the objects found bad
     with _Needed(repo.cache.root) as needs:
         documents: dict[tuple[str, str], list[str]] = defaultdict(list)  # -> refs
+        # a shard versions share (a draft's, its parent's) is read once per namespace;
+        # the reference problems found in it are each version's that has it
+        read: dict[tuple[str, str], list[str]] = {}  # (namespace, shard) -> problems
         for v in targets:
-            refs = []
-            for e in v.manifest.stream():  # a shard at a time, none kept
-                needs.add(v.namespace, e.objects())
-                if e.is_reference:
-                    refs.append(e)
-            problems = references.check_all(
-                refs, sources=repo.reference_sources, concurrency=repo.store.concurrency
-            )
-            report.references += [f"{v.ref} {problem}" for problem in problems.values()]
+            for shard, entries in v.manifest.by_shard():
+                if shard is not None and (v.namespace, shard) in read:
+                    report.references += [f"{v.ref} {p}" for p in read[v.namespace, shard]]
+                    continue
+                refs = []
+                for e in entries:
+                    needs.add(v.namespace, e.objects())
+                    if e.is_reference:
+                        refs.append(e)
+                problems = list(_checked_references(repo, refs))
+                report.references += [f"{v.ref} {p}" for p in problems]
+                if shard is not None:
+                    read[v.namespace, shard] = problems
             shards = v.manifest.shard_digests()
             for d in (*shards, v.manifest.digest) if shards else ():
                 documents[v.namespace, d].append(v.ref)
@@ -211,6 +218,15 @@ def verify(repo: Maintained, targets: Sequence[Checked], *, whole: bool) -> Veri
             report.bad.append(BadObject(namespace, d, problem, tuple(users[namespace, d])))
     _record(repo, found)
     return report
+
+
+def _checked_references(repo: Maintained, refs: list[Entry]) -> Iterator[str]:
+    """The problem of each reference whose source is gone or changed since it was logged."""
+    if refs:
+        found = references.check_all(
+            refs, sources=repo.reference_sources, concurrency=repo.store.concurrency
+        )
+        yield from found.values()
 
 
 class _Needed:

@@ -146,6 +146,11 @@ class Manifest(Mapping[str, Entry]):
         """Every entry in path order (`ShardedManifest.stream`)."""
         return iter(self._entries.values())
 
+    def by_shard(self) -> Iterator[tuple[str | None, Iterator[Entry]]]:
+        """The entries a shard at a time, in path order: (the shard's digest, its entries
+        read as they are asked for). A manifest of one document is one part, digest None."""
+        yield None, self.stream()
+
     def resolve(self, path: str) -> str:
         """`path` ('' for the root) with every link in it followed, within the version.
 
@@ -490,6 +495,15 @@ class ShardedManifest(Manifest):
         if self._whole:
             return walk
         return self._checked(walk)
+
+    def by_shard(self) -> Iterator[tuple[str | None, Iterator[Entry]]]:
+        """Shard by shard, none kept: what versions share (a draft's parent's shards) can
+        be skipped by digest, read once."""
+        for ref in self._shards:
+            yield ref.digest, self._entries_of(ref)
+
+    def _entries_of(self, ref: ShardRef) -> Iterator[Entry]:
+        yield from self._parsed(ref)  # read once asked for: a skipped shard is not read
 
     def _parsed(self, ref: ShardRef) -> Iterable[Entry]:
         with self._lock:
