@@ -36,7 +36,7 @@ from ..foundation.errors import CairnError, Conflict
 from ..foundation.manifest import FILE, LINK, Entry, Manifest
 from . import helpers
 from .cache import Cache
-from .checkout_plan import Found, Load, Plan, Target, folders_of, hash_into
+from .checkout_plan import Cursor, Found, Load, Plan, Target, folders_of, hash_into
 from .confined import ConfinedDir, Pinned
 from .download import cache_key
 from .marker import MARKER, RACY_NS, Marker, Spool, Written, write_all
@@ -123,9 +123,9 @@ class _Checkout:
         # has; the first batch, all of a version of up to BATCH entries, is fetched
         # before the folder changes
         batches = _batched(self.manifest.stream(), BATCH)
-        kept = _Kept(plan.kept.records())  # in step with the batches
+        kept = Cursor(plan.kept.records())  # in step with the batches
         first = next(batches, ())
-        first_kept = kept.upto(first)
+        first_kept = _kept_of(first, kept)
         sources = _fetch(fetch, self._to_write(first, first_kept))
         changes = self.manifest.file_count > len(plan.kept) or plan.remove
         if changes or not (self.marker and self.marker.complete):
@@ -143,7 +143,7 @@ class _Checkout:
             pending: _Pending | None = None
             try:
                 for i, batch in enumerate(every):
-                    here = first_kept if not i else kept.upto(batch)
+                    here = first_kept if not i else _kept_of(batch, kept)
                     files = self._to_write(batch, here)
                     if i:
                         sources = _fetch(fetch, files)
@@ -341,23 +341,9 @@ def _start_helpers() -> helpers.Helpers | None:
 _Pending = tuple[list[Entry], dict[str, Written], Future[dict[str, Written]]]
 
 
-class _Kept:
-    """The plan's kept paths (Kept.records), taken a batch of the version at a time."""
-
-    def __init__(self, records: Iterator[tuple[str, Written]]) -> None:
-        self._records = records
-        self._next = next(records, None)
-
-    def upto(self, batch: Sequence[Entry]) -> dict[str, Written]:
-        """The kept records of `batch`'s paths (the batches in path order)."""
-        out: dict[str, Written] = {}
-        if not batch:
-            return out
-        last = batch[-1].path
-        while self._next is not None and self._next[0] <= last:
-            out[self._next[0]] = self._next[1]
-            self._next = next(self._records, None)
-        return out
+def _kept_of(batch: Sequence[Entry], kept: Cursor[Written]) -> dict[str, Written]:
+    """The plan's records of the paths of `batch` it keeps (batches come in path order)."""
+    return {e.path: w for e in batch if (w := kept.at(e.path)) is not None}
 
 
 def _batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:

@@ -247,13 +247,13 @@ class Found:
                 plan.problems.append((MARKER, "not cairn's marker"))
             found = (item for item in self.folder.walk() if item[0] != MARKER)
             first = next(found, None)
-            recorded = _Cursor(self._records())
+            recorded = Cursor(self._records())
             if first is None:
                 # nothing in the way: the folders are made as the files come (the marker
                 # read to its end, so that it is known to be one)
                 recorded.drain()
                 return plan
-            wanted = _Cursor(self._wanted())
+            wanted = Cursor(self._wanted())
             later = []
             for path, st in chain([first], found):
                 e, record = wanted.at(path), recorded.at(path)
@@ -378,7 +378,7 @@ class Found:
         )
 
 
-class _Cursor(Generic[T]):
+class Cursor(Generic[T]):
     """A stream of (key, item) in key order, looked up by keys in order: one side of a
     merge, holding one item at a time."""
 
