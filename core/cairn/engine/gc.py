@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,9 +42,10 @@ from ..storage import ObjectInfo, Store
 from . import objects as packing
 from .gcrecord import Doomed, GCRecord, utc_stamp, write_record
 from .gcreport import GCReport
+from .scratch import DigestSet
 
 if TYPE_CHECKING:
-    from .needs import Stored
+    from .needs import Maintained
 
 #: objects and manifests younger than this are left alone by default: a writer working
 #: from another process's view (an expired lease, a clock-skewed machine, a writer that
@@ -53,14 +54,26 @@ DEFAULT_GRACE = 3600.0
 # a pack is rewritten with its live objects alone once at least this share of the bytes
 # of the objects it indexes is dead
 _REPACK_DEAD = 0.5
+_BATCH = 8192  # listed objects judged at a time
 
 
-@dataclass
 class _Live:
-    """What must stay, per namespace: object digests and manifest digests."""
+    """What must stay, per namespace: object digests, in a scratch database in the cache
+    (a million live files are a million rows on disk, not a set in memory), and manifest
+    digests (a few per version and shard), in memory."""
 
-    objects: defaultdict[str, set[str]]
-    manifests: defaultdict[str, set[str]]
+    def __init__(self, folder: str) -> None:
+        self.objects = DigestSet(folder, "gc")
+        self.manifests: defaultdict[str, set[str]] = defaultdict(set)
+
+    def close(self) -> None:
+        self.objects.close()
+
+    def __enter__(self) -> _Live:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -86,7 +99,7 @@ class _Plan:
     objects_foreign: int = 0
 
 
-def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
+def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_GRACE) -> GCReport:
     """Two transactions, each holding the GC guard exclusive. The first decides, moves
     the pack index off what goes (rewriting packs that are mostly dead), records the
     decision in the store and commits; the second deletes the bytes that are still dead
@@ -96,9 +109,11 @@ def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE
     repo_id = repo.identity.require("run gc")
     started = time.time()
     record: str | None = None
+    scratch = repo.cache.root  # where the live sets are kept
     with repo.catalog.write() as conn:
         repo.catalog.gc_guard(conn, exclusive=True)
-        plan = _plan(conn, _live(conn), _owned(conn), _Age(started, grace), _listing(repo.store))
+        with _live(conn, scratch) as live:
+            plan = _plan(conn, live, _owned(conn), _Age(started, grace), _listing(repo.store))
         rewritten = plan.rewrite
         if not dry_run:
             rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
@@ -122,13 +137,8 @@ def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=True)
             # a writer may have found and even committed some of them in between
-            now = _live(conn)
-            repo.store.delete(
-                d.key
-                for d in plan.doomed
-                if d.digest not in now.objects[d.namespace]
-                and d.digest not in now.manifests[d.namespace]
-            )
+            with _live(conn, scratch) as now:
+                repo.store.delete(_still_dead(plan.doomed, now))
     return GCReport(
         plan.objects_deleted,
         plan.freed,
@@ -149,7 +159,7 @@ def collect(repo: Stored, *, dry_run: bool = False, grace: float = DEFAULT_GRACE
 
 
 def _record(
-    repo: Stored,
+    repo: Maintained,
     repo_id: str,
     plan: _Plan,
     rewritten: list[tuple[ObjectInfo, str, list[Member], list[Member]]],
@@ -198,16 +208,23 @@ class _Age:
         return info.mtime <= self.started - self.grace
 
 
-def estimate(repo: Stored, *, without: Collection[int] = ()) -> tuple[int, int]:
+def estimate(repo: Maintained, *, without: Collection[int] = ()) -> tuple[int, int]:
     """(bytes gc would free if the versions `without` were deleted, bytes it would free
     now), once the grace period has passed: one listing of the store, two plans, no change
     anywhere (expired leases are ignored, not dropped). What `cairn retain` reports."""
     started = time.time()
+    scratch = repo.cache.root
     with repo.catalog.read() as conn:
-        listing = _listing(repo.store)
+        listing: Iterable[ObjectInfo] = _listing(repo.store)
+        if without:
+            listing = list(listing)  # for two plans
         owned, age = _owned(conn), _Age(started, 0.0)
-        after = _plan(conn, _live(conn, without=without, drop=False), owned, age, listing)
-        now = _plan(conn, _live(conn, drop=False), owned, age, listing) if without else after
+        with _live(conn, scratch, without=without, drop=False) as live:
+            after = _plan(conn, live, owned, age, listing)
+        if not without:
+            return _freed(after), _freed(after)
+        with _live(conn, scratch, drop=False) as live:
+            now = _plan(conn, live, owned, age, listing)
     return _freed(after), _freed(now)
 
 
@@ -215,13 +232,24 @@ def _freed(plan: _Plan) -> int:
     return plan.freed + sum(i.size - sum(m.size for m in a) for i, _, _, a in plan.rewrite)
 
 
-def _listing(store: Store) -> list[ObjectInfo]:
+def _listing(store: Store) -> Iterator[ObjectInfo]:
     # the shared namespace at the root, every private one under projects/
-    return list(
-        itertools.chain(
-            store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
-        )
+    return itertools.chain(
+        store.list(OBJECTS), store.list(MANIFESTS), store.list(PACKS), store.list(PROJECTS)
     )
+
+
+def _still_dead(doomed: list[Doomed], now: _Live) -> list[str]:
+    """The keys of `doomed` that no live version or writer needs `now`."""
+    by_namespace: defaultdict[str, list[str]] = defaultdict(list)
+    for d in doomed:
+        by_namespace[d.namespace].append(d.digest)
+    needed = {
+        (ns, digest)
+        for ns, digests in by_namespace.items()
+        for digest in now.objects.among(ns, digests) | now.manifests[ns]
+    }
+    return [d.key for d in doomed if (d.namespace, d.digest) not in needed]
 
 
 def _plan(
@@ -231,34 +259,27 @@ def _plan(
     and written a grace period before gc began (younger dead objects stay)."""
     plan = _Plan()
     stored_packs: dict[tuple[str, str], ObjectInfo] = {}
-    for info in listing:
-        obj = digest_of_object_key(info.key)
-        man = digest_of_manifest_key(info.key) if obj is None else None
-        pack = digest_of_pack_key(info.key) if obj is None and man is None else None
-        found = obj or man or pack
-        if found is None:
-            continue
-        if found[0] not in owned:
-            plan.objects_foreign += 1
-            continue
-        if pack is not None:
-            stored_packs[pack] = info
-            continue
-        live_here = live.objects if obj is not None else live.manifests
-        if found[1] in live_here[found[0]]:
-            if obj is not None:
-                plan.objects_kept += 1
-                plan.bytes_kept += info.size
-        elif not age.old(info):
-            plan.objects_recent += 1
-            plan.bytes_recent += info.size
-        else:
-            plan.doomed.append(Doomed(info.key, found[0], found[1], info.size))
-            if obj is not None:
-                plan.objects_deleted += 1
-                plan.freed += info.size
+    listed = iter(listing)
+    # the listing a batch at a time: the live set is asked about a batch of objects at once
+    while batch := list(itertools.islice(listed, _BATCH)):
+        loose: list[tuple[ObjectInfo, str, str, bool]] = []  # (info, ns, digest, object?)
+        for info in batch:
+            obj = digest_of_object_key(info.key)
+            man = digest_of_manifest_key(info.key) if obj is None else None
+            pack = digest_of_pack_key(info.key) if obj is None and man is None else None
+            found = obj or man or pack
+            if found is None:
+                continue
+            if found[0] not in owned:
+                plan.objects_foreign += 1
+            elif pack is not None:
+                stored_packs[pack] = info
             else:
-                plan.manifests_deleted += 1
+                loose.append((info, *found, obj is not None))
+        alive = _alive(live, [(ns, d) for _, ns, d, is_object in loose if is_object])
+        for info, ns, d, is_object in loose:
+            kept = (ns, d) in alive if is_object else d in live.manifests[ns]
+            _judge(plan, age, info, (ns, d), is_object=is_object, needed=kept)
     # the index a pack at a time; a pack the store holds that has no rows in it is
     # judged with none
     unindexed = dict(stored_packs)
@@ -280,6 +301,41 @@ def _plan(
     return plan
 
 
+def _alive(live: _Live, objects: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of `objects` (namespace, digest) that are live."""
+    by_namespace: defaultdict[str, list[str]] = defaultdict(list)
+    for ns, d in objects:
+        by_namespace[ns].append(d)
+    return {(ns, d) for ns, ds in by_namespace.items() for d in live.objects.among(ns, ds)}
+
+
+def _judge(
+    plan: _Plan,
+    age: _Age,
+    info: ObjectInfo,
+    where: tuple[str, str],
+    *,
+    is_object: bool,
+    needed: bool,
+) -> None:
+    """Plan for the loose object or manifest `where` (namespace, digest): keep it while
+    `needed`, or delete it once old enough."""
+    if needed:
+        if is_object:
+            plan.objects_kept += 1
+            plan.bytes_kept += info.size
+    elif not age.old(info):
+        plan.objects_recent += 1
+        plan.bytes_recent += info.size
+    else:
+        plan.doomed.append(Doomed(info.key, *where, info.size))
+        if is_object:
+            plan.objects_deleted += 1
+            plan.freed += info.size
+        else:
+            plan.manifests_deleted += 1
+
+
 def _judge_pack(
     plan: _Plan,
     live: _Live,
@@ -291,8 +347,9 @@ def _judge_pack(
     """Plan for the stored pack `where` (namespace, name) whose index rows are
     `members`: keep it, delete it, or rewrite it with its live objects alone."""
     namespace, name = where
-    alive = [m for m in members if m.digest in live.objects[namespace]]
-    if name in live.objects[namespace]:  # a writer's, not indexed yet
+    found = live.objects.among(namespace, [name, *(m.digest for m in members)])
+    alive = [m for m in members if m.digest in found]
+    if name in found:  # a writer's, not indexed yet
         plan.objects_kept += len(members)
         plan.bytes_kept += info.size
     elif not alive and not age.old(info):
@@ -343,18 +400,29 @@ def _rewrite(
     return True
 
 
-def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True) -> _Live:
+def _live(
+    conn: Connection, folder: str, *, without: Collection[int] = (), drop: bool = True
+) -> _Live:
     """Objects and manifests of every non-deleted version (but those of `without`), every
     PENDING version's parts and every unexpired lease, each in its own namespace; `drop`
-    expired leases on the way."""
-    live = _Live(defaultdict(set), defaultdict(set))
+    expired leases on the way. The objects go to a scratch database in `folder`."""
+    live = _Live(folder)
+    try:
+        _gather(conn, live, without, drop=drop)
+    except BaseException:
+        live.close()
+        raise
+    return live
+
+
+def _gather(conn: Connection, live: _Live, without: Collection[int], *, drop: bool) -> None:
     leased, leased_manifests = leases.live(conn, drop_expired=drop)
     for namespace, d in leased:
         # a leased digest is an object, or the manifest its writer is about to commit
-        live.objects[namespace].add(d)
+        live.objects.add(namespace, [d])
         live.manifests[namespace].add(d)
     for namespace, d in parts.live_objects(conn):
-        live.objects[namespace].add(d)
+        live.objects.add(namespace, [d])
     spared = sorted(set(without))
     versions_live = [
         (ns, d)
@@ -377,14 +445,12 @@ def _live(conn: Connection, *, without: Collection[int] = (), drop: bool = True)
         m = records.load_manifest(conn, d)
         shards = m.shard_digests()
         live.manifests[namespace].update(shards)  # a format-3 manifest's shards live with it
-        objects = live.objects[namespace]
         if not shards:
-            objects.update(m.each_object())
+            live.objects.add(namespace, m.each_object())
         for s in shards:
             if (namespace, s) not in read:
                 read.add((namespace, s))
-                objects.update(m.shard_objects(s))
-    return live
+                live.objects.add(namespace, m.shard_objects(s))
 
 
 __all__ = ["GCReport", "collect", "estimate"]

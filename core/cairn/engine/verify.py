@@ -13,12 +13,7 @@ handed out again.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-import sqlite3
-import tempfile
-import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +30,7 @@ from ..foundation.manifest import Entry
 from ..foundation.manifest_shards import decode
 from ..foundation.sizes import counted, format_size
 from . import references
+from .scratch import Scratch
 
 # packed objects checked per task: up to 256 KiB each, read as ranges of their pack
 _PACKED_SLICE = 256
@@ -235,23 +231,20 @@ class _Needed:
     verify of versions of a million files holds a batch of them at a time."""
 
     def __init__(self, folder: str) -> None:
-        _sweep(folder)
-        fd, self._path = tempfile.mkstemp(prefix=_SCRATCH, suffix=".db", dir=folder)
-        os.close(fd)
-        self._db = sqlite3.connect(self._path)
-        self._db.executescript(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+        self._scratch = Scratch(
+            folder,
+            "verify",
             "CREATE TABLE need (ns TEXT, digest TEXT, pack TEXT, start INT, size INT,"
-            " PRIMARY KEY (ns, digest)) WITHOUT ROWID;"
+            " PRIMARY KEY (ns, digest)) WITHOUT ROWID;",
         )
+        self._db = self._scratch.db
         self._pending: list[tuple[str, str]] = []
 
     def __enter__(self) -> _Needed:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._db.close()
-        os.unlink(self._path)
+        self._scratch.close()
 
     def add(self, namespace: str, digests: Iterable[str]) -> None:
         self._pending += ((namespace, d) for d in digests)
@@ -308,21 +301,6 @@ class _Needed:
             )
             while part := list(itertools.islice(members, _PACKED_SLICE)):
                 yield namespace, [m.digest for m in part], {m.digest: m for m in part}
-
-
-_SCRATCH = ".tmp-verify-"
-_STALE_S = 3600  # a scratch database this old is a killed verify's
-
-
-def _sweep(folder: str) -> None:
-    """Remove the scratch databases of verifies killed over an hour ago."""
-    stale = time.time() - _STALE_S
-    for name in os.listdir(folder):
-        if name.startswith(_SCRATCH):
-            path = os.path.join(folder, name)
-            with contextlib.suppress(OSError):
-                if os.stat(path, follow_symlinks=False).st_mtime < stale:
-                    os.unlink(path)
 
 
 def _read_back(repo: Maintained, needs: _Needed) -> Iterator[tuple[str, str, str, int]]:

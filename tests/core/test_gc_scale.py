@@ -1,0 +1,122 @@
+"""gc at scale: the objects that must stay are kept in a scratch database in the cache,
+not in memory, and the store's listing and the pack index are judged against it a batch
+at a time (docs/FORMAT.md "gc")."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import cairn.engine.gc as collecting
+import cairn.engine.scratch as scratch
+from cairn import Artifact
+from cairn.engine.scratch import DigestSet
+
+from .conftest import random_files, stored_objects, write
+
+
+def _scratch_files(repo, kind: str = "gc") -> list[str]:
+    return sorted(n for n in os.listdir(repo.cache.root) if n.startswith(f".tmp-{kind}-"))
+
+
+def _few(repo, tmp_path, i: int):
+    """A version of three small files: too few for a pack, so each object is loose."""
+    files = random_files(tmp_path / f"few{i}", 3, seed=100 + i)
+    return repo.log_artifact(Artifact(f"few{i}").add_dir(tmp_path / f"few{i}"), project="p"), files
+
+
+def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(
+    repo, tmp_path, monkeypatch
+):
+    """With listing batches of 3 and questions of 4 digests, gc deletes exactly the dead
+    pack and the dead loose objects and manifests; while it plans, the live set is one
+    scratch database in the cache holding each live object once, gone when gc ends."""
+    monkeypatch.setattr(collecting, "_BATCH", 3)
+    monkeypatch.setattr(scratch, "_ASKED", 4)
+    random_files(tmp_path / "a", 100, seed=1)
+    b = random_files(tmp_path / "b", 100, seed=2)
+    va = repo.log_artifact(Artifact("a").add_dir(tmp_path / "a"), project="p")
+    vb = repo.log_artifact(Artifact("b").add_dir(tmp_path / "b"), project="p")
+    # the same bytes twice: one live object
+    vb2 = repo.log_artifact(Artifact("b2").add_dir(tmp_path / "b"), project="p")
+    few = [_few(repo, tmp_path, i) for i in range(6)]
+    for v in (va, *(v for v, _ in few[:3])):
+        v.delete()
+    before = stored_objects(repo)
+    seen: dict[str, object] = {}
+    real = collecting._plan
+
+    def plan(conn, live, *args):  # type: ignore[no-untyped-def]
+        seen["rows"] = len(live.objects)
+        seen["files"] = _scratch_files(repo)
+        return real(conn, live, *args)
+
+    monkeypatch.setattr(collecting, "_plan", plan)
+
+    report = repo.gc(grace=0)
+
+    assert seen["rows"] == 100 + 3 * 3  # b's objects (once for two versions), few3..5's
+    assert len(seen["files"]) == 1  # type: ignore[arg-type]
+    assert _scratch_files(repo) == []
+    assert (report.packs_deleted, report.objects_deleted) == (1, 100 + 3 * 3)
+    assert report.manifests_deleted == 4  # a's and few0..2's
+    gone = before.keys() - stored_objects(repo).keys()
+    assert len(gone) == 100 + 3 * 3  # the dead pack's members, the loose objects
+    assert repo.verify().ok
+    for v, files in [(vb, b), (vb2, b), *few[3:]]:
+        root = v.download(tmp_path / "out" / v.name)
+        assert {n: (root / n).read_bytes() for n in files} == files
+    assert repo.gc(grace=0).objects_deleted == 0
+
+
+def test_a_gc_that_fails_while_planning_leaves_no_scratch_and_deletes_nothing(
+    repo, tmp_path, monkeypatch
+):
+    v, _ = _few(repo, tmp_path, 0)
+    v.delete()
+    before = stored_objects(repo)
+
+    def broken(conn):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the catalog went away")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(collecting.packs, "each_pack", broken)
+    with pytest.raises(RuntimeError, match="went away"):
+        repo.gc(grace=0)
+    assert _scratch_files(repo) == []
+    assert stored_objects(repo) == before
+
+
+def test_gc_removes_the_scratch_databases_a_killed_gc_or_verify_left(repo, tmp_path):
+    """A scratch database over an hour old is a killed run's; a younger one may be
+    another run's, still going."""
+    _few(repo, tmp_path, 0)
+    paths = {
+        name: os.path.join(repo.cache.root, name)
+        for name in (".tmp-gc-killed.db", ".tmp-verify-killed.db", ".tmp-gc-running.db")
+    }
+    for path in paths.values():
+        write(path, "scratch")
+    os.utime(paths[".tmp-gc-killed.db"], (0, 0))
+    os.utime(paths[".tmp-verify-killed.db"], (0, 0))
+    repo.gc(grace=0)
+    assert _scratch_files(repo) == [".tmp-gc-running.db"]
+    assert _scratch_files(repo, "verify") == []
+
+
+def test_a_digest_set_answers_per_namespace_across_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(scratch, "_ASKED", 3)
+    digests = [f"{i:064x}" for i in range(50)]
+    with DigestSet(str(tmp_path), "gc", batch=7) as live:
+        live.add("", digests[:30])
+        live.add("", digests[10:20])  # again: kept once
+        live.add("vision", digests[25:40])
+        assert len(live) == 30 + 15
+        asked = [*digests[::2], digests[0], "not-a-digest"]
+        assert live.among("", asked) == set(digests[:30:2])
+        assert live.among("vision", asked) == set(digests[26:40:2])
+        assert live.among("other", asked) == set()
+        assert live.among("", []) == set()
+        assert len(os.listdir(tmp_path)) == 1
+    assert os.listdir(tmp_path) == []
