@@ -26,9 +26,7 @@ def _few(repo, tmp_path, i: int):
     return repo.log_artifact(Artifact(f"few{i}").add_dir(tmp_path / f"few{i}"), project="p"), files
 
 
-def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(
-    repo, tmp_path, monkeypatch
-):
+def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(repo, tmp_path, monkeypatch):
     """With listing batches of 3 and questions of 4 digests, gc deletes exactly the dead
     pack and the dead loose objects and manifests; while it plans, the live set is one
     scratch database in the cache holding each live object once, gone when gc ends."""
