@@ -26,12 +26,17 @@ def _few(repo, tmp_path, i: int):
     return repo.log_artifact(Artifact(f"few{i}").add_dir(tmp_path / f"few{i}"), project="p"), files
 
 
-def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(repo, tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_memory", [10**6, 5])
+def test_gc_judges_a_batch_at_a_time_against_a_live_set_in_memory_or_on_disk(
+    repo, tmp_path, monkeypatch, in_memory
+):
     """With listing batches of 3 and questions of 4 digests, gc deletes exactly the dead
-    pack and the dead loose objects and manifests; while it plans, the live set is one
-    scratch database in the cache holding each live object once, gone when gc ends."""
+    pack and the dead loose objects and manifests, whether its live set stays in memory
+    or (past `in_memory` objects) moves to one scratch database in the cache, holding
+    each live object once and gone when gc ends."""
     monkeypatch.setattr(collecting, "_BATCH", 3)
     monkeypatch.setattr(scratch, "_ASKED", 4)
+    monkeypatch.setattr(scratch, "_IN_MEMORY", in_memory)
     random_files(tmp_path / "a", 100, seed=1)
     b = random_files(tmp_path / "b", 100, seed=2)
     va = repo.log_artifact(Artifact("a").add_dir(tmp_path / "a"), project="p")
@@ -48,6 +53,7 @@ def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(repo, tmp
     def plan(conn, live, *args):  # type: ignore[no-untyped-def]
         seen["rows"] = len(live.objects)
         seen["files"] = _scratch_files(repo)
+        seen["spilled"] = live.objects.spilled
         return real(conn, live, *args)
 
     monkeypatch.setattr(collecting, "_plan", plan)
@@ -55,7 +61,8 @@ def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(repo, tmp
     report = repo.gc(grace=0)
 
     assert seen["rows"] == 100 + 3 * 3  # b's objects (once for two versions), few3..5's
-    assert len(seen["files"]) == 1  # type: ignore[arg-type]
+    assert seen["spilled"] == (in_memory < 100)
+    assert len(seen["files"]) == (1 if in_memory < 100 else 0)  # type: ignore[arg-type]
     assert _scratch_files(repo) == []
     assert (report.packs_deleted, report.objects_deleted) == (1, 100 + 3 * 3)
     assert report.manifests_deleted == 4  # a's and few0..2's
@@ -71,6 +78,7 @@ def test_gc_keeps_its_live_set_on_disk_and_judges_it_a_batch_at_a_time(repo, tmp
 def test_a_gc_that_fails_while_planning_leaves_no_scratch_and_deletes_nothing(
     repo, tmp_path, monkeypatch
 ):
+    monkeypatch.setattr(scratch, "_IN_MEMORY", 0)  # the live set on disk at once
     v, _ = _few(repo, tmp_path, 0)
     v.delete()
     before = stored_objects(repo)
@@ -103,18 +111,24 @@ def test_gc_removes_the_scratch_databases_a_killed_gc_or_verify_left(repo, tmp_p
     assert _scratch_files(repo, "verify") == []
 
 
-def test_a_digest_set_answers_per_namespace_across_batches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_memory", [10**6, 0, 20])
+def test_a_digest_set_answers_per_namespace_in_memory_and_on_disk(tmp_path, monkeypatch, in_memory):
+    """The same answers held in memory, on disk from the start, or moved to disk
+    half-way (past 20 digests); a scratch file only once on disk, removed at the end."""
     monkeypatch.setattr(scratch, "_ASKED", 3)
     digests = [f"{i:064x}" for i in range(50)]
-    with DigestSet(str(tmp_path), "gc", batch=7) as live:
+    with DigestSet(str(tmp_path), "gc", in_memory=in_memory, batch=7) as live:
         live.add("", digests[:30])
         live.add("", digests[10:20])  # again: kept once
         live.add("vision", digests[25:40])
         assert len(live) == 30 + 15
+        assert live.spilled == (in_memory < 45)
         asked = [*digests[::2], digests[0], "not-a-digest"]
         assert live.among("", asked) == set(digests[:30:2])
         assert live.among("vision", asked) == set(digests[26:40:2])
         assert live.among("other", asked) == set()
         assert live.among("", []) == set()
-        assert len(os.listdir(tmp_path)) == 1
+        live.add("other", digests[:1])
+        assert live.among("other", asked) == {digests[0]}
+        assert len(os.listdir(tmp_path)) == (1 if live.spilled else 0)
     assert os.listdir(tmp_path) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from backends import make_store
 
 from cairn.storage import Batch, RetryingStore, Store
 
@@ -127,6 +128,41 @@ def test_list_is_sorted_and_filtered_by_prefix(store):
     assert sorted(i.key for i in store.list()) == sorted(keys)
     assert [i.key for i in store.list("manifests/")] == ["manifests/m.json"]
     assert list(store.list("nothing/here/")) == []
+
+
+def test_list_sorts_a_folders_contents_where_its_name_and_a_slash_would(store):
+    """Key order, not folder-by-folder order: `a.json` < `a/b` < `a0` (`.` < `/` < `0`)."""
+    keys = ["log/a0", "log/a/b", "log/a.json", "log/a/c/d", "log/b"]
+    store.put_many({k: b"x" for k in keys}).raise_first()
+    assert [i.key for i in store.list("log/")] == sorted(keys)
+    assert [i.key for i in store.list("log/a/")] == ["log/a/b", "log/a/c/d"]
+    assert [i.key for i in store.list("log/a0")] == ["log/a0"]  # a prefix naming a key
+
+
+@pytest.mark.parametrize("backend", ["fsspec-memory", "s3", "gcs"])
+def test_a_listing_of_an_fsspec_store_reads_one_folder_at_a_time(request, backend, tmp_path):
+    """The first objects of a listing come before the later folders are read: a store
+    of a million objects is never one listing in memory."""
+    store = make_store(request, backend, tmp_path)
+    inner = _inner(store)
+    keys = [f"objects/{i:02x}/{i:062x}" for i in range(8)]
+    store.put_many({k: b"x" for k in keys}).raise_first()
+    real, folders = inner._listdir, []
+
+    async def counted(path):  # type: ignore[no-untyped-def]
+        folders.append(path)
+        return await real(path)
+
+    inner._listdir = counted
+    try:
+        listing = store.list("objects/")
+        assert next(listing).key == keys[0]
+        assert len(folders) == 2  # objects/ and objects/00/
+        assert [keys[0], *(i.key for i in listing)] == keys
+        assert len(folders) == 1 + 8
+    finally:
+        del inner._listdir
+        store.close()
 
 
 def test_an_object_deleted_while_a_listing_runs_is_no_error(store):

@@ -136,3 +136,44 @@ def test_put_many_retries_only_the_keys_that_failed():
     assert not result.failed and sorted(result.ok) == list("abcde")
     assert inner.put_calls == [list("abcde"), ["b", "d"]]
     assert inner.get("d") == b"d"
+
+
+class _FlakyListing(MemoryStore):
+    """Its listing fails with a reset at the `after`-th object, `times` times in all;
+    with `moving`, each listing gets `after` objects further than the one before."""
+
+    def __init__(self, after: int, times: int, *, moving: bool = False):
+        super().__init__()
+        self.after, self.times, self.moving, self.listings = after, times, moving, 0
+
+    def list(self, prefix=""):
+        self.listings += 1
+        fails_at = self.after * (self.listings if self.moving else 1)
+        for n, info in enumerate(super().list(prefix)):
+            if n == fails_at and self.times:
+                self.times -= 1
+                raise ConnectionResetError("reset mid-listing")
+            yield info
+
+
+def test_a_listing_that_fails_half_way_goes_on_after_the_last_key_it_gave():
+    """Streamed, not collected first: what was yielded before the fault is not yielded
+    again, nothing is lost, and a listing that keeps getting further keeps going."""
+    inner = _FlakyListing(after=3, times=3, moving=True)
+    keys = [f"objects/{i:02x}/{i:062x}" for i in range(10)]
+    inner.put_many({k: b"x" for k in keys}).raise_first()
+    store = RetryingStore(inner, attempts=2, sleep=lambda s: None)
+    listing = store.list("objects/")
+    assert next(listing).key == keys[0] and inner.listings == 1  # before the rest is read
+    assert [keys[0], *(i.key for i in listing)] == keys
+    assert (inner.listings, store.retries) == (4, 3)
+
+
+def test_a_listing_that_fails_at_the_same_place_gives_up():
+    inner = _FlakyListing(after=3, times=100)
+    inner.put_many({f"k{i}": b"x" for i in range(10)}).raise_first()
+    store = RetryingStore(inner, attempts=3, sleep=lambda s: None)
+    got = []
+    with pytest.raises(ConnectionResetError):
+        got.extend(i.key for i in store.list())
+    assert got == ["k0", "k1", "k2"] and inner.listings == 3

@@ -58,9 +58,10 @@ _BATCH = 8192  # listed objects judged at a time
 
 
 class _Live:
-    """What must stay, per namespace: object digests, in a scratch database in the cache
-    (a million live files are a million rows on disk, not a set in memory), and manifest
-    digests (a few per version and shard), in memory."""
+    """What must stay, per namespace: object digests (a DigestSet: in memory up to
+    200,000 of them, past that in a scratch database in the cache, so a million live
+    files are a million rows on disk, not a set in memory) and manifest digests (a few
+    per version and shard, in memory)."""
 
     def __init__(self, folder: str) -> None:
         self.objects = DigestSet(folder, "gc")

@@ -86,18 +86,36 @@ class FsspecStore(Store):
         return None if info is None else ObjectInfo(key, int(info.get("size") or 0), _mtime(info))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """A folder at a time, in key order: a store of a million objects is listed in
+        pages of one folder (`objects/xx/`: a 256th of them), never held whole."""
         base = self._path(prefix.rstrip("/")) if prefix else self.root
-        try:
-            found = self._run(self._find(base))
-        except FileNotFoundError:
-            return
         strip = len(self.root) + 1 if self.root else 0
-        for path, info in sorted(found.items()):
-            if info.get("type") == "directory":
-                continue
+        listed = False
+        for path, info in self._walk(base):
+            listed = True
             key = path[strip:]
             if key.startswith(prefix):
                 yield ObjectInfo(key, int(info.get("size") or 0), _mtime(info))
+        if not listed and prefix and not prefix.endswith("/"):
+            head = self._run(self._limited(self._head(base)))  # the prefix may be a key
+            if head is not None and head.get("type") != "directory":
+                yield ObjectInfo(prefix, int(head.get("size") or 0), _mtime(head))
+
+    def _walk(self, folder: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(path, info) of every object below `folder`, in path order: a folder's
+        contents sort where its name followed by `/` would (`a.json`, `a/b`, `a0`)."""
+        entries = []
+        for e in self._run(self._limited(self._listdir(folder))):
+            path = e["name"].rstrip("/")
+            if path == folder:
+                continue  # a folder marker object, or the folder itself
+            is_folder = e.get("type") == "directory"
+            entries.append((path + "/" if is_folder else path, is_folder, path, e))
+        for _, is_folder, path, e in sorted(entries, key=lambda x: x[0]):
+            if is_folder:
+                yield from self._walk(path)
+            else:
+                yield path, e
 
     def delete(self, keys: Iterable[str]) -> None:
         paths = [self._path(k) for k in keys]
@@ -140,10 +158,6 @@ class FsspecStore(Store):
                 await self._call("rm_file", path)
 
         await asyncio.gather(*(self._limited(one(p)) for p in paths))
-
-    async def _find(self, path: str) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = await self._call("find", path, detail=True)
-        return out
 
     # -- machinery ------------------------------------------------------------------------
 

@@ -124,18 +124,32 @@ class LocalStore(Store):
                 st = os.stat(base)
                 yield ObjectInfo(prefix, st.st_size, st.st_mtime)
             return
-        for folder, dirs, files in os.walk(base):
-            dirs.sort()
-            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-            for name in sorted(files):
-                if name.startswith(".tmp-"):
-                    continue
-                try:
-                    st = os.stat(os.path.join(folder, name))
-                except FileNotFoundError:
-                    continue  # deleted since the folder was read
-                key = name if rel == "." else f"{rel}/{name}"
-                yield ObjectInfo(key, st.st_size, st.st_mtime)
+        yield from self._walk(base)
+
+    def _walk(self, folder: str) -> Iterator[ObjectInfo]:
+        """Every object below `folder` in key order: a folder's contents sort where its
+        name followed by `/` would (`a.json`, `a/b`, `a0`)."""
+        try:
+            with os.scandir(folder) as found:
+                # a link to a folder is not followed (nor listed), as os.walk does
+                entries = [
+                    (e.name, e.is_dir()) for e in found if not (e.is_dir() and e.is_symlink())
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # no such folder, or deleted since its parent was read
+        rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+        for name, is_dir in sorted(entries, key=lambda e: e[0] + "/" if e[1] else e[0]):
+            path = os.path.join(folder, name)
+            if is_dir:
+                yield from self._walk(path)
+                continue
+            if name.startswith(".tmp-"):
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue  # deleted since the folder was read
+            yield ObjectInfo(name if rel == "." else f"{rel}/{name}", st.st_size, st.st_mtime)
 
     def delete(self, keys: Iterable[str]) -> None:
         for k in keys:

@@ -203,8 +203,25 @@ class RetryingStore(Store):
         return self._call(self.inner.stat, key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        # a listing that fails half-way is started again: collect it whole first
-        return iter(self._call(lambda: list(self.inner.list(prefix))))
+        """A listing that fails half-way is started again and goes on after the last
+        key it gave (listings are in key order): streamed, never collected whole."""
+        last: str | None = None
+        attempt = 0
+        while True:
+            before = last
+            try:
+                for info in self.inner.list(prefix):
+                    if last is None or info.key > last:
+                        last = info.key
+                        yield info
+                return
+            except Exception as exc:
+                if last != before:
+                    attempt = 0  # it got further: a long listing may meet several faults
+                if attempt + 1 >= self.attempts or not is_transient(exc):
+                    raise
+            self._backoff(attempt)
+            attempt += 1
 
     def delete(self, keys: Iterable[str]) -> None:
         keys = list(keys)
