@@ -140,9 +140,14 @@ def test_list_sorts_a_folders_contents_where_its_name_and_a_slash_would(store):
 
 
 @pytest.mark.parametrize("backend", ["fsspec-memory", "s3", "gcs"])
-def test_a_listing_of_an_fsspec_store_reads_one_folder_at_a_time(request, backend, tmp_path):
-    """The first objects of a listing come before the later folders are read: a store
-    of a million objects is never one listing in memory."""
+def test_a_listing_of_an_fsspec_store_reads_a_few_folders_at_a_time(
+    request, backend, tmp_path, monkeypatch
+):
+    """The first objects of a listing come before the later folders are read (here two
+    at once): a store of a million objects is never one listing in memory."""
+    import cairn.storage.fsspec_store as fsspec_store
+
+    monkeypatch.setattr(fsspec_store, "_LOOKAHEAD", 2)
     store = make_store(request, backend, tmp_path)
     inner = _inner(store)
     keys = [f"objects/{i:02x}/{i:062x}" for i in range(8)]
@@ -157,7 +162,7 @@ def test_a_listing_of_an_fsspec_store_reads_one_folder_at_a_time(request, backen
     try:
         listing = store.list("objects/")
         assert next(listing).key == keys[0]
-        assert len(folders) == 2  # objects/ and objects/00/
+        assert len(folders) == 3  # objects/, objects/00/ and objects/01/
         assert [keys[0], *(i.key for i in listing)] == keys
         assert len(folders) == 1 + 8
     finally:

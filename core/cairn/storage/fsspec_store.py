@@ -25,6 +25,11 @@ from .base import Batch, ObjectInfo, Store
 
 T = TypeVar("T")
 
+#: sub-folders a listing reads at once, ahead of the walk (a store's 256 `objects/xx`
+#: folders are listed in 16 rounds, not 256), as long as about this many entries are held
+_LOOKAHEAD = 16
+_LOOKAHEAD_ENTRIES = 20_000
+
 
 class FsspecStore(Store):
     """The generic fsspec backend; S3Store and GCSStore specialise a few primitives."""
@@ -101,21 +106,39 @@ class FsspecStore(Store):
             if head is not None and head.get("type") != "directory":
                 yield ObjectInfo(prefix, int(head.get("size") or 0), _mtime(head))
 
-    def _walk(self, folder: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _walk(
+        self, folder: str, listing: builtins.list[dict[str, Any]] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(path, info) of every object below `folder`, in path order: a folder's
-        contents sort where its name followed by `/` would (`a.json`, `a/b`, `a0`)."""
+        contents sort where its name followed by `/` would (`a.json`, `a/b`, `a0`).
+        Sub-folders are listed a few at once, ahead of the walk: as many as keep about
+        `_LOOKAHEAD_ENTRIES` entries in memory, judged by the last one listed."""
+        if listing is None:
+            listing = self._run(self._limited(self._listdir(folder)))
         entries = []
-        for e in self._run(self._limited(self._listdir(folder))):
+        for e in listing:
             path = e["name"].rstrip("/")
             if path == folder:
                 continue  # a folder marker object, or the folder itself
             is_folder = e.get("type") == "directory"
             entries.append((path + "/" if is_folder else path, is_folder, path, e))
-        for _, is_folder, path, e in sorted(entries, key=lambda x: x[0]):
-            if is_folder:
-                yield from self._walk(path)
-            else:
+        entries.sort(key=lambda x: x[0])
+        folders = [path for _, is_folder, path, _ in entries if is_folder]
+        ahead: dict[str, builtins.list[dict[str, Any]]] = {}
+        listed, last = 0, 1  # sub-folders listed so far; entries of the last one
+        for _, is_folder, path, e in entries:
+            if not is_folder:
                 yield path, e
+                continue
+            if path not in ahead:
+                window = folders[
+                    listed : listed + max(1, min(_LOOKAHEAD, _LOOKAHEAD_ENTRIES // last))
+                ]
+                listed += len(window)
+                got = self._run(self._listdirs(window))
+                ahead.update(zip(window, got, strict=True))
+                last = max(1, len(got[-1]))
+            yield from self._walk(path, ahead.pop(path))
 
     def delete(self, keys: Iterable[str]) -> None:
         paths = [self._path(k) for k in keys]
@@ -149,6 +172,11 @@ class FsspecStore(Store):
         except FileNotFoundError:
             return []
         return out
+
+    async def _listdirs(
+        self, paths: builtins.list[str]
+    ) -> builtins.list[builtins.list[dict[str, Any]]]:
+        return await asyncio.gather(*(self._limited(self._listdir(p)) for p in paths))
 
     async def _remove(self, paths: builtins.list[str]) -> None:
         """Delete objects one request each; a missing one is not an error."""
