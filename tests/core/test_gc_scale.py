@@ -12,6 +12,8 @@ import cairn.engine.gc as collecting
 import cairn.engine.scratch as scratch
 from cairn import Artifact
 from cairn.engine.scratch import DigestSet
+from cairn.foundation.errors import IntegrityError
+from cairn.foundation.manifest import Entry
 
 from .conftest import random_files, stored_objects, write
 
@@ -132,3 +134,33 @@ def test_a_digest_set_answers_per_namespace_in_memory_and_on_disk(tmp_path, monk
         assert live.among("other", asked) == {digests[0]}
         assert len(os.listdir(tmp_path)) == (1 if live.spilled else 0)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"size": 3, "digest": "a" * 64},
+        {"size": 9, "digest": "b" * 64, "chunks": [["c" * 64, 4], ["d" * 64, 5]]},
+        {"size": 3, "digest": None, "ref": "s3://bucket/key", "pin": {"etag": "x"}},
+        {"size": 3, "digest": "e" * 64, "ref": "s3://bucket/key", "pin": {"etag": "x"}},
+        {"size": 0, "digest": ""},
+        {"kind": "link", "target": "../x"},
+        {"kind": "dir"},
+    ],
+)
+def test_the_objects_gc_reads_from_an_entrys_json_are_those_the_entry_needs(data):
+    assert Entry.objects_of_json("d/x", data) == Entry.from_json("d/x", data).objects()
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"kind": "socket"}, "which this cairn does not know"),
+        ({"size": 1, "digest": "a" * 64, "chunks": [["c" * 64]]}, "bad chunks"),
+        ({"size": 1, "digest": "a" * 64, "chunks": 7}, "bad chunks"),
+    ],
+)
+def test_an_entry_gc_cannot_read_stops_it(data, problem):
+    """A newer cairn's kind, or broken chunks: gc refuses rather than guess what lives."""
+    with pytest.raises(IntegrityError, match=problem):
+        Entry.objects_of_json("d/x", data)

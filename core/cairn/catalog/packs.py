@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -112,13 +113,14 @@ def each_pack(conn: Connection) -> Iterator[tuple[tuple[str, str], list[Member]]
     """((namespace, pack), its indexed members in pack order), one pack at a time, for
     gc: the index of a million packed objects is read as a stream, never held whole."""
     rows = conn.execute(
-        select(packed)
+        select(packed.c.namespace, packed.c.pack, packed.c.digest, packed.c.start, packed.c.size)
         .order_by(packed.c.namespace, packed.c.pack)
         .execution_options(yield_per=_STREAMED)
-    )
-    for where, group in itertools.groupby(rows, key=lambda r: (r.namespace, r.pack)):
-        members = [Member(r.digest, where[1], r.start, r.size) for r in group]
-        yield where, sorted(members, key=lambda m: m.start)
+    ).tuples()  # plain tuples: a million rows read as Row objects cost seconds
+    for where, group in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+        members = [Member(digest, where[1], start, size) for _, _, digest, start, size in group]
+        members.sort(key=operator.attrgetter("start"))
+        yield where, members
 
 
 def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
