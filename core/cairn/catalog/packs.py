@@ -116,7 +116,7 @@ def each_pack(conn: Connection) -> Iterator[tuple[tuple[str, str], list[Member]]
         select(packed.c.namespace, packed.c.pack, packed.c.digest, packed.c.start, packed.c.size)
         .order_by(packed.c.namespace, packed.c.pack)
         .execution_options(yield_per=_STREAMED)
-    ).tuples()  # plain tuples: a million rows read as Row objects cost seconds
+    )  # rows unpacked as tuples: a million read by attribute name cost seconds
     for where, group in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
         members = [Member(digest, where[1], start, size) for _, _, digest, start, size in group]
         members.sort(key=operator.attrgetter("start"))
