@@ -211,21 +211,20 @@ class _Age:
 
 def estimate(repo: Maintained, *, without: Collection[int] = ()) -> tuple[int, int]:
     """(bytes gc would free if the versions `without` were deleted, bytes it would free
-    now), once the grace period has passed: one listing of the store, two plans, no change
-    anywhere (expired leases are ignored, not dropped). What `cairn retain` reports."""
+    now), once the grace period has passed: a plan for each (the store listed for each),
+    no change anywhere (expired leases are ignored, not dropped). What `cairn retain`
+    reports."""
     started = time.time()
     scratch = repo.cache.root
     with repo.catalog.read() as conn:
-        listing: Iterable[ObjectInfo] = _listing(repo.store)
-        if without:
-            listing = list(listing)  # for two plans
         owned, age = _owned(conn), _Age(started, 0.0)
         with _live(conn, scratch, without=without, drop=False) as live:
-            after = _plan(conn, live, owned, age, listing)
+            after = _plan(conn, live, owned, age, _listing(repo.store))
         if not without:
             return _freed(after), _freed(after)
+        # the store listed again rather than held: it may hold millions of objects
         with _live(conn, scratch, drop=False) as live:
-            now = _plan(conn, live, owned, age, listing)
+            now = _plan(conn, live, owned, age, _listing(repo.store))
     return _freed(after), _freed(now)
 
 
