@@ -233,6 +233,30 @@ def test_a_sharded_tree_lists_every_folder_as_the_file_tree_does(small_shards):
     assert 0 < len(set(read)) <= 6 < len(m.shards)
 
 
+def test_a_sharded_tree_lists_from_the_shards_json_without_an_entry_per_path(
+    small_shards, monkeypatch
+):
+    """The root's page of a version reads every shard whose span meets two folders: from
+    its JSON, with no Entry made per path (a 20,000-file version's first page)."""
+    from cairn.engine.shardtree import ShardedTree
+
+    m = build(_entry(p, size=2) for p in PATHS)
+    store = _stored(m)
+    made: list[str] = []
+    real = Entry.from_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, path, data):  # type: ignore[no-untyped-def]
+        made.append(path)
+        return real(cls, path, data)
+
+    monkeypatch.setattr(Entry, "from_json", classmethod(counted))
+    page = ShardedTree(Manifest.from_bytes(store[m.digest], load=store.__getitem__)).listdir("")
+    assert [(i.name, i.size, i.files) for i in page.items] == [
+        (f"d{i}", 2 * 60, 60) for i in range(5)
+    ]
+    assert made == []
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

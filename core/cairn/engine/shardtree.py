@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..foundation.errors import NotFound
-from ..foundation.manifest import DIR, Entry, ShardedManifest
+from ..foundation.manifest import DIR, FILE, KINDS, Entry, ShardedManifest
+from ..foundation.manifest_entry import unknown_kind
 from ..foundation.names import check_path
 from .tree import Children, FileTree, FolderPage, TreeItem, by_name
 
@@ -99,20 +100,26 @@ class ShardedTree(FileTree):
                 tally[0] += ref.size
                 tally[1] += ref.files
                 continue
-            for e in self._m.shard(i).values():
-                if not e.path.startswith(prefix) or e.path == folder:
+            # the shard's JSON, no Entry made per path: a page of a 20,000-file version
+            # reads every shard; what is shown is checked below
+            for path, e in self._m.raw(i).items():
+                if not path.startswith(prefix) or path == folder:
                     continue
-                name = _child(e.path, prefix)
+                kind = e.get("kind", FILE)
+                if kind not in KINDS:
+                    raise unknown_kind(path, kind)
+                name = _child(path, prefix)
                 if name is not None:
                     tally = sub.setdefault(name, [0, 0])
-                    tally[0] += e.size
-                    tally[1] += e.kind != DIR
-                elif e.kind == DIR:
-                    empty.append(TreeItem(e.path, e.path[start:], True, 0, 0, DIR))
+                    tally[0] += int(e.get("size") or 0) if kind == FILE else 0
+                    tally[1] += kind != DIR
+                elif kind == DIR:
+                    empty.append(TreeItem(check_path(path), path[start:], True, 0, 0, DIR))
                 else:
-                    files.append(TreeItem(e.path, e.path[start:], False, e.size, 1, e.kind))
+                    size = int(e.get("size") or 0) if kind == FILE else 0
+                    files.append(TreeItem(check_path(path), path[start:], False, size, 1, kind))
         folders = [
-            TreeItem(prefix + name, name, True, size, count, DIR)
+            TreeItem(check_path(prefix + name), name, True, size, count, DIR)
             for name, (size, count) in sub.items()
         ]
         size = sum(t.size or 0 for t in folders) + sum(t.size or 0 for t in files)
