@@ -19,7 +19,15 @@ from cairn import Artifact, IntegrityError, Repository
 from cairn.engine.contents import Contents
 from cairn.engine.manifest_overlay import overlay
 from cairn.foundation.layout import MANIFESTS, manifest_key, namespace_prefix
-from cairn.foundation.manifest import Diff, Entry, Manifest, ShardedManifest, build, read_document
+from cairn.foundation.manifest import (
+    Diff,
+    Entry,
+    Manifest,
+    ShardedManifest,
+    build,
+    read_document,
+    stored_document,
+)
 from cairn.foundation.manifest_shards import canonical, decode
 
 from .conftest import write
@@ -530,3 +538,24 @@ def test_cli_show_pages_a_sharded_version_and_diff_names_the_changes(
     assert len(json.loads(listed.stdout)["files"]) == 29
     diff = runner.invoke(cli.app, ["diff", v1.ref, v2.ref])
     assert diff.stdout.splitlines() == ["D  d3/f0003.bin"]
+
+
+def test_a_stored_manifest_is_restored_without_an_entry_per_path(small_shards, monkeypatch):
+    """What recover keeps of a manifest: its compressed body as stored (compressed once
+    if stored plain), a format-3 root's shards, its digest checked; no Entry made."""
+    made: list[str] = []
+    real = Entry.from_json.__func__  # type: ignore[attr-defined]
+    small = Manifest([_entry(p) for p in PATHS[:3]])
+    large = build(_entry(p) for p in PATHS)
+    monkeypatch.setattr(
+        Entry, "from_json", classmethod(lambda cls, p, d: made.append(p) or real(cls, p, d))
+    )
+    packed = small.compressed()
+    assert stored_document(packed, expect_digest=small.digest) == (packed, ())
+    body, shards = stored_document(small.to_bytes(), expect_digest=small.digest)
+    assert zlib.decompress(body) == small.to_bytes() and shards == ()
+    body, shards = stored_document(large.compressed(), expect_digest=large.digest)
+    assert [s.digest for s in shards] == list(large.shard_digests()) and len(shards) > 1
+    assert made == []
+    with pytest.raises(IntegrityError, match="digest does not match"):
+        stored_document(packed, expect_digest=large.digest)

@@ -25,8 +25,8 @@ from ..catalog.packs import record as record_packs
 from ..catalog.restore import ORDER, Restorer
 from ..foundation.errors import CairnError, IntegrityError
 from ..foundation.layout import PACKS, digest_of_pack_key, manifest_key, namespace_prefix
-from ..foundation.manifest import Manifest, ShardedManifest
-from ..foundation.manifest_shards import decode, read_shard
+from ..foundation.manifest import stored_document
+from ..foundation.manifest_shards import ShardRef, decode, read_shard
 from ..foundation.sizes import counted
 from ..storage import Store
 from .storeconfig import StoreConfig, new_repository_id, read_config, write_config
@@ -256,8 +256,8 @@ def _manifests(
         try:
             if not body:
                 raise got.failed[manifest_key(digest, namespace=item["namespace"])]
-            m = Manifest.from_bytes(body, expect_digest=digest)
-            shards = _shard_rows(store, item, m) if isinstance(m, ShardedManifest) else []
+            compressed, refs = stored_document(body, expect_digest=digest)
+            shards = _shard_rows(store, item, refs)
         except (FileNotFoundError, IntegrityError) as exc:
             note = f"{describe(key)}: manifest {digest} unreadable ({exc})"
             if problems is None:
@@ -265,15 +265,16 @@ def _manifests(
             problems.append(note)
             continue
         out += shards
-        out.append((item["project"], digest, m.compressed(), item["size"], item["file_count"]))
+        out.append((item["project"], digest, compressed, item["size"], item["file_count"]))
     return out
 
 
-def _shard_rows(store: Store, item: dict[str, Any], m: ShardedManifest) -> list[ManifestRow]:
+def _shard_rows(
+    store: Store, item: dict[str, Any], refs: tuple[ShardRef, ...]
+) -> list[ManifestRow]:
     """The rows of a format-3 manifest's shards, read from the version's namespace and
     checked against the root, a batch at a time."""
     out: list[ManifestRow] = []
-    refs = m.shards
     for i in range(0, len(refs), _SHARD_BATCH):
         batch = {
             manifest_key(r.digest, namespace=item["namespace"]): r

@@ -645,6 +645,20 @@ def verified_json(body: bytes, *, expect_digest: str | None = None) -> bytes:
     return decode(body, expect_digest=expect_digest)
 
 
+def stored_document(body: bytes, *, expect_digest: str) -> tuple[bytes, tuple[ShardRef, ...]]:
+    """A stored manifest as the catalog keeps it (zlib-compressed; `body` itself when it
+    is) and, for format 3, its shards: checked against its digest and read as far as its
+    format and structure, with no Entry made per path (what `recover` restores)."""
+    text = decode(body, expect_digest=expect_digest)
+    doc = parse(text, f"manifest {expect_digest}")
+    if doc.get("format") == FORMAT_SHARDED:
+        shards = read_root(doc)
+    else:
+        read_document(text, doc)
+        shards = ()
+    return (zlib.compress(text, 6) if body[:1] == b"{" else body), shards
+
+
 def read_document(text: bytes, doc: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parsed JSON of a format 1/2 manifest, its format checked."""
     if doc is None:
