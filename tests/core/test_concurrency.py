@@ -139,3 +139,28 @@ def test_invariant_8_holds_for_packs_gc_deletes_and_rewrites_beside_writers(
     final = repo.gc(grace=0)
     assert final.packs_rewritten + final.packs_deleted >= 1
     assert repo.verify().ok
+
+
+def _open_new_catalog(url: str, ready, start) -> str:  # type: ignore[no-untyped-def]
+    from cairn.catalog import Catalog
+
+    ready.wait()  # every process has imported cairn
+    start.wait()
+    Catalog(url).close()
+    return url
+
+
+def test_processes_creating_one_new_sqlite_catalog_at_once_all_open_it(tmp_path):
+    """Parallel tasks that are the first to use a repository all create its schema: one
+    upgrades it in one transaction holding the write lock, the others find it at head
+    (never half way: 'table damaged already exists', seen once from a Prefect worker)."""
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path}/catalog-{round_}.db"
+        n = 6
+        ready, start = _ctx.Barrier(n), _ctx.Barrier(n)
+        procs = [_ctx.Process(target=_open_new_catalog, args=(url, ready, start)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0] * n, round_

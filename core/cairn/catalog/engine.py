@@ -207,13 +207,17 @@ def _upgrade(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(here))
     # Alembic's migration context is global to the process: one upgrade at a time per
     # process, and per database an advisory lock (SQLite: the write lock) across processes.
+    # The whole upgrade is one transaction begun here: Alembic then neither reads the
+    # current revision outside it nor commits between revisions (it would on SQLite), so
+    # a process that opens a new catalog beside another finds it at head or untouched,
+    # never half way ("table ... already exists").
     with _MIGRATION_LOCK, engine.connect() as conn:
         conn = conn.execution_options(cairn_write=True)
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        conn.commit()
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
 
 def _current_revision(conn: Connection) -> str | None:
