@@ -241,15 +241,12 @@ def _listing(store: Store) -> Iterator[ObjectInfo]:
 
 def _still_dead(doomed: list[Doomed], now: _Live) -> list[str]:
     """The keys of `doomed` that no live version or writer needs `now`."""
-    by_namespace: defaultdict[str, list[str]] = defaultdict(list)
-    for d in doomed:
-        by_namespace[d.namespace].append(d.digest)
-    needed = {
-        (ns, digest)
-        for ns, digests in by_namespace.items()
-        for digest in now.objects.among(ns, digests) | now.manifests[ns]
-    }
-    return [d.key for d in doomed if (d.namespace, d.digest) not in needed]
+    alive = _alive(now, [(d.namespace, d.digest) for d in doomed])
+    return [
+        d.key
+        for d in doomed
+        if (d.namespace, d.digest) not in alive and d.digest not in now.manifests[d.namespace]
+    ]
 
 
 def _plan(
