@@ -644,7 +644,10 @@ class Repository:
 
     def _logged(self, written: Written) -> ArtifactVersion:
         """The version a log, upsert or finish returns, with what it cost."""
-        v = self._version_by_id(written.version_id)
+        if written.found is not None:
+            v = self._handle(*written.found)
+        else:
+            v = self._version_by_id(written.version_id)
         v.last_log = written.stats
         v.created = written.created
         return v

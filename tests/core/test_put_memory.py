@@ -16,6 +16,7 @@ from sqlalchemy import event
 import cairn.engine.objects as objects_module
 import cairn.engine.scan as scan_module
 import cairn.engine.transfer as transfer_module
+import cairn.engine.walk as walk_module
 import cairn.foundation.manifest as manifest_module
 import cairn.foundation.manifest_shards as shards_module
 from cairn import Artifact, Conflict, Repository
@@ -37,6 +38,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(objects_module, "_WHERE_BATCH", 64)
     monkeypatch.setattr(transfer_module, "WAIT_BYTES", 4096)  # small objects waiting
     monkeypatch.setattr(objects_module, "PACK_BYTES", 4096)
+    monkeypatch.setattr(walk_module, "REMEMBERED", 64)  # a small folder's kept listing
 
 
 def _folder(root, n: int) -> str:

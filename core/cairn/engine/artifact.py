@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from ..foundation.errors import CairnError, Conflict, NotFound
 from ..foundation.manifest import Entry, Manifest, build
 from ..foundation.names import check_name, check_path, join_path
 from .manifest_overlay import overlay
-from .walk import found, walk
+from .walk import Listing, found, walk
 
 if TYPE_CHECKING:
     from .needs import DraftParent
@@ -43,7 +43,7 @@ class Artifact:
         self.description = description
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._files: dict[str, str] = {}  # logical path -> absolute local path
-        #: folders added whole: walked again, as a stream, when the artifact is logged
+        #: folders added whole: listed again when the artifact is logged
         self._folders: list[_Folder] = []
         self._entries: dict[str, Entry] = {}  # logical path -> ready entry (references)
         self._base: Manifest | None = None
@@ -76,9 +76,10 @@ class Artifact:
 
         Files, empty folders, and symbolic links that stay inside the folder (as links);
         a link pointing outside is refused unless `follow_links`, which logs what it
-        points to instead (cairn.walk). The folder is checked now and its files are
-        listed again, as a sorted stream, when the artifact is logged: a folder of a
-        million files is never held in memory as a list.
+        points to instead (cairn.walk). The folder is checked now; its files are those it
+        holds when the artifact is logged, listed again then as a sorted stream (a folder
+        of a million files is never held in memory as a list), unless it is small and
+        none of its folders changed since (cairn.walk.Listing).
         """
         root = os.path.abspath(os.fspath(local_path))
         if not os.path.isdir(root):
@@ -87,7 +88,7 @@ class Artifact:
         checked = walk(root, follow_links=follow_links, prefix=prefix)  # files counted
         if checked.outside_count:
             raise checked.refusal(os.fspath(local_path))
-        folder = _Folder(root, prefix, follow_links, checked.files, checked.bytes)
+        folder = _Folder(root, prefix, follow_links, checked.files, checked.listing)
         if self._files or self._entries:  # a path added before from elsewhere: refused
             for path, local in folder.files():
                 self._check_free(path, local)
@@ -190,7 +191,11 @@ class Artifact:
     def files(self) -> Iterator[tuple[str, str]]:
         """The local files to log, (logical path, local path), in path order: the added
         folders walked as streams, merged with the files added one by one."""
-        streams = [iter(sorted(self._files.items())), *(f.files() for f in self._folders)]
+        streams = [iter(sorted(self._files.items()))] if self._files else []
+        streams += [f.files() for f in self._folders]
+        if len(streams) == 1:  # one folder's walk or the single files: in order, unique
+            yield from streams[0]
+            return
         last: tuple[str, str] | None = None
         for item in heapq.merge(*streams, key=_first):
             if last is not None and item[0] == last[0]:
@@ -204,9 +209,10 @@ class Artifact:
             yield item
 
     def expected_bytes(self) -> int:
-        """About how many bytes the local files hold (the folders as they were added)."""
+        """About how many bytes the local files hold, for a progress bar: the folders are
+        walked again to count them, so a log nobody watches never asks."""
         single = sum(os.path.getsize(p) for p in self._files.values() if os.path.exists(p))
-        return single + sum(f.size for f in self._folders if not f.excluded)
+        return single + sum(f.size() for f in self._folders)
 
     def has_files(self) -> bool:
         """Whether local files were added (the folders counted when they were added)."""
@@ -246,6 +252,8 @@ class Artifact:
         a draft's changes are few and go through `compose`."""
         if self._base is not None:
             return self.compose(new)
+        if not self._entries:
+            return build(new)
         ready = sorted(self._entries.values(), key=_path)
         merged = heapq.merge(new, ready, key=_path)
         return build(_latest(merged))
@@ -297,18 +305,35 @@ class _Folder:
     root: str
     prefix: str | None
     follow: bool
-    #: files it held when it was added, and their bytes
+    #: files it held when it was added
     count: int
-    size: int
+    #: those files, if few, while the folder is as it was (cairn.walk.Listing)
+    listing: Listing | None = None
     excluded: set[str] = field(default_factory=set)
 
     def files(self) -> Iterator[tuple[str, str]]:
-        """Its files (logical path, local path) in path order, those removed left out."""
+        """Its files (logical path, local path) in path order, those removed left out:
+        walked again, unless the listing its check made still stands."""
+        if self.listing is not None and not self.listing.current():
+            self.listing = None  # changed since: walked from now on
+        items = iter(self.listing.files) if self.listing is not None else self._walked()
+        for path, local in items:
+            if not self.excluded or not self._excluded(path):
+                yield path, local
+
+    def _walked(self) -> Iterator[tuple[str, str]]:
         for item in found(self.root, follow_links=self.follow):
             if isinstance(item, tuple):
-                path = join_path(self.prefix, item[0])
-                if not self.excluded or not self._excluded(path):
-                    yield path, item[1]
+                yield join_path(self.prefix, item[0]), item[1]
+
+    def size(self) -> int:
+        """The bytes its files hold now (a file gone meanwhile counts nothing here: the
+        log reports it when it reads the folder)."""
+        total = 0
+        for _, local in self.files():
+            with suppress(OSError):
+                total += os.stat(local).st_size
+        return total
 
     def _excluded(self, path: str) -> bool:
         return any(path == x or path.startswith(x + "/") for x in self.excluded)

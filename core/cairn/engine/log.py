@@ -134,6 +134,7 @@ def unchanged(
         row = records.committed_with_digest(conn, coll.id, manifest.digest)
         if row is None or not _intact(repo, conn, row.namespace, manifest):
             return None
+        held = records.aliases_of(conn, [row.id])[row.id]
     if aliases:
         changes = track(repo.listeners, run=run_id)
         with repo.catalog.write() as conn:
@@ -143,9 +144,11 @@ def unchanged(
             changes.watch(conn, coll.id)
             for a in aliases:
                 records.set_alias(conn, coll.id, a, row.id)
+            held = records.aliases_of(conn, [row.id])[row.id]
             events = changes.events(conn)
         repo.listeners.emit(events)
-    return Written(row.id, UploadStats(files=counted[0]), created=False)
+    stats = UploadStats(files=counted[0])
+    return Written(row.id, stats, created=False, found=(row, held))
 
 
 def _intact(repo: Writers, conn: Any, namespace: str, manifest: Manifest) -> bool:

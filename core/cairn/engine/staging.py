@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..catalog import Catalog, damaged, leases, packs
 from ..catalog.packs import Member
@@ -67,6 +67,9 @@ class Written:
     #: True: a new version was committed; False: an identical one stands for it;
     #: None: nothing was committed (an upsert), or a retried finish
     created: bool | None
+    #: the version's row and aliases when the transaction that found it read them (an
+    #: unchanged re-log): the API builds its handle without reading them again
+    found: tuple[Any, list[str]] | None = None
 
 
 #: manifest shards put in one batch
@@ -162,7 +165,9 @@ class Writer:
         """The entries of the artifact's local files, in path order, as they are stored:
         scanned and sent a batch at a time (cairn.scan)."""
         scans = batches(self.art.files(), self.uploader.statcache)
-        return self.uploader.stream(scans, self.art.expected_bytes())
+        # the bytes to expect cost a walk of the folders: only for a bar someone watches
+        total = self.art.expected_bytes() if self.uploader.reports_progress else 0
+        return self.uploader.stream(scans, total)
 
     def finish(self) -> Staged:
         """Lease the ready-made entries' objects (and copy a moved draft's), wait until

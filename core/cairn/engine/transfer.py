@@ -143,6 +143,11 @@ class Uploader:
         self.flush()
         return out
 
+    @property
+    def reports_progress(self) -> bool:
+        """Whether a front end draws this uploader's progress."""
+        return not isinstance(self.progress, NoProgress)
+
     def stream(self, scans: Iterable[Scan], total: int) -> Iterator[Entry]:
         """Store local files scanned in batches (`total`: about how many bytes they hold,
         for the progress bar), yielding their entries in order as each batch is hashed

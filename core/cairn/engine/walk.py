@@ -9,10 +9,10 @@ are skipped; cairn's checkout markers are local state, never data.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,6 +22,13 @@ from ..foundation.names import check_link_target, join_path, printable
 from .marker import MARKER
 
 _SHOWN = 5
+#: a folder of at most this many files keeps the list its check made for its log, which
+#: lists the folder again only if one of its folders changed since (about 200 bytes a
+#: file: at most about 4 MB; a larger folder is listed again at the log, as a stream)
+REMEMBERED = 20_000
+#: a folder changed this recently may change again within the same time stamp (file
+#: systems keep coarse clocks): a listing holding one is not kept
+_RACY_NS = 2_000_000_000
 #: longest path the system opens (PATH_MAX: 4096 bytes on Linux, the NUL included)
 _PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
 
@@ -40,6 +47,53 @@ class Outside:
 
 
 Found = File | Entry | Outside
+#: what says a folder's entries are as they were: (device, inode, mtime, ctime)
+FolderStamp = tuple[int, int, int, int]
+
+
+@dataclass
+class Listing:
+    """A folder's files as its check found them (logical path, local path), with the stamp
+    every folder in it had before it was read. While no stamp changed the files are the
+    same ones: adding, removing or renaming a file changes its folder's modification
+    time. (A file's content is not vouched for: the log stats every file.)"""
+
+    files: list[File] = field(default_factory=list)
+    folders: list[tuple[str, FolderStamp]] = field(default_factory=list)
+    #: False once the folder holds more than REMEMBERED files (or a folder is unreadable)
+    keeping: bool = True
+
+    def keep(self, path: str, local: str) -> None:
+        self.files.append((path, local))
+        if len(self.files) > REMEMBERED:
+            self.drop()
+
+    def stamp(self, local: str) -> None:
+        try:
+            self.folders.append((local, _stamp(os.stat(local))))
+        except OSError:
+            self.drop()  # the walk reports it
+
+    def drop(self) -> None:
+        self.keeping = False
+        self.files.clear()
+        self.folders.clear()
+
+    def settled(self, since_ns: int) -> bool:
+        """Whether no folder changed within `_RACY_NS` before `since_ns` (its stamp could
+        then miss a change made in the same clock tick)."""
+        newest = max((max(s[2], s[3]) for _, s in self.folders), default=0)
+        return newest < since_ns - _RACY_NS
+
+    def current(self) -> bool:
+        """Whether every folder still has the stamp it had when the check read it."""
+        for local, was in self.folders:
+            try:
+                if _stamp(os.stat(local)) != was:
+                    return False
+            except OSError:
+                return False
+        return True
 
 
 @dataclass
@@ -48,11 +102,12 @@ class Walk:
     how many files it holds, and the links that point outside (the first few shown)."""
 
     files: int = 0
-    #: their bytes (at the walk: what a progress bar of the log expects)
-    bytes: int = 0
     entries: list[Entry] = field(default_factory=list)
     outside: list[tuple[str, str]] = field(default_factory=list)
     outside_count: int = 0
+    #: its files, for the log, when it holds few and is not followed through links and
+    #: no folder in it has just changed (None: the log walks it again)
+    listing: Listing | None = None
 
     def refusal(self, folder: str) -> CairnError:
         n = self.outside_count
@@ -68,9 +123,12 @@ class Walk:
 def walk(root: str, *, follow_links: bool = False, prefix: str | None = None) -> Walk:
     """Check the folder `root` (an absolute path): its links and empty folders, the links
     that point outside, and every file's name (InvalidName, under `prefix`); files are
-    counted, not kept (the log walks again, `found`)."""
+    counted and not stat'ed (the log stats them), kept only in a small folder's
+    `Listing` (a larger one the log walks again, `found`)."""
     out = Walk()
-    for item in found(root, follow_links=follow_links):
+    started = time.time_ns()
+    listing = None if follow_links else Listing()
+    for item in _Walker(root, follow_links, listing).top():
         if isinstance(item, Entry):
             out.entries.append(item)
         elif isinstance(item, Outside):
@@ -78,11 +136,12 @@ def walk(root: str, *, follow_links: bool = False, prefix: str | None = None) ->
             if len(out.outside) < _SHOWN:
                 out.outside.append((item.path, item.target))
         else:
-            join_path(prefix, item[0])  # a name it cannot log is refused now
+            path = join_path(prefix, item[0])  # a name it cannot log is refused now
             out.files += 1
-            # a file gone already is reported when the log reads the folder again
-            with contextlib.suppress(OSError):
-                out.bytes += os.stat(item[1]).st_size
+            if listing is not None and listing.keeping:
+                listing.keep(path, item[1])
+    if listing is not None and listing.keeping and listing.settled(started):
+        out.listing = listing
     return out
 
 
@@ -91,15 +150,19 @@ def found(root: str, *, follow_links: bool = False) -> Iterator[Found]:
     in strictly increasing path order (the manifest's), an empty folder's entry where its
     folder sorts (as `name/`). Memory is one folder's listing per level of depth, never
     the whole tree."""
-    top = os.stat(root)
-    return _Walker(root, follow_links).folder(root, "", followed=False, seen=(_key(top),))
+    return _Walker(root, follow_links).top()
 
 
 class _Walker:
-    def __init__(self, root: str, follow: bool):
+    def __init__(self, root: str, follow: bool, listing: Listing | None = None):
         self.root = root
         self.real_root = os.path.realpath(root)
         self.follow = follow
+        #: where the folders' stamps go, before each is read (a check's walk)
+        self.listing = listing
+
+    def top(self) -> Iterator[Found]:
+        return self.folder(self.root, "", followed=False, seen=(_key(os.stat(self.root)),))
 
     def folder(
         self, local: str, rel: str, *, followed: bool, seen: tuple[tuple[int, int], ...]
@@ -108,6 +171,8 @@ class _Walker:
         as bytes); `seen`: (device, inode) of the folders above when following links, so
         a link back to one of them is a cycle, cut. Children are taken in the order of
         their paths: a folder `a` sorts as `a/`, after `a-b` and before `a0`."""
+        if self.listing is not None and self.listing.keeping:
+            self.listing.stamp(local)
         try:
             with os.scandir(local) as it:
                 children = [self._classify(e, f"{rel}{e.name}", followed) for e in it]
@@ -206,6 +271,10 @@ _Child = tuple[str, "os.DirEntry[str]", int, str]
 
 def _order(child: _Child) -> str:
     return child[0]
+
+
+def _stamp(st: os.stat_result) -> FolderStamp:
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _key(st: os.stat_result) -> tuple[int, int]:

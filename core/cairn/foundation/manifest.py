@@ -113,11 +113,16 @@ class Manifest(Mapping[str, Entry]):
 
     __slots__ = ("_entries", "_digest", "_body", "_stored", "_as_read")
 
-    def __init__(self, entries: Iterable[Entry] = ()):
-        by_path: dict[str, Entry] = {}
-        for e in entries:
-            by_path[e.path] = e
-        self._entries = {e.path: e for e in checked(sorted(by_path.values(), key=_path))}
+    def __init__(self, entries: Iterable[Entry] = (), *, in_order: bool = False):
+        """`in_order`: the entries come from `checked` already (as `build` gives them),
+        so they are neither sorted nor checked again."""
+        if in_order:
+            self._entries = {e.path: e for e in entries}
+        else:
+            by_path: dict[str, Entry] = {}
+            for e in entries:
+                by_path[e.path] = e
+            self._entries = {e.path: e for e in checked(sorted(by_path.values(), key=_path))}
         self._digest: str | None = None
         self._body: bytes | None = None
         self._stored: ShardedManifest | None = None
@@ -623,7 +628,7 @@ def build(entries: Iterable[Entry], *, load: Loader | None = None) -> Manifest:
     stream = checked(entries)
     head = list(islice(stream, SHARD_THRESHOLD + 1))
     if len(head) <= SHARD_THRESHOLD:
-        return Manifest(head)
+        return Manifest(head, in_order=True)
     return ShardedManifest.made(chain(head, stream), load=load)
 
 

@@ -325,12 +325,16 @@ def checked(entries: Iterable[Entry]) -> Iterator[Entry]:
             folders -= 1
             dropped.add(top.path)
         stack.append(e)
-        folders += e.kind == DIR
-        held.append(e)
-        if not folders:
-            yield from (h for h in held if h.path not in dropped)
+        if e.kind == DIR:
+            folders += 1
+        if folders:
+            held.append(e)
+            continue
+        if held:
+            yield from [h for h in held if h.path not in dropped]
             held.clear()
             dropped.clear()
+        yield e
     yield from (h for h in held if h.path not in dropped)
 
 
