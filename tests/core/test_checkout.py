@@ -542,3 +542,30 @@ def test_a_get_of_an_unchanged_checkout_reads_no_file(local, tmp_path, monkeypat
     os.utime(out / "a.txt", (1, 1))
     v0.download(out)
     assert len(reads) == 1  # the one whose stamp moved, read to tell an edit from a touch
+
+
+def test_the_marker_is_stamped_after_the_files_even_when_the_file_clock_lags(
+    local, tmp_path, monkeypatch
+):
+    """File stamps come from a coarse clock that can lag `time.time_ns()` on a busy
+    machine; a get that waited by `time.time_ns()` alone could stamp its marker too close
+    to its files, and the next get would read them all again. Here the clock the get
+    waits by runs 60 ms ahead of the files' (longer than the racy window)."""
+    from cairn.engine import checkout as checkout_module
+    from cairn.engine import checkout_plan
+
+    class Ahead:
+        sleep = staticmethod(time.sleep)
+
+        @staticmethod
+        def time_ns() -> int:
+            return time.time_ns() + 60_000_000
+
+    monkeypatch.setattr(checkout_module, "time", Ahead)
+    v0 = _version(local, tmp_path, V0)
+    out = v0.download(tmp_path / "out")
+    reads: list[int] = []
+    real = checkout_plan.hash_into
+    monkeypatch.setattr(checkout_plan, "hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
+    v0.download(out)
+    assert reads == []

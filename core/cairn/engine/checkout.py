@@ -166,7 +166,7 @@ class _Checkout:
                 # the marker a tick later than the newest file, so a later get trusts
                 # its stamp instead of reading the file again (marker.RACY_NS)
                 time.sleep(max(0, newest + RACY_NS + _TICK_NS - time.time_ns()) / 1e9)
-            self._write_marker(self._done(), record)
+            self._write_marker(self._done(), record, stamped_after=newest + RACY_NS)
 
     def _finish(
         self,
@@ -308,8 +308,11 @@ class _Checkout:
             if self.found.made_by_cairn(d):
                 self.folder.rmdir(d)
 
-    def _write_marker(self, marker: Marker, entries: Spool | None = None) -> None:
-        """Write `marker`, its entries taken from `entries` if given."""
+    def _write_marker(
+        self, marker: Marker, entries: Spool | None = None, *, stamped_after: int = 0
+    ) -> None:
+        """Write `marker`, its entries taken from `entries` if given, with a modification
+        time later than `stamped_after` (what a later get trusts file stamps against)."""
         head, tail = marker.frame()
 
         def fill(fd: int) -> None:
@@ -320,6 +323,12 @@ class _Checkout:
                 for block in marker.entry_blocks():
                     write_all(fd, block)
             write_all(fd, tail.encode())
+            # file stamps come from a coarse clock that may lag time.time_ns() by more than
+            # a tick on a busy machine: the stamp is checked, and moved on until it is late
+            # enough, rather than assumed
+            while os.fstat(fd).st_mtime_ns <= stamped_after:
+                time.sleep(_TICK_NS / 1e9)
+                os.utime(fd)
             os.fsync(fd)
 
         self.folder.write(MARKER, fill)
