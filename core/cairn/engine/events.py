@@ -203,11 +203,12 @@ def load_plugins(owner: Any) -> list[str]:
 
 
 def _enabled(setting: str | None) -> list[EntryPoint]:
-    found = _installed()
     if setting is None:
-        return found
+        return _installed()
     wanted = {n.strip() for n in setting.split(",")} - {"", "none"}
-    return [ep for ep in found if ep.name in wanted]
+    if not wanted:  # `none`: the installed ones are not even looked up
+        return []
+    return [ep for ep in _installed() if ep.name in wanted]
 
 
 @cache
