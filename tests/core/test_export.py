@@ -13,11 +13,13 @@ import pytest
 import servers
 from typer.testing import CliRunner
 
+import cairn.engine.export as export_module
 from cairn import Artifact, CairnError, Conflict, Repository, RepositoryMismatch
 from cairn.cli import app
-from cairn.foundation.layout import OBJECTS, PROJECTS
+from cairn.engine.transfer import Uploader
+from cairn.foundation.layout import OBJECTS, PROJECTS, digest_of_pack_key
 
-from .conftest import write
+from .conftest import stored_objects, write
 
 
 @pytest.fixture
@@ -71,6 +73,9 @@ class _Puts:
         return [
             k for k in self.keys if k.startswith((OBJECTS, PROJECTS)) and "/objects/" in f"/{k}"
         ]
+
+    def packs(self) -> list[str]:
+        return [k for k in self.keys if digest_of_pack_key(k) is not None]
 
 
 def _fill(source: Repository, tmp_path) -> dict[str, Any]:
@@ -174,20 +179,55 @@ def test_exports_send_only_what_the_target_lacks(source, target, tmp_path, monke
 
     first = source.export("p/ds", to=target)
     assert (first.objects_sent, first.objects_present) == (20, 0)
-    assert len(puts.objects()) == 20 and first.bytes_sent == 20 * 5000
+    assert first.bytes_sent == 20 * 5000
+    # small objects travel as a pack, as a log sends them, not one request each
+    assert puts.objects() == [] and len(puts.packs()) == 1
+    assert len(stored_objects(target)) == 20
 
     again = source.export("p/ds", to=target)
     assert (again.objects_sent, again.objects_present) == (0, 20)
     assert again.versions_present == ("p/ds:v0",) and again.versions_created == ()
-    assert len(puts.objects()) == 20  # nothing sent the second time
+    assert puts.objects() == [] and len(puts.packs()) == 1  # nothing sent the second time
 
     write(data / "f03.bin", b"new content")
     source.log_artifact(Artifact("ds", type="dataset").add_dir(str(data)), project="p")
     third = source.export("p/ds:v1", to=target)
     assert (third.objects_sent, third.objects_present) == (1, 19)
-    assert len(puts.objects()) == 21
+    assert len(puts.objects()) == 1 and len(puts.packs()) == 1  # too few to pack
     assert third.bytes_sent == len(b"new content")
     assert [v.version for v in target.versions("p/ds")] == ["v1", "v0"]
+    assert target.verify().ok
+
+
+def test_a_large_version_is_exported_a_batch_at_a_time_in_packs(
+    source, target, tmp_path, monkeypatch
+):
+    """A version of many small files: its digests are leased and looked up a batch at a
+    time (never all in memory), its objects arrive in a few packs, and it reads back."""
+    monkeypatch.setattr(export_module, "_LEASE_BATCH", 50)
+    held: list[int] = []
+    real = Uploader.held
+
+    def counted(self, digests):
+        held.append(len(digests))
+        return real(self, digests)
+
+    monkeypatch.setattr(Uploader, "held", counted)
+    data = tmp_path / "data"
+    for i in range(600):
+        write(data / f"d{i // 100}" / f"f{i:03d}.bin", f"file {i} ".encode() * 40)
+    write(data / "same-a.bin", b"twin")
+    write(data / "same-b.bin", b"twin")  # one object for two files
+    source.log_artifact(Artifact("ds", type="dataset").add_dir(str(data)), project="p")
+    puts = _Puts(target, monkeypatch)
+    report = source.export("p/ds", to=target)
+    assert report.objects_sent == 601 and report.objects_present == 0
+    assert max(held) <= 50 and sum(held) >= 601
+    assert puts.objects() == [] and 1 <= len(puts.packs()) <= 3
+    out = target.artifact("p/ds:v0").download(root=tmp_path / "out")
+    assert (out / "d5" / "f599.bin").read_bytes() == b"file 599 " * 40
+    assert (out / "same-b.bin").read_bytes() == b"twin"
+    assert target.verify().ok
 
 
 def test_a_version_number_taken_by_other_content_refuses_the_whole_export(source, target, tmp_path):
@@ -264,3 +304,19 @@ def test_export_on_the_command_line(source, target_urls, tmp_path, monkeypatch):
         catalog=catalog, store=store, storage_options=options, home=str(tmp_path / "t")
     ) as t:
         assert t.artifact("p/ds:v0").get_path("a")
+
+
+def test_exporting_again_repairs_what_the_target_lost(source, target, tmp_path):
+    data = tmp_path / "data"
+    for i in range(20):
+        write(data / f"f{i:02d}.bin", bytes([i]) * 5000)
+    source.log_artifact(Artifact("ds", type="dataset").add_dir(str(data)), project="p")
+    source.export("p/ds", to=target)
+    (pack,) = [o.key for o in target.store.list("") if digest_of_pack_key(o.key) is not None]
+    target.store.delete([pack])  # the target's copy of all 20 objects is gone
+    assert not target.verify().ok
+    again = source.export("p/ds", to=target)
+    assert again.objects_sent == 20 and again.versions_present == ("p/ds:v0",)
+    assert target.verify().ok
+    out = target.artifact("p/ds:v0").download(root=tmp_path / "out")
+    assert (out / "f07.bin").read_bytes() == bytes([7]) * 5000

@@ -16,26 +16,31 @@ target already uses for other content is a Conflict found before anything is wri
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from itertools import islice
+from typing import TYPE_CHECKING, Protocol
 
 import blake3
 from sqlalchemy import Connection, select
 
-from ..catalog import access, damaged, leases, lineage, packs, records
+from ..catalog import access, lineage, records
 from ..catalog.schema import collections, projects, versions
 from ..foundation.errors import CairnError, Conflict, IntegrityError, NotFound
-from ..foundation.layout import manifest_key, object_key
 from ..foundation.sizes import counted, format_size
 from .exporting import Selection, VersionCopy, select_for_export
-from .objects import Presence, presence
+from .staging import Destination, sending, write_manifest
 
 if TYPE_CHECKING:
     from .needs import Stored
 
+    class Target(Stored, Destination, Protocol):
+        """The repository an export writes into: stored, and a staging destination."""
+
+
 # objects read from the source and sent to the target per round trip
 _BATCH = 64
+# digests of a version leased and looked up in the target at a time
+_LEASE_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class _Tally:
     skipped: list[str] = field(default_factory=list)
 
 
-def export_into(source: Stored, what: str, target: Stored) -> ExportReport:
+def export_into(source: Stored, what: str, target: Target) -> ExportReport:
     """Copy `what` (a project, `project/name`, or a ref naming one version) from
     `source` into `target`; see the module docstring."""
     if target.identity.require("export into it") == source.identity.id:
@@ -201,68 +206,53 @@ def _runs(target: Stored, chosen: Selection) -> set[str]:
     return {r.id for r in chosen.runs}
 
 
-@contextmanager
-def _lease(target: Stored, namespace: str) -> Iterator[str]:
-    with target.catalog.write() as conn:
-        lease_id = leases.create(conn, namespace=namespace)
-    try:
-        yield lease_id
-    finally:
-        with target.catalog.write() as conn:
-            leases.drop(conn, lease_id)
-
-
 def _copy(
     source: Stored,
-    target: Stored,
+    target: Target,
     v: VersionCopy,
     known_runs: set[str],
     tally: _Tally,
 ) -> int:
-    """Store `v`'s missing objects and its manifest object in the target, then commit
-    it; all under a lease taken (and checked against, under the GC guard) first."""
-    wanted = sorted(v.manifest.objects())
+    """Store `v`'s missing objects and its manifest's documents in the target, then
+    commit it; all under a lease taken (and checked against, under the GC guard) first.
+
+    The manifest's objects come as a stream, a batch at a time: each batch is leased and
+    looked up in the target, the missing ones are read from the source, checked against
+    their digests and sent, small ones as packs (a version of a million small files is
+    not a million loose objects, nor a million digests in memory)."""
     ns = v.namespace
-    with _lease(target, ns) as lease_id:
-        with target.catalog.write() as conn:
-            target.catalog.gc_guard(conn, exclusive=False)
-            leases.add_objects(
-                conn, lease_id, [*wanted, *v.manifest.shard_digests(), v.manifest.digest]
-            )
-            have = presence(target.store, conn, ns, wanted)
-        missing = [d for d in wanted if d not in have.present]
-        for i in range(0, len(missing), _BATCH):
-            got = source.objects.get_many(ns, missing[i : i + _BATCH])
-            got.raise_first()
-            for digest, data in got.ok.items():
-                if blake3.blake3(data).hexdigest() != digest:
-                    raise IntegrityError(
-                        f"{v.ref}: object {digest} is corrupt in the source store; "
-                        "run `cairn verify` there"
-                    )
-            target.store.put_many(
-                {object_key(d, namespace=ns): data for d, data in got.ok.items()}
-            ).raise_first()
-            tally.sent += len(got.ok)
-            tally.bytes += sum(len(data) for data in got.ok.values())
-        tally.had += len(wanted) - len(missing)
-        target.store.sync()
-        # the manifest's documents: shards, then the root (docs/FORMAT.md, write order)
-        docs = {manifest_key(d.digest, namespace=ns): d for d in v.manifest.documents()}
-        there = target.store.exists_many(docs)
-        for key, doc in docs.items():
-            if key not in there:
-                target.store.put(key, doc.text())
-        if len(there) < len(docs):
-            target.store.sync()
-        return _commit(target, v, known_runs, fixed=set(missing) & have.repair, have=have)
+    with sending(target, namespace=ns) as out:
+        for batch in _batches(v.manifest.each_object(), _LEASE_BATCH):
+            have = out.uploader.held(batch)
+            missing = [d for d in batch if d not in have]
+            tally.had += len(batch) - len(missing)
+            for i in range(0, len(missing), _BATCH):
+                got = source.objects.get_many(ns, missing[i : i + _BATCH])
+                got.raise_first()
+                for digest, data in got.ok.items():
+                    if blake3.blake3(data).hexdigest() != digest:
+                        raise IntegrityError(
+                            f"{v.ref}: object {digest} is corrupt in the source store; "
+                            "run `cairn verify` there"
+                        )
+                out.uploader.send(got.ok)
+        staged = out.finish()
+        tally.sent += staged.stats.objects_sent
+        tally.bytes += staged.stats.bytes_sent
+        write_manifest(target, staged, v.manifest)
+        return _commit(target, v, known_runs)
 
 
-def _commit(
-    target: Stored, v: VersionCopy, known_runs: set[str], *, fixed: set[str], have: Presence
-) -> int:
-    """One transaction: the manifest row, the version at its number, its aliases; and
-    the damaged rows of objects it stored good copies of."""
+def _batches(digests: Iterator[str], size: int) -> Iterator[list[str]]:
+    """Consecutive batches of distinct digests (a digest repeated within one batch, as
+    files of the same content next to each other are, is asked about once)."""
+    while batch := list(dict.fromkeys(islice(digests, size))):
+        yield batch
+
+
+def _commit(target: Target, v: VersionCopy, known_runs: set[str]) -> int:
+    """One transaction: the manifest row, the version at its number, its aliases (the
+    damaged rows of objects it stored good copies of are cleared by `Sender.finish`)."""
     with target.catalog.write() as conn:
         # shared GC guard: gc must not see the manifest row without its version
         target.catalog.gc_guard(conn, exclusive=False)
@@ -284,10 +274,6 @@ def _commit(
             records.update_version(conn, version_id, description=v.description, metadata=v.metadata)
         for a in v.aliases:
             records.set_alias(conn, coll.id, a, version_id)
-        if fixed:
-            packs.forget(conn, v.namespace, fixed & have.indexed)
-            packs.moved(conn, v.namespace)
-            damaged.clear(conn, v.namespace, fixed)
     return version_id
 
 

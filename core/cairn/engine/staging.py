@@ -39,12 +39,16 @@ class Destination(Protocol):
     what this machine remembers of them, and how to report and pace the sending
     (`Repository` is one; staging needs nothing else of it)."""
 
-    catalog: Catalog
-    store: Store
     chunking: ChunkingParams
     statcache: StatCache
     progress: Progress
     concurrency: int | None
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def store(self) -> Store: ...
 
     @property
     def objects(self) -> Objects: ...
@@ -126,18 +130,7 @@ def writer(repo: Destination, art: Artifact, *, namespace: str) -> Iterator[Writ
         )
     try:
         index = _PackIndex(repo, lease_id, namespace)
-        uploader = Uploader(
-            repo.store,
-            namespace=namespace,
-            params=repo.chunking,
-            protect=index.protect,
-            statcache=repo.statcache,
-            progress=repo.progress,
-            concurrency=repo.concurrency,
-            packs=index,
-            objects=repo.objects,
-            watch=index.repair,
-        )
+        uploader = _uploader(repo, index, namespace)
         try:
             yield Writer(art, lease_id, namespace, uploader, index, moved)
         finally:
@@ -147,6 +140,56 @@ def writer(repo: Destination, art: Artifact, *, namespace: str) -> Iterator[Writ
             leases.drop(conn, lease_id)
             if source_lease is not None:
                 leases.drop(conn, source_lease)
+
+
+@dataclass
+class Sender:
+    """What `sending` holds: a lease in `namespace`, and an uploader under it for objects
+    that come as bytes (`Uploader.held`, then `Uploader.send`: small ones go as packs)."""
+
+    lease_id: str
+    namespace: str
+    uploader: Uploader
+    index: _PackIndex
+
+    def finish(self) -> Staged:
+        """Wait until every object sent is durable (and clear what they repaired)."""
+        self.uploader.flush()
+        self.index.repaired(self.uploader.stored)
+        return Staged(self.lease_id, self.namespace, [], self.uploader.stats)
+
+
+@contextmanager
+def sending(repo: Destination, *, namespace: str) -> Iterator[Sender]:
+    """A writer lease in `namespace` with an uploader of ready-made objects under it (an
+    export's); the lease lives until the `with` ends."""
+    with repo.catalog.write() as conn:
+        lease_id = leases.create(conn, namespace=namespace)
+    try:
+        index = _PackIndex(repo, lease_id, namespace)
+        uploader = _uploader(repo, index, namespace)
+        try:
+            yield Sender(lease_id, namespace, uploader, index)
+        finally:
+            uploader.close()
+    finally:
+        with repo.catalog.write() as conn:
+            leases.drop(conn, lease_id)
+
+
+def _uploader(repo: Destination, index: _PackIndex, namespace: str) -> Uploader:
+    return Uploader(
+        repo.store,
+        namespace=namespace,
+        params=repo.chunking,
+        protect=index.protect,
+        statcache=repo.statcache,
+        progress=repo.progress,
+        concurrency=repo.concurrency,
+        packs=index,
+        objects=repo.objects,
+        watch=index.repair,
+    )
 
 
 @dataclass

@@ -204,6 +204,16 @@ class Uploader:
         present = self._protect_all(list(blobs))
         self._send({d: data for d, data in blobs.items() if d not in present}, window)
 
+    def held(self, digests: list[str]) -> set[str]:
+        """Lease `digests`, then return those the namespace holds intact already (the
+        others are the caller's to `send`)."""
+        return self._protect_all(digests)
+
+    def send(self, blobs: Mapping[str, bytes | memoryview]) -> None:
+        """Store objects leased with `held` and not held: small ones as packs, once a
+        pack's worth has come (`flush` sends the rest and makes them durable)."""
+        self._send(dict(blobs))
+
     def _send(self, blobs: dict[str, bytes | memoryview], window: Window | None = None) -> None:
         """Send objects known to be missing: many small ones as packs, the rest alone.
 
