@@ -22,6 +22,7 @@ from cairn.engine.transfer import Uploader
 from cairn.foundation.chunking import ChunkingParams, digest
 from cairn.foundation.layout import object_key
 from cairn.storage import LocalStore, direct
+from cairn.storage import local as local_store
 
 MiB = 1 << 20
 # what cairn has always made of `_data()` with the default chunking: the file digest,
@@ -36,6 +37,13 @@ FIRST_CHUNKS = [
     ("bc96ae7fdb142abb38b351ccea269eaff2b56abb8e0322b99ede0045dc2bf690", 813279),
 ]
 
+
+
+@pytest.fixture(autouse=True)
+def direct_at_once(monkeypatch):
+    """Large objects go around the page cache from the first byte (in use: after 512 MiB
+    since the last sync), so these tests of direct writes need no gigabytes."""
+    monkeypatch.setattr(local_store, "DIRECT_AFTER", 0)
 
 def _data() -> bytes:
     """40 MiB of seeded random bytes with a 6 MiB run of zeros (chunks cut at max size)."""
@@ -231,3 +239,29 @@ def test_a_block_size_stricter_than_the_alignment_falls_back_to_buffered(tmp_pat
     store.put("objects/a", data)
     assert not store.direct
     assert store.get("objects/a") == data
+
+
+def test_a_store_writes_through_the_page_cache_until_enough_waits_for_the_sync(
+    tmp_path, monkeypatch
+):
+    """Up to DIRECT_AFTER bytes between syncs go through the page cache (the sync writes
+    them back at full speed); after that, around it; a sync starts the count again."""
+    monkeypatch.setattr(local_store, "DIRECT_AFTER", 3 * MiB)
+    written: list[str] = []
+    real = direct.write
+
+    def spy(fd, data):
+        written.append("direct")
+        return real(fd, data)
+
+    monkeypatch.setattr(direct, "write", spy)
+    store = LocalStore(str(tmp_path / "store"))
+    blobs = [os.urandom(MiB + i) for i in range(6)]
+    for i, data in enumerate(blobs[:4]):
+        store.put(f"objects/{i}", data)
+    assert written == ["direct"]  # three through the cache, then around it
+    store.sync()
+    store.put("objects/4", blobs[4])
+    assert written == ["direct"]  # counted again from the sync
+    for i, data in enumerate(blobs[:5]):
+        assert store.get(f"objects/{i}") == data

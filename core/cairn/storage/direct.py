@@ -7,6 +7,9 @@ our own memory. The kernel wants the memory, the file offset and the length alig
 to the device's block size, which a chunk cut anywhere in a file's buffer is not: the
 bytes go through an aligned buffer of this thread's (a copy in user space, far cheaper
 than a page-cache write), and the last partial block is written through the page cache.
+Every direct write waits for the device, though: the local store writes the first
+512 MiB between syncs through the page cache (local.DIRECT_AFTER), which the sync then
+writes back at full speed, and only what comes after around it.
 
 Nothing here makes the bytes durable: the data is on the device but perhaps in its
 volatile cache, and the file's size and blocks are in the journal. The store's `sync`
