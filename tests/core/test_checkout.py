@@ -530,13 +530,9 @@ def test_copies_fall_back_when_the_kernel_cannot_copy(tmp_path, monkeypatch, mis
 
 def test_a_get_of_an_unchanged_checkout_reads_no_file(local, tmp_path, monkeypatch):
     """Stamps in the marker decide; files are read only when a stamp moved."""
-    from cairn.engine import checkout_plan
-
     v0 = _version(local, tmp_path, V0)
     out = v0.download(tmp_path / "out")
-    reads: list[int] = []
-    real = checkout_plan.hash_into
-    monkeypatch.setattr(checkout_plan, "hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
+    reads = _counted_reads(monkeypatch)
     v0.download(out)
     assert reads == []
     os.utime(out / "a.txt", (1, 1))
@@ -552,7 +548,6 @@ def test_the_marker_is_stamped_after_the_files_even_when_the_file_clock_lags(
     to its files, and the next get would read them all again. Here the clock the get
     waits by runs 60 ms ahead of the files' (longer than the racy window)."""
     from cairn.engine import checkout as checkout_module
-    from cairn.engine import checkout_plan
 
     class Ahead:
         sleep = staticmethod(time.sleep)
@@ -564,8 +559,16 @@ def test_the_marker_is_stamped_after_the_files_even_when_the_file_clock_lags(
     monkeypatch.setattr(checkout_module, "time", Ahead)
     v0 = _version(local, tmp_path, V0)
     out = v0.download(tmp_path / "out")
+    reads = _counted_reads(monkeypatch)
+    v0.download(out)
+    assert reads == []
+
+
+def _counted_reads(monkeypatch) -> list[int]:
+    """The files a get reads to check their content, from now on."""
+    from cairn.engine import checkout_plan
+
     reads: list[int] = []
     real = checkout_plan.hash_into
     monkeypatch.setattr(checkout_plan, "hash_into", lambda h, fd: reads.append(fd) or real(h, fd))
-    v0.download(out)
-    assert reads == []
+    return reads

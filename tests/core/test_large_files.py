@@ -38,12 +38,12 @@ FIRST_CHUNKS = [
 ]
 
 
-
 @pytest.fixture(autouse=True)
 def direct_at_once(monkeypatch):
     """Large objects go around the page cache from the first byte (in use: after 512 MiB
     since the last sync), so these tests of direct writes need no gigabytes."""
     monkeypatch.setattr(local_store, "DIRECT_AFTER", 0)
+
 
 def _data() -> bytes:
     """40 MiB of seeded random bytes with a 6 MiB run of zeros (chunks cut at max size)."""
