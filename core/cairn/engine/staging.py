@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
@@ -116,30 +116,13 @@ def writer(repo: Destination, art: Artifact, *, namespace: str) -> Iterator[Writ
     an uploader under it; the leases live until the `with` ends."""
     parent = art.parent
     moved = parent is not None and parent.namespace != namespace
-    with repo.catalog.write() as conn:
-        lease_id = leases.create(
-            conn,
-            namespace=namespace,
-            manifest_digest=parent.digest if parent is not None and not moved else None,
-        )
-        # a draft of a version stored elsewhere: its objects stay there while copied here
-        source_lease = (
-            leases.create(conn, namespace=parent.namespace, manifest_digest=parent.digest)
-            if parent is not None and moved
-            else None
-        )
-    try:
-        index = _PackIndex(repo, lease_id, namespace)
-        uploader = _uploader(repo, index, namespace)
-        try:
-            yield Writer(art, lease_id, namespace, uploader, index, moved)
-        finally:
-            uploader.close()
-    finally:
-        with repo.catalog.write() as conn:
-            leases.drop(conn, lease_id)
-            if source_lease is not None:
-                leases.drop(conn, source_lease)
+    with ExitStack() as held:
+        if parent is not None and moved:
+            # a draft of a version stored elsewhere: its objects stay there while copied here
+            held.enter_context(_leased(repo, parent.namespace, parent.digest))
+        holding = parent.digest if parent is not None and not moved else None
+        out = held.enter_context(sending(repo, namespace=namespace, holding=holding))
+        yield Writer(art, out.lease_id, namespace, out.uploader, out.index, moved)
 
 
 @dataclass
@@ -160,18 +143,25 @@ class Sender:
 
 
 @contextmanager
-def sending(repo: Destination, *, namespace: str) -> Iterator[Sender]:
-    """A writer lease in `namespace` with an uploader of ready-made objects under it (an
-    export's); the lease lives until the `with` ends."""
-    with repo.catalog.write() as conn:
-        lease_id = leases.create(conn, namespace=namespace)
-    try:
+def sending(repo: Destination, *, namespace: str, holding: str | None = None) -> Iterator[Sender]:
+    """A writer lease in `namespace` (also holding the version whose manifest digest is
+    `holding`, a draft's parent) with an uploader under it: a log's files, or an export's
+    ready-made objects; the lease lives until the `with` ends."""
+    with _leased(repo, namespace, holding) as lease_id:
         index = _PackIndex(repo, lease_id, namespace)
         uploader = _uploader(repo, index, namespace)
         try:
             yield Sender(lease_id, namespace, uploader, index)
         finally:
             uploader.close()
+
+
+@contextmanager
+def _leased(repo: Destination, namespace: str, manifest_digest: str | None) -> Iterator[str]:
+    with repo.catalog.write() as conn:
+        lease_id = leases.create(conn, namespace=namespace, manifest_digest=manifest_digest)
+    try:
+        yield lease_id
     finally:
         with repo.catalog.write() as conn:
             leases.drop(conn, lease_id)
