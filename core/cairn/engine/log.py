@@ -129,25 +129,26 @@ def unchanged(
         manifest = art.stream(_known(art, repo.statcache, counted))
     except _NotKnown:
         return None
+    stats = UploadStats(files=counted[0])
     with repo.catalog.read() as conn:
         coll = records.collection(conn, project, art.name, type=art.type)
         row = records.committed_with_digest(conn, coll.id, manifest.digest)
         if row is None or not _intact(repo, conn, row.namespace, manifest):
             return None
-        held = records.aliases_of(conn, [row.id])[row.id]
-    if aliases:
-        changes = track(repo.listeners, run=run_id)
-        with repo.catalog.write() as conn:
-            row = records.committed_with_digest(conn, coll.id, manifest.digest)
-            if row is None:
-                return None
-            changes.watch(conn, coll.id)
-            for a in aliases:
-                records.set_alias(conn, coll.id, a, row.id)
+        if not aliases:
             held = records.aliases_of(conn, [row.id])[row.id]
-            events = changes.events(conn)
-        repo.listeners.emit(events)
-    stats = UploadStats(files=counted[0])
+            return Written(row.id, stats, created=False, found=(row, held))
+    changes = track(repo.listeners, run=run_id)
+    with repo.catalog.write() as conn:
+        row = records.committed_with_digest(conn, coll.id, manifest.digest)
+        if row is None:
+            return None
+        changes.watch(conn, coll.id)
+        for a in aliases:
+            records.set_alias(conn, coll.id, a, row.id)
+        held = records.aliases_of(conn, [row.id])[row.id]
+        events = changes.events(conn)
+    repo.listeners.emit(events)
     return Written(row.id, stats, created=False, found=(row, held))
 
 
