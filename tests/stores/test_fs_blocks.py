@@ -6,13 +6,19 @@ change in the store or a bad index is caught, never returned."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from cairn import Artifact, IntegrityError, Repository
+from cairn.engine import blocks
 from cairn.engine.blocks import BLOCK, BlockIndex, index_of
 from cairn.foundation.layout import object_key
 from cairn.fs import CairnFileSystem
@@ -115,6 +121,7 @@ def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
     path = f"{v.ref}/one.bin"
     digest = one_object(v)
     fresh(repo).cat_file(path, 0, 10)
+    blocks.settle()  # the index is written off the reader's thread
     index_file = Path(repo.contents.cache_dir) / "blocks" / digest[:2] / digest[2:]
     good = index_file.read_bytes()
     assert BlockIndex.from_bytes(digest, good) == index_of(digest, data["one.bin"])
@@ -124,6 +131,7 @@ def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
     fs = fresh(repo)
     assert fs.cat_file(path, 800_000, 800_050) == data["one.bin"][800_000:800_050]
     assert fs.objects_cache.fetched == len(data["one.bin"])  # read whole, re-indexed
+    blocks.settle()
     assert index_file.read_bytes() == good
 
     # well formed, but not this object's blocks: a block "fails", the whole object is
@@ -133,6 +141,7 @@ def test_a_damaged_or_wrong_index_is_rebuilt_never_trusted(local_repo):
     index_file.write_bytes(wrong.to_bytes())
     fs = fresh(repo)
     assert fs.cat_file(path, 300_000, 300_050) == data["one.bin"][300_000:300_050]
+    blocks.settle()
     assert index_file.read_bytes() == good
 
 
@@ -174,6 +183,7 @@ def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_f
     repo, v, data = local_repo
     path = f"{v.ref}/one.bin"
     fresh(repo).cat_file(path, 0, 10)  # checked whole, indexed
+    blocks.settle()
     [index_file] = index_files(repo)
     index_size = index_file.stat().st_size
     v.download(tmp_path / "out")  # one.bin in the download cache too
@@ -193,6 +203,7 @@ def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_f
     fs = fresh(repo)
     assert fs.cat_file(path, 10, 20) == data["one.bin"][10:20]
     assert fs.objects_cache.fetched == 900_000
+    blocks.settle()
     os.utime(index_file, (1, 1))
     assert fresh(repo).cat_file(path, 30, 40) == data["one.bin"][30:40]
     assert index_file.stat().st_mtime > 1
@@ -213,3 +224,92 @@ def test_cache_cleanup_evicts_block_indexes_with_the_files_least_recently_used_f
     assert not index_file.exists() and not stray.exists()
     assert recent.exists() and foreign.read_text() == "mine"
     assert fresh(repo).cat_file(path, 0, 10) == data["one.bin"][:10]
+
+
+def test_the_first_read_returns_before_its_index_is_worked_out(local_repo, monkeypatch):
+    """A first read fetches the object whole and checks its digest; the index is worked
+    out on the process's indexing thread, and a later reader of the object waits for it
+    rather than fetching the object again."""
+    repo, v, data = local_repo
+    path = f"{v.ref}/one.bin"
+    release, threads = threading.Event(), []
+    real = blocks.index_of
+
+    def slow_index_of(digest, content):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        assert release.wait(30)
+        return real(digest, content)
+
+    monkeypatch.setattr(blocks, "index_of", slow_index_of)
+    assert fresh(repo).cat_file(path, 0, 10) == data["one.bin"][:10]
+    assert index_files(repo) == []  # the read did not wait for its index
+    later, got = fresh(repo), []
+    reader = threading.Thread(target=lambda: got.append(later.cat_file(path, 500_000, 500_010)))
+    reader.start()
+    time.sleep(0.2)
+    assert reader.is_alive()  # waiting for the index
+    release.set()
+    reader.join(30)
+    assert got == [data["one.bin"][500_000:500_010]]
+    assert later.objects_cache.fetched <= 2 * BLOCK  # blocks, not the object again
+    assert [t.startswith("cairn-blocks") for t in threads] == [True]
+    assert len(index_files(repo)) == 1
+
+
+def test_with_too_many_bytes_waiting_the_reader_works_out_the_index_itself(local_repo, monkeypatch):
+    repo, v, data = local_repo
+    monkeypatch.setattr(blocks, "PENDING_MAX", 0)
+    fresh(repo).cat_file(f"{v.ref}/one.bin", 0, 10)
+    [index_file] = index_files(repo)  # written before the read returned
+    assert BlockIndex.from_bytes(one_object(v), index_file.read_bytes()) == index_of(
+        one_object(v), data["one.bin"]
+    )
+
+
+def test_a_process_that_ends_after_its_first_read_leaves_the_index(local_repo, tmp_path):
+    repo, v, data = local_repo
+    script = (
+        "import sys\n"
+        "from cairn import Repository\n"
+        "from cairn.fs import CairnFileSystem\n"
+        "repo = Repository.open(catalog=sys.argv[1], store=sys.argv[2], home=sys.argv[3])\n"
+        "fs = CairnFileSystem(repository=repo, skip_instance_cache=True)\n"
+        "sys.stdout.buffer.write(fs.cat_file(sys.argv[4], 0, 10))\n"
+    )
+    args = [f"sqlite:///{tmp_path}/c.db", str(tmp_path / "store"), str(tmp_path)]
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args, f"{v.ref}/one.bin"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout == data["one.bin"][:10]
+    [index_file] = index_files(repo)
+    assert BlockIndex.from_bytes(one_object(v), index_file.read_bytes()) is not None
+
+
+def test_a_forked_child_works_out_indexes_of_its_own(local_repo, tmp_path):
+    """A child forked after the parent's indexing thread started has no such thread: it
+    starts its own (a reader waiting on the parent's would wait forever)."""
+    repo, v, data = local_repo
+    fresh(repo).cat_file(f"{v.ref}/one.bin", 0, 10)
+    blocks.settle()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "two.bin").write_bytes(os.urandom(300_000))
+    v2 = repo.log_artifact(Artifact("two").add_dir(other), project="p")
+
+    def child() -> None:
+        fs = fresh(repo)
+        fs.cat_file(f"{v2.ref}/two.bin", 0, 10)
+        again = fresh(repo)
+        again.cat_file(f"{v2.ref}/two.bin", 200_000, 200_010)
+        os._exit(0 if again.objects_cache.fetched <= 2 * BLOCK else 3)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+    assert process.exitcode == 0
+    assert len(index_files(repo)) == 2

@@ -8,6 +8,9 @@ is read it is fetched whole and checked against its digest (DESIGN invariant 9),
 the BLAKE3 hash of each of its BLOCK-byte blocks is recorded: its **block index**.
 Later reads fetch only the blocks around the bytes asked for and check each against
 the index before returning a byte of it.
+The index is worked out on a thread of the process's own (`_Indexer`), so the read that
+fetched the object returns after the digest alone; it has the object in memory, and a
+later read that needs the index waits for it.
 
 The index is derived from content already verified against its digest, so it depends
 on the digest alone (not on the store, namespace or version). It is kept in memory
@@ -31,12 +34,16 @@ import struct
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
 
 from ..foundation.files import atomic_file
 
+#: bytes of objects waiting for their index at most: past it, a reader works the index
+#: out on its own thread (the indexing thread is behind, and the bytes wait in memory)
+PENDING_MAX = 256 << 20
 #: bytes per indexed block: small enough that a projection reads about only the
 #: column's bytes, large enough that the index is 0.2% of the object
 BLOCK = 16 << 10
@@ -113,8 +120,13 @@ class BlockIndexes:
 
     def get(self, digest: str, size: int) -> BlockIndex | None:
         index = self._known.get(digest)  # one dict read: safe without the lock
+        if index is None:
+            index = _INDEXER.wait(self.folder, digest)
+            if index is not None:
+                with self._lock:
+                    self._known[digest] = index
         if index is not None:
-            return index
+            return index if index.size == size else None
         path = self._path(digest)
         if path is None:
             return None
@@ -131,6 +143,16 @@ class BlockIndexes:
             self._known[digest] = index
         return index
 
+    def record(self, digest: str, data: bytes) -> None:
+        """Work out and keep the index of `data`, which the caller checked against
+        `digest`, on the process's indexing thread: the read that fetched the object
+        whole returns without waiting for it (it has the object in its cache). A later
+        `get` of that digest waits for it. An index kept before (one a block did not
+        match) is dropped at once."""
+        with self._lock:
+            self._known.pop(digest, None)
+        _INDEXER.submit(self, digest, data)
+
     def put(self, index: BlockIndex) -> None:
         with self._lock:
             self._known[index.digest] = index
@@ -140,6 +162,66 @@ class BlockIndexes:
         # only a speed-up: a cache folder that cannot be written costs whole-object reads
         with contextlib.suppress(OSError), atomic_file(path) as f:
             f.write(index.to_bytes())
+
+
+class _Indexer:
+    """The thread of this process that works out block indexes (a ranged read's first
+    fetch of an object pays for its digest only), with the indexes it is working on by
+    (folder, digest). Work it is given when PENDING_MAX bytes already wait is done on
+    the caller's thread. Its work is done before the interpreter exits (the pool's
+    threads are joined then); a forked child starts with none of its parent's."""
+
+    def __init__(self) -> None:
+        self._forked()
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[str | None, str], Future[BlockIndex]] = {}
+        self._bytes = 0
+
+    def submit(self, indexes: BlockIndexes, digest: str, data: bytes) -> None:
+        key = (indexes.folder, digest)
+        with self._lock:
+            if key in self._pending:
+                return
+            if self._bytes + len(data) <= PENDING_MAX:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-blocks")
+                self._bytes += len(data)
+                self._pending[key] = self._pool.submit(self._work, indexes, key, data)
+                return
+        indexes.put(index_of(digest, data))
+
+    def _work(self, indexes: BlockIndexes, key: tuple[str | None, str], data: bytes) -> BlockIndex:
+        try:
+            index = index_of(key[1], data)
+            indexes.put(index)
+            return index
+        finally:
+            with self._lock:
+                del self._pending[key]
+                self._bytes -= len(data)
+
+    def wait(self, folder: str | None, digest: str) -> BlockIndex | None:
+        """The index of `digest` for `folder` once this thread has it; None when it is
+        not working on one."""
+        future = self._pending.get((folder, digest))  # one dict read: safe unlocked
+        return None if future is None else future.result()
+
+    def settle(self) -> None:
+        """Wait for every index given so far."""
+        with self._lock:
+            pending = list(self._pending.values())
+        for future in pending:
+            future.result()
+
+
+_INDEXER = _Indexer()
+#: wait until every index this process was given is written (tests, benchmarks)
+settle = _INDEXER.settle
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_INDEXER._forked)
 
 
 @dataclass(frozen=True)

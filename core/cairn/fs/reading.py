@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from fsspec.spec import AbstractBufferedFile
 
-from ..engine.blocks import BLOCK, BlockIndex, BlockIndexes, index_of
+from ..engine.blocks import BLOCK, BlockIndex, BlockIndexes
 from ..foundation.errors import IntegrityError
 from ..foundation.layout import object_key
 from ..foundation.manifest import Entry
@@ -138,8 +138,8 @@ class EntryRanges:
             self.digests[i]
             for i, _, _ in spans
             if not self._whole(i)
-            and self.indexes.get(self.digests[i], self.sizes[i]) is None
             and self.cache.get(self.digests[i]) is None
+            and self.indexes.get(self.digests[i], self.sizes[i]) is None
         ]
         if new:
             self._locked_fetch(new, blocks=True)
@@ -216,7 +216,7 @@ class EntryRanges:
             out[d] = bytes(data)
             self.cache.put(d, out[d])
             if blocks:
-                self.indexes.put(index_of(d, out[d]))
+                self.indexes.record(d, out[d])
         return out
 
     # -- blocks of indexed objects --------------------------------------------------------
