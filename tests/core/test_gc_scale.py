@@ -5,6 +5,7 @@ at a time (docs/FORMAT.md "gc")."""
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import pytest
 
@@ -164,3 +165,44 @@ def test_an_entry_gc_cannot_read_stops_it(data, problem):
     """A newer cairn's kind, or broken chunks: gc refuses rather than guess what lives."""
     with pytest.raises(IntegrityError, match=problem):
         Entry.objects_of_json("d/x", data)
+
+
+def _gc_peak_of_dead_files(tmp_path, name: str, n: int) -> tuple[int, object]:
+    """The traced peak of a gc that deletes a version of `n` packed files."""
+    from cairn import Repository
+
+    root = tmp_path / f"data-{name}"
+    for i in range(n):
+        write(root / f"d{i // 100:03d}" / f"f{i:05d}.bin", os.urandom(64))
+    repo = Repository.open(home=str(tmp_path / f"home-{name}"))
+    try:
+        repo.log_artifact(Artifact("ds").add_dir(root)).delete()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            report = repo.gc(grace=0)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        assert report.objects_deleted == n and stored_objects(repo) == {}
+        return peak, report
+    finally:
+        repo.close()
+
+
+def test_gc_memory_is_flat_in_the_number_of_dead_packed_files(tmp_path, monkeypatch):
+    """Packs of about 64 files: a gc deleting ten times the files holds no more, since
+    dead packs' index rows are named by pack (a list of every dead packed object, a few
+    hundred bytes each, would add about a megabyte)."""
+    import cairn.catalog.packs as packs_module
+    import cairn.engine.objects as objects_module
+    import cairn.engine.transfer as transfer_module
+
+    monkeypatch.setattr(packs_module, "_STREAMED", 64)  # index rows read at a time
+    monkeypatch.setattr(objects_module, "PACK_BYTES", 4096)
+    monkeypatch.setattr(transfer_module, "WAIT_BYTES", 4096)
+    monkeypatch.setattr(transfer_module, "_SMALL_BATCH_FILES", 64)
+    small, few = _gc_peak_of_dead_files(tmp_path, "small", 300)
+    large, many = _gc_peak_of_dead_files(tmp_path, "large", 3000)
+    assert many.packs_deleted > 10 * few.packs_deleted / 2  # type: ignore[attr-defined]
+    assert large < small * 1.5 + (256 << 10), (small, large)

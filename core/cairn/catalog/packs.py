@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .schema import pack_epochs, packed
@@ -131,6 +131,20 @@ def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
         moved(conn, namespace)
 
 
+def forget_packs(conn: Connection, namespace: str, names: Iterable[str]) -> None:
+    """Drop the rows of every object indexed in the packs `names` of `namespace` (gc:
+    the packs go, or their live objects moved), without listing the objects."""
+    wanted = sorted(set(names))
+    for i in range(0, len(wanted), IN_LIST):
+        conn.execute(
+            delete(packed).where(
+                packed.c.namespace == namespace, packed.c.pack.in_(wanted[i : i + IN_LIST])
+            )
+        )
+    if wanted:
+        moved(conn, namespace)
+
+
 def epoch(conn: Connection, namespace: str) -> int:
     """How many times an indexed object of `namespace` has changed place (0: never)."""
     # plain SQL: asked once by each re-log, in a new process, where compiling a
@@ -154,4 +168,14 @@ def moved(conn: Connection, namespace: str) -> None:
     )
 
 
-__all__ = ["Member", "each_pack", "epoch", "forget", "lookup", "moved", "record", "split"]
+__all__ = [
+    "Member",
+    "each_pack",
+    "epoch",
+    "forget",
+    "forget_packs",
+    "lookup",
+    "moved",
+    "record",
+    "split",
+]

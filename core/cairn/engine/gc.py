@@ -77,16 +77,28 @@ class _Live:
         self.close()
 
 
+@dataclass(frozen=True)
+class _Repack:
+    """A stored pack to rewrite with its live objects alone."""
+
+    info: ObjectInfo
+    namespace: str
+    name: str
+    indexed: int  # objects its index rows name
+    alive: list[Member]
+
+
 @dataclass
 class _Plan:
     """What one gc run deletes: keys with their (namespace, digest), catalog rows, packs
-    to rewrite; and what it counts."""
+    to rewrite; and what it counts. A pack's index rows are named by the pack, never
+    object by object: a million dead packed files are a few dozen packs here."""
 
     doomed: list[Doomed] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)  # manifest rows
-    forget: list[tuple[str, list[Member]]] = field(default_factory=list)  # pack index rows
-    #: (pack, its namespace, every indexed member, the live ones)
-    rewrite: list[tuple[ObjectInfo, str, list[Member], list[Member]]] = field(default_factory=list)
+    #: packs whose index rows go: (namespace, pack, how many objects they index)
+    forget: list[tuple[str, str, int]] = field(default_factory=list)
+    rewrite: list[_Repack] = field(default_factory=list)
     objects_deleted: int = 0
     objects_kept: int = 0
     bytes_kept: int = 0
@@ -117,11 +129,8 @@ def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_G
             plan = _plan(conn, live, _owned(conn), _Age(started, grace), _listing(repo.store))
         rewritten = plan.rewrite
         if not dry_run:
-            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, *r)]
-            plan.doomed += [
-                Doomed(info.key, ns, members[0].pack, info.size)
-                for info, ns, members, _ in rewritten
-            ]
+            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, r)]
+            plan.doomed += [Doomed(r.info.key, r.namespace, r.name, r.info.size) for r in rewritten]
             if plan.doomed or plan.rows or plan.forget:
                 record = write_record(
                     repo.store,
@@ -129,11 +138,15 @@ def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_G
                 )
             if plan.rows:
                 conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
-            for namespace, members in plan.forget:
-                packs.forget(conn, namespace, [m.digest for m in members])
-        for info, _, members, alive in rewritten:
-            plan.objects_deleted += len(members) - len(alive)
-            plan.freed += info.size - sum(m.size for m in alive)
+            by_namespace: defaultdict[str, list[str]] = defaultdict(list)
+            for namespace, name, count in plan.forget:
+                if count:
+                    by_namespace[namespace].append(name)
+            for namespace, names in by_namespace.items():
+                packs.forget_packs(conn, namespace, names)
+        for r in rewritten:
+            plan.objects_deleted += r.indexed - len(r.alive)
+            plan.freed += r.info.size - sum(m.size for m in r.alive)
     if not dry_run and plan.doomed:
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=True)
@@ -163,7 +176,7 @@ def _record(
     repo: Maintained,
     repo_id: str,
     plan: _Plan,
-    rewritten: list[tuple[ObjectInfo, str, list[Member], list[Member]]],
+    rewritten: list[_Repack],
     *,
     started: float,
     grace: float,
@@ -176,13 +189,12 @@ def _record(
         delete=list(plan.doomed),
         manifest_rows=sorted(plan.rows),
         repacked=[
-            {"namespace": ns, "pack": members[0].pack, "kept": str(len(alive))}
-            for _, ns, members, alive in rewritten
+            {"namespace": r.namespace, "pack": r.name, "kept": str(len(r.alive))} for r in rewritten
         ],
         forgotten=[
-            {"namespace": ns, "pack": members[0].pack, "objects": len(members)}
-            for ns, members in plan.forget
-            if members
+            {"namespace": ns, "pack": name, "objects": count}
+            for ns, name, count in plan.forget
+            if count
         ],
     )
 
@@ -229,7 +241,7 @@ def estimate(repo: Maintained, *, without: Collection[int] = ()) -> tuple[int, i
 
 
 def _freed(plan: _Plan) -> int:
-    return plan.freed + sum(i.size - sum(m.size for m in a) for i, _, _, a in plan.rewrite)
+    return plan.freed + sum(r.info.size - sum(m.size for m in r.alive) for r in plan.rewrite)
 
 
 def _listing(store: Store) -> Iterator[ObjectInfo]:
@@ -287,7 +299,7 @@ def _plan(
         elif namespace in owned:
             # the index of a pack that is gone (lost behind cairn's back): writers must
             # not count on it; `cairn verify` reports the versions that needed it
-            plan.forget.append((namespace, members))
+            plan.forget.append((namespace, name, len(members)))
     for where, info in sorted(unindexed.items()):
         _judge_pack(plan, live, age, where, info, [])
     # catalog rows: a manifest no live version or lease of any namespace names
@@ -354,7 +366,7 @@ def _judge_pack(
         plan.bytes_recent += info.size
     elif not alive:
         plan.doomed.append(Doomed(info.key, namespace, name, info.size))
-        plan.forget.append((namespace, members))
+        plan.forget.append((namespace, name, len(members)))
         plan.objects_deleted += len(members)
         plan.packs_deleted += 1
         plan.freed += info.size
@@ -364,36 +376,29 @@ def _judge_pack(
         plan.bytes_kept += live_bytes
         indexed_bytes = sum(m.size for m in members)
         if live_bytes <= (1 - _REPACK_DEAD) * indexed_bytes and age.old(info):
-            plan.rewrite.append((info, namespace, members, alive))
+            plan.rewrite.append(_Repack(info, namespace, name, len(members), alive))
         else:
             plan.dead_in_packs += len(members) - len(alive)
             plan.dead_bytes_in_packs += indexed_bytes - live_bytes
 
 
-def _rewrite(
-    store: Store,
-    conn: Connection,
-    info: ObjectInfo,
-    namespace: str,
-    members: list[Member],
-    alive: list[Member],
-) -> bool:
+def _rewrite(store: Store, conn: Connection, repack: _Repack) -> bool:
     """Copy a pack's live objects into a new pack and point the index at it; False
     (and nothing changed) when one of them does not match its digest."""
-    data = store.get(info.key)
+    data = store.get(repack.info.key)
     blobs = []
-    for m in alive:
+    for m in repack.alive:
         piece = data[m.start : m.start + m.size]
         if blake3.blake3(piece).hexdigest() != m.digest:
             return False  # keep every byte for `cairn verify` to report
         blobs.append((m.digest, piece))
     pack, body, moved = packing.build(blobs)
-    if pack == members[0].pack:  # nothing would change
+    if pack == repack.name:  # nothing would change
         return False
-    store.put(pack_key(pack, namespace=namespace), body)
+    store.put(pack_key(pack, namespace=repack.namespace), body)
     store.sync()
-    packs.forget(conn, namespace, [m.digest for m in members])
-    packs.record(conn, namespace, moved)
+    packs.forget_packs(conn, repack.namespace, [repack.name])
+    packs.record(conn, repack.namespace, moved)
     return True
 
 
