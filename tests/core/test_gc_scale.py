@@ -206,3 +206,80 @@ def test_gc_memory_is_flat_in_the_number_of_dead_packed_files(tmp_path, monkeypa
     large, many = _gc_peak_of_dead_files(tmp_path, "large", 3000)
     assert many.packs_deleted > 10 * few.packs_deleted / 2  # type: ignore[attr-defined]
     assert large < small * 1.5 + (256 << 10), (small, large)
+
+
+def test_gc_spills_what_it_deletes_to_a_file_and_records_it_all(repo, tmp_path, monkeypatch):
+    """Past a few entries the keys gc deletes move to an unnamed file in the cache: every
+    one is still recorded (in the order decided) and deleted, and no file is left."""
+    import cairn.engine.gcrecord as records_module
+    from cairn.engine.gcrecord import read_record
+
+    monkeypatch.setattr(records_module, "_IN_MEMORY", 3)
+    monkeypatch.setattr(collecting, "_BATCH", 2)
+    versions = [_few(repo, tmp_path, i)[0] for i in range(4)]
+    for v in versions[:3]:
+        v.delete()
+    before = stored_objects(repo)
+    spilled = []
+    real = records_module.DoomedList.append
+
+    def append(self, doomed):  # type: ignore[no-untyped-def]
+        real(self, doomed)
+        spilled.append(self._file is not None)
+
+    monkeypatch.setattr(records_module.DoomedList, "append", append)
+    report = repo.gc(grace=0)
+    assert any(spilled)
+    # 3 versions x 3 loose objects, and each version's manifest
+    assert (report.objects_deleted, report.manifests_deleted) == (9, 3)
+    record = read_record(repo.store, report.record)
+    keys = [d["key"] for d in record["delete"]]
+    objects = {k for k in keys if "/objects/" in k}
+    assert len(keys) == 12 and len(objects) == 9
+    assert objects == set(before) - set(stored_objects(repo))
+    assert len(stored_objects(repo)) == 3  # the live version's
+    assert _scratch_files(repo) == [] and not [
+        n for n in os.listdir(repo.cache.root) if n.endswith(".json.gz")
+    ]
+
+
+def test_a_gc_record_is_the_canonical_json_of_its_fields(tmp_path):
+    """Written a deletion at a time, a record is the bytes of one canonical document."""
+    import gzip
+    import io
+    import json
+
+    from cairn.engine.gcrecord import Doomed, DoomedList, GCRecord
+
+    with DoomedList(str(tmp_path)) as doomed:
+        for i in range(5):
+            doomed.append(Doomed(f"objects/{i:02x}/x", "", f"{i:064x}", i))
+        record = GCRecord(
+            repository="r",
+            catalog='sqlite:///"delete":[]',  # the marker inside a string is escaped
+            started_at="2026-12-01T10:28:08.512+00:00",
+            grace_seconds=3600.0,
+            delete=doomed,
+            manifest_rows=["m"],
+            repacked=[{"namespace": "", "pack": "p", "kept": "1"}],
+            forgotten=[{"namespace": "", "pack": "q", "objects": 2}],
+        )
+        out = io.BytesIO()
+        record.write(out)
+        doc = {
+            "format": 1,
+            "kind": "gc",
+            "repository": "r",
+            "catalog": 'sqlite:///"delete":[]',
+            "started_at": "2026-12-01T10:28:08.512+00:00",
+            "grace_seconds": 3600.0,
+            "delete": [
+                {"key": f"objects/{i:02x}/x", "namespace": "", "digest": f"{i:064x}", "size": i}
+                for i in range(5)
+            ],
+            "manifest_rows": ["m"],
+            "repacked": [{"namespace": "", "pack": "p", "kept": "1"}],
+            "forgotten": [{"namespace": "", "pack": "q", "objects": 2}],
+        }
+        want = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        assert gzip.decompress(out.getvalue()) == want

@@ -40,7 +40,7 @@ from ..foundation.layout import (
 )
 from ..storage import ObjectInfo, Store
 from . import objects as packing
-from .gcrecord import Doomed, GCRecord, utc_stamp, write_record
+from .gcrecord import Doomed, DoomedList, GCRecord, utc_stamp, write_record
 from .gcreport import GCReport
 from .scratch import DigestSet
 
@@ -64,6 +64,7 @@ class _Live:
     per version and shard, in memory)."""
 
     def __init__(self, folder: str) -> None:
+        self.folder = folder
         self.objects = DigestSet(folder, "gc")
         self.manifests: defaultdict[str, set[str]] = defaultdict(set)
 
@@ -92,9 +93,10 @@ class _Repack:
 class _Plan:
     """What one gc run deletes: keys with their (namespace, digest), catalog rows, packs
     to rewrite; and what it counts. A pack's index rows are named by the pack, never
-    object by object: a million dead packed files are a few dozen packs here."""
+    object by object: a million dead packed files are a few dozen packs here, and a
+    million dead loose objects a file in the cache (DoomedList)."""
 
-    doomed: list[Doomed] = field(default_factory=list)
+    doomed: DoomedList
     rows: list[str] = field(default_factory=list)  # manifest rows
     #: packs whose index rows go: (namespace, pack, how many objects they index)
     forget: list[tuple[str, str, int]] = field(default_factory=list)
@@ -123,36 +125,42 @@ def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_G
     started = time.time()
     record: str | None = None
     scratch = repo.cache.root  # where the live sets are kept
-    with repo.catalog.write() as conn:
-        repo.catalog.gc_guard(conn, exclusive=True)
-        with _live(conn, scratch) as live:
-            plan = _plan(conn, live, _owned(conn), _Age(started, grace), _listing(repo.store))
-        rewritten = plan.rewrite
-        if not dry_run:
-            rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, r)]
-            plan.doomed += [Doomed(r.info.key, r.namespace, r.name, r.info.size) for r in rewritten]
-            if plan.doomed or plan.rows or plan.forget:
-                record = write_record(
-                    repo.store,
-                    _record(repo, repo_id, plan, rewritten, started=started, grace=grace),
-                )
-            if plan.rows:
-                conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
-            by_namespace: defaultdict[str, list[str]] = defaultdict(list)
-            for namespace, name, count in plan.forget:
-                if count:
-                    by_namespace[namespace].append(name)
-            for namespace, names in by_namespace.items():
-                packs.forget_packs(conn, namespace, names)
-        for r in rewritten:
-            plan.objects_deleted += r.indexed - len(r.alive)
-            plan.freed += r.info.size - sum(m.size for m in r.alive)
-    if not dry_run and plan.doomed:
+    with DoomedList(scratch) as doomed:
         with repo.catalog.write() as conn:
             repo.catalog.gc_guard(conn, exclusive=True)
-            # a writer may have found and even committed some of them in between
-            with _live(conn, scratch) as now:
-                repo.store.delete(_still_dead(plan.doomed, now))
+            with _live(conn, scratch) as live:
+                plan = _plan(
+                    conn, live, _owned(conn), _Age(started, grace), _listing(repo.store), doomed
+                )
+            rewritten = plan.rewrite
+            if not dry_run:
+                rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, r)]
+                for r in rewritten:
+                    doomed.append(Doomed(r.info.key, r.namespace, r.name, r.info.size))
+                if plan.doomed or plan.rows or plan.forget:
+                    record = write_record(
+                        repo.store,
+                        _record(repo, repo_id, plan, rewritten, started=started, grace=grace),
+                        scratch,
+                    )
+                if plan.rows:
+                    conn.execute(delete(manifests).where(manifests.c.digest.in_(plan.rows)))
+                by_namespace: defaultdict[str, list[str]] = defaultdict(list)
+                for namespace, name, count in plan.forget:
+                    if count:
+                        by_namespace[namespace].append(name)
+                for namespace, names in by_namespace.items():
+                    packs.forget_packs(conn, namespace, names)
+            for r in rewritten:
+                plan.objects_deleted += r.indexed - len(r.alive)
+                plan.freed += r.info.size - sum(m.size for m in r.alive)
+        if not dry_run and plan.doomed:
+            with repo.catalog.write() as conn:
+                repo.catalog.gc_guard(conn, exclusive=True)
+                # a writer may have found and even committed some of them in between
+                with _live(conn, scratch) as now:
+                    for batch in doomed.batches(_BATCH):
+                        repo.store.delete(_still_dead(batch, now))
     return GCReport(
         plan.objects_deleted,
         plan.freed,
@@ -186,7 +194,7 @@ def _record(
         catalog=repo.catalog.display_url(),
         started_at=utc_stamp(started),
         grace_seconds=grace,
-        delete=list(plan.doomed),
+        delete=plan.doomed,
         manifest_rows=sorted(plan.rows),
         repacked=[
             {"namespace": r.namespace, "pack": r.name, "kept": str(len(r.alive))} for r in rewritten
@@ -230,13 +238,13 @@ def estimate(repo: Maintained, *, without: Collection[int] = ()) -> tuple[int, i
     scratch = repo.cache.root
     with repo.catalog.read() as conn:
         owned, age = _owned(conn), _Age(started, 0.0)
-        with _live(conn, scratch, without=without, drop=False) as live:
-            after = _plan(conn, live, owned, age, _listing(repo.store))
+        with _live(conn, scratch, without=without, drop=False) as live, DoomedList(scratch) as d:
+            after = _plan(conn, live, owned, age, _listing(repo.store), d)
         if not without:
             return _freed(after), _freed(after)
         # the store listed again rather than held: it may hold millions of objects
-        with _live(conn, scratch, drop=False) as live:
-            now = _plan(conn, live, owned, age, _listing(repo.store))
+        with _live(conn, scratch, drop=False) as live, DoomedList(scratch) as d:
+            now = _plan(conn, live, owned, age, _listing(repo.store), d)
     return _freed(after), _freed(now)
 
 
@@ -252,6 +260,7 @@ def _listing(store: Store) -> Iterator[ObjectInfo]:
 
 
 def _still_dead(doomed: list[Doomed], now: _Live) -> list[str]:
+    # a batch of them: a DoomedList may hold a million
     """The keys of `doomed` that no live version or writer needs `now`."""
     alive = _alive(now, [(d.namespace, d.digest) for d in doomed])
     return [
@@ -262,11 +271,17 @@ def _still_dead(doomed: list[Doomed], now: _Live) -> list[str]:
 
 
 def _plan(
-    conn: Connection, live: _Live, owned: set[str], age: _Age, listing: Iterable[ObjectInfo]
+    conn: Connection,
+    live: _Live,
+    owned: set[str],
+    age: _Age,
+    listing: Iterable[ObjectInfo],
+    doomed: DoomedList,
 ) -> _Plan:
     """What goes: everything in an owned namespace no live version, part or lease needs
-    and written a grace period before gc began (younger dead objects stay)."""
-    plan = _Plan()
+    and written a grace period before gc began (younger dead objects stay); the keys to
+    delete go to `doomed`."""
+    plan = _Plan(doomed)
     stored_packs: dict[tuple[str, str], ObjectInfo] = {}
     listed = iter(listing)
     # the listing a batch at a time: the live set is asked about a batch of objects at once

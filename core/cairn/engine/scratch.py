@@ -1,8 +1,8 @@
 """Scratch SQLite databases in the cache: the sets of a run too large to hold in memory
 (the objects `verify` must read, the objects `gc` must keep), one file per run, removed
-when the run ends. A run killed before it could remove its file leaves it behind; the
-next run of either kind removes those over an hour old (a younger one may be another
-run's, still going)."""
+when the run ends; and gc's record on its way to the store (`.tmp-gc-*.json.gz`). A run
+killed before it could remove its file leaves it behind; the next run of either kind
+removes those over an hour old (a younger one may be another run's, still going)."""
 
 from __future__ import annotations
 
@@ -160,5 +160,5 @@ def sweep(folder: str) -> None:
 def _scratch_files(folder: str) -> Iterator[str]:
     prefixes = tuple(f".tmp-{kind}-" for kind in KINDS)
     for name in os.listdir(folder):
-        if name.startswith(prefixes) and name.endswith(".db"):
+        if name.startswith(prefixes) and name.endswith((".db", ".json.gz")):
             yield os.path.join(folder, name)
