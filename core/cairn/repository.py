@@ -14,6 +14,7 @@ from .catalog import Catalog, access, lineage, records, sqlite_url
 from .catalog import retention as retention_rows
 from .catalog.jsondoc import document
 from .catalog.runrecords import RunRecords
+from .engine import blocks
 from .engine.artifact import Artifact
 from .engine.cache import Cache
 from .engine.contents import Contents
@@ -138,6 +139,7 @@ class Repository:
         self.close()
 
     def close(self) -> None:
+        blocks.settle()  # no cairn:// read's block index is left being written
         self.catalog.close()
         self.store.close()
         self.statcache.close()

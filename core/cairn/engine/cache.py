@@ -230,6 +230,7 @@ class Cache:
         """Evict least recently used files, and block indexes (`blocks/`, kept beside the
         files by cairn:// reads: cairn.blocks), until together they hold at most
         `max_bytes`."""
+        blocks.settle()  # indexes this process is still writing count too
         with self._lock:
             rows = self._db.execute("SELECT digest, size, last_used FROM files").fetchall()
         indexes = blocks.stored(os.path.join(self.root, "blocks"))
