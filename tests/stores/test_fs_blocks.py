@@ -266,6 +266,20 @@ def test_with_too_many_bytes_waiting_the_reader_works_out_the_index_itself(local
     )
 
 
+def test_a_read_while_the_interpreter_exits_works_out_the_index_itself(local_repo, monkeypatch):
+    """Once the interpreter is exiting, a thread pool takes no more work (as here, shut
+    down): the reader hashes the blocks itself instead of failing."""
+    repo, v, data = local_repo
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()
+    monkeypatch.setattr(blocks._INDEXER, "_pool", pool)
+    assert fresh(repo).cat_file(f"{v.ref}/one.bin", 0, 10) == data["one.bin"][:10]
+    [index_file] = index_files(repo)
+    assert BlockIndex.from_bytes(one_object(v), index_file.read_bytes()) is not None
+
+
 def test_a_process_that_ends_after_its_first_read_leaves_the_index(local_repo, tmp_path):
     repo, v, data = local_repo
     script = (

@@ -167,8 +167,9 @@ class BlockIndexes:
 class _Indexer:
     """The thread of this process that works out block indexes (a ranged read's first
     fetch of an object pays for its digest only), with the indexes it is working on by
-    (folder, digest). Work it is given when PENDING_MAX bytes already wait is done on
-    the caller's thread. Its work is done before the interpreter exits (the pool's
+    (folder, digest). Work it is given when PENDING_MAX bytes already wait, or once the
+    interpreter is exiting (a read in an `atexit` handler), is done on the caller's
+    thread. Its work is done before the interpreter exits (the pool's
     threads are joined then); a forked child starts with none of its parent's."""
 
     def __init__(self) -> None:
@@ -188,9 +189,13 @@ class _Indexer:
             if self._bytes + len(data) <= PENDING_MAX:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-blocks")
-                self._bytes += len(data)
-                self._pending[key] = self._pool.submit(self._work, indexes, key, data)
-                return
+                try:
+                    self._pending[key] = self._pool.submit(self._work, indexes, key, data)
+                except RuntimeError:  # the interpreter is exiting: it starts no thread
+                    pass
+                else:
+                    self._bytes += len(data)
+                    return
         indexes.put(index_of(digest, data))
 
     def _work(self, indexes: BlockIndexes, key: tuple[str | None, str], data: bytes) -> BlockIndex:
