@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .schema import pack_epochs, packed
@@ -134,14 +134,9 @@ def forget(conn: Connection, namespace: str, digests: Iterable[str]) -> None:
 def forget_packs(conn: Connection, namespace: str, names: Iterable[str]) -> None:
     """Drop the rows of every object indexed in the packs `names` of `namespace` (gc:
     the packs go, or their live objects moved), without listing the objects."""
-    wanted = sorted(set(names))
-    for i in range(0, len(wanted), IN_LIST):
-        conn.execute(
-            delete(packed).where(
-                packed.c.namespace == namespace, packed.c.pack.in_(wanted[i : i + IN_LIST])
-            )
-        )
+    wanted = set(names)
     if wanted:
+        delete_digests(conn, packed, namespace, wanted, by="pack")
         moved(conn, namespace)
 
 

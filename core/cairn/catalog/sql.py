@@ -38,12 +38,14 @@ def insert_ignore(
     conn.execute(stmt, [rows] if isinstance(rows, dict) else list(rows))
 
 
-def delete_digests(conn: Connection, table: Table, namespace: str, digests: Iterable[str]) -> None:
-    """Delete the rows of `digests` in `namespace` from a table keyed by both."""
+def delete_digests(
+    conn: Connection, table: Table, namespace: str, digests: Iterable[str], *, by: str = "digest"
+) -> None:
+    """Delete the rows of `digests` in `namespace` from a table keyed by both (or whose
+    column `by` holds one of them)."""
     wanted = sorted(set(digests))
+    column = table.c[by]
     for i in range(0, len(wanted), IN_LIST):
         conn.execute(
-            delete(table).where(
-                table.c.namespace == namespace, table.c.digest.in_(wanted[i : i + IN_LIST])
-            )
+            delete(table).where(table.c.namespace == namespace, column.in_(wanted[i : i + IN_LIST]))
         )

@@ -64,7 +64,6 @@ class _Live:
     per version and shard, in memory)."""
 
     def __init__(self, folder: str) -> None:
-        self.folder = folder
         self.objects = DigestSet(folder, "gc")
         self.manifests: defaultdict[str, set[str]] = defaultdict(set)
 
@@ -137,7 +136,7 @@ def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_G
                 rewritten = [r for r in plan.rewrite if _rewrite(repo.store, conn, r)]
                 for r in rewritten:
                     doomed.append(Doomed(r.info.key, r.namespace, r.name, r.info.size))
-                if plan.doomed or plan.rows or plan.forget:
+                if doomed or plan.rows or plan.forget:
                     record = write_record(
                         repo.store,
                         _record(repo, repo_id, plan, rewritten, started=started, grace=grace),
@@ -154,7 +153,7 @@ def collect(repo: Maintained, *, dry_run: bool = False, grace: float = DEFAULT_G
             for r in rewritten:
                 plan.objects_deleted += r.indexed - len(r.alive)
                 plan.freed += r.info.size - sum(m.size for m in r.alive)
-        if not dry_run and plan.doomed:
+        if not dry_run and doomed:
             with repo.catalog.write() as conn:
                 repo.catalog.gc_guard(conn, exclusive=True)
                 # a writer may have found and even committed some of them in between
@@ -260,8 +259,8 @@ def _listing(store: Store) -> Iterator[ObjectInfo]:
 
 
 def _still_dead(doomed: list[Doomed], now: _Live) -> list[str]:
-    # a batch of them: a DoomedList may hold a million
-    """The keys of `doomed` that no live version or writer needs `now`."""
+    """The keys of `doomed` (a batch: a DoomedList may hold a million) that no live
+    version or writer needs `now`."""
     alive = _alive(now, [(d.namespace, d.digest) for d in doomed])
     return [
         d.key
